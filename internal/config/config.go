@@ -1,0 +1,516 @@
+// Package config turns gantry's YAML configuration into typed values with the
+// seed's defaults, and checks it. Load never returns a half-checked config:
+// every problem it or Validate finds names the key path and the line.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Engine names accepted in models.<name>.engine.
+const (
+	EngineSGLang   = "sglang"
+	EngineVLLM     = "vllm"
+	EngineTRTLLM   = "trtllm"
+	EngineOllama   = "ollama"
+	EngineLlamaCpp = "llamacpp"
+	EngineCommand  = "command"
+	EngineSim      = "sim"
+)
+
+// Engines lists every engine name gantry knows, in display order.
+var Engines = []string{EngineSGLang, EngineVLLM, EngineTRTLLM, EngineOllama, EngineLlamaCpp, EngineCommand, EngineSim}
+
+// Modes and runtimes.
+const (
+	ModeAlwaysOn = "always-on"
+	ModeOnDemand = "on-demand"
+
+	RuntimeNative = "native"
+	RuntimeDocker = "docker"
+)
+
+// Config is the whole configuration file after defaults are applied.
+type Config struct {
+	Listen    string                     `yaml:"listen" json:"listen"`
+	Root      string                     `yaml:"root" json:"root"`
+	PortRange PortRange                  `yaml:"port_range" json:"port_range"`
+	Memory    Memory                     `yaml:"memory" json:"memory"`
+	Auth      Auth                       `yaml:"auth" json:"-"`
+	Defaults  Defaults                   `yaml:"defaults" json:"defaults"`
+	Models    map[string]*Model          `yaml:"models" json:"models"`
+	Engines   map[string]*EngineSettings `yaml:"engines" json:"engines"`
+	Services  map[string]*Service        `yaml:"services" json:"services"`
+	Slots     map[string]*Slot           `yaml:"slots" json:"slots"`
+	Profiles  map[string]*Profile        `yaml:"profiles" json:"profiles"`
+
+	// File is the path the config was read from ("" for the built-in demo).
+	File string `yaml:"-" json:"file"`
+
+	doc *yaml.Node // the parsed document, for line numbers
+}
+
+// Memory is the memory budget of the box.
+type Memory struct {
+	// Total is the memory engines may use; SizeAuto asks the GPU (or, on
+	// unified-memory boxes, the system).
+	Total Size `yaml:"total" json:"total"`
+	// Reserve is kept free for the OS and everything else.
+	Reserve Size `yaml:"reserve" json:"reserve"`
+}
+
+// Auth holds the keys of the gateway and the admin API.
+type Auth struct {
+	APIKeys   []string `yaml:"api_keys"`
+	AdminKeys []string `yaml:"admin_keys"`
+}
+
+// Defaults apply to every model that does not set its own value.
+type Defaults struct {
+	IdleTimeout  Duration `yaml:"idle_timeout" json:"idle_timeout"`
+	StartTimeout Duration `yaml:"start_timeout" json:"start_timeout"`
+	StopTimeout  Duration `yaml:"stop_timeout" json:"stop_timeout"`
+}
+
+// Model is one entry of models:. Name is the key it is listed under.
+type Model struct {
+	Name         string            `yaml:"-" json:"name"`
+	Engine       string            `yaml:"engine" json:"engine"`
+	Path         string            `yaml:"path" json:"path,omitempty"`
+	Model        string            `yaml:"model" json:"model,omitempty"` // an engine-side name, e.g. an Ollama tag
+	Port         int               `yaml:"port" json:"port"`
+	Mode         string            `yaml:"mode" json:"mode"`
+	Aliases      []string          `yaml:"aliases" json:"aliases,omitempty"`
+	Args         []string          `yaml:"args" json:"args,omitempty"`
+	Env          map[string]string `yaml:"env" json:"-"`
+	Runtime      string            `yaml:"runtime" json:"runtime"`
+	Image        string            `yaml:"image" json:"image,omitempty"`
+	Memory       Size              `yaml:"memory" json:"memory"`
+	Context      int               `yaml:"context" json:"context,omitempty"`
+	IdleTimeout  Duration          `yaml:"idle_timeout" json:"idle_timeout"`
+	StartTimeout Duration          `yaml:"start_timeout" json:"start_timeout"`
+	StopTimeout  Duration          `yaml:"stop_timeout" json:"stop_timeout"`
+	Fallback     string            `yaml:"fallback" json:"fallback,omitempty"`
+	Slot         string            `yaml:"slot" json:"slot,omitempty"`
+	Command      []string          `yaml:"command" json:"command,omitempty"`
+	Health       string            `yaml:"health" json:"health,omitempty"`
+
+	// PortAssigned is true when gantry picked the port (none was configured).
+	PortAssigned bool `yaml:"-" json:"port_assigned,omitempty"`
+}
+
+// EngineSettings are engine-wide settings under engines.<engine>.
+type EngineSettings struct {
+	Binary string `yaml:"binary" json:"binary,omitempty"`
+	Image  string `yaml:"image" json:"image,omitempty"`
+	Port   int    `yaml:"port" json:"port,omitempty"`
+}
+
+// Service is an auxiliary service (Open WebUI, say) that gantry watches.
+type Service struct {
+	URL string `yaml:"url" json:"url"`
+}
+
+// Slot is a port shared by several models, one at a time.
+type Slot struct {
+	Port    int    `yaml:"port" json:"port"`
+	Default string `yaml:"default" json:"default,omitempty"`
+}
+
+// Profile is a named set of models that are always-on while it is active.
+type Profile struct {
+	AlwaysOn []string `yaml:"always_on" json:"always_on"`
+}
+
+// Seed defaults.
+const (
+	DefaultListen = "127.0.0.1:4000"
+	DefaultRoot   = "~/ai"
+)
+
+// DefaultImages are the pinned container images used when a model runs with
+// runtime: docker and sets no image. Never "latest": an engine upgrade is a
+// decision, not an accident.
+var DefaultImages = map[string]string{
+	EngineSGLang:   "lmsysorg/sglang:spark",
+	EngineVLLM:     "nvcr.io/nvidia/vllm:26.05.post1-py3",
+	EngineTRTLLM:   "nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc5",
+	EngineLlamaCpp: "ghcr.io/ggml-org/llama.cpp:server-cuda-b6500",
+	EngineOllama:   "ollama/ollama:0.6.5",
+}
+
+// defaultEnginePorts are the seed's standard ports.
+var defaultEnginePorts = map[string]int{
+	EngineSGLang: 30000,
+	EngineVLLM:   8000,
+	EngineOllama: 11434,
+}
+
+// DefaultRuntime is the runtime an engine gets when a model sets none: the
+// seed runs SGLang, vLLM and TensorRT-LLM as containers.
+func DefaultRuntime(engine string) string {
+	switch engine {
+	case EngineSGLang, EngineVLLM, EngineTRTLLM:
+		return RuntimeDocker
+	}
+	return RuntimeNative
+}
+
+// DefaultPath is where the config is looked for when neither --config nor
+// $GANTRY_CONFIG names one.
+func DefaultPath() string {
+	return filepath.Join(ExpandHome(DefaultRoot), "configs", "gantry", "gantry.yaml")
+}
+
+// ErrNotFound is returned (wrapped) by Load when the config file does not exist.
+var ErrNotFound = errors.New("config file not found")
+
+// Load reads, expands, decodes and checks the config file at path. On any
+// problem it returns nil and a Problems error listing all of them.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", path, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load on bytes already read; name is used in messages.
+func Parse(name string, data []byte) (*Config, error) {
+	c, probs := parse(name, data)
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	if probs := c.Validate(); probs.Errors() > 0 {
+		return nil, probs
+	}
+	return c, nil
+}
+
+// ParseUnchecked decodes and applies defaults but does not run Validate; the
+// returned Problems hold syntax and decoding errors only.
+func parse(name string, data []byte) (*Config, Problems) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, Problems{{File: name, Line: yamlErrLine(err), Msg: cleanYAMLErr(err)}}
+	}
+	c := &Config{File: name, doc: &doc}
+	if len(doc.Content) == 0 { // empty file
+		c.applyDefaults()
+		return c, nil
+	}
+	root := doc.Content[0]
+	var probs Problems
+	expandEnv(root, nil, name, &probs)
+	checkKeys(root, typeOfConfig, nil, name, &probs)
+	if err := root.Decode(c); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			for _, e := range te.Errors {
+				probs = append(probs, Problem{File: name, Line: yamlErrLine(errors.New(e)), Msg: cleanYAMLErr(errors.New(e))})
+			}
+		} else {
+			probs = append(probs, Problem{File: name, Line: yamlErrLine(err), Msg: cleanYAMLErr(err)})
+		}
+	}
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	c.applyDefaults()
+	return c, nil
+}
+
+var lineRE = regexp.MustCompile(`line (\d+):?\s*`)
+
+func yamlErrLine(err error) int {
+	m := lineRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+func cleanYAMLErr(err error) string {
+	s := strings.TrimPrefix(err.Error(), "yaml: ")
+	s = lineRE.ReplaceAllString(s, "")
+	s = strings.ReplaceAll(s, "unmarshal errors:\n  ", "")
+	return strings.TrimSpace(s)
+}
+
+var envRE = regexp.MustCompile(`\$\$?\{env\.([^}]*)\}`)
+
+// expandEnv replaces ${env.NAME} in every scalar value with the variable's
+// value; an unset variable is a problem (not silently ""). $${env.X} is a
+// literal ${env.X}.
+func expandEnv(n *yaml.Node, path []string, file string, probs *Problems) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			expandEnv(n.Content[i+1], append(path, n.Content[i].Value), file, probs)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			expandEnv(c, append(path, strconv.Itoa(i)), file, probs)
+		}
+	case yaml.ScalarNode:
+		if !strings.Contains(n.Value, "{env.") {
+			return
+		}
+		n.Value = envRE.ReplaceAllStringFunc(n.Value, func(m string) string {
+			if strings.HasPrefix(m, "$$") {
+				return m[1:]
+			}
+			name := envRE.FindStringSubmatch(m)[1]
+			if !validEnvName(name) {
+				*probs = append(*probs, Problem{File: file, Line: n.Line, Path: strings.Join(path, "."), Msg: fmt.Sprintf("%s: %q is not a valid variable name", m, name)})
+				return m
+			}
+			v, ok := os.LookupEnv(name)
+			if !ok {
+				*probs = append(*probs, Problem{File: file, Line: n.Line, Path: strings.Join(path, "."), Msg: fmt.Sprintf("%s: environment variable %s is not set", m, name)})
+				return m
+			}
+			return v
+		})
+		if n.Tag == "!!int" || n.Tag == "!!float" || n.Tag == "!!bool" {
+			n.Tag = "" // let the decoder re-resolve the expanded text
+		}
+	}
+}
+
+func validEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		if r == '_' || (r >= 'A' && r <= 'Z') || (r >= 'a' && r <= 'z') || (i > 0 && r >= '0' && r <= '9') {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// ExpandHome replaces a leading ~ with the user's home directory.
+func ExpandHome(p string) string {
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		home, err := os.UserHomeDir()
+		if err == nil {
+			return filepath.Join(home, strings.TrimPrefix(p, "~"))
+		}
+	}
+	return p
+}
+
+func (c *Config) applyDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Root == "" {
+		c.Root = DefaultRoot
+	}
+	c.Root = ExpandHome(c.Root)
+	if c.PortRange.First == 0 {
+		c.PortRange = PortRange{30100, 30999}
+	}
+	if c.Memory.Total == 0 {
+		c.Memory.Total = SizeAuto
+	}
+	if c.Memory.Reserve == 0 {
+		c.Memory.Reserve = 8 << 30
+	}
+	if c.Defaults.IdleTimeout == 0 {
+		c.Defaults.IdleTimeout = Duration(15 * 60e9)
+	}
+	if c.Defaults.StartTimeout == 0 {
+		c.Defaults.StartTimeout = Duration(15 * 60e9)
+	}
+	if c.Defaults.StopTimeout == 0 {
+		c.Defaults.StopTimeout = Duration(30e9)
+	}
+	if c.Models == nil {
+		c.Models = map[string]*Model{}
+	}
+	if c.Engines == nil {
+		c.Engines = map[string]*EngineSettings{}
+	}
+	for _, e := range Engines {
+		es := c.Engines[e]
+		if es == nil {
+			es = &EngineSettings{}
+			c.Engines[e] = es
+		}
+		if es.Port == 0 {
+			es.Port = defaultEnginePorts[e]
+		}
+		if es.Image == "" {
+			es.Image = DefaultImages[e]
+		}
+	}
+	for name, m := range c.Models {
+		if m == nil {
+			m = &Model{}
+			c.Models[name] = m
+		}
+		m.Name = name
+		if m.Mode == "" {
+			m.Mode = ModeOnDemand
+		}
+		if m.Runtime == "" {
+			m.Runtime = DefaultRuntime(m.Engine)
+		}
+		if m.Image == "" && m.Runtime == RuntimeDocker {
+			if es := c.Engines[m.Engine]; es != nil {
+				m.Image = es.Image
+			}
+		}
+		if m.IdleTimeout == 0 {
+			m.IdleTimeout = c.Defaults.IdleTimeout
+		}
+		if m.StartTimeout == 0 {
+			m.StartTimeout = c.Defaults.StartTimeout
+		}
+		if m.StopTimeout == 0 {
+			m.StopTimeout = c.Defaults.StopTimeout
+		}
+		if m.Engine == EngineCommand && m.Health == "" {
+			m.Health = "/health"
+		}
+	}
+	c.assignPorts()
+}
+
+// assignPorts gives every model without a port one, deterministically: slot
+// members take the slot's port, Ollama models share `ollama serve`'s port,
+// the first model (by name) of an engine with a seed port takes that port,
+// and the rest get a port from port_range chosen by a hash of the model's
+// name, probing past ports the config already uses. The same config always
+// yields the same ports, so clients can keep a model's direct URL.
+func (c *Config) assignPorts() {
+	used := map[int]bool{}
+	if p := c.ListenPort(); p > 0 {
+		used[p] = true
+	}
+	for _, m := range c.Models {
+		if m.Port > 0 {
+			used[m.Port] = true
+		}
+	}
+	for _, s := range c.Slots {
+		if s != nil && s.Port > 0 {
+			used[s.Port] = true
+		}
+	}
+	if op := c.Engines[EngineOllama].Port; op > 0 {
+		used[op] = true
+	}
+	for _, name := range c.ModelNames() {
+		m := c.Models[name]
+		if m.Port != 0 {
+			continue
+		}
+		if m.Slot != "" {
+			if s := c.Slots[m.Slot]; s != nil {
+				m.Port = s.Port
+			}
+			continue
+		}
+		if m.Engine == EngineOllama {
+			m.Port = c.Engines[EngineOllama].Port
+			continue
+		}
+		if es := c.Engines[m.Engine]; es != nil && es.Port > 0 && !used[es.Port] {
+			m.Port, m.PortAssigned = es.Port, true
+			used[es.Port] = true
+			continue
+		}
+		r := c.PortRange
+		span := r.Last - r.First + 1
+		h := fnv.New32a()
+		h.Write([]byte(name))
+		start := int(h.Sum32() % uint32(span))
+		for i := 0; i < span; i++ {
+			p := r.First + (start+i)%span
+			if !used[p] {
+				m.Port, m.PortAssigned = p, true
+				used[p] = true
+				break
+			}
+		}
+	}
+}
+
+// ModelNames returns the configured model names, sorted.
+func (c *Config) ModelNames() []string {
+	names := make([]string, 0, len(c.Models))
+	for n := range c.Models {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ListenPort is the port of listen, or 0 if it has none.
+func (c *Config) ListenPort() int {
+	_, p, err := splitHostPort(c.Listen)
+	if err != nil {
+		return 0
+	}
+	return p
+}
+
+// Resolve returns the model a name or alias refers to, or nil.
+func (c *Config) Resolve(name string) *Model {
+	if m, ok := c.Models[name]; ok {
+		return m
+	}
+	for _, m := range c.Models {
+		for _, a := range m.Aliases {
+			if a == name {
+				return m
+			}
+		}
+	}
+	return nil
+}
+
+// ModelPath is the absolute path of the model's files: path as written when
+// absolute, else relative to <root>/models. "" when the model has no path.
+func (c *Config) ModelPath(m *Model) string {
+	if m.Path == "" {
+		return ""
+	}
+	p := ExpandHome(m.Path)
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(c.Root, "models", p)
+}
+
+// LogPath is where the model's engine output is written.
+func (c *Config) LogPath(m *Model) string {
+	return filepath.Join(c.Root, "logs", m.Engine, m.Name+".log")
+}
+
+// CacheDir is the engine's cache folder, <root>/cache/<engine>.
+func (c *Config) CacheDir(engine string) string {
+	return filepath.Join(c.Root, "cache", engine)
+}
+
+// AlwaysOn reports whether the model is configured always-on.
+func (m *Model) AlwaysOn() bool { return m.Mode == ModeAlwaysOn }

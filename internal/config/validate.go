@@ -1,0 +1,533 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Problem is one thing wrong (or, with Warning, doubtful) in a config.
+type Problem struct {
+	File    string
+	Line    int    // 0 when unknown
+	Path    string // key path, e.g. models.scout.port
+	Msg     string
+	Warning bool
+}
+
+// String formats the problem as "file:line: path: message".
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.File != "" {
+		b.WriteString(p.File)
+		if p.Line > 0 {
+			fmt.Fprintf(&b, ":%d", p.Line)
+		}
+		b.WriteString(": ")
+	}
+	if p.Warning {
+		b.WriteString("warning: ")
+	}
+	if p.Path != "" {
+		b.WriteString(p.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Problems is a list of problems; as an error it is the errors among them,
+// one per line.
+type Problems []Problem
+
+// Error implements error.
+func (ps Problems) Error() string {
+	lines := make([]string, 0, len(ps))
+	for _, p := range ps {
+		if !p.Warning {
+			lines = append(lines, p.String())
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Errors counts the problems that are not warnings.
+func (ps Problems) Errors() int {
+	n := 0
+	for _, p := range ps {
+		if !p.Warning {
+			n++
+		}
+	}
+	return n
+}
+
+var typeOfConfig = reflect.TypeOf(Config{})
+
+var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+
+// checkKeys walks the YAML tree beside the Go type and reports every key the
+// type does not have, with its path and line. yaml's own KnownFields stops
+// at the first and does not say where in the tree the key was.
+func checkKeys(n *yaml.Node, t reflect.Type, path []string, file string, probs *Problems) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return // the decoder reports the type error
+		}
+		fields := map[string]reflect.Type{}
+		var known []string
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if tag == "" || tag == "-" {
+				continue
+			}
+			fields[tag] = f.Type
+			known = append(known, tag)
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			ft, ok := fields[k.Value]
+			p := append(append([]string(nil), path...), k.Value)
+			if !ok {
+				sort.Strings(known)
+				*probs = append(*probs, Problem{File: file, Line: k.Line, Path: strings.Join(p, "."),
+					Msg: fmt.Sprintf("unknown key (known here: %s)", strings.Join(known, ", "))})
+				continue
+			}
+			checkKeys(n.Content[i+1], ft, p, file, probs)
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			checkKeys(n.Content[i+1], t.Elem(), append(append([]string(nil), path...), n.Content[i].Value), file, probs)
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return
+		}
+		for i, c := range n.Content {
+			checkKeys(c, t.Elem(), append(append([]string(nil), path...), strconv.Itoa(i)), file, probs)
+		}
+	}
+}
+
+// line returns the line of the key at path (or of its value, for sequence
+// items), or 0 when the config has no such key (a default, say).
+func (c *Config) line(path ...string) int {
+	l, _ := c.lookup(path...)
+	return l
+}
+
+// has reports whether the config file itself sets the key at path.
+func (c *Config) has(path ...string) bool {
+	_, ok := c.lookup(path...)
+	return ok
+}
+
+func (c *Config) lookup(path ...string) (int, bool) {
+	if c.doc == nil || len(c.doc.Content) == 0 {
+		return 0, false
+	}
+	n := c.doc.Content[0]
+	line := 0
+	for _, k := range path {
+		switch n.Kind {
+		case yaml.MappingNode:
+			found := false
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == k {
+					line = n.Content[i].Line
+					n = n.Content[i+1]
+					found = true
+					break
+				}
+			}
+			if !found {
+				return line, false
+			}
+		case yaml.SequenceNode:
+			i, err := strconv.Atoi(k)
+			if err != nil || i >= len(n.Content) {
+				return line, false
+			}
+			n = n.Content[i]
+			line = n.Line
+		default:
+			return line, false
+		}
+	}
+	return line, true
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	h, p, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 0 || n > 65535 {
+		return "", 0, fmt.Errorf("port %q is not a number from 0 to 65535", p)
+	}
+	return h, n, nil
+}
+
+// IsLoopback reports whether the host of a listen address only accepts
+// connections from this machine.
+func IsLoopback(listen string) bool {
+	h, _, err := splitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Validate checks the config as a whole and returns every problem found, in
+// file order. Errors make the config unusable; warnings do not.
+func (c *Config) Validate() Problems {
+	v := validator{c: c}
+	v.run()
+	sort.SliceStable(v.probs, func(i, j int) bool { return v.probs[i].Line < v.probs[j].Line })
+	return v.probs
+}
+
+type validator struct {
+	c     *Config
+	probs Problems
+}
+
+func (v *validator) add(path []string, format string, args ...any) {
+	v.probs = append(v.probs, Problem{File: v.c.File, Line: v.c.line(path...), Path: strings.Join(path, "."), Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) warn(path []string, format string, args ...any) {
+	v.add(path, format, args...)
+	v.probs[len(v.probs)-1].Warning = true
+}
+
+func knownEngine(e string) bool {
+	for _, k := range Engines {
+		if k == e {
+			return true
+		}
+	}
+	return false
+}
+
+// needsPath reports whether an engine cannot run a model without path:.
+func needsPath(engine string) bool {
+	switch engine {
+	case EngineSGLang, EngineVLLM, EngineTRTLLM, EngineLlamaCpp:
+		return true
+	}
+	return false
+}
+
+func (v *validator) run() {
+	c := v.c
+	// listen
+	_, lport, err := splitHostPort(c.Listen)
+	if err != nil {
+		v.add([]string{"listen"}, "%q is not host:port (%v)", c.Listen, err)
+	} else if len(c.Auth.APIKeys) == 0 && !IsLoopback(c.Listen) {
+		v.add([]string{"listen"}, "%s accepts connections from other machines but auth.api_keys is empty: add a key, or listen on 127.0.0.1", c.Listen)
+	}
+	for i, k := range c.Auth.APIKeys {
+		if strings.TrimSpace(k) == "" {
+			v.add([]string{"auth", "api_keys", strconv.Itoa(i)}, "empty key")
+		}
+	}
+	for i, k := range c.Auth.AdminKeys {
+		if strings.TrimSpace(k) == "" {
+			v.add([]string{"auth", "admin_keys", strconv.Itoa(i)}, "empty key")
+		}
+	}
+	if c.Memory.Total != SizeAuto && c.Memory.Total <= c.Memory.Reserve {
+		v.add([]string{"memory", "total"}, "%s leaves nothing after memory.reserve %s", c.Memory.Total, c.Memory.Reserve)
+	}
+	if c.Memory.Reserve == SizeAuto {
+		v.add([]string{"memory", "reserve"}, "auto is only allowed for memory.total")
+	}
+	if c.Root == "" {
+		v.add([]string{"root"}, "empty")
+	}
+	if len(c.Models) == 0 {
+		v.warn([]string{"models"}, "no models configured: the gateway will have nothing to serve")
+	}
+
+	// ports: who uses which
+	type user struct {
+		who  string
+		path []string
+	}
+	portUsers := map[int][]user{}
+	if lport > 0 {
+		portUsers[lport] = append(portUsers[lport], user{"listen (the gateway)", []string{"listen"}})
+	}
+	for _, name := range sortedKeys(c.Slots) {
+		s := c.Slots[name]
+		p := []string{"slots", name}
+		if s == nil || s.Port <= 0 || s.Port > 65535 {
+			v.add(append(p, "port"), "a slot needs a port from 1 to 65535")
+			continue
+		}
+		portUsers[s.Port] = append(portUsers[s.Port], user{"slots." + name, append(p, "port")})
+	}
+	ollamaUsers := 0
+	for _, name := range c.ModelNames() {
+		m := c.Models[name]
+		p := []string{"models", name}
+		v.model(name, m, p)
+		if m.Slot != "" || m.Port <= 0 {
+			continue
+		}
+		if m.Engine == EngineOllama {
+			ollamaUsers++
+			continue
+		}
+		portUsers[m.Port] = append(portUsers[m.Port], user{"models." + name, append(p, "port")})
+	}
+	if ollamaUsers > 0 {
+		op := c.Engines[EngineOllama].Port
+		portUsers[op] = append(portUsers[op], user{"engines.ollama (ollama serve)", []string{"engines", "ollama", "port"}})
+	}
+	for port, us := range portUsers {
+		if len(us) < 2 {
+			continue
+		}
+		for i, u := range us {
+			var others []string
+			for j, o := range us {
+				if j != i {
+					others = append(others, o.who)
+				}
+			}
+			v.add(u.path, "%d is also used by %s", port, strings.Join(others, ", "))
+		}
+	}
+
+	// aliases: unique, and not a model name
+	aliasOf := map[string]string{}
+	for _, name := range c.ModelNames() {
+		for i, a := range c.Models[name].Aliases {
+			p := []string{"models", name, "aliases", strconv.Itoa(i)}
+			if _, ok := c.Models[a]; ok {
+				v.add(p, "alias %q is also the name of models.%s", a, a)
+			} else if o, ok := aliasOf[a]; ok && o != name {
+				v.add(p, "alias %q is also an alias of models.%s", a, o)
+			}
+			if !validName(a) {
+				v.add(p, "alias %q: use letters, digits and . _ - : only", a)
+			}
+			aliasOf[a] = name
+		}
+	}
+
+	// fallback chains: known models, no cycles
+	for _, name := range c.ModelNames() {
+		m := c.Models[name]
+		if m.Fallback == "" {
+			continue
+		}
+		p := []string{"models", name, "fallback"}
+		if c.Resolve(m.Fallback) == nil {
+			v.add(p, "%q is not a configured model", m.Fallback)
+			continue
+		}
+		seen := map[string]bool{name: true}
+		chain := []string{name}
+		cur := c.Resolve(m.Fallback)
+		for cur != nil {
+			chain = append(chain, cur.Name)
+			if seen[cur.Name] {
+				v.add(p, "fallback cycle: %s", strings.Join(chain, " → "))
+				break
+			}
+			seen[cur.Name] = true
+			if cur.Fallback == "" {
+				break
+			}
+			cur = c.Resolve(cur.Fallback)
+		}
+	}
+
+	// slots: a default that is a member
+	for _, name := range sortedKeys(c.Slots) {
+		s := c.Slots[name]
+		if s == nil || s.Default == "" {
+			continue
+		}
+		m := c.Resolve(s.Default)
+		if m == nil {
+			v.add([]string{"slots", name, "default"}, "%q is not a configured model", s.Default)
+		} else if m.Slot != name {
+			v.add([]string{"slots", name, "default"}, "models.%s is not in slot %s (add slot: %s to it)", m.Name, name, name)
+		}
+	}
+	for _, name := range sortedKeys(c.Profiles) {
+		pr := c.Profiles[name]
+		if pr == nil {
+			continue
+		}
+		for i, mn := range pr.AlwaysOn {
+			if c.Resolve(mn) == nil {
+				v.add([]string{"profiles", name, "always_on", strconv.Itoa(i)}, "%q is not a configured model", mn)
+			}
+		}
+	}
+	for _, name := range sortedKeys(c.Services) {
+		s := c.Services[name]
+		p := []string{"services", name, "url"}
+		if s == nil || s.URL == "" {
+			v.add(p, "a service needs a url")
+			continue
+		}
+		u, err := url.Parse(s.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.add(p, "%q is not an http(s) URL", s.URL)
+		}
+	}
+	for _, e := range sortedKeys(c.Engines) {
+		if !knownEngine(e) {
+			v.add([]string{"engines", e}, "unknown engine (known: %s)", strings.Join(Engines, ", "))
+		}
+	}
+}
+
+func (v *validator) model(name string, m *Model, p []string) {
+	c := v.c
+	at := func(k string) []string { return append(append([]string(nil), p...), k) }
+	if !validName(name) {
+		v.add(p, "model name %q: use letters, digits and . _ - : only (it is used in URLs and file names)", name)
+	}
+	if m.Engine == "" {
+		v.add(p, "engine is missing (one of %s)", strings.Join(Engines, ", "))
+	} else if !knownEngine(m.Engine) {
+		v.add(at("engine"), "unknown engine %q (one of %s)", m.Engine, strings.Join(Engines, ", "))
+	}
+	switch m.Mode {
+	case ModeAlwaysOn, ModeOnDemand:
+	default:
+		v.add(at("mode"), "%q is not a mode (always-on or on-demand)", m.Mode)
+	}
+	switch m.Runtime {
+	case RuntimeNative:
+	case RuntimeDocker:
+		switch m.Engine {
+		case EngineCommand, EngineSim:
+			v.add(at("runtime"), "engine %s runs natively only", m.Engine)
+		}
+		if m.Image == "" {
+			v.add(at("image"), "runtime docker needs an image (engines.%s.image or models.%s.image)", m.Engine, name)
+		} else if tag := imageTag(m.Image); tag == "" || tag == "latest" {
+			v.warn(at("image"), "%q is not pinned: name a version tag so an engine upgrade is a decision", m.Image)
+		}
+	default:
+		v.add(at("runtime"), "%q is not a runtime (native or docker)", m.Runtime)
+	}
+	if needsPath(m.Engine) && m.Path == "" {
+		v.add(p, "engine %s needs path: (the model folder, relative to %s/models or absolute)", m.Engine, c.Root)
+	}
+	if m.Engine == EngineOllama && m.Path == "" && m.Model == "" {
+		v.add(p, "engine ollama needs model: (a tag such as qwen3:8b) or path: (a .gguf file)")
+	}
+	if m.Engine == EngineCommand {
+		if len(m.Command) == 0 {
+			v.add(p, "engine command needs command: (the argv of the server to run)")
+		}
+		if !strings.HasPrefix(m.Health, "/") {
+			v.add(at("health"), "%q must be a path starting with /", m.Health)
+		}
+	} else if len(m.Command) > 0 {
+		v.add(at("command"), "only engine command takes command: (use args: to add flags)")
+	}
+	if m.Slot != "" {
+		if _, ok := c.Slots[m.Slot]; !ok {
+			v.add(at("slot"), "%q is not a configured slot (slots: %s)", m.Slot, strings.Join(sortedKeys(c.Slots), ", "))
+		} else if c.has(at("port")...) {
+			v.add(at("port"), "a member of slot %s runs on the slot's port; remove port:", m.Slot)
+		}
+		if m.AlwaysOn() {
+			v.add(at("mode"), "a slot member cannot be always-on (slot %s switches between its members)", m.Slot)
+		}
+	}
+	if m.Engine == EngineOllama && c.has(at("port")...) {
+		v.add(at("port"), "ollama models share one `ollama serve`: set engines.ollama.port instead")
+	}
+	if m.Port < 0 || m.Port > 65535 {
+		v.add(at("port"), "%d is not a port", m.Port)
+	} else if m.Port == 0 && m.Slot == "" {
+		v.add(p, "no free port left in port_range %s", c.PortRange)
+	}
+	if m.Memory <= 0 {
+		v.add(p, "memory: is required (how much GPU memory this model reserves, e.g. 24GiB)")
+	}
+	if m.Context < 0 {
+		v.add(at("context"), "must not be negative")
+	}
+	for k := range m.Env {
+		if !validEnvName(k) {
+			v.add(append(at("env"), k), "%q is not a valid environment variable name", k)
+		}
+	}
+	if m.StopTimeout < 0 || m.StartTimeout < 0 || m.IdleTimeout < 0 {
+		v.add(p, "time-outs must not be negative")
+	}
+}
+
+// validName reports whether s is safe as a model name: it appears in URLs,
+// file names and container names.
+func validName(s string) bool {
+	if s == "" || len(s) > 128 || s[0] == '.' || s[0] == '-' {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-', r == ':':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// imageTag returns the tag of a container image reference, "" when there is
+// none; a digest (@sha256:…) counts as pinned.
+func imageTag(image string) string {
+	if strings.Contains(image, "@") {
+		return "digest"
+	}
+	slash := strings.LastIndex(image, "/")
+	if i := strings.LastIndex(image, ":"); i > slash {
+		return image[i+1:]
+	}
+	return ""
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

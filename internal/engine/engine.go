@@ -1,0 +1,455 @@
+// Package engine knows, for each inference engine gantry can run, how to
+// launch it (native argv or docker run argv), how to tell that it is ready,
+// how to stop it and where its metrics are. It builds argv as lists: nothing
+// here goes through a shell, so names and paths are passed literally.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/gantryhq/gantry/internal/config"
+)
+
+// Launch is everything the supervisor needs to run one engine process.
+type Launch struct {
+	// Argv is the program and its arguments.
+	Argv []string
+	// Env holds KEY=VALUE pairs added to gantry's own environment.
+	Env []string
+	// Container is the docker container name, "" for a native process.
+	Container string
+	// PreStart, when set, runs (and may fail) before Argv: it removes a stale
+	// container of the same name, so "name already in use" cannot happen.
+	PreStart []string
+	// Stop, when set, stops the engine gracefully (docker stop -t N); else
+	// the supervisor sends SIGTERM to the process group.
+	Stop []string
+	// BaseURL is where the engine answers HTTP, e.g. http://127.0.0.1:30000.
+	BaseURL string
+	// MetricsURL is the engine's Prometheus endpoint, "" if it has none.
+	MetricsURL string
+}
+
+// Host facts the adapters need beyond the model's own config.
+type Host struct {
+	// Config is the whole config (root, engine settings).
+	Config *config.Config
+	// Self is the gantry executable, used to run `gantry sim`.
+	Self string
+	// MemoryTotal is the GPU memory engines share, in bytes (0 = unknown).
+	// Memory fractions for the engines are computed against it.
+	MemoryTotal int64
+}
+
+// Adapter is one engine's knowledge.
+type Adapter interface {
+	// Launch builds the process to run for the model.
+	Launch(m *config.Model, h Host) (Launch, error)
+	// Probe asks the engine once whether it is ready to serve the model.
+	Probe(ctx context.Context, c *http.Client, base string, m *config.Model) Readiness
+}
+
+// Readiness is the answer of one probe.
+type Readiness struct {
+	Ready bool
+	// Phase says where a not-ready engine is: "not listening", "loading",
+	// "warming up", "unhealthy".
+	Phase string
+	// Detail is what the engine said, trimmed, for the user.
+	Detail string
+}
+
+// For returns the adapter of an engine name.
+func For(engine string) (Adapter, error) {
+	switch engine {
+	case config.EngineSGLang:
+		return sglang{}, nil
+	case config.EngineVLLM:
+		return vllm{}, nil
+	case config.EngineTRTLLM:
+		return trtllm{}, nil
+	case config.EngineLlamaCpp:
+		return llamacpp{}, nil
+	case config.EngineOllama:
+		return ollama{}, nil
+	case config.EngineCommand:
+		return command{}, nil
+	case config.EngineSim:
+		return sim{}, nil
+	}
+	return nil, fmt.Errorf("unknown engine %q", engine)
+}
+
+// Build is For(m.Engine).Launch(m, h) with the parts every engine shares:
+// the model's env, args, the docker wrapping and the URLs.
+func Build(m *config.Model, h Host) (Launch, error) {
+	a, err := For(m.Engine)
+	if err != nil {
+		return Launch{}, err
+	}
+	l, err := a.Launch(m, h)
+	if err != nil {
+		return Launch{}, fmt.Errorf("%s: %w", m.Name, err)
+	}
+	l.BaseURL = "http://127.0.0.1:" + strconv.Itoa(m.Port)
+	for _, k := range sortedEnvKeys(m.Env) {
+		l.Env = append(l.Env, k+"="+m.Env[k])
+	}
+	if l.MetricsURL != "" {
+		l.MetricsURL = l.BaseURL + l.MetricsURL
+	}
+	return l, nil
+}
+
+func sortedEnvKeys(env map[string]string) []string {
+	ks := make([]string, 0, len(env))
+	for k := range env {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// ContainerName is the docker container name of a model's engine.
+func ContainerName(model string) string { return "gantry-" + model }
+
+// dockerRun wraps an in-container argv into `docker run`. The model folder
+// is mounted read-only at /model, the engine's cache folder at the image's
+// cache path; the port is published on 127.0.0.1 only, since the gateway is
+// the one door in.
+func dockerRun(m *config.Model, h Host, mounts []string, env []string, inner []string) Launch {
+	name := ContainerName(m.Name)
+	port := strconv.Itoa(m.Port)
+	argv := []string{"docker", "run", "--rm", "--name", name,
+		"--gpus", "all", "--ipc=host", "--shm-size", "16g",
+		"-p", "127.0.0.1:" + port + ":" + port}
+	for _, v := range mounts {
+		argv = append(argv, "-v", v)
+	}
+	for _, k := range sortedEnvKeys(m.Env) {
+		argv = append(argv, "-e", k) // value comes from the docker client's env, never argv
+	}
+	for _, e := range env {
+		argv = append(argv, "-e", e)
+	}
+	argv = append(argv, m.Image)
+	argv = append(argv, inner...)
+	stop := int(m.StopTimeout.D().Seconds())
+	if stop < 1 {
+		stop = 1
+	}
+	return Launch{
+		Argv:      argv,
+		Container: name,
+		PreStart:  []string{"docker", "rm", "-f", name},
+		Stop:      []string{"docker", "stop", "-t", strconv.Itoa(stop), name},
+	}
+}
+
+// modelMounts returns the docker -v of the model folder (read-only at
+// /model) and of the engine's cache, and the model path as seen inside.
+func modelMounts(m *config.Model, h Host, cacheInside string) (mounts []string, inside string) {
+	p := h.Config.ModelPath(m)
+	mounts = []string{p + ":/model:ro", h.Config.CacheDir(m.Engine) + ":" + cacheInside}
+	return mounts, "/model"
+}
+
+// fraction is the model's memory reservation as a fraction of the GPU's
+// memory, the unit vLLM, SGLang and trtllm take. ok is false when either is
+// unknown.
+func fraction(m *config.Model, h Host) (string, bool) {
+	if h.MemoryTotal <= 0 || m.Memory <= 0 {
+		return "", false
+	}
+	f := float64(m.Memory) / float64(h.MemoryTotal)
+	if f > 0.95 {
+		f = 0.95
+	}
+	if f < 0.01 {
+		f = 0.01
+	}
+	return strconv.FormatFloat(f, 'f', 2, 64), true
+}
+
+// hasFlag reports whether args already sets flag (as "--flag v" or
+// "--flag=v"); an explicit flag in the model's args wins over ours.
+func hasFlag(args []string, flags ...string) bool {
+	for _, a := range args {
+		for _, f := range flags {
+			if a == f || strings.HasPrefix(a, f+"=") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// memFlag appends flag=fraction unless the user's args set it.
+func memFlag(argv []string, m *config.Model, h Host, flag string) []string {
+	if hasFlag(m.Args, flag) {
+		return argv
+	}
+	if f, ok := fraction(m, h); ok {
+		argv = append(argv, flag, f)
+	}
+	return argv
+}
+
+func binary(h Host, engine, def string) string {
+	if es := h.Config.Engines[engine]; es != nil && es.Binary != "" {
+		return es.Binary
+	}
+	return def
+}
+
+// probeHealth is the readiness rule of servers that answer 200 on a health
+// path when ready: a refused connection means the process has not opened
+// its port yet (vLLM, SGLang and trtllm-serve load before listening), a 503
+// means loading or warming up (SGLang, llama-server's "Loading model").
+func probeHealth(ctx context.Context, c *http.Client, url, notReadyPhase string) Readiness {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return Readiness{Phase: "unhealthy", Detail: err.Error()}
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		if isRefused(err) {
+			return Readiness{Phase: "not listening", Detail: "connection refused (still loading)"}
+		}
+		return Readiness{Phase: "not listening", Detail: shortErr(err)}
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode == http.StatusOK {
+		return Readiness{Ready: true, Phase: "ready"}
+	}
+	detail := fmt.Sprintf("%s %s", resp.Status, oneLine(string(body)))
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		return Readiness{Phase: notReadyPhase, Detail: strings.TrimSpace(detail)}
+	}
+	return Readiness{Phase: "unhealthy", Detail: strings.TrimSpace(detail)}
+}
+
+func isRefused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+func shortErr(err error) string {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err.Error()
+	}
+	return err.Error()
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// sglang is SGLang's launch_server.
+type sglang struct{}
+
+func (sglang) Launch(m *config.Model, h Host) (Launch, error) {
+	port := strconv.Itoa(m.Port)
+	tail := func(path, host string) []string {
+		a := []string{"-m", "sglang.launch_server", "--model-path", path,
+			"--host", host, "--port", port, "--served-model-name", m.Name, "--enable-metrics"}
+		if m.Context > 0 && !hasFlag(m.Args, "--context-length") {
+			a = append(a, "--context-length", strconv.Itoa(m.Context))
+		}
+		a = memFlag(a, m, h, "--mem-fraction-static")
+		return append(a, m.Args...)
+	}
+	if m.Runtime == config.RuntimeDocker {
+		mounts, inside := modelMounts(m, h, "/root/.cache")
+		l := dockerRun(m, h, mounts, nil, append([]string{"python3"}, tail(inside, "0.0.0.0")...))
+		l.MetricsURL = "/metrics"
+		return l, nil
+	}
+	argv := append([]string{binary(h, m.Engine, "python3")}, tail(h.Config.ModelPath(m), "127.0.0.1")...)
+	return Launch{Argv: argv, MetricsURL: "/metrics"}, nil
+}
+
+func (sglang) Probe(ctx context.Context, c *http.Client, base string, m *config.Model) Readiness {
+	return probeHealth(ctx, c, base+"/health", "warming up")
+}
+
+// vllm is `vllm serve`.
+type vllm struct{}
+
+func (vllm) Launch(m *config.Model, h Host) (Launch, error) {
+	port := strconv.Itoa(m.Port)
+	tail := func(path, host string) []string {
+		a := []string{"serve", path, "--host", host, "--port", port, "--served-model-name", m.Name}
+		if m.Context > 0 && !hasFlag(m.Args, "--max-model-len") {
+			a = append(a, "--max-model-len", strconv.Itoa(m.Context))
+		}
+		a = memFlag(a, m, h, "--gpu-memory-utilization")
+		return append(a, m.Args...)
+	}
+	if m.Runtime == config.RuntimeDocker {
+		mounts, inside := modelMounts(m, h, "/root/.cache")
+		l := dockerRun(m, h, mounts, nil, append([]string{"vllm"}, tail(inside, "0.0.0.0")...))
+		l.MetricsURL = "/metrics"
+		return l, nil
+	}
+	argv := append([]string{binary(h, m.Engine, "vllm")}, tail(h.Config.ModelPath(m), "127.0.0.1")...)
+	return Launch{Argv: argv, MetricsURL: "/metrics"}, nil
+}
+
+func (vllm) Probe(ctx context.Context, c *http.Client, base string, m *config.Model) Readiness {
+	return probeHealth(ctx, c, base+"/health", "loading")
+}
+
+// trtllm is TensorRT-LLM's trtllm-serve (PyTorch backend).
+type trtllm struct{}
+
+func (trtllm) Launch(m *config.Model, h Host) (Launch, error) {
+	port := strconv.Itoa(m.Port)
+	tail := func(path, host string) []string {
+		a := []string{path, "--host", host, "--port", port, "--backend", "pytorch", "--served_model_name", m.Name}
+		if m.Context > 0 && !hasFlag(m.Args, "--max_seq_len") {
+			a = append(a, "--max_seq_len", strconv.Itoa(m.Context))
+		}
+		a = memFlag(a, m, h, "--kv_cache_free_gpu_memory_fraction")
+		return append(a, m.Args...)
+	}
+	if m.Runtime == config.RuntimeDocker {
+		mounts, inside := modelMounts(m, h, "/root/.cache")
+		l := dockerRun(m, h, mounts, nil, append([]string{"trtllm-serve"}, tail(inside, "0.0.0.0")...))
+		l.MetricsURL = "/metrics"
+		return l, nil
+	}
+	argv := append([]string{binary(h, m.Engine, "trtllm-serve")}, tail(h.Config.ModelPath(m), "127.0.0.1")...)
+	return Launch{Argv: argv, MetricsURL: "/metrics"}, nil
+}
+
+func (trtllm) Probe(ctx context.Context, c *http.Client, base string, m *config.Model) Readiness {
+	return probeHealth(ctx, c, base+"/health", "loading")
+}
+
+// llamacpp is llama.cpp's llama-server, serving one GGUF file.
+type llamacpp struct{}
+
+func (llamacpp) Launch(m *config.Model, h Host) (Launch, error) {
+	port := strconv.Itoa(m.Port)
+	tail := func(path, host string) []string {
+		a := []string{"-m", path, "--host", host, "--port", port, "--alias", m.Name, "--metrics"}
+		if !hasFlag(m.Args, "-ngl", "--n-gpu-layers", "--gpu-layers") {
+			a = append(a, "--n-gpu-layers", "999")
+		}
+		if m.Context > 0 && !hasFlag(m.Args, "-c", "--ctx-size") {
+			a = append(a, "--ctx-size", strconv.Itoa(m.Context))
+		}
+		return append(a, m.Args...)
+	}
+	p := h.Config.ModelPath(m)
+	if m.Runtime == config.RuntimeDocker {
+		// The image's entrypoint is llama-server; mount the file's folder.
+		mounts := []string{filepath.Dir(p) + ":/model:ro"}
+		l := dockerRun(m, h, mounts, nil, tail("/model/"+filepath.Base(p), "0.0.0.0"))
+		l.MetricsURL = "/metrics"
+		return l, nil
+	}
+	argv := append([]string{binary(h, m.Engine, "llama-server")}, tail(p, "127.0.0.1")...)
+	return Launch{Argv: argv, MetricsURL: "/metrics"}, nil
+}
+
+func (llamacpp) Probe(ctx context.Context, c *http.Client, base string, m *config.Model) Readiness {
+	return probeHealth(ctx, c, base+"/health", "loading")
+}
+
+// ollama is `ollama serve`, which hosts the models itself; gantry keeps
+// models loaded (OLLAMA_KEEP_ALIVE=-1) and decides when to unload them.
+type ollama struct{}
+
+// OllamaModelsDir is where gantry's `ollama serve` keeps its models.
+func OllamaModelsDir(c *config.Config) string { return filepath.Join(c.Root, "models", "ollama") }
+
+func (ollama) Launch(m *config.Model, h Host) (Launch, error) {
+	port := strconv.Itoa(m.Port)
+	ctxLen := m.Context
+	if ctxLen == 0 {
+		ctxLen = 8192 // recent Ollama picks 256K on big boxes; be explicit
+	}
+	env := func(host, models string) []string {
+		return []string{"OLLAMA_HOST=" + host + ":" + port, "OLLAMA_MODELS=" + models,
+			"OLLAMA_KEEP_ALIVE=-1", "OLLAMA_CONTEXT_LENGTH=" + strconv.Itoa(ctxLen)}
+	}
+	if m.Runtime == config.RuntimeDocker {
+		mounts := []string{OllamaModelsDir(h.Config) + ":/root/.ollama/models"}
+		l := dockerRun(m, h, mounts, env("0.0.0.0", "/root/.ollama/models"), append([]string{"serve"}, m.Args...))
+		l.Container = "gantry-ollama"
+		l.PreStart[len(l.PreStart)-1] = l.Container
+		l.Stop[len(l.Stop)-1] = l.Container
+		l.Argv[slices.Index(l.Argv, ContainerName(m.Name))] = l.Container
+		return l, nil
+	}
+	argv := append([]string{binary(h, m.Engine, "ollama"), "serve"}, m.Args...)
+	return Launch{Argv: argv, Env: env("127.0.0.1", OllamaModelsDir(h.Config))}, nil
+}
+
+func (ollama) Probe(ctx context.Context, c *http.Client, base string, m *config.Model) Readiness {
+	return probeHealth(ctx, c, base+"/api/version", "loading")
+}
+
+// command is any OpenAI-compatible server the user names.
+type command struct{}
+
+func (command) Launch(m *config.Model, h Host) (Launch, error) {
+	if len(m.Command) == 0 {
+		return Launch{}, errors.New("engine command needs command:")
+	}
+	argv := append(slices.Clone(m.Command), m.Args...)
+	return Launch{Argv: argv}, nil
+}
+
+func (command) Probe(ctx context.Context, c *http.Client, base string, m *config.Model) Readiness {
+	return probeHealth(ctx, c, base+m.Health, "loading")
+}
+
+// sim is gantry's simulated engine, `gantry sim`.
+type sim struct{}
+
+func (sim) Launch(m *config.Model, h Host) (Launch, error) {
+	self := h.Self
+	if self == "" {
+		self = "gantry"
+	}
+	argv := []string{self, "sim", "--port", strconv.Itoa(m.Port), "--model", m.Name}
+	argv = append(argv, m.Args...)
+	return Launch{Argv: argv, MetricsURL: "/metrics"}, nil
+}
+
+func (sim) Probe(ctx context.Context, c *http.Client, base string, m *config.Model) Readiness {
+	if flagValue(m.Args, "--flavor") == "ollama" {
+		return probeHealth(ctx, c, base+"/api/version", "loading")
+	}
+	return probeHealth(ctx, c, base+"/health", "loading")
+}
+
+func flagValue(args []string, flag string) string {
+	for i, a := range args {
+		if a == flag && i+1 < len(args) {
+			return args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, flag+"="); ok {
+			return v
+		}
+	}
+	return ""
+}

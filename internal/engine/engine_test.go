@@ -1,0 +1,142 @@
+package engine
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantryhq/gantry/internal/config"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const goldenConfig = `
+root: /srv/ai
+memory: {total: 128GiB, reserve: 8GiB}
+defaults: {stop_timeout: 20s}
+models:
+  scout:
+    engine: %[1]s
+    runtime: %[2]s
+    path: llama4/llama4-scout-17b-nvfp4
+    model: llama3.2:1b
+    port: 30000
+    memory: 64GiB
+    context: 32768
+    args: [--flag with space, "semi;colon"]
+    env: {HF_TOKEN: secret-value}
+`
+
+// TestGoldenArgv pins the argv of every engine × runtime: a flag that
+// changes is a decision to be seen in review, not drift.
+func TestGoldenArgv(t *testing.T) {
+	for _, eng := range config.Engines {
+		for _, rt := range []string{config.RuntimeNative, config.RuntimeDocker} {
+			if rt == config.RuntimeDocker && (eng == config.EngineCommand || eng == config.EngineSim) {
+				continue // validation refuses these; nothing to pin
+			}
+			t.Run(eng+"-"+rt, func(t *testing.T) {
+				src := fmt.Sprintf(goldenConfig, eng, rt)
+				if eng == config.EngineCommand {
+					src = strings.Replace(src, "    path:", "    command: [/opt/bin/my server, --port, \"30000\"]\n    path:", 1)
+				}
+				if eng == config.EngineOllama {
+					src = strings.Replace(src, "    port: 30000\n", "", 1)
+				}
+				c, err := config.Parse("golden.yaml", []byte(src))
+				if err != nil {
+					t.Fatal(err)
+				}
+				l, err := Build(c.Models["scout"], Host{Config: c, Self: "/usr/bin/gantry", MemoryTotal: 128 << 30})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var b strings.Builder
+				fmt.Fprintf(&b, "argv:\n")
+				for _, a := range l.Argv {
+					fmt.Fprintf(&b, "  %q\n", a)
+				}
+				fmt.Fprintf(&b, "env: %q\ncontainer: %q\nprestart: %q\nstop: %q\nbase: %s\nmetrics: %s\n",
+					l.Env, l.Container, l.PreStart, l.Stop, l.BaseURL, l.MetricsURL)
+				golden := filepath.Join("testdata", "golden", eng+"-"+rt+".txt")
+				if *update {
+					if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatalf("%v (run go test ./internal/engine -update)", err)
+				}
+				if got := b.String(); got != string(want) {
+					t.Errorf("argv changed; got:\n%s\nwant:\n%s", got, want)
+				}
+				for _, a := range l.Argv {
+					if strings.Contains(a, "secret-value") {
+						t.Errorf("a secret env value is in argv: %q", a)
+					}
+					if strings.HasSuffix(a, ":latest") {
+						t.Errorf("unpinned image %q", a)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestExplicitMemoryFlagWins(t *testing.T) {
+	c, err := config.Parse("x.yaml", []byte(`
+models:
+  v: {engine: vllm, runtime: native, path: /m, memory: 10GiB, args: [--gpu-memory-utilization=0.5]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Build(c.Models["v"], Host{Config: c, MemoryTotal: 100 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, a := range l.Argv {
+		if strings.HasPrefix(a, "--gpu-memory-utilization") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("want the user's flag only, got %q", l.Argv)
+	}
+}
+
+func TestProbeHealth(t *testing.T) {
+	state := http.StatusServiceUnavailable
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(state)
+		fmt.Fprint(w, `{"error":{"message":"Loading model"}}`)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r := probeHealth(ctx, srv.Client(), srv.URL+"/health", "loading")
+	if r.Ready || r.Phase != "loading" || !strings.Contains(r.Detail, "Loading model") {
+		t.Errorf("503: got %+v", r)
+	}
+	state = http.StatusOK
+	if r := probeHealth(ctx, srv.Client(), srv.URL+"/health", "loading"); !r.Ready {
+		t.Errorf("200: got %+v", r)
+	}
+	state = http.StatusInternalServerError
+	if r := probeHealth(ctx, srv.Client(), srv.URL+"/health", "loading"); r.Ready || r.Phase != "unhealthy" {
+		t.Errorf("500: got %+v", r)
+	}
+	srv.Close()
+	if r := probeHealth(ctx, http.DefaultClient, srv.URL+"/health", "loading"); r.Ready || r.Phase != "not listening" {
+		t.Errorf("closed: got %+v", r)
+	}
+}
