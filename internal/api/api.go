@@ -1,0 +1,291 @@
+// Package api is gantry's admin API: JSON status, start/stop, logs and an
+// event stream, all under /api, plus /healthz. Every error is written in
+// the OpenAI shape {"error":{"message","type","code"}} by one function.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gantryhq/gantry/internal/sched"
+)
+
+// Server serves the admin API of one scheduler.
+type Server struct {
+	sched  *sched.Scheduler
+	logger *slog.Logger
+	events *Hub
+}
+
+// New returns the admin API for s; events may be nil.
+func New(s *sched.Scheduler, events *Hub, logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if events == nil {
+		events = NewHub()
+	}
+	return &Server{sched: s, logger: logger, events: events}
+}
+
+// Register adds the admin routes to mux.
+func (s *Server) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /api/status", s.status)
+	mux.HandleFunc("GET /api/models", s.status)
+	mux.HandleFunc("POST /api/models/{name}/start", s.start)
+	mux.HandleFunc("POST /api/models/{name}/stop", s.stop)
+	mux.HandleFunc("GET /api/logs/{name}", s.logs)
+	mux.HandleFunc("GET /api/events", s.eventStream)
+}
+
+// Error is the OpenAI-shaped error body.
+type Error struct {
+	Error ErrorBody `json:"error"`
+}
+
+// ErrorBody is the inside of Error.
+type ErrorBody struct {
+	Message string `json:"message"`
+	Type    string `json:"type"`
+	Code    any    `json:"code"`
+}
+
+// WriteError writes an OpenAI-shaped error. typ is the OpenAI error type
+// (invalid_request_error, not_found_error, …); code a short machine word.
+func WriteError(w http.ResponseWriter, status int, typ, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(Error{ErrorBody{Message: msg, Type: typ, Code: code}}) //nolint:errcheck // client gone
+}
+
+// WriteJSON writes v as JSON with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v) //nolint:errcheck // client gone
+}
+
+// writeSchedErr maps a scheduler error to its status.
+func writeSchedErr(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, sched.ErrUnknownModel):
+		WriteError(w, http.StatusNotFound, "not_found_error", "model_not_found", err.Error())
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		WriteError(w, http.StatusGatewayTimeout, "timeout_error", "timeout", err.Error())
+	default:
+		WriteError(w, http.StatusServiceUnavailable, "server_error", "engine_failed", err.Error())
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	WriteJSON(w, http.StatusOK, s.sched.Status())
+}
+
+func (s *Server) modelStatus(name string) (sched.ModelStatus, bool) {
+	for _, m := range s.sched.Status().Models {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return sched.ModelStatus{}, false
+}
+
+// start starts a model. Without ?wait it answers 202 at once (poll
+// /api/status for progress); with ?wait=1 it answers when the model is
+// ready (200) or has failed (503 with the reason).
+func (s *Server) start(w http.ResponseWriter, r *http.Request) {
+	p, err := s.sched.Process(r.PathValue("name"))
+	if err != nil {
+		writeSchedErr(w, err)
+		return
+	}
+	name := p.Model().Name
+	if !isTrue(r.URL.Query().Get("wait")) {
+		if err := s.sched.Begin(name); err != nil {
+			writeSchedErr(w, err)
+			return
+		}
+		ms, _ := s.modelStatus(name)
+		WriteJSON(w, http.StatusAccepted, ms)
+		return
+	}
+	if err := s.sched.Start(r.Context(), name); err != nil {
+		writeSchedErr(w, err)
+		return
+	}
+	ms, _ := s.modelStatus(name)
+	WriteJSON(w, http.StatusOK, ms)
+}
+
+func (s *Server) stop(w http.ResponseWriter, r *http.Request) {
+	p, err := s.sched.Process(r.PathValue("name"))
+	if err != nil {
+		writeSchedErr(w, err)
+		return
+	}
+	// The stop finishes even if the client goes away: a half-stopped engine
+	// helps nobody.
+	if err := s.sched.Stop(context.WithoutCancel(r.Context()), p.Model().Name); err != nil {
+		writeSchedErr(w, err)
+		return
+	}
+	ms, _ := s.modelStatus(p.Model().Name)
+	WriteJSON(w, http.StatusOK, ms)
+}
+
+func isTrue(s string) bool {
+	b, err := strconv.ParseBool(s)
+	return err == nil && b
+}
+
+// logs returns the last lines of a model's engine output (?tail=N, default
+// 100) as text, or with ?follow=1 as an SSE stream of lines.
+func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
+	p, err := s.sched.Process(r.PathValue("name"))
+	if err != nil {
+		writeSchedErr(w, err)
+		return
+	}
+	tail := 100
+	if v := r.URL.Query().Get("tail"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			WriteError(w, http.StatusBadRequest, "invalid_request_error", "bad_tail", fmt.Sprintf("tail=%q: want a number ≥ 0", v))
+			return
+		}
+		tail = n
+	}
+	if !isTrue(r.URL.Query().Get("follow")) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		for _, l := range p.Log().Tail(tail) {
+			fmt.Fprintln(w, l)
+		}
+		return
+	}
+	lines, ch, stop := p.Log().Follow(tail)
+	defer stop()
+	sse := newSSE(w)
+	for _, l := range lines {
+		sse.send("line", l)
+	}
+	sse.flush()
+	keep := time.NewTicker(15 * time.Second)
+	defer keep.Stop()
+	for {
+		select {
+		case l := <-ch:
+			sse.send("line", l)
+			sse.flush()
+		case <-keep.C:
+			sse.comment("keep-alive")
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func (s *Server) eventStream(w http.ResponseWriter, r *http.Request) {
+	ch, stop := s.events.Subscribe()
+	defer stop()
+	sse := newSSE(w)
+	sse.comment("gantry events")
+	keep := time.NewTicker(15 * time.Second)
+	defer keep.Stop()
+	for {
+		select {
+		case ev := <-ch:
+			b, _ := json.Marshal(ev)
+			sse.send(ev.Kind, string(b))
+			sse.flush()
+		case <-keep.C:
+			sse.comment("keep-alive")
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// sseWriter writes server-sent events.
+type sseWriter struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func newSSE(w http.ResponseWriter) *sseWriter {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	s := &sseWriter{w: w, rc: http.NewResponseController(w)}
+	s.flush()
+	return s
+}
+
+func (s *sseWriter) send(event, data string) {
+	if event != "" {
+		fmt.Fprintf(s.w, "event: %s\n", event)
+	}
+	fmt.Fprintf(s.w, "data: %s\n\n", data)
+}
+
+func (s *sseWriter) comment(c string) {
+	fmt.Fprintf(s.w, ": %s\n\n", c)
+	s.flush()
+}
+
+func (s *sseWriter) flush() { s.rc.Flush() } //nolint:errcheck // client gone: the request ctx ends
+
+// Event is one entry of /api/events.
+type Event struct {
+	Kind string    `json:"kind"` // "state", …
+	Time time.Time `json:"time"`
+	Data any       `json:"data"`
+}
+
+// Hub fans events out to subscribers; a slow subscriber loses events
+// rather than stalling gantry.
+type Hub struct {
+	mu   sync.Mutex
+	subs map[chan Event]struct{}
+}
+
+// NewHub returns an empty hub.
+func NewHub() *Hub { return &Hub{subs: map[chan Event]struct{}{}} }
+
+// Publish sends ev to every subscriber that has room.
+func (h *Hub) Publish(ev Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs {
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+}
+
+// Subscribe returns a channel of events and a function to unsubscribe.
+func (h *Hub) Subscribe() (<-chan Event, func()) {
+	ch := make(chan Event, 64)
+	h.mu.Lock()
+	h.subs[ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		delete(h.subs, ch)
+		h.mu.Unlock()
+	}
+}

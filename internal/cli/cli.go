@@ -1,0 +1,165 @@
+// Package cli implements gantry's verbs. Run is the whole program but for
+// the process exit: cmd/gantry maps its error to an exit code with ExitCode.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
+var Version = "dev"
+
+// ExitError carries a specific exit code; its message may be empty when the
+// verb already printed what went wrong.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return ""
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// errUsage marks a wrong command line (exit 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// ExitCode maps an error from Run to the process exit code: 0 for nil, 130
+// for a cancelled context (Ctrl-C), 2 for usage errors, an ExitError's own
+// code, else 1.
+func ExitCode(err error) int {
+	var ee *ExitError
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.Code
+	case errors.Is(err, context.Canceled):
+		return 130
+	case errors.As(err, &ue), errors.Is(err, flag.ErrHelp):
+		return 2
+	}
+	return 1
+}
+
+// env is what every verb gets.
+type env struct {
+	ctx    context.Context
+	stdout io.Writer
+	stderr io.Writer
+	stdin  io.Reader
+}
+
+type verb struct {
+	name    string
+	args    string
+	summary string
+	run     func(e *env, args []string) error
+}
+
+func verbs() []verb {
+	return []verb{
+		{"serve", "[--config P]", "run the daemon: gateway, scheduler, admin API, dashboard", runServe},
+		{"ps", "[--json]", "list models with state, port, pid, memory and load", runPS},
+		{"start", "MODEL", "start a model and wait until it is ready", runStart},
+		{"stop", "MODEL", "stop a model", runStop},
+		{"logs", "[-f] [-n N] MODEL", "show (and follow) a model's engine log", runLogs},
+		{"config", "validate [--config P]", "check a config file and list every problem", runConfig},
+		{"sim", "[--port N] [--flavor F] ...", "run the simulated engine (for tests, demos, benchmarks)", runSim},
+		{"version", "", "print gantry's version", runVersion},
+	}
+}
+
+// Run runs gantry with args (without the program name).
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, stdin: os.Stdin}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return &ExitError{Code: 2}
+		}
+		return nil
+	}
+	if args[0] == "--version" {
+		args[0] = "version"
+	}
+	for _, v := range verbs() {
+		if v.name == args[0] {
+			return v.run(e, args[1:])
+		}
+	}
+	return usagef("unknown verb %q (gantry help lists them)", args[0])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "gantry — one OpenAI-compatible endpoint for the LLM engines on this box")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: gantry VERB [flags] [args]")
+	fmt.Fprintln(w)
+	for _, v := range verbs() {
+		fmt.Fprintf(w, "  %-8s %-28s %s\n", v.name, v.args, v.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Client verbs take --server URL and --token (env GANTRY_SERVER, GANTRY_TOKEN).")
+	fmt.Fprintln(w, "Config: --config P, else $GANTRY_CONFIG, else ~/ai/configs/gantry/gantry.yaml.")
+}
+
+// parseFlags parses flags that may stand before or after positional
+// arguments ("gantry start b --server URL"); "--" ends the flags.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, usagef("usage of gantry %s:\n%s", fs.Name(), flagHelp(fs))
+			}
+			return nil, usagef("gantry %s: %v", fs.Name(), err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func flagHelp(fs *flag.FlagSet) string {
+	var b strings.Builder
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	return b.String()
+}
+
+func runVersion(e *env, args []string) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, map[string]string{"version": Version})
+	}
+	fmt.Fprintf(e.stdout, "gantry %s\n", Version)
+	return nil
+}

@@ -1,0 +1,289 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gantryhq/gantry/internal/client"
+	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/sched"
+	"github.com/gantryhq/gantry/internal/supervise"
+)
+
+// clientFlags are the flags every client verb takes.
+type clientFlags struct {
+	server string
+	token  string
+	config string
+}
+
+func (f *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.server, "server", "", "gantry daemon URL (env GANTRY_SERVER; default: the config's listen)")
+	fs.StringVar(&f.token, "token", "", "admin or API key (env GANTRY_TOKEN)")
+	fs.StringVar(&f.config, "config", "", "config file, to find the daemon's address")
+}
+
+// client builds the API client: --server, else $GANTRY_SERVER, else the
+// listen address of the config (or the demo's), and --token, else
+// $GANTRY_TOKEN, else the config's first admin key.
+func (f *clientFlags) client() *client.Client {
+	server, token := f.server, f.token
+	if server == "" {
+		server = os.Getenv("GANTRY_SERVER")
+	}
+	if token == "" {
+		token = os.Getenv("GANTRY_TOKEN")
+	}
+	if server == "" || token == "" {
+		listen := config.DefaultListen
+		if c, _, err := loadConfig(f.config, true); err == nil {
+			listen = c.Listen
+			if token == "" {
+				if len(c.Auth.AdminKeys) > 0 {
+					token = c.Auth.AdminKeys[0]
+				} else if len(c.Auth.APIKeys) > 0 {
+					token = c.Auth.APIKeys[0]
+				}
+			}
+		}
+		if server == "" {
+			server = "http://" + dialable(listen)
+		}
+	}
+	return client.New(server, token)
+}
+
+// dialable turns a listen address into one a client can dial (0.0.0.0 and
+// :: mean this machine).
+func dialable(listen string) string {
+	h, p, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if h == "" || h == "0.0.0.0" || h == "::" {
+		h = "127.0.0.1"
+	}
+	return net.JoinHostPort(h, p)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func runPS(e *env, args []string) error {
+	fs := flag.NewFlagSet("ps", flag.ContinueOnError)
+	var cf clientFlags
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "print /api/status as JSON")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	st, err := cf.client().Status(e.ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, st)
+	}
+	printStatus(e.stdout, st)
+	return nil
+}
+
+func printStatus(w io.Writer, st sched.Status) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tENGINE\tSTATE\tPORT\tPID\tMEMORY\tINFLIGHT\tQUEUED\tLAST USED\tNOTE")
+	for _, m := range st.Models {
+		pid := "-"
+		if m.PID > 0 {
+			pid = fmt.Sprint(m.PID)
+		}
+		last := "-"
+		if m.LastUsed != nil {
+			last = time.Since(*m.LastUsed).Round(time.Second).String() + " ago"
+		}
+		note := m.Diagnosis
+		if note == "" && (m.State == supervise.Failed || m.State == supervise.Starting) {
+			note = strings.TrimSpace(m.Phase + " " + m.Reason)
+		}
+		if m.Slot != "" {
+			note = strings.TrimSpace("slot " + m.Slot + " " + note)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", m.Name, m.Engine, m.State, m.Port, pid,
+			config.FormatBytes(m.MemoryBytes), m.Inflight, m.Queued, last, trunc(note, 80))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "memory: %s reserved of %s budget (%s total)\n", config.FormatBytes(st.Memory.ReservedBytes),
+		config.FormatBytes(st.Memory.BudgetBytes), config.FormatBytes(st.Memory.TotalBytes))
+}
+
+func trunc(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+func oneModel(verb string, pos []string) (string, error) {
+	if len(pos) != 1 {
+		return "", usagef("usage: gantry %s MODEL", verb)
+	}
+	return pos[0], nil
+}
+
+func runStart(e *env, args []string) error {
+	fs := flag.NewFlagSet("start", flag.ContinueOnError)
+	var cf clientFlags
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "print the final status as JSON")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := oneModel("start", pos)
+	if err != nil {
+		return err
+	}
+	c := cf.client()
+	m, err := c.Start(e.ctx, name)
+	if err != nil {
+		return err
+	}
+	m, err = waitStarted(e, c, m)
+	if *asJSON {
+		writeJSON(e.stdout, m) //nolint:errcheck
+	}
+	return err
+}
+
+// waitStarted polls the model until it is ready or failed, showing the
+// phase, the time elapsed and the engine's last log line: a model load has
+// no byte total to show. On a terminal it redraws one line; elsewhere it
+// prints a line per phase.
+func waitStarted(e *env, c *client.Client, m sched.ModelStatus) (sched.ModelStatus, error) {
+	tty := isTerminal(e.stderr)
+	began := time.Now()
+	lastShown := ""
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		switch m.State {
+		case supervise.Ready:
+			if tty {
+				fmt.Fprint(e.stderr, "\r\033[K")
+			}
+			fmt.Fprintf(e.stdout, "%s is ready on port %d (%s)\n", m.Name, m.Port, readyIn(m, began))
+			return m, nil
+		case supervise.Failed, supervise.Stopped:
+			if tty {
+				fmt.Fprint(e.stderr, "\r\033[K")
+			}
+			why := m.Reason
+			if m.Diagnosis != "" {
+				why += "\n  diagnosis: " + m.Diagnosis
+			}
+			return m, fmt.Errorf("%s did not start: %s\n  log: gantry logs %s", m.Name, why, m.Name)
+		}
+		line := fmt.Sprintf("starting %s: %s", m.Name, orDash(m.Phase))
+		if tty {
+			elapsed := time.Since(began).Round(100 * time.Millisecond)
+			fmt.Fprintf(e.stderr, "\r\033[K%s %s  %s", line, elapsed, trunc(m.LastLogLine, 60))
+		} else if line != lastShown {
+			fmt.Fprintln(e.stderr, line)
+			lastShown = line
+		}
+		select {
+		case <-e.ctx.Done():
+			if tty {
+				fmt.Fprintln(e.stderr)
+			}
+			return m, e.ctx.Err()
+		case <-tick.C:
+		}
+		next, err := c.Model(e.ctx, m.Name)
+		if err != nil {
+			return m, err
+		}
+		m = next
+	}
+}
+
+func readyIn(m sched.ModelStatus, began time.Time) string {
+	if m.StartedAt != nil && m.ReadyAt != nil {
+		return "loaded in " + m.ReadyAt.Sub(*m.StartedAt).Round(10*time.Millisecond).String()
+	}
+	return "waited " + time.Since(began).Round(10*time.Millisecond).String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func runStop(e *env, args []string) error {
+	fs := flag.NewFlagSet("stop", flag.ContinueOnError)
+	var cf clientFlags
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "print the final status as JSON")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := oneModel("stop", pos)
+	if err != nil {
+		return err
+	}
+	m, err := cf.client().Stop(e.ctx, name)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, m)
+	}
+	fmt.Fprintf(e.stdout, "%s stopped\n", m.Name)
+	return nil
+}
+
+func runLogs(e *env, args []string) error {
+	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
+	var cf clientFlags
+	cf.register(fs)
+	follow := fs.Bool("f", false, "follow: keep printing new lines")
+	fs.BoolVar(follow, "follow", false, "same as -f")
+	n := fs.Int("n", 100, "number of last lines to show")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := oneModel("logs", pos)
+	if err != nil {
+		return err
+	}
+	c := cf.client()
+	if *follow {
+		err := c.FollowLogs(e.ctx, name, *n, func(l string) { fmt.Fprintln(e.stdout, l) })
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	}
+	lines, err := c.Logs(e.ctx, name, *n)
+	for _, l := range lines {
+		fmt.Fprintln(e.stdout, l)
+	}
+	return err
+}

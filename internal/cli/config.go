@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/gantryhq/gantry/internal/config"
+)
+
+// configPath is --config, else $GANTRY_CONFIG, else the default path.
+func configPath(flagValue string) (path string, explicit bool) {
+	if flagValue != "" {
+		return flagValue, true
+	}
+	if v := os.Getenv("GANTRY_CONFIG"); v != "" {
+		return v, true
+	}
+	return config.DefaultPath(), false
+}
+
+// loadConfig loads the config; with allowDemo and no file at the default
+// place it returns the built-in demo (demo = true). A config named
+// explicitly must exist.
+func loadConfig(flagValue string, allowDemo bool) (c *config.Config, demo bool, err error) {
+	path, explicit := configPath(flagValue)
+	c, err = config.Load(path)
+	if errors.Is(err, config.ErrNotFound) && allowDemo && !explicit {
+		return config.Demo(), true, nil
+	}
+	if errors.Is(err, config.ErrNotFound) {
+		return nil, false, fmt.Errorf("%w (run `gantry init` to write a starter config, or pass --config)", err)
+	}
+	return c, false, err
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func runConfig(e *env, args []string) error {
+	if len(args) == 0 || args[0] != "validate" {
+		return usagef("usage: gantry config validate [--config P] [--json]")
+	}
+	fs := flag.NewFlagSet("config validate", flag.ContinueOnError)
+	cfgFlag := fs.String("config", "", "config file")
+	asJSON := fs.Bool("json", false, "print problems as JSON")
+	pos, err := parseFlags(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) == 1 && *cfgFlag == "" { // `gantry config validate FILE` reads naturally too
+		*cfgFlag = pos[0]
+	} else if len(pos) > 0 {
+		return usagef("gantry config validate takes no arguments besides --config")
+	}
+	path, _ := configPath(*cfgFlag)
+	c, err := config.Load(path)
+	var probs config.Problems
+	switch {
+	case errors.As(err, &probs):
+	case err != nil:
+		if *asJSON {
+			writeJSON(e.stdout, map[string]any{"valid": false, "file": path, "problems": []any{map[string]any{"message": err.Error()}}}) //nolint:errcheck
+			return &ExitError{Code: 1}
+		}
+		return err
+	default:
+		probs = c.Validate() // warnings only
+	}
+	if *asJSON {
+		type jp struct {
+			Line    int    `json:"line,omitempty"`
+			Path    string `json:"path,omitempty"`
+			Message string `json:"message"`
+			Warning bool   `json:"warning,omitempty"`
+		}
+		out := []jp{}
+		for _, p := range probs {
+			out = append(out, jp{p.Line, p.Path, p.Msg, p.Warning})
+		}
+		if err := writeJSON(e.stdout, map[string]any{"valid": probs.Errors() == 0, "file": path, "problems": out}); err != nil {
+			return err
+		}
+		if probs.Errors() > 0 {
+			return &ExitError{Code: 1}
+		}
+		return nil
+	}
+	for _, p := range probs {
+		fmt.Fprintln(e.stdout, p.String())
+	}
+	if n := probs.Errors(); n > 0 {
+		return &ExitError{Code: 1, Err: fmt.Errorf("%s: %d problem(s); nothing was changed", path, n)}
+	}
+	fmt.Fprintf(e.stdout, "%s: valid — %d models, %d slots, %d profiles, gateway on %s\n",
+		path, len(c.Models), len(c.Slots), len(c.Profiles), c.Listen)
+	return nil
+}

@@ -1,0 +1,210 @@
+// Package client is the HTTP client of gantry's admin API, used by the CLI
+// verbs (and tests) to talk to a local or remote `gantry serve`.
+package client
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/gantryhq/gantry/internal/sched"
+)
+
+// Client talks to one gantry daemon.
+type Client struct {
+	base  string
+	token string
+	hc    *http.Client
+}
+
+// New returns a client for the daemon at server (http://host:port) that
+// sends token as a bearer token when it is not empty.
+func New(server, token string) *Client {
+	server = strings.TrimRight(server, "/")
+	if !strings.Contains(server, "://") {
+		server = "http://" + server
+	}
+	return &Client{base: server, token: token, hc: &http.Client{}}
+}
+
+// Base is the daemon's URL.
+func (c *Client) Base() string { return c.base }
+
+// APIError is an error answer of the daemon.
+type APIError struct {
+	Status  int
+	Type    string
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("cannot reach gantry at %s: connection refused — is `gantry serve` running there? (set --server or GANTRY_SERVER)", c.base)
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("cannot reach gantry at %s: %w (set --server or GANTRY_SERVER)", c.base, err)
+	}
+	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp, nil
+}
+
+func decodeError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+			Type    string `json:"type"`
+			Code    any    `json:"code"`
+		} `json:"error"`
+	}
+	ae := &APIError{Status: resp.StatusCode}
+	if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
+		ae.Message, ae.Type = e.Error.Message, e.Error.Type
+		ae.Code = fmt.Sprint(e.Error.Code)
+	} else {
+		ae.Message = strings.TrimSpace(resp.Status + " " + string(b))
+	}
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		ae.Message = "gantry refused the token (" + ae.Message + "): pass the right one with --token or GANTRY_TOKEN"
+	case http.StatusForbidden:
+		ae.Message = "gantry refused this token for the admin API (" + ae.Message + "): use an admin key"
+	}
+	return ae
+}
+
+func (c *Client) getJSON(ctx context.Context, method, path string, out any) error {
+	resp, err := c.do(ctx, method, path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("gantry at %s answered %s with something that is not its JSON: %w", c.base, path, err)
+	}
+	return nil
+}
+
+// Status returns /api/status.
+func (c *Client) Status(ctx context.Context) (sched.Status, error) {
+	var s sched.Status
+	err := c.getJSON(ctx, http.MethodGet, "/api/status", &s)
+	return s, err
+}
+
+// Model returns one model's status.
+func (c *Client) Model(ctx context.Context, name string) (sched.ModelStatus, error) {
+	s, err := c.Status(ctx)
+	if err != nil {
+		return sched.ModelStatus{}, err
+	}
+	for _, m := range s.Models {
+		if m.Name == name {
+			return m, nil
+		}
+		for _, a := range m.Aliases {
+			if a == name {
+				return m, nil
+			}
+		}
+	}
+	return sched.ModelStatus{}, fmt.Errorf("unknown model %q", name)
+}
+
+// Start asks the daemon to start a model and returns at once; poll Model
+// for progress.
+func (c *Client) Start(ctx context.Context, name string) (sched.ModelStatus, error) {
+	var m sched.ModelStatus
+	err := c.getJSON(ctx, http.MethodPost, "/api/models/"+url.PathEscape(name)+"/start", &m)
+	return m, err
+}
+
+// Stop stops a model and returns when it has stopped.
+func (c *Client) Stop(ctx context.Context, name string) (sched.ModelStatus, error) {
+	var m sched.ModelStatus
+	err := c.getJSON(ctx, http.MethodPost, "/api/models/"+url.PathEscape(name)+"/stop", &m)
+	return m, err
+}
+
+// Logs returns the last tail lines of a model's log.
+func (c *Client) Logs(ctx context.Context, name string, tail int) ([]string, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/api/logs/"+url.PathEscape(name)+"?tail="+strconv.Itoa(tail), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var lines []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	return lines, sc.Err()
+}
+
+// FollowLogs calls fn with the last tail lines and then each new line until
+// ctx is done or the daemon goes away.
+func (c *Client) FollowLogs(ctx context.Context, name string, tail int, fn func(string)) error {
+	resp, err := c.do(ctx, http.MethodGet, "/api/logs/"+url.PathEscape(name)+"?follow=1&tail="+strconv.Itoa(tail), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return ReadSSE(resp.Body, func(event, data string) { fn(data) })
+}
+
+// ReadSSE reads server-sent events from r and calls fn for each.
+func ReadSSE(r io.Reader, fn func(event, data string)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	var event string
+	var data []string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if len(data) > 0 {
+				fn(event, strings.Join(data, "\n"))
+			}
+			event, data = "", nil
+		case strings.HasPrefix(line, ":"):
+		case strings.HasPrefix(line, "event:"):
+			event = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
+		case strings.HasPrefix(line, "data:"):
+			d := strings.TrimPrefix(line, "data:")
+			data = append(data, strings.TrimPrefix(d, " "))
+		}
+	}
+	if err := sc.Err(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

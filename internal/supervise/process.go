@@ -1,0 +1,601 @@
+// Package supervise runs engine processes: each in its own process group,
+// its output in a rotated log, its readiness probed by its engine's rule,
+// restarted with backoff when it should be always on, and stopped so that
+// no child survives.
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/engine"
+)
+
+// State is where an engine process is in its life.
+type State string
+
+// The states. See Process for the transitions.
+const (
+	Stopped  State = "stopped"
+	Starting State = "starting"
+	Ready    State = "ready"
+	Stopping State = "stopping"
+	Failed   State = "failed"
+)
+
+// Event reports a state change of one model's engine.
+type Event struct {
+	Model  string    `json:"model"`
+	From   State     `json:"from"`
+	To     State     `json:"to"`
+	Reason string    `json:"reason,omitempty"`
+	Time   time.Time `json:"time"`
+}
+
+// Options tune a Process; zero values take the defaults.
+type Options struct {
+	// Restart restarts the engine when it dies or fails to start (always-on
+	// models), after a backoff that doubles from BackoffMin up to BackoffMax.
+	Restart    bool
+	BackoffMin time.Duration // default 1s
+	BackoffMax time.Duration // default 2m
+	// ProbeMin and ProbeMax bound the readiness probe interval: it starts at
+	// ProbeMin so a fast engine is seen at once and grows to ProbeMax.
+	ProbeMin time.Duration // default 10ms
+	ProbeMax time.Duration // default 100ms
+	// OnEvent, when set, is called (synchronously, without locks held) on
+	// every state change.
+	OnEvent func(Event)
+	Logger  *slog.Logger
+	// LogMaxBytes and LogKeep rotate the log file (default 20 MiB, 3 kept).
+	LogMaxBytes int64
+	LogKeep     int
+}
+
+// Process supervises the engine of one model. Its state machine:
+//
+//	stopped  --Start-->            starting
+//	failed   --Start / backoff-->  starting   (backoff only with Restart)
+//	starting --probe says ready--> ready
+//	starting --exit, start_timeout, bad launch--> failed (group killed)
+//	starting --Stop or ctx done--> stopping
+//	ready    --process exits-->    failed     (rest of the group killed)
+//	ready    --Stop-->             stopping
+//	stopping --group gone-->       stopped
+//
+// Start called while starting waits for the same start; Start on a ready
+// engine returns at once. Stop always ends with no process of the group
+// alive: SIGTERM (or docker stop), stop_timeout, then SIGKILL to the group.
+type Process struct {
+	model  *config.Model
+	launch engine.Launch
+	probe  engine.Adapter
+	opts   Options
+	log    *Log
+	logger *slog.Logger
+	client *http.Client
+
+	mu        sync.Mutex
+	state     State
+	reason    string
+	phase     string
+	detail    string
+	pid       int
+	starts    int
+	failures  int // consecutive, for backoff
+	startedAt time.Time
+	readyAt   time.Time
+	cur       *run          // the current process, nil when none
+	startDone chan struct{} // closed when the current start attempt ends
+	startErr  error
+	retry     *time.Timer
+	closed    bool
+}
+
+// run is one OS process of the engine.
+type run struct {
+	cmd     *exec.Cmd
+	pgid    int
+	exited  chan struct{} // closed after Wait returns
+	exitErr error
+	cancel  context.CancelFunc // cancels the start attempt's probing
+}
+
+// New prepares the supervision of model m, launched as l; it opens the log
+// at logPath and starts nothing.
+func New(m *config.Model, l engine.Launch, logPath string, opts Options) (*Process, error) {
+	a, err := engine.For(m.Engine)
+	if err != nil {
+		return nil, err
+	}
+	if opts.BackoffMin <= 0 {
+		opts.BackoffMin = time.Second
+	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = 2 * time.Minute
+	}
+	if opts.ProbeMin <= 0 {
+		opts.ProbeMin = 10 * time.Millisecond
+	}
+	if opts.ProbeMax <= 0 {
+		opts.ProbeMax = 100 * time.Millisecond
+	}
+	if opts.LogMaxBytes == 0 {
+		opts.LogMaxBytes = 20 << 20
+	}
+	if opts.LogKeep == 0 {
+		opts.LogKeep = 3
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	lg, err := NewLog(logPath, opts.LogMaxBytes, opts.LogKeep, 500)
+	if err != nil {
+		return nil, err
+	}
+	return &Process{
+		model: m, launch: l, probe: a, opts: opts, log: lg,
+		logger: opts.Logger.With("model", m.Name, "engine", m.Engine),
+		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+		state:  Stopped,
+	}, nil
+}
+
+// Model is the model this process serves.
+func (p *Process) Model() *config.Model { return p.model }
+
+// Launch is what the process runs.
+func (p *Process) Launch() engine.Launch { return p.launch }
+
+// Log is the engine's output.
+func (p *Process) Log() *Log { return p.log }
+
+// Status is a snapshot of a Process.
+type Status struct {
+	State     State     `json:"state"`
+	Reason    string    `json:"reason,omitempty"`
+	Phase     string    `json:"phase,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+	PID       int       `json:"pid,omitempty"`
+	Starts    int       `json:"starts"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	ReadyAt   time.Time `json:"ready_at,omitzero"`
+	LastLine  string    `json:"last_log_line,omitempty"`
+}
+
+// Status returns the current state.
+func (p *Process) Status() Status {
+	p.mu.Lock()
+	s := Status{State: p.state, Reason: p.reason, Phase: p.phase, Detail: p.detail, PID: p.pid,
+		Starts: p.starts, StartedAt: p.startedAt, ReadyAt: p.readyAt}
+	p.mu.Unlock()
+	s.LastLine = p.log.LastLine()
+	return s
+}
+
+// setState changes the state under p.mu and returns the event to emit
+// after unlocking.
+func (p *Process) setState(to State, reason string) *Event {
+	if p.state == to {
+		p.reason = reason
+		return nil
+	}
+	ev := &Event{Model: p.model.Name, From: p.state, To: to, Reason: reason, Time: time.Now()}
+	p.state, p.reason = to, reason
+	return ev
+}
+
+func (p *Process) emit(ev *Event) {
+	if ev == nil {
+		return
+	}
+	if ev.To == Failed {
+		p.logger.Warn("engine failed", "reason", ev.Reason)
+	} else {
+		p.logger.Info("engine "+string(ev.To), "reason", ev.Reason)
+	}
+	if p.opts.OnEvent != nil {
+		p.opts.OnEvent(*ev)
+	}
+}
+
+// ErrClosed is returned by Start after Close.
+var ErrClosed = errors.New("supervisor is shutting down")
+
+// Start starts the engine if it is not running and waits until it is ready,
+// ctx is done, or the start fails. The start itself is bounded by the
+// model's start_timeout. A ctx that ends before ready stops the engine only
+// if no other caller is waiting for it (the supervisor cannot know, so it
+// keeps loading: callers that give up do not waste a load).
+func (p *Process) Start(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	switch p.state {
+	case Ready:
+		p.mu.Unlock()
+		return nil
+	case Starting:
+		done := p.startDone
+		p.mu.Unlock()
+		return p.wait(ctx, done)
+	case Stopping:
+		p.mu.Unlock()
+		return fmt.Errorf("%s is stopping; start it again when it has stopped", p.model.Name)
+	}
+	if p.retry != nil {
+		p.retry.Stop()
+		p.retry = nil
+	}
+	done, ev := p.beginLocked()
+	p.mu.Unlock()
+	p.emit(ev)
+	return p.wait(ctx, done)
+}
+
+func (p *Process) wait(ctx context.Context, done chan struct{}) error {
+	select {
+	case <-done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.startErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// beginLocked launches the process and the goroutine that watches its
+// start; p.mu is held.
+func (p *Process) beginLocked() (chan struct{}, *Event) {
+	p.starts++
+	p.startedAt = time.Now()
+	p.readyAt = time.Time{}
+	p.phase, p.detail, p.pid = "launching", "", 0
+	p.startDone = make(chan struct{})
+	p.startErr = nil
+	ev := p.setState(Starting, fmt.Sprintf("start %d", p.starts))
+	ctx, cancel := context.WithTimeout(context.Background(), p.model.StartTimeout.D())
+	r := &run{cancel: cancel, exited: make(chan struct{})}
+	p.cur = r
+	go p.startRun(ctx, r, p.startDone)
+	return p.startDone, ev
+}
+
+func (p *Process) startRun(ctx context.Context, r *run, done chan struct{}) {
+	defer r.cancel()
+	err := p.spawn(r)
+	if err == nil {
+		err = p.awaitReady(ctx, r)
+	}
+	p.mu.Lock()
+	if p.cur != r { // stopped meanwhile; Stop reports the outcome
+		if err == nil {
+			err = fmt.Errorf("%s was stopped while starting", p.model.Name)
+		}
+		p.startErr = err
+		close(done)
+		p.mu.Unlock()
+		return
+	}
+	var ev *Event
+	if err == nil {
+		p.readyAt = time.Now()
+		p.phase, p.detail = "ready", ""
+		p.failures = 0
+		ev = p.setState(Ready, fmt.Sprintf("ready after %s", p.readyAt.Sub(p.startedAt).Round(time.Millisecond)))
+		go p.watch(r)
+	} else {
+		p.startErr = err
+		ev = p.failLocked(err.Error())
+	}
+	close(done)
+	p.mu.Unlock()
+	p.emit(ev)
+	if err != nil {
+		p.killGroup(r, p.model.StopTimeout.D())
+	}
+}
+
+// spawn runs PreStart and starts the process in its own group.
+func (p *Process) spawn(r *run) error {
+	l := p.launch
+	p.log.Mark("starting %s (start %d): %s", p.model.Name, p.starts, strings.Join(redactArgv(l.Argv), " "))
+	env := append(os.Environ(), l.Env...)
+	if len(l.PreStart) > 0 {
+		pre := exec.Command(l.PreStart[0], l.PreStart[1:]...)
+		pre.Env = env
+		pre.Stdout, pre.Stderr = p.log, p.log
+		pre.WaitDelay = 5 * time.Second
+		_ = pre.Run() // "no such container" is the normal case
+	}
+	cmd := exec.Command(l.Argv[0], l.Argv[1:]...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Grandchildren may hold the output pipe after the leader exits; do not
+	// let them block Wait (the group is killed separately).
+	cmd.WaitDelay = 2 * time.Second
+	if err := cmd.Start(); err != nil {
+		r.exitErr = err
+		close(r.exited)
+		return fmt.Errorf("launch %s: %w", l.Argv[0], err)
+	}
+	r.cmd, r.pgid = cmd, cmd.Process.Pid
+	p.mu.Lock()
+	p.pid = cmd.Process.Pid
+	p.mu.Unlock()
+	go func() {
+		r.exitErr = cmd.Wait()
+		close(r.exited)
+	}()
+	return nil
+}
+
+// awaitReady probes until the engine is ready, its process exits, or ctx
+// (start_timeout) ends. The interval starts small so that a fast engine is
+// seen at once, and grows so that a 5-minute load is not hammered.
+func (p *Process) awaitReady(ctx context.Context, r *run) error {
+	interval := p.opts.ProbeMin
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.exited:
+			return fmt.Errorf("exited while starting (%s)%s", exitText(r.exitErr), p.lastLineSuffix())
+		case <-ctx.Done():
+			p.mu.Lock()
+			phase, detail := p.phase, p.detail
+			p.mu.Unlock()
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("not ready after start_timeout %s (last probe: %s %s)%s", p.model.StartTimeout, phase, detail, p.lastLineSuffix())
+			}
+			return ctx.Err()
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		rd := p.probe.Probe(pctx, p.client, p.launch.BaseURL, p.model)
+		cancel()
+		if rd.Ready {
+			return nil
+		}
+		p.mu.Lock()
+		p.phase, p.detail = rd.Phase, rd.Detail
+		p.mu.Unlock()
+		t.Reset(interval)
+		interval = min(interval*3/2+time.Millisecond, p.opts.ProbeMax)
+	}
+}
+
+func (p *Process) lastLineSuffix() string {
+	if l := p.log.LastLine(); l != "" {
+		return "; last log line: " + l
+	}
+	return ""
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// watch waits for a ready process to exit on its own.
+func (p *Process) watch(r *run) {
+	<-r.exited
+	p.mu.Lock()
+	if p.cur != r || p.state != Ready {
+		p.mu.Unlock()
+		return // an orderly stop
+	}
+	ev := p.failLocked(fmt.Sprintf("exited (%s)%s", exitText(r.exitErr), p.lastLineSuffix()))
+	p.mu.Unlock()
+	p.emit(ev)
+	// vLLM's EngineCore outlives its parent and keeps GPU memory: kill the rest.
+	p.killGroup(r, 0)
+}
+
+// failLocked moves to failed and, with Restart, schedules the next start.
+func (p *Process) failLocked(reason string) *Event {
+	p.failures++
+	p.pid = 0
+	if p.opts.Restart && !p.closed {
+		d := p.opts.BackoffMin << min(p.failures-1, 20)
+		if d > p.opts.BackoffMax || d <= 0 {
+			d = p.opts.BackoffMax
+		}
+		reason = fmt.Sprintf("%s; restarting in %s", reason, d.Round(time.Millisecond))
+		p.retry = time.AfterFunc(d, p.restart)
+	}
+	p.log.Mark("failed: %s", reason)
+	return p.setState(Failed, reason)
+}
+
+func (p *Process) restart() {
+	p.mu.Lock()
+	if p.closed || p.state != Failed {
+		p.mu.Unlock()
+		return
+	}
+	p.retry = nil
+	_, ev := p.beginLocked()
+	p.mu.Unlock()
+	p.emit(ev)
+}
+
+// Stop stops the engine and waits until its whole process group is gone.
+// It is a no-op on a stopped engine and clears a failed one.
+func (p *Process) Stop(ctx context.Context) error {
+	p.mu.Lock()
+	if p.retry != nil {
+		p.retry.Stop()
+		p.retry = nil
+	}
+	r := p.cur
+	if p.state == Stopped || p.state == Failed || r == nil {
+		ev := p.setState(Stopped, "stopped")
+		p.cur = nil
+		p.failures = 0
+		p.mu.Unlock()
+		p.emit(ev)
+		return nil
+	}
+	if p.state == Stopping {
+		p.mu.Unlock()
+		select { // someone else is stopping it; wait for them
+		case <-r.exited:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	ev := p.setState(Stopping, "stop requested")
+	p.mu.Unlock()
+	p.emit(ev)
+	r.cancel()
+	p.log.Mark("stopping %s", p.model.Name)
+	err := p.terminate(ctx, r)
+	p.mu.Lock()
+	if p.cur == r {
+		p.cur = nil
+		p.pid = 0
+		p.failures = 0
+		ev = p.setState(Stopped, "stopped")
+	} else {
+		ev = nil
+	}
+	p.mu.Unlock()
+	p.emit(ev)
+	return err
+}
+
+// terminate asks the engine to stop, then kills its group after stop_timeout.
+func (p *Process) terminate(ctx context.Context, r *run) error {
+	grace := p.model.StopTimeout.D()
+	if r.cmd == nil {
+		<-r.exited
+		return nil
+	}
+	if len(p.launch.Stop) > 0 {
+		stop := exec.Command(p.launch.Stop[0], p.launch.Stop[1:]...)
+		stop.Env = append(os.Environ(), p.launch.Env...)
+		stop.Stdout, stop.Stderr = p.log, p.log
+		stop.WaitDelay = 2 * time.Second
+		sctx, cancel := context.WithTimeout(ctx, grace+5*time.Second)
+		go func() {
+			<-sctx.Done()
+			if stop.Process != nil {
+				stop.Process.Kill() //nolint:errcheck
+			}
+		}()
+		_ = stop.Run()
+		cancel()
+	} else {
+		signalGroup(r.pgid, syscall.SIGTERM)
+	}
+	p.killGroup(r, grace)
+	return nil
+}
+
+// killGroup waits up to grace for the leader to exit and the group to empty,
+// then SIGKILLs whatever is left of the group and reaps the leader.
+func (p *Process) killGroup(r *run, grace time.Duration) {
+	if r.cmd == nil {
+		return
+	}
+	deadline := time.Now().Add(grace)
+	select {
+	case <-r.exited:
+	case <-time.After(grace):
+	}
+	for time.Now().Before(deadline) && groupAlive(r.pgid) {
+		time.Sleep(20 * time.Millisecond) // waiting on other processes' exit; no event to wait on
+	}
+	if groupAlive(r.pgid) {
+		p.log.Mark("process group %d still alive after %s: SIGKILL", r.pgid, grace)
+		signalGroup(r.pgid, syscall.SIGKILL)
+	}
+	select {
+	case <-r.exited:
+	case <-time.After(10 * time.Second):
+		p.logger.Error("engine did not exit after SIGKILL", "pid", r.pgid)
+	}
+	for i := 0; i < 100 && groupAlive(r.pgid); i++ {
+		time.Sleep(10 * time.Millisecond) // the kernel reaps the group's members
+	}
+}
+
+func signalGroup(pgid int, sig syscall.Signal) {
+	if pgid > 0 {
+		_ = syscall.Kill(-pgid, sig)
+	}
+}
+
+// groupAlive reports whether any process of the group exists. Zombies of
+// the group count as gone: they hold no memory.
+func groupAlive(pgid int) bool {
+	if pgid <= 0 {
+		return false
+	}
+	if err := syscall.Kill(-pgid, 0); err != nil {
+		return false
+	}
+	return groupHasLiving(pgid)
+}
+
+// Close stops the engine and prevents further starts.
+func (p *Process) Close(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	err := p.Stop(ctx)
+	p.log.Close()
+	return err
+}
+
+// redactArgv hides values of flags that look like secrets in what gantry
+// logs (the argv itself is passed unchanged).
+func redactArgv(argv []string) []string {
+	out := make([]string, len(argv))
+	hide := false
+	for i, a := range argv {
+		switch {
+		case hide:
+			out[i] = "***"
+			hide = false
+		case secretName(a) && strings.HasPrefix(a, "-"):
+			if k, _, ok := strings.Cut(a, "="); ok {
+				out[i] = k + "=***"
+			} else {
+				out[i] = a
+				hide = true
+			}
+		default:
+			out[i] = a
+		}
+	}
+	return out
+}
+
+// secretName reports whether a flag or variable name suggests a secret.
+func secretName(s string) bool {
+	u := strings.ToUpper(s)
+	for _, w := range []string{"KEY", "TOKEN", "SECRET", "PASSWORD"} {
+		if strings.Contains(u, w) {
+			return true
+		}
+	}
+	return false
+}
