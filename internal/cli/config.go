@@ -98,7 +98,14 @@ func runConfig(e *env, args []string) error {
 	if n := probs.Errors(); n > 0 {
 		return &ExitError{Code: 1, Err: fmt.Errorf("%s: %d problem(s); nothing was changed", path, n)}
 	}
-	fmt.Fprintf(e.stdout, "%s: valid — %d models, %d slots, %d profiles, gateway on %s\n",
-		path, len(c.Models), len(c.Slots), len(c.Profiles), c.Listen)
+	fmt.Fprintf(e.stdout, "%s: valid — %s, %s, %s, gateway on %s\n", path, plural(len(c.Models), "model"),
+		plural(len(c.Slots), "slot"), plural(len(c.Profiles), "profile"), c.Listen)
 	return nil
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -192,10 +192,13 @@ func Load(path string) (*Config, error) {
 // Parse is Load on bytes already read; name is used in messages.
 func Parse(name string, data []byte) (*Config, error) {
 	c, probs := parse(name, data)
-	if len(probs) > 0 {
-		return nil, probs
+	if c != nil {
+		// Validate even after decoding problems: a user fixing a config
+		// wants every problem in one go, not one per run.
+		probs = append(probs, c.Validate()...)
+		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
 	}
-	if probs := c.Validate(); probs.Errors() > 0 {
+	if probs.Errors() > 0 {
 		return nil, probs
 	}
 	return c, nil
@@ -219,19 +222,17 @@ func parse(name string, data []byte) (*Config, Problems) {
 	checkKeys(root, typeOfConfig, nil, name, &probs)
 	if err := root.Decode(c); err != nil {
 		var te *yaml.TypeError
-		if errors.As(err, &te) {
+		if !errors.As(err, &te) {
+			return nil, append(probs, Problem{File: name, Line: yamlErrLine(err), Msg: cleanYAMLErr(err)})
+		}
+		if len(probs) == 0 { // else checkKeys said the same, with key paths
 			for _, e := range te.Errors {
 				probs = append(probs, Problem{File: name, Line: yamlErrLine(errors.New(e)), Msg: cleanYAMLErr(errors.New(e))})
 			}
-		} else {
-			probs = append(probs, Problem{File: name, Line: yamlErrLine(err), Msg: cleanYAMLErr(err)})
 		}
 	}
-	if len(probs) > 0 {
-		return nil, probs
-	}
 	c.applyDefaults()
-	return c, nil
+	return c, probs
 }
 
 var lineRE = regexp.MustCompile(`line (\d+):?\s*`)
@@ -287,9 +288,9 @@ func expandEnv(n *yaml.Node, path []string, file string, probs *Problems) {
 			}
 			return v
 		})
-		if n.Tag == "!!int" || n.Tag == "!!float" || n.Tag == "!!bool" {
-			n.Tag = "" // let the decoder re-resolve the expanded text
-		}
+		// Let the decoder resolve the expanded text afresh, so that
+		// port: "${env.PORT}" can become a number.
+		n.Tag, n.Style = "", 0
 	}
 }
 

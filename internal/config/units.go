@@ -57,11 +57,11 @@ func ParseSize(s string) (Size, error) {
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: expected a size like 64GiB", n.Line)
+		return typeErr(n, "expected a size like 64GiB")
 	}
 	v, err := ParseSize(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
+		return typeErr(n, err.Error())
 	}
 	*s = v
 	return nil
@@ -99,11 +99,11 @@ type Duration time.Duration
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: expected a duration like 30s or 15m", n.Line)
+		return typeErr(n, "expected a duration like 30s or 15m")
 	}
 	v, err := time.ParseDuration(strings.TrimSpace(n.Value))
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (write it like 30s, 15m or 1h)", n.Line, n.Value)
+		return typeErr(n, fmt.Sprintf("%q is not a duration (write it like 30s, 15m or 1h)", n.Value))
 	}
 	*d = Duration(v)
 	return nil
@@ -126,7 +126,7 @@ func (r *PortRange) UnmarshalYAML(n *yaml.Node) error {
 	first, err1 := strconv.Atoi(strings.TrimSpace(a))
 	last, err2 := strconv.Atoi(strings.TrimSpace(b))
 	if n.Kind != yaml.ScalarNode || !ok || err1 != nil || err2 != nil || first < 1 || last > 65535 || first > last {
-		return fmt.Errorf("line %d: %q is not a port range (write it like 30100-30999)", n.Line, n.Value)
+		return typeErr(n, fmt.Sprintf("%q is not a port range (write it like 30100-30999)", n.Value))
 	}
 	r.First, r.Last = first, last
 	return nil
@@ -134,3 +134,9 @@ func (r *PortRange) UnmarshalYAML(n *yaml.Node) error {
 
 // String formats the range as "first-last".
 func (r PortRange) String() string { return fmt.Sprintf("%d-%d", r.First, r.Last) }
+
+// typeErr is a decoding error yaml collects rather than stopping at, so
+// that one bad value does not hide the others.
+func typeErr(n *yaml.Node, msg string) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s", n.Line, msg)}}
+}

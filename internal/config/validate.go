@@ -79,10 +79,26 @@ func checkKeys(n *yaml.Node, t reflect.Type, path []string, file string, probs *
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	at := func() string { return strings.Join(path, ".") }
 	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		// Parse the value here too, so a bad size or duration is reported
+		// with its key path, and every one of them, not just the first.
+		v := reflect.New(t).Interface().(yaml.Unmarshaler)
+		if err := v.UnmarshalYAML(n); err != nil {
+			*probs = append(*probs, Problem{File: file, Line: n.Line, Path: at(), Msg: cleanYAMLErr(err)})
+		}
 		return
 	}
 	switch t.Kind() {
+	case reflect.Int, reflect.Int64:
+		var i int64
+		if n.Kind != yaml.ScalarNode || n.Decode(&i) != nil {
+			*probs = append(*probs, Problem{File: file, Line: n.Line, Path: at(), Msg: fmt.Sprintf("%q is not a whole number", n.Value)})
+		}
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			*probs = append(*probs, Problem{File: file, Line: n.Line, Path: at(), Msg: "expected a single value, not a list or map"})
+		}
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			return // the decoder reports the type error
@@ -104,8 +120,11 @@ func checkKeys(n *yaml.Node, t reflect.Type, path []string, file string, probs *
 			p := append(append([]string(nil), path...), k.Value)
 			if !ok {
 				sort.Strings(known)
-				*probs = append(*probs, Problem{File: file, Line: k.Line, Path: strings.Join(p, "."),
-					Msg: fmt.Sprintf("unknown key (known here: %s)", strings.Join(known, ", "))})
+				msg := fmt.Sprintf("unknown key (known here: %s)", strings.Join(known, ", "))
+				if c := closest(k.Value, known); c != "" {
+					msg = fmt.Sprintf("unknown key; did you mean %s? (known here: %s)", c, strings.Join(known, ", "))
+				}
+				*probs = append(*probs, Problem{File: file, Line: k.Line, Path: strings.Join(p, "."), Msg: msg})
 				continue
 			}
 			checkKeys(n.Content[i+1], ft, p, file, probs)
@@ -342,7 +361,8 @@ func (v *validator) run() {
 		}
 	}
 
-	// fallback chains: known models, no cycles
+	// fallback chains: known models, no cycles (each cycle reported once)
+	inCycle := map[string]bool{}
 	for _, name := range c.ModelNames() {
 		m := c.Models[name]
 		if m.Fallback == "" {
@@ -359,7 +379,12 @@ func (v *validator) run() {
 		for cur != nil {
 			chain = append(chain, cur.Name)
 			if seen[cur.Name] {
-				v.add(p, "fallback cycle: %s", strings.Join(chain, " → "))
+				if !inCycle[name] {
+					v.add(p, "fallback cycle: %s", strings.Join(chain, " → "))
+					for _, n := range chain {
+						inCycle[n] = true
+					}
+				}
 				break
 			}
 			seen[cur.Name] = true
@@ -445,7 +470,7 @@ func (v *validator) model(name string, m *Model, p []string) {
 		v.add(at("runtime"), "%q is not a runtime (native or docker)", m.Runtime)
 	}
 	if needsPath(m.Engine) && m.Path == "" {
-		v.add(p, "engine %s needs path: (the model folder, relative to %s/models or absolute)", m.Engine, c.Root)
+		v.add(p, "engine %s needs path: (the model folder, relative to <root>/models, or absolute)", m.Engine)
 	}
 	if m.Engine == EngineOllama && m.Path == "" && m.Model == "" {
 		v.add(p, "engine ollama needs model: (a tag such as qwen3:8b) or path: (a .gguf file)")
@@ -530,4 +555,36 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// closest returns the candidate within edit distance 2 of s, if any: the
+// key the user most likely meant.
+func closest(s string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		if d := editDistance(s, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

@@ -49,6 +49,9 @@ type Options struct {
 	Restart    bool
 	BackoffMin time.Duration // default 1s
 	BackoffMax time.Duration // default 2m
+	// StableAfter is how long an engine must stay ready for its failure
+	// count (and so the backoff) to start afresh. Default 5m.
+	StableAfter time.Duration
 	// ProbeMin and ProbeMax bound the readiness probe interval: it starts at
 	// ProbeMin so a fast engine is seen at once and grows to ProbeMax.
 	ProbeMin time.Duration // default 10ms
@@ -123,6 +126,9 @@ func New(m *config.Model, l engine.Launch, logPath string, opts Options) (*Proce
 	}
 	if opts.BackoffMax <= 0 {
 		opts.BackoffMax = 2 * time.Minute
+	}
+	if opts.StableAfter <= 0 {
+		opts.StableAfter = 5 * time.Minute
 	}
 	if opts.ProbeMin <= 0 {
 		opts.ProbeMin = 10 * time.Millisecond
@@ -279,6 +285,11 @@ func (p *Process) startRun(ctx context.Context, r *run, done chan struct{}) {
 	if err == nil {
 		err = p.awaitReady(ctx, r)
 	}
+	if err != nil {
+		// Kill the group before reporting, so a failed start never leaves a
+		// half-loaded engine holding memory behind the caller's back.
+		p.terminate(context.Background(), r) //nolint:errcheck
+	}
 	p.mu.Lock()
 	if p.cur != r { // stopped meanwhile; Stop reports the outcome
 		if err == nil {
@@ -293,7 +304,6 @@ func (p *Process) startRun(ctx context.Context, r *run, done chan struct{}) {
 	if err == nil {
 		p.readyAt = time.Now()
 		p.phase, p.detail = "ready", ""
-		p.failures = 0
 		ev = p.setState(Ready, fmt.Sprintf("ready after %s", p.readyAt.Sub(p.startedAt).Round(time.Millisecond)))
 		go p.watch(r)
 	} else {
@@ -303,9 +313,6 @@ func (p *Process) startRun(ctx context.Context, r *run, done chan struct{}) {
 	close(done)
 	p.mu.Unlock()
 	p.emit(ev)
-	if err != nil {
-		p.killGroup(r, p.model.StopTimeout.D())
-	}
 }
 
 // spawn runs PreStart and starts the process in its own group.
@@ -333,6 +340,7 @@ func (p *Process) spawn(r *run) error {
 		return fmt.Errorf("launch %s: %w", l.Argv[0], err)
 	}
 	r.cmd, r.pgid = cmd, cmd.Process.Pid
+	p.log.Mark("pid %d (process group %d)", cmd.Process.Pid, cmd.Process.Pid)
 	p.mu.Lock()
 	p.pid = cmd.Process.Pid
 	p.mu.Unlock()
@@ -408,7 +416,13 @@ func (p *Process) watch(r *run) {
 }
 
 // failLocked moves to failed and, with Restart, schedules the next start.
+// A crash after a long healthy run starts the backoff afresh; a crash soon
+// after ready counts as one more failure in a row, so a crash loop slows
+// down even when each run briefly turns ready.
 func (p *Process) failLocked(reason string) *Event {
+	if !p.readyAt.IsZero() && time.Since(p.readyAt) >= p.opts.StableAfter {
+		p.failures = 0
+	}
 	p.failures++
 	p.pid = 0
 	if p.opts.Restart && !p.closed {

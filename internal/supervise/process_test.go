@@ -1,0 +1,252 @@
+package supervise
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/testbin"
+)
+
+// newSim supervises a real `gantry sim` process with the given sim args.
+func newSim(t *testing.T, yamlModel string, opts Options) (*Process, chan Event) {
+	t.Helper()
+	root := t.TempDir()
+	port := testbin.FreePort(t)
+	src := fmt.Sprintf("root: %s\nmodels:\n  m:\n    engine: sim\n    memory: 1GiB\n    port: %d\n%s", root, port, yamlModel)
+	c, err := config.Parse("test.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Models["m"]
+	l, err := engine.Build(m, engine.Host{Config: c, Self: testbin.Gantry(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan Event, 100)
+	opts.OnEvent = func(ev Event) { events <- ev }
+	p, err := New(m, l, c.LogPath(m), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(context.Background()) })
+	return p, events
+}
+
+// waitEvent waits for an event into state to, failing after timeout.
+func waitEvent(t *testing.T, events chan Event, to State, timeout time.Duration) Event {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case ev := <-events:
+			if ev.To == to {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("no event into %s within %s", to, timeout)
+		}
+	}
+}
+
+func TestReadyAfterLoadTime(t *testing.T) {
+	p, _ := newSim(t, "    args: [--flavor, sglang, --load-time, 400ms]\n", Options{})
+	began := time.Now()
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(began); d < 400*time.Millisecond {
+		t.Errorf("ready after %s, before the load time of 400ms", d)
+	}
+	st := p.Status()
+	if st.State != Ready || st.PID == 0 || st.Starts != 1 {
+		t.Errorf("status %+v", st)
+	}
+	resp, err := http.Get(p.Launch().BaseURL + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("health %d", resp.StatusCode)
+	}
+	// A second Start on a ready engine returns at once and starts nothing.
+	if err := p.Start(context.Background()); err != nil || p.Status().Starts != 1 {
+		t.Errorf("second start: %v, starts %d", err, p.Status().Starts)
+	}
+	if _, err := os.Stat(p.Log().Path()); err != nil {
+		t.Errorf("log file: %v", err)
+	}
+	if !strings.Contains(strings.Join(p.Log().Tail(50), "\n"), "sim: ready at") {
+		t.Errorf("log has no ready line: %q", p.Log().Tail(50))
+	}
+}
+
+func TestConcurrentStartsLaunchOnce(t *testing.T) {
+	p, _ := newSim(t, "    args: [--load-time, 300ms]\n", Options{})
+	errs := make(chan error, 20)
+	for i := 0; i < 20; i++ {
+		go func() { errs <- p.Start(context.Background()) }()
+	}
+	for i := 0; i < 20; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := p.Status().Starts; n != 1 {
+		t.Errorf("20 concurrent starts launched %d engines", n)
+	}
+}
+
+func TestHangLoadFailsAtStartTimeout(t *testing.T) {
+	p, _ := newSim(t, "    start_timeout: 800ms\n    args: [--hang-load, --flavor, llamacpp]\n", Options{})
+	began := time.Now()
+	err := p.Start(context.Background())
+	if err == nil {
+		t.Fatal("a sim that never loads became ready")
+	}
+	if !strings.Contains(err.Error(), "start_timeout") || !strings.Contains(err.Error(), "Loading model") {
+		t.Errorf("error does not say why: %v", err)
+	}
+	if d := time.Since(began); d < 800*time.Millisecond {
+		t.Errorf("failed after %s, before start_timeout", d)
+	}
+	st := p.Status()
+	if st.State != Failed {
+		t.Errorf("state %s, want failed", st.State)
+	}
+	assertGone(t, p)
+}
+
+func TestExitDuringStartSaysWhy(t *testing.T) {
+	p, _ := newSim(t, "    args: [--flavor, nonsense]\n", Options{})
+	err := p.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "exited while starting") || !strings.Contains(err.Error(), "nonsense") {
+		t.Fatalf("want an exit error naming the bad flag, got %v", err)
+	}
+}
+
+func TestCrashedAlwaysOnRestartsWithBackoff(t *testing.T) {
+	p, events := newSim(t, "    mode: always-on\n    args: [--crash-after, 1]\n",
+		Options{Restart: true, BackoffMin: 200 * time.Millisecond, BackoffMax: time.Second})
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	crash := func() {
+		resp, err := http.Post(p.Launch().BaseURL+"/v1/completions", "application/json", strings.NewReader(`{"model":"m","prompt":"x"}`))
+		if err == nil {
+			resp.Body.Close()
+		}
+	}
+	var backoffs []string
+	re := regexp.MustCompile(`restarting in (\S+)`)
+	for i := 0; i < 2; i++ {
+		crash()
+		ev := waitEvent(t, events, Failed, 10*time.Second)
+		m := re.FindStringSubmatch(ev.Reason)
+		if m == nil || !strings.Contains(ev.Reason, "exit status 3") {
+			t.Fatalf("failure reason %q does not name the exit and the backoff", ev.Reason)
+		}
+		backoffs = append(backoffs, m[1])
+		waitEvent(t, events, Ready, 10*time.Second)
+	}
+	if backoffs[0] != "200ms" || backoffs[1] != "400ms" {
+		t.Errorf("backoffs %v, want [200ms 400ms]", backoffs)
+	}
+	if n := p.Status().Starts; n != 3 {
+		t.Errorf("starts %d, want 3", n)
+	}
+}
+
+func TestStopKillsWholeGroup(t *testing.T) {
+	p, _ := newSim(t, "    stop_timeout: 500ms\n    args: [--spawn-child, --ignore-sigterm]\n", Options{})
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	leader := p.Status().PID
+	child := 0
+	re := regexp.MustCompile(`spawned child pid (\d+)`)
+	for _, l := range p.Log().Tail(50) {
+		if m := re.FindStringSubmatch(l); m != nil {
+			child, _ = strconv.Atoi(m[1])
+		}
+	}
+	if child == 0 {
+		t.Fatalf("no child pid in log: %q", p.Log().Tail(50))
+	}
+	began := time.Now()
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(began); d < 500*time.Millisecond {
+		t.Errorf("an engine ignoring SIGTERM stopped after %s, before stop_timeout", d)
+	}
+	for _, pid := range []int{leader, child} {
+		if alive(pid) {
+			t.Errorf("pid %d survived the stop", pid)
+		}
+	}
+	if st := p.Status(); st.State != Stopped || st.PID != 0 {
+		t.Errorf("status after stop %+v", st)
+	}
+	if len(GroupMembers(leader)) != 0 {
+		t.Errorf("group %d still has members %v", leader, GroupMembers(leader))
+	}
+}
+
+func TestGracefulStopIsQuick(t *testing.T) {
+	p, _ := newSim(t, "    stop_timeout: 10s\n", Options{})
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("an engine that honours SIGTERM took %s to stop", d)
+	}
+	if !strings.Contains(strings.Join(p.Log().Tail(10), "\n"), "sim: stopped") {
+		t.Errorf("sim did not shut down gracefully: %q", p.Log().Tail(10))
+	}
+}
+
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	state, _, _ := parseStat(string(b))
+	return state != "Z"
+}
+
+// assertGone checks that the process group recorded in the log is gone.
+func assertGone(t *testing.T, p *Process) {
+	t.Helper()
+	re := regexp.MustCompile(`\[gantry\] pid (\d+)`)
+	pid := 0
+	for _, l := range p.Log().Tail(100) {
+		if m := re.FindStringSubmatch(l); m != nil {
+			pid, _ = strconv.Atoi(m[1])
+		}
+	}
+	if pid == 0 {
+		t.Fatalf("no pid in log %q", p.Log().Tail(100))
+	}
+	if alive(pid) || len(GroupMembers(pid)) > 0 {
+		t.Errorf("process group %d is still alive after the failed start", pid)
+	}
+}
