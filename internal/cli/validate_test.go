@@ -43,4 +43,3 @@ func TestConfigValidateGolden(t *testing.T) {
 		})
 	}
 }
-

@@ -1,0 +1,168 @@
+// Package e2e runs the real gantry binary as a user would: `gantry serve` as
+// a daemon, the CLI verbs as separate processes, engines as real processes.
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gantryhq/gantry/internal/testbin"
+)
+
+// daemon is a running `gantry serve`.
+type daemon struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	url    string
+	home   string
+	config string
+	out    *syncBuffer
+	done   chan struct{}
+}
+
+// syncBuffer collects a process's output while tests read it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{} }
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startDaemon writes cfg (with LISTEN and ROOT replaced) and runs gantry
+// serve on it; with cfg == "" it runs with no config (the demo).
+func startDaemon(t *testing.T, cfg string, extraArgs ...string) *daemon {
+	t.Helper()
+	bin := testbin.Gantry(t)
+	home := t.TempDir()
+	port := testbin.FreePort(t)
+	listen := fmt.Sprintf("127.0.0.1:%d", port)
+	d := &daemon{t: t, url: "http://" + listen, home: home, out: newSyncBuffer(), done: make(chan struct{})}
+	args := []string{"serve"}
+	if cfg != "" {
+		cfg = strings.ReplaceAll(cfg, "LISTEN", listen)
+		cfg = strings.ReplaceAll(cfg, "ROOT", filepath.Join(home, "ai"))
+		d.config = filepath.Join(home, "gantry.yaml")
+		if err := os.WriteFile(d.config, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--config", d.config)
+	} else {
+		args = append(args, "--listen", listen)
+	}
+	args = append(args, extraArgs...)
+	d.cmd = exec.Command(bin, args...)
+	d.cmd.Env = append(cleanEnv(), "HOME="+home)
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		d.stop()
+		if t.Failed() {
+			t.Logf("gantry serve output:\n%s", d.out.String())
+		}
+	})
+	testbin.WaitHTTP(t, d.url+"/healthz", 20*time.Second)
+	return d
+}
+
+// cleanEnv is the environment without GANTRY_* settings of the machine.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GANTRY_") && !strings.HasPrefix(kv, "HOME=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// stop sends SIGTERM and waits for gantry to exit.
+func (d *daemon) stop() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(60 * time.Second):
+		d.cmd.Process.Kill()
+		d.t.Errorf("gantry serve did not exit within 60s of SIGTERM")
+	}
+}
+
+// gantry runs a CLI verb against the daemon and returns its output and
+// exit code.
+func (d *daemon) gantry(args ...string) (string, int) {
+	d.t.Helper()
+	full := append(append([]string{}, args...), "--server", d.url)
+	return run(d.t, d.home, full...)
+}
+
+func run(t *testing.T, home string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(testbin.Gantry(t), args...)
+	cmd.Env = append(cleanEnv(), "HOME="+home)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), code
+}
+
+// simPIDs lists the PIDs of `gantry sim` processes whose command line
+// mentions marker.
+func simPIDs(marker string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		cl := strings.ReplaceAll(string(b), "\x00", " ")
+		if strings.Contains(cl, " sim ") && strings.Contains(cl, marker) {
+			var pid int
+			fmt.Sscan(e.Name(), &pid)
+			stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+			if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
+				continue
+			}
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// command prepares a CLI verb against the daemon without running it.
+func (d *daemon) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(testbin.Gantry(d.t), append(append([]string{}, args...), "--server", d.url)...)
+	cmd.Env = append(cleanEnv(), "HOME="+d.home)
+	return cmd
+}

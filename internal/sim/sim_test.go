@@ -1,0 +1,241 @@
+package sim
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// start runs a sim in-process and returns its base URL.
+func start(t *testing.T, o Options) string {
+	t.Helper()
+	o.Port = freePort(t)
+	o.Host = "127.0.0.1"
+	if o.Model == "" {
+		o.Model = "m"
+	}
+	if o.Flavor == "" {
+		o.Flavor = "vllm"
+	}
+	if o.Tokens == 0 {
+		o.Tokens = 8
+	}
+	if o.Dims == 0 {
+		o.Dims = 16
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, o, io.Discard) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "http://127.0.0.1:" + strconv.Itoa(o.Port)
+}
+
+type probe struct {
+	refused bool
+	status  int
+	body    string
+}
+
+func get(url string) probe {
+	resp, err := http.Get(url)
+	if err != nil {
+		return probe{refused: errors.Is(err, syscall.ECONNREFUSED)}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return probe{status: resp.StatusCode, body: string(b)}
+}
+
+// observe polls url until it answers 200 and returns the distinct phases
+// seen on the way: "refused", "503", "200".
+func observe(t *testing.T, url string) []string {
+	t.Helper()
+	var phases []string
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		p := get(url)
+		ph := "refused"
+		if !p.refused {
+			ph = strconv.Itoa(p.status)
+		}
+		if len(phases) == 0 || phases[len(phases)-1] != ph {
+			phases = append(phases, ph)
+		}
+		if ph == "200" {
+			return phases
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%s never became ready; phases %v", url, phases)
+	return nil
+}
+
+func TestFlavorHealthSemantics(t *testing.T) {
+	cases := map[string][]string{
+		"vllm":     {"refused", "200"},
+		"trtllm":   {"refused", "200"},
+		"sglang":   {"refused", "503", "200"},
+		"llamacpp": {"503", "200"},
+	}
+	for flavor, want := range cases {
+		t.Run(flavor, func(t *testing.T) {
+			base := start(t, Options{Flavor: flavor, LoadTime: 400 * time.Millisecond})
+			got := observe(t, base+"/health")
+			if want[0] != "refused" && got[0] == "refused" {
+				got = got[1:] // the goroutine had not bound its port yet
+			}
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("phases %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestLlamaCppSaysLoadingModel(t *testing.T) {
+	base := start(t, Options{Flavor: "llamacpp", HangLoad: true})
+	var p probe
+	for i := 0; i < 200; i++ {
+		if p = get(base + "/health"); !p.refused {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p.status != 503 || !strings.Contains(p.body, "Loading model") {
+		t.Errorf("got %+v", p)
+	}
+}
+
+func TestChatNonStreaming(t *testing.T) {
+	base := start(t, Options{Tokens: 5})
+	observe(t, base+"/health")
+	resp, err := http.Post(base+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"Hallo"}],"max_tokens":3}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Choices []struct {
+			Message      struct{ Content string }
+			FinishReason string `json:"finish_reason"`
+		}
+		Usage struct {
+			CompletionTokens int `json:"completion_tokens"`
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Usage.CompletionTokens != 3 || out.Choices[0].FinishReason != "length" || out.Choices[0].Message.Content == "" {
+		t.Errorf("got %+v", out)
+	}
+}
+
+func TestStreamIsPaced(t *testing.T) {
+	base := start(t, Options{Tokens: 6, TTFT: 100 * time.Millisecond, ITL: 50 * time.Millisecond})
+	observe(t, base+"/health")
+	began := time.Now()
+	resp, err := http.Post(base+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var arrivals []time.Duration
+	var usage, done bool
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "data: ") {
+			continue
+		}
+		data := strings.TrimPrefix(line, "data: ")
+		if data == "[DONE]" {
+			done = true
+			continue
+		}
+		if strings.Contains(data, `"usage"`) {
+			usage = true
+			continue
+		}
+		arrivals = append(arrivals, time.Since(began))
+	}
+	if len(arrivals) != 6 || !usage || !done {
+		t.Fatalf("chunks %d usage %v done %v", len(arrivals), usage, done)
+	}
+	if arrivals[0] < 100*time.Millisecond {
+		t.Errorf("first token after %s, before the TTFT", arrivals[0])
+	}
+	if gap := arrivals[5] - arrivals[0]; gap < 250*time.Millisecond {
+		t.Errorf("5 gaps took %s, want ≥ 250ms", gap)
+	}
+}
+
+func TestEmbeddingsDeterministic(t *testing.T) {
+	base := start(t, Options{Embed: true, Dims: 32})
+	observe(t, base+"/health")
+	embed := func(body string) [][]float64 {
+		resp, err := http.Post(base+"/v1/embeddings", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Data []struct{ Embedding []float64 }
+		}
+		json.NewDecoder(resp.Body).Decode(&out)
+		var vs [][]float64
+		for _, d := range out.Data {
+			vs = append(vs, d.Embedding)
+		}
+		return vs
+	}
+	a := embed(`{"model":"m","input":"hallo"}`)
+	b := embed(`{"model":"m","input":["hallo","welt"]}`)
+	if len(a) != 1 || len(b) != 2 || len(a[0]) != 32 {
+		t.Fatalf("shapes %d %d", len(a), len(b))
+	}
+	for i := range a[0] {
+		if a[0][i] != b[0][i] {
+			t.Fatal("same input, different vectors")
+		}
+	}
+}
+
+func TestMetricsInFlavourNames(t *testing.T) {
+	for flavor, name := range map[string]string{"vllm": "vllm:num_requests_running", "sglang": "sglang:num_running_reqs", "llamacpp": "llamacpp:requests_processing"} {
+		base := start(t, Options{Flavor: flavor})
+		observe(t, base+"/health")
+		if p := get(base + "/metrics"); !strings.Contains(p.body, name) {
+			t.Errorf("%s metrics lack %s:\n%s", flavor, name, p.body)
+		}
+	}
+}
+
+func TestFailHealthAfter(t *testing.T) {
+	base := start(t, Options{FailHealthAfter: 2})
+	observe(t, base+"/health") // 1
+	get(base + "/health")      // 2
+	if p := get(base + "/health"); p.status != 500 {
+		t.Errorf("third health answer %d, want 500", p.status)
+	}
+}
