@@ -35,15 +35,85 @@ func New(s *sched.Scheduler, events *Hub, logger *slog.Logger) *Server {
 	return &Server{sched: s, logger: logger, events: events}
 }
 
-// Register adds the admin routes to mux.
-func (s *Server) Register(mux *http.ServeMux) {
+// Register adds the admin routes to mux, each wrapped by wrap (auth);
+// /healthz stays open.
+func (s *Server) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handler) {
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /api/status", s.status)
-	mux.HandleFunc("GET /api/models", s.status)
-	mux.HandleFunc("POST /api/models/{name}/start", s.start)
-	mux.HandleFunc("POST /api/models/{name}/stop", s.stop)
-	mux.HandleFunc("GET /api/logs/{name}", s.logs)
-	mux.HandleFunc("GET /api/events", s.eventStream)
+	h := func(pattern string, f http.HandlerFunc) { mux.Handle(pattern, wrap(f)) }
+	h("GET /api/status", s.status)
+	h("GET /api/models", s.status)
+	h("POST /api/models/{name}/start", s.start)
+	h("POST /api/models/{name}/stop", s.stop)
+	h("POST /api/slots/{slot}/switch", s.switchSlot)
+	h("GET /api/profile", s.getProfile)
+	h("POST /api/profile", s.setProfile)
+	h("GET /api/logs/{name}", s.logs)
+	h("GET /api/events", s.eventStream)
+}
+
+// readJSON decodes a small JSON request body into v, answering 400 itself.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		WriteError(w, http.StatusBadRequest, "invalid_request_error", "invalid_json", "the body is not the expected JSON: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// switchSlot makes {"model": M} the running member of the slot and answers
+// when it is ready (the old member is drained first).
+func (s *Server) switchSlot(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Model string `json:"model"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if req.Model == "" {
+		WriteError(w, http.StatusBadRequest, "invalid_request_error", "model_missing", `want {"model": "<member of the slot>"}`)
+		return
+	}
+	if err := s.sched.Switch(context.WithoutCancel(r.Context()), r.PathValue("slot"), req.Model); err != nil {
+		writeSchedErr(w, err)
+		return
+	}
+	ms, _ := s.modelStatus(s.sched.Config().Resolve(req.Model).Name)
+	WriteJSON(w, http.StatusOK, ms)
+}
+
+// profileInfo is GET /api/profile.
+type profileInfo struct {
+	Active   string              `json:"active"`
+	Profiles map[string][]string `json:"profiles"`
+}
+
+func (s *Server) profileInfo() profileInfo {
+	pi := profileInfo{Active: s.sched.Profile(), Profiles: map[string][]string{}}
+	for n, p := range s.sched.Config().Profiles {
+		pi.Profiles[n] = append([]string{}, p.AlwaysOn...)
+	}
+	return pi
+}
+
+func (s *Server) getProfile(w http.ResponseWriter, r *http.Request) {
+	WriteJSON(w, http.StatusOK, s.profileInfo())
+}
+
+// setProfile activates {"profile": NAME} ("" for none).
+func (s *Server) setProfile(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Profile string `json:"profile"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if err := s.sched.SetProfile(context.WithoutCancel(r.Context()), req.Profile); err != nil {
+		writeSchedErr(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, s.profileInfo())
 }
 
 // Error is the OpenAI-shaped error body.
@@ -79,6 +149,8 @@ func writeSchedErr(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, sched.ErrUnknownModel):
 		WriteError(w, http.StatusNotFound, "not_found_error", "model_not_found", err.Error())
+	case errors.Is(err, sched.ErrInsufficientMemory):
+		WriteError(w, http.StatusServiceUnavailable, "server_error", "insufficient_memory", err.Error())
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		WriteError(w, http.StatusGatewayTimeout, "timeout_error", "timeout", err.Error())
 	default:
@@ -249,11 +321,7 @@ func (s *sseWriter) comment(c string) {
 func (s *sseWriter) flush() { s.rc.Flush() } //nolint:errcheck // client gone: the request ctx ends
 
 // Event is one entry of /api/events.
-type Event struct {
-	Kind string    `json:"kind"` // "state", …
-	Time time.Time `json:"time"`
-	Data any       `json:"data"`
-}
+type Event = sched.Event
 
 // Hub fans events out to subscribers; a slow subscriber loses events
 // rather than stalling gantry.

@@ -78,6 +78,8 @@ func verbs() []verb {
 		{"ps", "[--json]", "list models with state, port, pid, memory and load", runPS},
 		{"start", "MODEL", "start a model and wait until it is ready", runStart},
 		{"stop", "MODEL", "stop a model", runStop},
+		{"switch", "SLOT MODEL", "switch a slot to another member, draining the old one", runSwitch},
+		{"profile", "[NAME | --none]", "show or switch the active profile", runProfile},
 		{"logs", "[-f] [-n N] MODEL", "show (and follow) a model's engine log", runLogs},
 		{"config", "validate [--config P]", "check a config file and list every problem", runConfig},
 		{"sim", "[--port N] [--flavor F] ...", "run the simulated engine (for tests, demos, benchmarks)", runSim},

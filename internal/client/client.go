@@ -208,3 +208,44 @@ func ReadSSE(r io.Reader, fn func(event, data string)) error {
 	}
 	return nil
 }
+
+func (c *Client) postJSON(ctx context.Context, path string, in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(ctx, http.MethodPost, path, strings.NewReader(string(b)))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Switch makes model the running member of slot; it returns when the model
+// is ready.
+func (c *Client) Switch(ctx context.Context, slot, model string) (sched.ModelStatus, error) {
+	var m sched.ModelStatus
+	err := c.postJSON(ctx, "/api/slots/"+url.PathEscape(slot)+"/switch", map[string]string{"model": model}, &m)
+	return m, err
+}
+
+// ProfileInfo is the active profile and the configured ones.
+type ProfileInfo struct {
+	Active   string              `json:"active"`
+	Profiles map[string][]string `json:"profiles"`
+}
+
+// Profile returns the active profile.
+func (c *Client) Profile(ctx context.Context) (ProfileInfo, error) {
+	var p ProfileInfo
+	err := c.getJSON(ctx, http.MethodGet, "/api/profile", &p)
+	return p, err
+}
+
+// SetProfile activates a profile ("" for none).
+func (c *Client) SetProfile(ctx context.Context, name string) (ProfileInfo, error) {
+	var p ProfileInfo
+	err := c.postJSON(ctx, "/api/profile", map[string]string{"profile": name}, &p)
+	return p, err
+}

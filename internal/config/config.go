@@ -46,6 +46,7 @@ type Config struct {
 	Listen    string                     `yaml:"listen" json:"listen"`
 	Root      string                     `yaml:"root" json:"root"`
 	PortRange PortRange                  `yaml:"port_range" json:"port_range"`
+	MaxBody   Size                       `yaml:"max_body" json:"max_body"`
 	Memory    Memory                     `yaml:"memory" json:"memory"`
 	Auth      Auth                       `yaml:"auth" json:"-"`
 	Defaults  Defaults                   `yaml:"defaults" json:"defaults"`
@@ -81,6 +82,8 @@ type Defaults struct {
 	IdleTimeout  Duration `yaml:"idle_timeout" json:"idle_timeout"`
 	StartTimeout Duration `yaml:"start_timeout" json:"start_timeout"`
 	StopTimeout  Duration `yaml:"stop_timeout" json:"stop_timeout"`
+	// QueueLimit caps the requests waiting for a model that is not ready.
+	QueueLimit int `yaml:"queue_limit" json:"queue_limit"`
 }
 
 // Model is one entry of models:. Name is the key it is listed under.
@@ -105,6 +108,7 @@ type Model struct {
 	Slot         string            `yaml:"slot" json:"slot,omitempty"`
 	Command      []string          `yaml:"command" json:"command,omitempty"`
 	Health       string            `yaml:"health" json:"health,omitempty"`
+	QueueLimit   int               `yaml:"queue_limit" json:"queue_limit"`
 
 	// PortAssigned is true when gantry picked the port (none was configured).
 	PortAssigned bool `yaml:"-" json:"port_assigned,omitempty"`
@@ -126,6 +130,13 @@ type Service struct {
 type Slot struct {
 	Port    int    `yaml:"port" json:"port"`
 	Default string `yaml:"default" json:"default,omitempty"`
+	// MinResidency is how long a member stays loaded, while it has waiting
+	// requests, before another member may take the slot: rapid alternation
+	// must not thrash. Default 30s.
+	MinResidency Duration `yaml:"min_residency" json:"min_residency"`
+	// DuringSwitch says what happens to new requests for the member being
+	// switched away: "wait" (default) queues them, "refuse" answers 503.
+	DuringSwitch string `yaml:"during_switch" json:"during_switch"`
 }
 
 // Profile is a named set of models that are always-on while it is active.
@@ -344,6 +355,23 @@ func (c *Config) applyDefaults() {
 	if c.Defaults.StopTimeout == 0 {
 		c.Defaults.StopTimeout = Duration(30e9)
 	}
+	if c.Defaults.QueueLimit == 0 {
+		c.Defaults.QueueLimit = 256
+	}
+	if c.MaxBody == 0 {
+		c.MaxBody = 32 << 20
+	}
+	for _, sl := range c.Slots {
+		if sl == nil {
+			continue
+		}
+		if sl.MinResidency == 0 {
+			sl.MinResidency = Duration(30e9)
+		}
+		if sl.DuringSwitch == "" {
+			sl.DuringSwitch = "wait"
+		}
+	}
 	if c.Models == nil {
 		c.Models = map[string]*Model{}
 	}
@@ -388,6 +416,9 @@ func (c *Config) applyDefaults() {
 		}
 		if m.StopTimeout == 0 {
 			m.StopTimeout = c.Defaults.StopTimeout
+		}
+		if m.QueueLimit == 0 {
+			m.QueueLimit = c.Defaults.QueueLimit
 		}
 		if m.Engine == EngineCommand && m.Health == "" {
 			m.Health = "/health"

@@ -289,6 +289,12 @@ func (v *validator) run() {
 	if c.Root == "" {
 		v.add([]string{"root"}, "empty")
 	}
+	if c.MaxBody < 1024 {
+		v.add([]string{"max_body"}, "%s is too small for any request; the default is 32MiB", c.MaxBody)
+	}
+	if c.Defaults.QueueLimit < 0 {
+		v.add([]string{"defaults", "queue_limit"}, "must not be negative")
+	}
 	if len(c.Models) == 0 {
 		v.warn([]string{"models"}, "no models configured: the gateway will have nothing to serve")
 	}
@@ -398,7 +404,16 @@ func (v *validator) run() {
 	// slots: a default that is a member
 	for _, name := range sortedKeys(c.Slots) {
 		s := c.Slots[name]
-		if s == nil || s.Default == "" {
+		if s == nil {
+			continue
+		}
+		if s.DuringSwitch != "wait" && s.DuringSwitch != "refuse" {
+			v.add([]string{"slots", name, "during_switch"}, "%q: want wait or refuse", s.DuringSwitch)
+		}
+		if s.MinResidency < 0 {
+			v.add([]string{"slots", name, "min_residency"}, "must not be negative")
+		}
+		if s.Default == "" {
 			continue
 		}
 		m := c.Resolve(s.Default)
@@ -505,6 +520,9 @@ func (v *validator) model(name string, m *Model, p []string) {
 	}
 	if m.Memory <= 0 {
 		v.add(p, "memory: is required (how much GPU memory this model reserves, e.g. 24GiB)")
+	}
+	if m.QueueLimit < 0 {
+		v.add(at("queue_limit"), "must not be negative")
 	}
 	if m.Context < 0 {
 		v.add(at("context"), "must not be negative")

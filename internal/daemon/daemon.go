@@ -12,9 +12,10 @@ import (
 	"time"
 
 	"github.com/gantryhq/gantry/internal/api"
+	"github.com/gantryhq/gantry/internal/auth"
+	"github.com/gantryhq/gantry/internal/gateway"
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/sched"
-	"github.com/gantryhq/gantry/internal/supervise"
 )
 
 // Options for Run.
@@ -37,15 +38,21 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	hub := api.NewHub()
 	so := o.Sched
 	so.Logger = lg
-	so.OnEvent = func(ev supervise.Event) {
-		hub.Publish(api.Event{Kind: "state", Time: ev.Time, Data: ev})
-	}
+	so.OnEvent = hub.Publish
 	s, err := sched.New(cfg, so)
 	if err != nil {
 		return err
 	}
+	keys := auth.New(cfg.Auth.APIKeys, cfg.Auth.AdminKeys)
+	if keys.Open() && !config.IsLoopback(cfg.Listen) {
+		s.Close(context.Background()) //nolint:errcheck // nothing started yet
+		return fmt.Errorf("listen %s is reachable from other machines but auth.api_keys is empty: refusing to serve an open gateway", cfg.Listen)
+	}
 	mux := http.NewServeMux()
-	api.New(s, hub, lg).Register(mux)
+	api.New(s, hub, lg).Register(mux, keys.Admin)
+	gw := gateway.New(s, lg)
+	defer gw.Close()
+	gw.Register(mux, keys.Gateway)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -1,6 +1,9 @@
-// Package sched decides which engines run: it owns one supervised process
-// per configured model, starts always-on models, and answers what runs
-// where. It is the one place that starts and stops engines.
+// Package sched decides which engines run. It owns one supervised engine per
+// configured model and is the only place that starts and stops them: on
+// demand when a request arrives, within the memory budget (evicting idle
+// on-demand models, least recently used first), one member at a time on a
+// slot (draining before a switch), always-on models at boot and after a
+// profile switch, and idle models after their idle_timeout.
 package sched
 
 import (
@@ -9,7 +12,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,26 +23,85 @@ import (
 	"github.com/gantryhq/gantry/internal/supervise"
 )
 
+// Runner is what the scheduler needs of a supervised engine;
+// *supervise.Process is the real one.
+type Runner interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	Close(ctx context.Context) error
+	Status() supervise.Status
+	SetRestart(on bool)
+	Model() *config.Model
+	Launch() engine.Launch
+	Log() *supervise.Log
+}
+
+// NewRunner builds a Runner; supervise.New wrapped is the default.
+type NewRunner func(m *config.Model, l engine.Launch, logPath string, o supervise.Options) (Runner, error)
+
+func newProcess(m *config.Model, l engine.Launch, logPath string, o supervise.Options) (Runner, error) {
+	return supervise.New(m, l, logPath, o)
+}
+
+// Errors of Acquire and Start; the gateway maps them to HTTP statuses.
+var (
+	ErrUnknownModel       = errors.New("unknown model")
+	ErrInsufficientMemory = errors.New("insufficient memory")
+	ErrQueueFull          = errors.New("too many requests waiting")
+	ErrSlotSwitching      = errors.New("slot is switching")
+	ErrStartFailed        = errors.New("model failed to start")
+	ErrClosed             = errors.New("gantry is shutting down")
+)
+
+// retryFailedAfter is how long a failed on-demand model with a fallback is
+// passed over before a request tries to start it again.
+const retryFailedAfter = 30 * time.Second
+
 // Scheduler runs the models of one config.
 type Scheduler struct {
 	cfg    *config.Config
 	logger *slog.Logger
 	budget int64 // bytes engines may reserve in all
-	total  int64 // the GPU (or unified) memory the budget is taken from
+	total  int64 // the memory the budget is taken from
+	state  string
 
-	mu     sync.Mutex
-	models map[string]*entry
-	events func(supervise.Event)
-	closed bool
+	mu        sync.Mutex
+	models    map[string]*entry
+	changed   chan struct{}     // closed and replaced on every change waiters care about
+	switching map[string]*entry // slot → the member it is switching to
+	profile   string
+	closed    bool
+	events    func(Event)
 }
 
-// entry is one model's runtime record.
+// entry is one model's runtime record; guarded by Scheduler.mu.
 type entry struct {
 	m        *config.Model
-	proc     *supervise.Process
+	proc     Runner
+	state    supervise.State // last state the engine reported
+	readyAt  time.Time
+	failedAt time.Time
+	reason   string
 	inflight int
 	queued   int
 	lastUsed time.Time
+	holds    bool // counts toward reserved memory: admitted and not yet gone
+	evicting bool // a stop (eviction, idle, explicit) is under way
+	draining bool // its slot is switching to another member
+	alwaysOn bool // by mode or by the active profile
+	idle     *time.Timer
+	memory   int64
+	baseURL  string
+}
+
+// Event is something the scheduler did or saw, for /api/events and logs.
+type Event struct {
+	Kind   string    `json:"kind"` // state, eviction, switch, profile, fallback
+	Model  string    `json:"model,omitempty"`
+	From   string    `json:"from,omitempty"`
+	To     string    `json:"to,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	Time   time.Time `json:"time"`
 }
 
 // Options for New.
@@ -45,17 +109,19 @@ type Options struct {
 	Logger *slog.Logger
 	// Self is the gantry executable (for `gantry sim` models).
 	Self string
-	// OnEvent receives every engine state change.
-	OnEvent func(supervise.Event)
+	// OnEvent receives every event.
+	OnEvent func(Event)
 	// Supervise tunes the processes (backoff, probes); Restart is set per
 	// model from its mode.
 	Supervise supervise.Options
 	// MemoryTotal overrides memory.total: auto (tests).
 	MemoryTotal int64
+	// NewRunner replaces the real process supervisor (unit tests).
+	NewRunner NewRunner
+	// StateFile is where the active profile is kept across restarts;
+	// default <root>/state/gantry.json.
+	StateFile string
 }
-
-// ErrUnknownModel is returned for a name that is neither a model nor an alias.
-var ErrUnknownModel = errors.New("unknown model")
 
 // New prepares a scheduler for cfg; it starts nothing (see Boot).
 func New(cfg *config.Config, o Options) (*Scheduler, error) {
@@ -64,6 +130,9 @@ func New(cfg *config.Config, o Options) (*Scheduler, error) {
 	}
 	if o.Self == "" {
 		o.Self, _ = os.Executable()
+	}
+	if o.NewRunner == nil {
+		o.NewRunner = newProcess
 	}
 	total := int64(cfg.Memory.Total)
 	if o.MemoryTotal > 0 {
@@ -76,8 +145,19 @@ func New(cfg *config.Config, o Options) (*Scheduler, error) {
 		}
 		total = t
 	}
+	if o.StateFile == "" {
+		o.StateFile = StatePath(cfg)
+	}
 	s := &Scheduler{cfg: cfg, logger: o.Logger, total: total, budget: total - int64(cfg.Memory.Reserve),
-		models: map[string]*entry{}, events: o.OnEvent}
+		models: map[string]*entry{}, events: o.OnEvent, changed: make(chan struct{}),
+		switching: map[string]*entry{}, state: o.StateFile}
+	if st, err := loadState(o.StateFile); err == nil && st.Profile != "" {
+		if _, ok := cfg.Profiles[st.Profile]; ok {
+			s.profile = st.Profile
+		} else {
+			s.logger.Warn("the saved profile is no longer configured; none is active", "profile", st.Profile)
+		}
+	}
 	host := engine.Host{Config: cfg, Self: o.Self, MemoryTotal: total}
 	for _, name := range cfg.ModelNames() {
 		m := cfg.Models[name]
@@ -85,39 +165,127 @@ func New(cfg *config.Config, o Options) (*Scheduler, error) {
 		if err != nil {
 			return nil, err
 		}
+		e := &entry{m: m, state: supervise.Stopped, memory: int64(m.Memory), baseURL: l.BaseURL}
+		e.alwaysOn = s.alwaysOnLocked(m)
 		so := o.Supervise
-		so.Restart = m.AlwaysOn()
+		so.Restart = e.alwaysOn
 		so.Logger = o.Logger
-		so.OnEvent = s.onEvent
-		p, err := supervise.New(m, l, cfg.LogPath(m), so)
+		so.OnEvent = s.onProcEvent
+		p, err := o.NewRunner(m, l, cfg.LogPath(m), so)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		s.models[name] = &entry{m: m, proc: p}
+		e.proc = p
+		s.models[name] = e
 	}
 	return s, nil
 }
 
-func (s *Scheduler) onEvent(ev supervise.Event) {
+// alwaysOnLocked reports whether m is always-on by its mode or the active
+// profile.
+func (s *Scheduler) alwaysOnLocked(m *config.Model) bool {
+	if m.AlwaysOn() {
+		return true
+	}
+	if p := s.cfg.Profiles[s.profile]; p != nil {
+		for _, n := range p.AlwaysOn {
+			if r := s.cfg.Resolve(n); r != nil && r.Name == m.Name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *Scheduler) emit(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
 	if s.events != nil {
 		s.events(ev)
 	}
 }
 
+// broadcastLocked wakes everyone waiting for a change.
+func (s *Scheduler) broadcastLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// waitLocked releases s.mu until something changes, ctx is done or d
+// passes (d ≤ 0: no limit), then takes it again.
+func (s *Scheduler) waitLocked(ctx context.Context, d time.Duration) error {
+	ch := s.changed
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	var timeout <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-ch:
+	case <-timeout:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// onProcEvent follows the engines' state changes; it runs without any lock
+// of the process held.
+func (s *Scheduler) onProcEvent(ev supervise.Event) {
+	s.mu.Lock()
+	e := s.models[ev.Model]
+	if e != nil {
+		e.state = ev.To
+		e.reason = ev.Reason
+		switch ev.To {
+		case supervise.Ready:
+			e.readyAt = ev.Time
+			e.armIdleLocked(s)
+		case supervise.Starting:
+			e.holds = true // always-on restarts reserve again
+		case supervise.Stopped:
+			e.holds, e.evicting = false, false
+			e.stopIdleLocked()
+		case supervise.Failed:
+			e.failedAt = ev.Time
+			if !e.alwaysOn {
+				e.holds = false
+			}
+			e.stopIdleLocked()
+		}
+		s.broadcastLocked()
+	}
+	s.mu.Unlock()
+	s.emit(Event{Kind: "state", Model: ev.Model, From: string(ev.From), To: string(ev.To), Reason: ev.Reason, Time: ev.Time})
+}
+
 // Config is the config the scheduler runs.
 func (s *Scheduler) Config() *config.Config { return s.cfg }
 
-// Boot starts every always-on model in the background; failures are
-// retried by the supervisor with backoff and show in Status.
+// Boot starts every always-on model and every slot's default member in the
+// background; failures are retried with backoff and show in Status.
 func (s *Scheduler) Boot(ctx context.Context) {
+	var names []string
+	s.mu.Lock()
 	for _, name := range s.cfg.ModelNames() {
-		e := s.models[name]
-		if !e.m.AlwaysOn() {
-			continue
+		if s.models[name].alwaysOn {
+			names = append(names, name)
 		}
+	}
+	s.mu.Unlock()
+	for _, sl := range s.cfg.Slots {
+		if m := s.cfg.Resolve(sl.Default); m != nil {
+			names = append(names, m.Name)
+		}
+	}
+	for _, name := range names {
 		go func() {
 			if err := s.Start(ctx, name); err != nil && ctx.Err() == nil {
-				s.logger.Warn("always-on model did not start", "model", name, "err", err)
+				s.logger.Warn("model did not start at boot", "model", name, "err", err)
 			}
 		}()
 	}
@@ -126,37 +294,462 @@ func (s *Scheduler) Boot(ctx context.Context) {
 func (s *Scheduler) lookup(name string) (*entry, error) {
 	m := s.cfg.Resolve(name)
 	if m == nil {
-		return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownModel, name, s.knownNames())
+		return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownModel, name, s.KnownNames())
 	}
 	return s.models[m.Name], nil
 }
 
-func (s *Scheduler) knownNames() string {
-	names := s.cfg.ModelNames()
+// KnownNames lists the model names and aliases a request may use.
+func (s *Scheduler) KnownNames() string {
+	var names []string
+	for _, n := range s.cfg.ModelNames() {
+		names = append(names, n)
+		names = append(names, s.cfg.Models[n].Aliases...)
+	}
 	if len(names) == 0 {
 		return "none configured"
 	}
-	return fmt.Sprint(names)
+	return strings.Join(names, ", ")
 }
 
-// Start starts a model (name or alias) and waits until it is ready.
+// Lease is a ready engine handed to one request. Release it exactly once
+// when the response is done.
+type Lease struct {
+	// Model is the model that serves the request: the one asked for, or its
+	// fallback.
+	Model *config.Model
+	// BaseURL is the engine's address.
+	BaseURL string
+	// FallbackFor names the model that was asked for when a fallback serves.
+	FallbackFor string
+
+	s *Scheduler
+	e *entry
+}
+
+// Release ends the lease: the model's idle timer starts when its last
+// in-flight request is released.
+func (l *Lease) Release() {
+	s := l.s
+	s.mu.Lock()
+	l.e.inflight--
+	l.e.lastUsed = time.Now()
+	if l.e.inflight == 0 {
+		l.e.armIdleLocked(s)
+		s.broadcastLocked() // a drain may be waiting for this
+	}
+	s.mu.Unlock()
+}
+
+// Acquire returns a ready engine for the model (name or alias), starting
+// it, switching its slot or evicting idle models as needed, and waiting
+// while it loads. When the model cannot start and has a fallback, the
+// fallback serves.
+func (s *Scheduler) Acquire(ctx context.Context, name string) (*Lease, error) {
+	e, err := s.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	// The fast path: a ready model costs one lock and no allocation
+	// besides the lease.
+	s.mu.Lock()
+	if e.state == supervise.Ready && !e.draining && !e.evicting {
+		l := e.leaseLocked(s)
+		s.mu.Unlock()
+		return l, nil
+	}
+	s.mu.Unlock()
+	return s.acquireSlow(ctx, e, "", 0)
+}
+
+func (e *entry) leaseLocked(s *Scheduler) *Lease {
+	e.inflight++
+	e.lastUsed = time.Now()
+	e.stopIdleLocked()
+	return &Lease{Model: e.m, BaseURL: e.baseURL, s: s, e: e}
+}
+
+func (s *Scheduler) acquireSlow(ctx context.Context, e *entry, fallbackFor string, depth int) (*Lease, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if e.queued >= e.m.QueueLimit {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: %d requests are already waiting for %s (queue_limit)", ErrQueueFull, e.queued, e.m.Name)
+	}
+	if e.draining && s.cfg.Slots[e.m.Slot].DuringSwitch == "refuse" {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: slot %s is switching away from %s; retry shortly", ErrSlotSwitching, e.m.Slot, e.m.Name)
+	}
+	e.queued++
+	s.mu.Unlock()
+
+	err := s.ensure(ctx, e)
+
+	s.mu.Lock()
+	e.queued--
+	if err == nil {
+		l := e.leaseLocked(s)
+		l.FallbackFor = fallbackFor
+		s.mu.Unlock()
+		return l, nil
+	}
+	fb := e.m.Fallback
+	e.armIdleLocked(s)
+	s.mu.Unlock()
+	if fb != "" && depth < len(s.models) && (errors.Is(err, ErrStartFailed) || errors.Is(err, ErrInsufficientMemory)) {
+		f, ferr := s.lookup(fb)
+		if ferr == nil {
+			s.emit(Event{Kind: "fallback", Model: e.m.Name, To: f.m.Name, Reason: err.Error()})
+			if fallbackFor == "" {
+				fallbackFor = e.m.Name
+			}
+			return s.acquireSlow(ctx, f, fallbackFor, depth+1)
+		}
+	}
+	return nil, err
+}
+
+// Start starts a model (name or alias) through the same admission as a
+// request (memory, slot) and waits until it is ready.
 func (s *Scheduler) Start(ctx context.Context, name string) error {
 	e, err := s.lookup(name)
 	if err != nil {
 		return err
 	}
-	return e.proc.Start(ctx)
+	s.mu.Lock()
+	e.queued++
+	s.mu.Unlock()
+	err = s.ensure(ctx, e)
+	s.mu.Lock()
+	e.queued--
+	e.armIdleLocked(s)
+	s.mu.Unlock()
+	return err
 }
 
 // Begin starts a model (if it is not running) without waiting for it to be
 // ready; the start goes on in the background and shows in Status.
 func (s *Scheduler) Begin(name string) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // Start launches before it waits; a done ctx only skips the wait
-	if err := s.Start(ctx, name); err != nil && !errors.Is(err, context.Canceled) {
+	if _, err := s.lookup(name); err != nil {
 		return err
 	}
+	go func() {
+		if err := s.Start(context.Background(), name); err != nil {
+			s.logger.Warn("start failed", "model", name, "err", err)
+		}
+	}()
+	// Wait (briefly) until the start is visible, so a status read right
+	// after Begin already says "starting".
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.models[s.cfg.Resolve(name).Name]
+	deadline := time.Now().Add(time.Second)
+	for e.state == supervise.Stopped && e.queued == 0 && time.Now().Before(deadline) {
+		s.waitLocked(context.Background(), time.Until(deadline)) //nolint:errcheck
+	}
 	return nil
+}
+
+// ensure makes e's engine ready: it waits out stops and switches under
+// way, switches e's slot to it, admits it into the memory budget (evicting
+// idle on-demand models LRU-first) and starts it. It returns nil when e is
+// ready and not being drained or stopped.
+func (s *Scheduler) ensure(ctx context.Context, e *entry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.releaseSlotLocked(e) // on every way out, with s.mu held
+	for {
+		if s.closed {
+			return ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		switch {
+		case e.state == supervise.Ready && !e.draining && !e.evicting:
+			return nil
+		case e.evicting || e.draining || e.state == supervise.Stopping:
+			// A stop or a slot switch is under way; once it is done the
+			// model is started again (never hung on a dying engine).
+			if err := s.waitLocked(ctx, 0); err != nil {
+				return err
+			}
+			continue
+		case e.state == supervise.Starting:
+			if err := s.startLocked(ctx, e); err != nil {
+				return err
+			}
+			continue
+		case e.state == supervise.Failed && e.alwaysOn:
+			return fmt.Errorf("%w: %s: %s", ErrStartFailed, e.m.Name, e.reason)
+		case e.state == supervise.Failed && e.m.Fallback != "" && time.Since(e.failedAt) < retryFailedAfter:
+			return fmt.Errorf("%w: %s: %s", ErrStartFailed, e.m.Name, e.reason)
+		}
+		// Stopped (or failed and worth another try): take the slot, then
+		// the memory, then start.
+		if e.m.Slot != "" {
+			switched, err := s.takeSlotLocked(ctx, e)
+			if err != nil {
+				return err
+			}
+			if switched {
+				continue
+			}
+		}
+		if !e.holds {
+			ok, err := s.admitLocked(ctx, e)
+			if err != nil {
+				s.releaseSlotLocked(e)
+				return err
+			}
+			if !ok {
+				continue // evictions under way; look again
+			}
+		}
+		s.releaseSlotLocked(e)
+		if err := s.startLocked(ctx, e); err != nil {
+			return err
+		}
+	}
+}
+
+// startLocked starts (or joins the start of) e's engine with s.mu released.
+func (s *Scheduler) startLocked(ctx context.Context, e *entry) error {
+	s.mu.Unlock()
+	err := e.proc.Start(ctx)
+	s.mu.Lock()
+	if err == nil || ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if errors.Is(err, supervise.ErrClosed) {
+		return ErrClosed
+	}
+	if e.state == supervise.Stopping || e.state == supervise.Stopped && e.evicting {
+		return nil // stopped under us on purpose; ensure looks again
+	}
+	return fmt.Errorf("%w: %s: %v", ErrStartFailed, e.m.Name, err)
+}
+
+// takeSlotLocked makes e the slot's member: when another member holds the
+// slot it drains and stops that one (switched = true, look again).
+func (s *Scheduler) takeSlotLocked(ctx context.Context, e *entry) (switched bool, err error) {
+	slot := e.m.Slot
+	if t := s.switching[slot]; t != nil && t != e {
+		return true, s.waitLocked(ctx, 0) // another switch first
+	}
+	var occ *entry
+	for _, o := range s.models {
+		if o != e && o.m.Slot == slot && (o.holds || o.state != supervise.Stopped) {
+			occ = o
+		}
+	}
+	if occ == nil {
+		s.switching[slot] = e // hold the slot until e has its memory
+		return false, nil
+	}
+	s.switching[slot] = e
+	occ.draining = true
+	s.broadcastLocked()
+	s.emit(Event{Kind: "switch", Model: slot, From: occ.m.Name, To: e.m.Name, Reason: "requested"})
+	s.logger.Info("switching slot", "slot", slot, "from", occ.m.Name, "to", e.m.Name)
+	// The switch goes on even if this caller gives up: a half-drained
+	// member helps nobody.
+	s.drainLocked(occ, s.cfg.Slots[slot].MinResidency.D())
+	occ.draining = false
+	occ.evicting = true
+	s.broadcastLocked()
+	s.mu.Unlock()
+	occ.proc.Stop(context.Background()) //nolint:errcheck // the stop ends with the group gone either way
+	s.mu.Lock()
+	occ.evicting = false
+	s.broadcastLocked()
+	return true, ctx.Err()
+}
+
+// drainLocked waits, with s.mu released while waiting, until occ has held
+// the slot for minResidency if it still has work, and then until its
+// in-flight requests have finished (at most its stop_timeout).
+func (s *Scheduler) drainLocked(occ *entry, minResidency time.Duration) {
+	bg := context.Background()
+	for occ.state == supervise.Ready && (occ.queued > 0 || occ.inflight > 0) {
+		left := minResidency - time.Since(occ.readyAt)
+		if left <= 0 {
+			break
+		}
+		s.waitLocked(bg, left) //nolint:errcheck
+	}
+	deadline := time.Now().Add(occ.m.StopTimeout.D())
+	for occ.inflight > 0 {
+		left := time.Until(deadline)
+		if left <= 0 {
+			s.logger.Warn("drain timed out; cutting in-flight requests", "model", occ.m.Name, "inflight", occ.inflight)
+			break
+		}
+		s.waitLocked(bg, left) //nolint:errcheck
+	}
+}
+
+func (s *Scheduler) releaseSlotLocked(e *entry) {
+	if e.m.Slot != "" && s.switching[e.m.Slot] == e {
+		delete(s.switching, e.m.Slot)
+		s.broadcastLocked()
+	}
+}
+
+// admitLocked reserves e's memory. When it does not fit it picks idle
+// on-demand models to evict, least recently used first, stops them and
+// answers ok = false (look again). When even evicting every idle model
+// would not make room it answers ErrInsufficientMemory naming the holders.
+func (s *Scheduler) admitLocked(ctx context.Context, e *entry) (bool, error) {
+	if e.memory > s.budget {
+		return false, fmt.Errorf("%w: %s needs %s but the whole budget is %s (memory.total %s − memory.reserve %s)",
+			ErrInsufficientMemory, e.m.Name, config.FormatBytes(e.memory), config.FormatBytes(s.budget),
+			config.FormatBytes(s.total), s.cfg.Memory.Reserve)
+	}
+	free := s.budget - s.reservedLocked()
+	if e.memory <= free {
+		e.holds = true
+		s.broadcastLocked()
+		return true, nil
+	}
+	var idle, pending []*entry
+	for _, o := range s.models {
+		switch {
+		case !o.holds || o == e:
+		case o.evicting || o.state == supervise.Stopping:
+			pending = append(pending, o)
+		case o.evictable():
+			idle = append(idle, o)
+		}
+	}
+	sort.Slice(idle, func(i, j int) bool { return idle[i].lastUsed.Before(idle[j].lastUsed) })
+	var victims []*entry
+	gain := int64(0)
+	for _, o := range pending {
+		gain += o.memory
+	}
+	for _, o := range idle {
+		if free+gain >= e.memory {
+			break
+		}
+		victims = append(victims, o)
+		gain += o.memory
+	}
+	if free+gain < e.memory {
+		return false, fmt.Errorf("%w: %s needs %s but only %s of the %s budget is free; held by %s",
+			ErrInsufficientMemory, e.m.Name, config.FormatBytes(e.memory), config.FormatBytes(max(free, 0)),
+			config.FormatBytes(s.budget), s.holdersLocked(e))
+	}
+	if len(victims) == 0 {
+		return false, s.waitLocked(ctx, 0) // stops already under way will make room
+	}
+	for _, v := range victims {
+		v.evicting = true
+		v.stopIdleLocked()
+	}
+	s.broadcastLocked()
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, v := range victims {
+		s.logger.Info("evicting idle model to make room", "model", v.m.Name, "for", e.m.Name)
+		s.emit(Event{Kind: "eviction", Model: v.m.Name, Reason: "make room for " + e.m.Name})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v.proc.Stop(context.Background()) //nolint:errcheck
+		}()
+	}
+	wg.Wait()
+	s.mu.Lock()
+	for _, v := range victims {
+		v.evicting = false
+	}
+	s.broadcastLocked()
+	return false, nil
+}
+
+// evictable reports whether a model holding memory may be stopped to make
+// room: on-demand, nothing in flight or waiting, not mid-start.
+func (e *entry) evictable() bool {
+	return !e.alwaysOn && e.inflight == 0 && e.queued == 0 && !e.draining &&
+		(e.state == supervise.Ready || e.state == supervise.Failed || e.state == supervise.Stopped)
+}
+
+func (s *Scheduler) reservedLocked() int64 {
+	var n int64
+	for _, o := range s.models {
+		if o.holds {
+			n += o.memory
+		}
+	}
+	return n
+}
+
+// holdersLocked describes who holds memory, for the refusal message.
+func (s *Scheduler) holdersLocked(except *entry) string {
+	var parts []string
+	for _, n := range s.cfg.ModelNames() {
+		o := s.models[n]
+		if !o.holds || o == except {
+			continue
+		}
+		why := "idle"
+		switch {
+		case o.alwaysOn:
+			why = "always-on"
+		case o.inflight > 0 || o.queued > 0:
+			why = fmt.Sprintf("busy: %d in flight, %d waiting", o.inflight, o.queued)
+		case o.state == supervise.Starting:
+			why = "starting"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s (%s)", o.m.Name, config.FormatBytes(o.memory), why))
+	}
+	if len(parts) == 0 {
+		return "nobody"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// armIdleLocked starts the idle timer of an on-demand model that is ready
+// and has nothing in flight or waiting.
+func (e *entry) armIdleLocked(s *Scheduler) {
+	if e.alwaysOn || e.inflight > 0 || e.queued > 0 || e.state != supervise.Ready || e.m.IdleTimeout <= 0 {
+		return
+	}
+	e.stopIdleLocked()
+	e.idle = time.AfterFunc(e.m.IdleTimeout.D(), func() { s.idleOut(e) })
+}
+
+func (e *entry) stopIdleLocked() {
+	if e.idle != nil {
+		e.idle.Stop()
+		e.idle = nil
+	}
+}
+
+// idleOut stops a model whose idle timer fired, unless a request came in
+// meanwhile.
+func (s *Scheduler) idleOut(e *entry) {
+	s.mu.Lock()
+	if e.alwaysOn || e.inflight > 0 || e.queued > 0 || e.evicting || e.draining || e.state != supervise.Ready ||
+		time.Since(e.lastUsed) < e.m.IdleTimeout.D() && !e.lastUsed.IsZero() {
+		s.mu.Unlock()
+		return
+	}
+	e.evicting = true
+	e.idle = nil
+	s.broadcastLocked()
+	s.mu.Unlock()
+	s.logger.Info("idle timeout: stopping", "model", e.m.Name, "idle_timeout", e.m.IdleTimeout)
+	s.emit(Event{Kind: "idle", Model: e.m.Name, Reason: "no requests for " + e.m.IdleTimeout.String()})
+	e.proc.Stop(context.Background()) //nolint:errcheck
+	s.mu.Lock()
+	e.evicting = false
+	s.broadcastLocked()
+	s.mu.Unlock()
 }
 
 // Stop stops a model and waits until its engine is gone.
@@ -165,16 +758,107 @@ func (s *Scheduler) Stop(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return e.proc.Stop(ctx)
+	s.mu.Lock()
+	e.stopIdleLocked()
+	e.evicting = true
+	s.broadcastLocked()
+	s.mu.Unlock()
+	err = e.proc.Stop(ctx)
+	s.mu.Lock()
+	e.evicting = false
+	s.broadcastLocked()
+	s.mu.Unlock()
+	return err
 }
 
-// Process returns the supervised process of a model (name or alias).
-func (s *Scheduler) Process(name string) (*supervise.Process, error) {
+// Switch makes model the running member of slot and waits until it is ready.
+func (s *Scheduler) Switch(ctx context.Context, slot, model string) error {
+	if _, ok := s.cfg.Slots[slot]; !ok {
+		return fmt.Errorf("%w: no slot %q (slots: %s)", ErrUnknownModel, slot, strings.Join(slices.Sorted(mapsKeys(s.cfg.Slots)), ", "))
+	}
+	e, err := s.lookup(model)
+	if err != nil {
+		return err
+	}
+	if e.m.Slot != slot {
+		return fmt.Errorf("%w: %s is not a member of slot %s", ErrUnknownModel, e.m.Name, slot)
+	}
+	return s.Start(ctx, e.m.Name)
+}
+
+func mapsKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// Process returns the engine of a model (name or alias).
+func (s *Scheduler) Process(name string) (Runner, error) {
 	e, err := s.lookup(name)
 	if err != nil {
 		return nil, err
 	}
 	return e.proc, nil
+}
+
+// Profile returns the active profile ("" when none).
+func (s *Scheduler) Profile() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.profile
+}
+
+// SetProfile makes name the active profile ("" for none): models it lists
+// become always-on and are started; models that were always-on only by the
+// old profile become on-demand and are stopped when idle. The choice is
+// saved and survives a restart of gantry.
+func (s *Scheduler) SetProfile(ctx context.Context, name string) error {
+	if _, ok := s.cfg.Profiles[name]; !ok && name != "" {
+		return fmt.Errorf("%w: no profile %q (profiles: %s)", ErrUnknownModel, name, strings.Join(slices.Sorted(mapsKeys(s.cfg.Profiles)), ", "))
+	}
+	s.mu.Lock()
+	old := s.profile
+	s.profile = name
+	var start, stop []string
+	for _, n := range s.cfg.ModelNames() {
+		e := s.models[n]
+		was := e.alwaysOn
+		e.alwaysOn = s.alwaysOnLocked(e.m)
+		e.proc.SetRestart(e.alwaysOn)
+		switch {
+		case e.alwaysOn && !was:
+			e.stopIdleLocked()
+			start = append(start, n)
+		case !e.alwaysOn && was:
+			if e.inflight == 0 && e.queued == 0 {
+				stop = append(stop, n)
+			} else {
+				e.armIdleLocked(s)
+			}
+		}
+	}
+	s.broadcastLocked()
+	s.mu.Unlock()
+	if err := saveState(s.state, persisted{Profile: name}); err != nil {
+		s.logger.Warn("could not save the active profile", "err", err)
+	}
+	s.emit(Event{Kind: "profile", From: old, To: name})
+	var errs []error
+	for _, n := range stop {
+		if err := s.Stop(ctx, n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, n := range start {
+		if err := s.Begin(n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ModelStatus is one model's state, as /api/status and `gantry ps` show it.
@@ -194,8 +878,10 @@ type ModelStatus struct {
 	LastUsed    *time.Time      `json:"last_used"`
 	Diagnosis   string          `json:"diagnosis"`
 	Mode        string          `json:"mode"`
+	AlwaysOn    bool            `json:"always_on"`
 	Slot        string          `json:"slot,omitempty"`
 	Aliases     []string        `json:"aliases,omitempty"`
+	Fallback    string          `json:"fallback,omitempty"`
 	Runtime     string          `json:"runtime"`
 	StartedAt   *time.Time      `json:"started_at,omitempty"`
 	ReadyAt     *time.Time      `json:"ready_at,omitempty"`
@@ -209,24 +895,35 @@ type MemoryStatus struct {
 	ReservedBytes int64 `json:"reserved_bytes"`
 }
 
+// SlotStatus is which member holds a slot.
+type SlotStatus struct {
+	Name    string   `json:"name"`
+	Port    int      `json:"port"`
+	Current string   `json:"current,omitempty"`
+	Members []string `json:"members"`
+}
+
 // Status is the whole picture.
 type Status struct {
-	Models []ModelStatus `json:"models"`
-	Memory MemoryStatus  `json:"memory"`
+	Models  []ModelStatus `json:"models"`
+	Memory  MemoryStatus  `json:"memory"`
+	Slots   []SlotStatus  `json:"slots"`
+	Profile string        `json:"profile"`
 }
 
 // Status returns every model's state, sorted by name.
 func (s *Scheduler) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Status{Models: []ModelStatus{}, Memory: MemoryStatus{TotalBytes: s.total, BudgetBytes: s.budget}}
+	st := Status{Models: []ModelStatus{}, Slots: []SlotStatus{}, Profile: s.profile,
+		Memory: MemoryStatus{TotalBytes: s.total, BudgetBytes: s.budget, ReservedBytes: s.reservedLocked()}}
 	for _, name := range s.cfg.ModelNames() {
 		e := s.models[name]
 		ps := e.proc.Status()
 		ms := ModelStatus{Name: name, Engine: e.m.Engine, State: ps.State, Reason: ps.Reason, Phase: ps.Phase,
-			Detail: ps.Detail, Port: e.m.Port, PID: ps.PID, Starts: ps.Starts, MemoryBytes: int64(e.m.Memory),
-			Inflight: e.inflight, Queued: e.queued, Mode: e.m.Mode, Slot: e.m.Slot, Aliases: e.m.Aliases,
-			Runtime: e.m.Runtime, LastLogLine: ps.LastLine}
+			Detail: ps.Detail, Port: e.m.Port, PID: ps.PID, Starts: ps.Starts, MemoryBytes: e.memory,
+			Inflight: e.inflight, Queued: e.queued, Mode: e.m.Mode, AlwaysOn: e.alwaysOn, Slot: e.m.Slot,
+			Aliases: e.m.Aliases, Fallback: e.m.Fallback, Runtime: e.m.Runtime, LastLogLine: ps.LastLine}
 		if !e.lastUsed.IsZero() {
 			t := e.lastUsed
 			ms.LastUsed = &t
@@ -237,12 +934,22 @@ func (s *Scheduler) Status() Status {
 		if !ps.ReadyAt.IsZero() {
 			ms.ReadyAt = &ps.ReadyAt
 		}
-		if ps.State != supervise.Stopped {
-			st.Memory.ReservedBytes += int64(e.m.Memory)
-		}
 		st.Models = append(st.Models, ms)
 	}
-	sort.Slice(st.Models, func(i, j int) bool { return st.Models[i].Name < st.Models[j].Name })
+	for _, name := range slices.Sorted(mapsKeys(s.cfg.Slots)) {
+		ss := SlotStatus{Name: name, Port: s.cfg.Slots[name].Port, Members: []string{}}
+		for _, n := range s.cfg.ModelNames() {
+			e := s.models[n]
+			if e.m.Slot != name {
+				continue
+			}
+			ss.Members = append(ss.Members, n)
+			if e.holds && !e.draining {
+				ss.Current = n
+			}
+		}
+		st.Slots = append(st.Slots, ss)
+	}
 	return st
 }
 
@@ -250,10 +957,14 @@ func (s *Scheduler) Status() Status {
 func (s *Scheduler) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
+	for _, e := range s.models {
+		e.stopIdleLocked()
+	}
+	s.broadcastLocked()
 	s.mu.Unlock()
 	var wg sync.WaitGroup
-	errs := make([]error, 0)
 	var emu sync.Mutex
+	var errs []error
 	for _, e := range s.models {
 		wg.Add(1)
 		go func() {

@@ -157,6 +157,19 @@ func New(m *config.Model, l engine.Launch, logPath string, opts Options) (*Proce
 	}, nil
 }
 
+// SetRestart turns restarting after failures on or off (a profile switch
+// makes a model always-on or on-demand). Turning it off cancels a pending
+// restart.
+func (p *Process) SetRestart(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.opts.Restart = on
+	if !on && p.retry != nil {
+		p.retry.Stop()
+		p.retry = nil
+	}
+}
+
 // Model is the model this process serves.
 func (p *Process) Model() *config.Model { return p.model }
 

@@ -1,0 +1,108 @@
+// Package auth checks the bearer keys of the gateway and the admin API and
+// refuses in the OpenAI shape clients (Cursor, Open WebUI) understand.
+package auth
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"github.com/gantryhq/gantry/internal/api"
+)
+
+// Keys holds the gateway's and the admin API's keys.
+type Keys struct {
+	api   [][32]byte
+	admin [][32]byte
+}
+
+// New returns the key checker; admin falls back to apiKeys when empty.
+func New(apiKeys, adminKeys []string) *Keys {
+	k := &Keys{}
+	for _, s := range apiKeys {
+		k.api = append(k.api, sha256.Sum256([]byte(s)))
+	}
+	if len(adminKeys) == 0 {
+		adminKeys = apiKeys
+	}
+	for _, s := range adminKeys {
+		k.admin = append(k.admin, sha256.Sum256([]byte(s)))
+	}
+	return k
+}
+
+// Open reports whether the gateway needs no key.
+func (k *Keys) Open() bool { return len(k.api) == 0 }
+
+// bearer returns the key a request presents: "Authorization: Bearer K", or
+// "x-api-key: K" as some clients send.
+func bearer(r *http.Request) (string, bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(tok), true
+		}
+		return "", false
+	}
+	if h := r.Header.Get("X-Api-Key"); h != "" {
+		return h, true
+	}
+	return "", false
+}
+
+// match compares in constant time (over hashes, so lengths leak nothing).
+func match(key string, set [][32]byte) bool {
+	h := sha256.Sum256([]byte(key))
+	ok := 0
+	for _, s := range set {
+		ok |= subtle.ConstantTimeCompare(h[:], s[:])
+	}
+	return ok == 1
+}
+
+// Gateway requires an API key (when any is configured).
+func (k *Keys) Gateway(next http.Handler) http.Handler {
+	if len(k.api) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, ok := bearer(r)
+		if !ok {
+			api.WriteError(w, http.StatusUnauthorized, "invalid_request_error", "missing_api_key",
+				"You didn't provide an API key. Send it as 'Authorization: Bearer <key>' (one of gantry's auth.api_keys).")
+			return
+		}
+		if !match(key, k.api) {
+			api.WriteError(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
+				"Incorrect API key provided. Use one of gantry's auth.api_keys.")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Admin requires an admin key (when any key is configured). A valid
+// gateway key that is not an admin key gets 403, not 401: it is known, but
+// not allowed here.
+func (k *Keys) Admin(next http.Handler) http.Handler {
+	if len(k.admin) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, ok := bearer(r)
+		switch {
+		case !ok:
+			api.WriteError(w, http.StatusUnauthorized, "invalid_request_error", "missing_api_key",
+				"The admin API needs a key: send 'Authorization: Bearer <admin key>' (gantry: --token or GANTRY_TOKEN).")
+		case match(key, k.admin):
+			next.ServeHTTP(w, r)
+		case match(key, k.api):
+			api.WriteError(w, http.StatusForbidden, "permission_error", "admin_key_required",
+				"This key may use the gateway but not the admin API; use one of auth.admin_keys.")
+		default:
+			api.WriteError(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
+				"Incorrect API key provided for the admin API.")
+		}
+	})
+}

@@ -1,0 +1,81 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+func runSwitch(e *env, args []string) error {
+	fs := flag.NewFlagSet("switch", flag.ContinueOnError)
+	var cf clientFlags
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "print the new member's status as JSON")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("usage: gantry switch SLOT MODEL")
+	}
+	fmt.Fprintf(e.stderr, "switching slot %s to %s (in-flight requests finish first)…\n", pos[0], pos[1])
+	m, err := cf.client().Switch(e.ctx, pos[0], pos[1])
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, m)
+	}
+	fmt.Fprintf(e.stdout, "slot %s now serves %s on port %d\n", pos[0], m.Name, m.Port)
+	return nil
+}
+
+func runProfile(e *env, args []string) error {
+	fs := flag.NewFlagSet("profile", flag.ContinueOnError)
+	var cf clientFlags
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	none := fs.Bool("none", false, "deactivate the active profile")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return usagef("usage: gantry profile [NAME | --none]")
+	}
+	c := cf.client()
+	p, err := c.Profile(e.ctx)
+	if len(pos) == 1 || *none {
+		name := ""
+		if len(pos) == 1 {
+			name = pos[0]
+		}
+		p, err = c.SetProfile(e.ctx, name)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e.stdout, p)
+	}
+	names := make([]string, 0, len(p.Profiles))
+	for n := range p.Profiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		fmt.Fprintln(e.stdout, "no profiles configured (profiles: in the config)")
+	}
+	for _, n := range names {
+		mark := "  "
+		if n == p.Active {
+			mark = "* "
+		}
+		fmt.Fprintf(e.stdout, "%s%s: always-on %s\n", mark, n, strings.Join(p.Profiles[n], ", "))
+	}
+	if p.Active == "" && len(names) > 0 {
+		fmt.Fprintln(e.stdout, "no profile active")
+	}
+	return nil
+}

@@ -1,0 +1,281 @@
+// Package gateway is gantry's OpenAI-compatible front door: it reads the
+// model from the request body, asks the scheduler for a ready engine
+// (starting, switching or waiting as needed) and relays the request and the
+// response, streaming server-sent events as they arrive.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gantryhq/gantry/internal/api"
+	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/sched"
+)
+
+// Routes are the OpenAI-compatible paths the gateway relays by model.
+var Routes = []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank", "/rerank"}
+
+// Gateway relays OpenAI-compatible requests to the engines.
+type Gateway struct {
+	sched     *sched.Scheduler
+	cfg       *config.Config
+	logger    *slog.Logger
+	transport *http.Transport
+	bufs      sync.Pool
+}
+
+// New returns the gateway of a scheduler.
+func New(s *sched.Scheduler, logger *slog.Logger) *Gateway {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Gateway{
+		sched:  s,
+		cfg:    s.Config(),
+		logger: logger,
+		transport: &http.Transport{
+			// Engines are on loopback: no proxy, no compression (it would
+			// cost CPU on both ends and delay SSE frames), and a keep-alive
+			// pool large enough for a busy model's concurrency.
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        1024,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+			ForceAttemptHTTP2:   false,
+		},
+		bufs: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }},
+	}
+}
+
+// Register adds the gateway's routes to mux, each wrapped by wrap (auth).
+func (g *Gateway) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handler) {
+	mux.Handle("GET /v1/models", wrap(http.HandlerFunc(g.models)))
+	for _, p := range Routes {
+		mux.Handle("POST "+p, wrap(http.HandlerFunc(g.relay)))
+	}
+}
+
+// Close drops idle upstream connections.
+func (g *Gateway) Close() { g.transport.CloseIdleConnections() }
+
+// modelEntry is one item of GET /v1/models, with gantry's view added.
+type modelEntry struct {
+	ID      string     `json:"id"`
+	Object  string     `json:"object"`
+	Created int64      `json:"created"`
+	OwnedBy string     `json:"owned_by"`
+	Gantry  gantryInfo `json:"gantry"`
+}
+
+type gantryInfo struct {
+	State   string `json:"state"`
+	Engine  string `json:"engine"`
+	AliasOf string `json:"alias_of,omitempty"`
+	Slot    string `json:"slot,omitempty"`
+}
+
+func (g *Gateway) models(w http.ResponseWriter, r *http.Request) {
+	st := g.sched.Status()
+	data := []modelEntry{}
+	for _, m := range st.Models {
+		info := gantryInfo{State: string(m.State), Engine: m.Engine, Slot: m.Slot}
+		data = append(data, modelEntry{ID: m.Name, Object: "model", OwnedBy: "gantry", Gantry: info})
+		for _, a := range m.Aliases {
+			ai := info
+			ai.AliasOf = m.Name
+			data = append(data, modelEntry{ID: a, Object: "model", OwnedBy: "gantry", Gantry: ai})
+		}
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+// hopHeaders are not relayed (RFC 9110 §7.6.1), nor is the client's key.
+var hopHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+	"Authorization": true, "Content-Length": true, "X-Api-Key": true,
+}
+
+func (g *Gateway) relay(w http.ResponseWriter, r *http.Request) {
+	body, err := g.readBody(r)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			api.WriteError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
+				fmt.Sprintf("the request body is over the gateway's limit of %s (max_body in the config)", config.FormatBytes(tooBig.Limit)))
+			return
+		}
+		api.WriteError(w, http.StatusBadRequest, "invalid_request_error", "bad_body", "could not read the request body: "+err.Error())
+		return
+	}
+	name, start, end, found, err := ModelField(body)
+	switch {
+	case err != nil:
+		api.WriteError(w, http.StatusBadRequest, "invalid_request_error", "invalid_json", "the body is not valid JSON: "+err.Error())
+		return
+	case !found || name == "":
+		api.WriteError(w, http.StatusBadRequest, "invalid_request_error", "model_missing",
+			`the body names no "model"; known models: `+g.sched.KnownNames())
+		return
+	}
+	lease, err := g.sched.Acquire(r.Context(), name)
+	if err != nil {
+		g.acquireError(w, r, name, err)
+		return
+	}
+	defer lease.Release()
+	if lease.Model.Name != name {
+		// An alias or a fallback: the engine knows the model by its name.
+		body = ReplaceModel(body, start, end, lease.Model.Name)
+	}
+	g.forward(w, r, lease, body)
+}
+
+// readBody reads the whole body (the model is in it) within max_body.
+func (g *Gateway) readBody(r *http.Request) ([]byte, error) {
+	limit := int64(g.cfg.MaxBody)
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(nil, r.Body, limit))
+	return buf.Bytes(), err
+}
+
+func (g *Gateway) acquireError(w http.ResponseWriter, r *http.Request, name string, err error) {
+	switch {
+	case errors.Is(err, sched.ErrUnknownModel):
+		api.WriteError(w, http.StatusNotFound, "invalid_request_error", "model_not_found",
+			fmt.Sprintf("the model %q does not exist here; known models: %s", name, g.sched.KnownNames()))
+	case errors.Is(err, sched.ErrQueueFull):
+		w.Header().Set("Retry-After", "1")
+		api.WriteError(w, http.StatusTooManyRequests, "rate_limit_error", "queue_full", err.Error())
+	case errors.Is(err, sched.ErrInsufficientMemory):
+		api.WriteError(w, http.StatusServiceUnavailable, "server_error", "insufficient_memory", err.Error())
+	case errors.Is(err, sched.ErrSlotSwitching):
+		w.Header().Set("Retry-After", "5")
+		api.WriteError(w, http.StatusServiceUnavailable, "server_error", "slot_switching", err.Error())
+	case errors.Is(err, sched.ErrClosed):
+		api.WriteError(w, http.StatusServiceUnavailable, "server_error", "shutting_down", err.Error())
+	case r.Context().Err() != nil:
+		// The client went away while the model loaded; nobody to answer.
+	case errors.Is(err, context.DeadlineExceeded):
+		api.WriteError(w, http.StatusServiceUnavailable, "server_error", "start_timeout", err.Error())
+	default:
+		api.WriteError(w, http.StatusServiceUnavailable, "server_error", "model_unavailable", err.Error())
+	}
+}
+
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, lease *sched.Lease, body []byte) {
+	url := lease.BaseURL + r.URL.Path
+	if r.URL.RawQuery != "" {
+		url += "?" + r.URL.RawQuery
+	}
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, url, bytes.NewReader(body))
+	if err != nil {
+		api.WriteError(w, http.StatusInternalServerError, "server_error", "internal", err.Error())
+		return
+	}
+	for k, vs := range r.Header {
+		if !hopHeaders[k] {
+			out.Header[k] = vs
+		}
+	}
+	out.ContentLength = int64(len(body))
+	resp, err := g.transport.RoundTrip(out)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return // client gone; the cancelled context already told the engine
+		}
+		g.upstreamDead(w, lease, err)
+		return
+	}
+	defer resp.Body.Close()
+	h := w.Header()
+	for k, vs := range resp.Header {
+		if !hopHeaders[k] {
+			h[k] = vs
+		}
+	}
+	h.Set("X-Gantry-Served-By", lease.Model.Name)
+	if lease.FallbackFor != "" {
+		h.Set("X-Gantry-Fallback-For", lease.FallbackFor)
+	}
+	if resp.ContentLength >= 0 {
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
+	w.WriteHeader(resp.StatusCode)
+	sse := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	g.copyBody(w, r, resp, lease, sse)
+}
+
+// copyBody relays the response. Server-sent events are flushed as each read
+// returns, so every event reaches the client when the engine sends it.
+func (g *Gateway) copyBody(w http.ResponseWriter, r *http.Request, resp *http.Response, lease *sched.Lease, sse bool) {
+	bp := g.bufs.Get().(*[]byte)
+	defer g.bufs.Put(bp)
+	buf := *bp
+	rc := http.NewResponseController(w)
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return // client gone; its context cancels the upstream request
+			}
+			if sse {
+				if rc.Flush() != nil {
+					return
+				}
+			}
+		}
+		if rerr == io.EOF {
+			return
+		}
+		if rerr != nil {
+			if r.Context().Err() != nil {
+				return
+			}
+			g.logger.Warn("engine response cut", "model", lease.Model.Name, "err", rerr)
+			if sse {
+				// Tell the client why the stream ends, instead of a silent hang or cut.
+				msg := g.deadMessage(lease, rerr)
+				fmt.Fprintf(w, "data: {\"error\":{\"message\":%q,\"type\":\"server_error\",\"code\":\"upstream_error\"}}\n\n", msg)
+				rc.Flush() //nolint:errcheck
+				return
+			}
+			panic(http.ErrAbortHandler) // a plain response cannot carry the error: abort the connection
+		}
+	}
+}
+
+func (g *Gateway) deadMessage(lease *sched.Lease, err error) string {
+	msg := fmt.Sprintf("the engine of %s failed: %v", lease.Model.Name, err)
+	if p, perr := g.sched.Process(lease.Model.Name); perr == nil {
+		st := p.Status()
+		msg += fmt.Sprintf("; its state is %s", st.State)
+		if st.LastLine != "" {
+			msg += "; last log line: " + st.LastLine
+		}
+	}
+	return msg
+}
+
+func (g *Gateway) upstreamDead(w http.ResponseWriter, lease *sched.Lease, err error) {
+	api.WriteError(w, http.StatusBadGateway, "server_error", "upstream_error", g.deadMessage(lease, err))
+}

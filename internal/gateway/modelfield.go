@@ -1,0 +1,290 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// maxDepth bounds nesting so that a hostile body cannot exhaust the stack.
+const maxDepth = 512
+
+// ModelField finds the top-level "model" string of a JSON object without
+// decoding the body, and checks the whole body's syntax on the way (so a
+// malformed body gets gantry's 400, not an engine's). It returns the model
+// name and the byte range of its JSON string token, quotes included, so the
+// caller can replace the value in place. With several "model" keys the last
+// wins, as with the engines' JSON parsers. found is false when the object
+// has no "model" key.
+func ModelField(b []byte) (model string, start, end int, found bool, err error) {
+	s := scanner{b: b}
+	s.ws()
+	if !s.eat('{') {
+		return "", 0, 0, false, s.fail("the body must be a JSON object")
+	}
+	s.ws()
+	if !s.eat('}') {
+		for {
+			s.ws()
+			ks, ke, kesc, err := s.str()
+			if err != nil {
+				return "", 0, 0, false, err
+			}
+			s.ws()
+			if !s.eat(':') {
+				return "", 0, 0, false, s.fail("expected ':' after an object key")
+			}
+			s.ws()
+			if isModelKey(b[ks:ke], kesc) {
+				if s.i >= len(b) || b[s.i] != '"' {
+					return "", 0, 0, false, s.fail(`"model" must be a string`)
+				}
+				vs, ve, vesc, err := s.str()
+				if err != nil {
+					return "", 0, 0, false, err
+				}
+				start, end, found = vs, ve, true
+				if vesc {
+					if err := json.Unmarshal(b[vs:ve], &model); err != nil {
+						return "", 0, 0, false, fmt.Errorf("bad \"model\" string: %w", err)
+					}
+				} else {
+					model = string(b[vs+1 : ve-1])
+				}
+			} else if err := s.value(0); err != nil {
+				return "", 0, 0, false, err
+			}
+			s.ws()
+			if s.eat('}') {
+				break
+			}
+			if !s.eat(',') {
+				return "", 0, 0, false, s.fail("expected ',' or '}' in the object")
+			}
+		}
+	}
+	s.ws()
+	if s.i != len(b) {
+		return "", 0, 0, false, s.fail("unexpected data after the JSON object")
+	}
+	return model, start, end, found, nil
+}
+
+func isModelKey(tok []byte, esc bool) bool {
+	if !esc {
+		return string(tok) == `"model"`
+	}
+	var k string
+	return json.Unmarshal(tok, &k) == nil && k == "model"
+}
+
+type scanner struct {
+	b []byte
+	i int
+}
+
+// SyntaxError is a malformed body.
+type SyntaxError struct {
+	Offset int
+	Msg    string
+}
+
+func (e *SyntaxError) Error() string { return fmt.Sprintf("%s (at byte %d)", e.Msg, e.Offset) }
+
+func (s *scanner) fail(msg string) error {
+	if s.i >= len(s.b) {
+		msg += ": the body ends too early"
+	}
+	return &SyntaxError{Offset: s.i, Msg: msg}
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) eat(c byte) bool {
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// str scans a string token and returns its range (quotes included) and
+// whether it holds escapes.
+func (s *scanner) str() (start, end int, esc bool, err error) {
+	start = s.i
+	if !s.eat('"') {
+		return 0, 0, false, s.fail("expected a string")
+	}
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			return start, s.i, esc, nil
+		case c == '\\':
+			esc = true
+			if s.i+1 >= len(s.b) {
+				s.i++
+				return 0, 0, false, s.fail("unfinished escape")
+			}
+			switch s.b[s.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i += 2
+			case 'u':
+				if s.i+6 > len(s.b) || !isHex4(s.b[s.i+2:s.i+6]) {
+					return 0, 0, false, s.fail(`bad \u escape`)
+				}
+				s.i += 6
+			default:
+				return 0, 0, false, s.fail("bad escape in a string")
+			}
+		case c < 0x20:
+			return 0, 0, false, s.fail("control character in a string")
+		default:
+			s.i++
+		}
+	}
+	return 0, 0, false, s.fail("unterminated string")
+}
+
+func isHex4(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+var errDepth = errors.New("JSON nested too deeply")
+
+// value skips one JSON value, checking its syntax.
+func (s *scanner) value(depth int) error {
+	if depth > maxDepth {
+		return &SyntaxError{Offset: s.i, Msg: errDepth.Error()}
+	}
+	if s.i >= len(s.b) {
+		return s.fail("expected a value")
+	}
+	switch c := s.b[s.i]; {
+	case c == '"':
+		_, _, _, err := s.str()
+		return err
+	case c == '{':
+		s.i++
+		s.ws()
+		if s.eat('}') {
+			return nil
+		}
+		for {
+			s.ws()
+			if _, _, _, err := s.str(); err != nil {
+				return err
+			}
+			s.ws()
+			if !s.eat(':') {
+				return s.fail("expected ':' after an object key")
+			}
+			s.ws()
+			if err := s.value(depth + 1); err != nil {
+				return err
+			}
+			s.ws()
+			if s.eat('}') {
+				return nil
+			}
+			if !s.eat(',') {
+				return s.fail("expected ',' or '}' in an object")
+			}
+		}
+	case c == '[':
+		s.i++
+		s.ws()
+		if s.eat(']') {
+			return nil
+		}
+		for {
+			s.ws()
+			if err := s.value(depth + 1); err != nil {
+				return err
+			}
+			s.ws()
+			if s.eat(']') {
+				return nil
+			}
+			if !s.eat(',') {
+				return s.fail("expected ',' or ']' in an array")
+			}
+		}
+	case c == 't':
+		return s.lit("true")
+	case c == 'f':
+		return s.lit("false")
+	case c == 'n':
+		return s.lit("null")
+	case c == '-' || c >= '0' && c <= '9':
+		return s.number()
+	}
+	return s.fail("expected a value")
+}
+
+func (s *scanner) lit(w string) error {
+	if len(s.b)-s.i >= len(w) && string(s.b[s.i:s.i+len(w)]) == w {
+		s.i += len(w)
+		return nil
+	}
+	return s.fail("bad literal")
+}
+
+func (s *scanner) number() error {
+	st := s.i
+	s.eat('-')
+	digits := func() int {
+		n := 0
+		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+			s.i++
+			n++
+		}
+		return n
+	}
+	if s.i < len(s.b) && s.b[s.i] == '0' {
+		s.i++
+	} else if digits() == 0 {
+		return s.fail("bad number")
+	}
+	if s.eat('.') && digits() == 0 {
+		return s.fail("bad number")
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if !s.eat('+') {
+			s.eat('-')
+		}
+		if digits() == 0 {
+			return s.fail("bad number")
+		}
+	}
+	if s.i == st {
+		return s.fail("bad number")
+	}
+	return nil
+}
+
+// ReplaceModel returns body with the model string token at [start, end)
+// replaced by name, JSON-quoted.
+func ReplaceModel(body []byte, start, end int, name string) []byte {
+	q, _ := json.Marshal(name)
+	out := make([]byte, 0, len(body)-(end-start)+len(q))
+	out = append(out, body[:start]...)
+	out = append(out, q...)
+	return append(out, body[end:]...)
+}
