@@ -343,7 +343,7 @@ func (c *Config) applyDefaults() {
 	if c.Memory.Total == 0 {
 		c.Memory.Total = SizeAuto
 	}
-	if c.Memory.Reserve == 0 {
+	if c.Memory.Reserve == 0 && !c.has("memory", "reserve") { // reserve: 0 is a choice
 		c.Memory.Reserve = 8 << 30
 	}
 	if c.Defaults.IdleTimeout == 0 {

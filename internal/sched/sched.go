@@ -30,6 +30,7 @@ type Runner interface {
 	Stop(ctx context.Context) error
 	Close(ctx context.Context) error
 	Status() supervise.Status
+	State() supervise.State
 	SetRestart(on bool)
 	Model() *config.Model
 	Launch() engine.Launch
@@ -239,11 +240,16 @@ func (s *Scheduler) onProcEvent(ev supervise.Event) {
 	s.mu.Lock()
 	e := s.models[ev.Model]
 	if e != nil {
-		e.state = ev.To
+		// Events of one engine come from several goroutines and may arrive
+		// out of order: take the engine's state now, not the event's.
+		prev := e.state
+		e.state = e.proc.State()
 		e.reason = ev.Reason
-		switch ev.To {
+		switch e.state {
 		case supervise.Ready:
-			e.readyAt = ev.Time
+			if prev != supervise.Ready {
+				e.readyAt = time.Now()
+			}
 			e.armIdleLocked(s)
 		case supervise.Starting:
 			e.holds = true // always-on restarts reserve again
@@ -375,9 +381,9 @@ func (s *Scheduler) acquireSlow(ctx context.Context, e *entry, fallbackFor strin
 		s.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if e.queued >= e.m.QueueLimit {
+	if n := e.queued; n >= e.m.QueueLimit {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("%w: %d requests are already waiting for %s (queue_limit)", ErrQueueFull, e.queued, e.m.Name)
+		return nil, fmt.Errorf("%w: %d requests are already waiting for %s (queue_limit)", ErrQueueFull, n, e.m.Name)
 	}
 	if e.draining && s.cfg.Slots[e.m.Slot].DuringSwitch == "refuse" {
 		s.mu.Unlock()
@@ -551,13 +557,14 @@ func (s *Scheduler) takeSlotLocked(ctx context.Context, e *entry) (switched bool
 		return false, nil
 	}
 	s.switching[slot] = e
-	occ.draining = true
-	s.broadcastLocked()
 	s.emit(Event{Kind: "switch", Model: slot, From: occ.m.Name, To: e.m.Name, Reason: "requested"})
 	s.logger.Info("switching slot", "slot", slot, "from", occ.m.Name, "to", e.m.Name)
 	// The switch goes on even if this caller gives up: a half-drained
 	// member helps nobody.
-	s.drainLocked(occ, s.cfg.Slots[slot].MinResidency.D())
+	s.residencyLocked(occ, s.cfg.Slots[slot].MinResidency.D())
+	occ.draining = true
+	s.broadcastLocked()
+	s.drainLocked(occ)
 	occ.draining = false
 	occ.evicting = true
 	s.broadcastLocked()
@@ -569,18 +576,37 @@ func (s *Scheduler) takeSlotLocked(ctx context.Context, e *entry) (switched bool
 	return true, ctx.Err()
 }
 
-// drainLocked waits, with s.mu released while waiting, until occ has held
-// the slot for minResidency if it still has work, and then until its
-// in-flight requests have finished (at most its stop_timeout).
-func (s *Scheduler) drainLocked(occ *entry, minResidency time.Duration) {
+// residencyLocked waits, with s.mu released while waiting, until occ has
+// held the slot for minResidency if it has been in use; a load under way
+// that someone waits for is finished first. Meanwhile occ serves as usual.
+func (s *Scheduler) residencyLocked(occ *entry, minResidency time.Duration) {
 	bg := context.Background()
-	for occ.state == supervise.Ready && (occ.queued > 0 || occ.inflight > 0) {
+	for {
+		// Someone waits for this load (admitted, maybe not yet launched):
+		// let it finish, or it is wasted.
+		if occ.holds && occ.queued > 0 && (occ.state == supervise.Starting || occ.state == supervise.Stopped) {
+			s.waitLocked(bg, 0) //nolint:errcheck
+			continue
+		}
+		// A member in use (now, or since it became ready) keeps the slot
+		// for minResidency; an unused one gives way at once.
+		inUse := occ.queued > 0 || occ.inflight > 0 || occ.lastUsed.After(occ.readyAt)
+		if occ.state != supervise.Ready || !inUse {
+			break
+		}
 		left := minResidency - time.Since(occ.readyAt)
 		if left <= 0 {
 			break
 		}
 		s.waitLocked(bg, left) //nolint:errcheck
 	}
+}
+
+// drainLocked waits, with s.mu released while waiting, until occ's
+// in-flight requests have finished, at most its stop_timeout. New requests
+// for occ wait (or are refused) meanwhile.
+func (s *Scheduler) drainLocked(occ *entry) {
+	bg := context.Background()
 	deadline := time.Now().Add(occ.m.StopTimeout.D())
 	for occ.inflight > 0 {
 		left := time.Until(deadline)

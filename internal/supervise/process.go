@@ -202,6 +202,13 @@ func (p *Process) Status() Status {
 	return s
 }
 
+// State returns the current state alone (cheaper than Status).
+func (p *Process) State() State {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state
+}
+
 // setState changes the state under p.mu and returns the event to emit
 // after unlocking.
 func (p *Process) setState(to State, reason string) *Event {
