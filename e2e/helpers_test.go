@@ -61,6 +61,7 @@ func startDaemon(t *testing.T, cfg string, extraArgs ...string) *daemon {
 	if cfg != "" {
 		cfg = strings.ReplaceAll(cfg, "LISTEN", listen)
 		cfg = strings.ReplaceAll(cfg, "ROOT", filepath.Join(home, "ai"))
+		cfg = strings.ReplaceAll(cfg, "PORTSLOT", fmt.Sprint(testbin.FreePort(t)))
 		d.config = filepath.Join(home, "gantry.yaml")
 		if err := os.WriteFile(d.config, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
