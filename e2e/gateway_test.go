@@ -374,18 +374,20 @@ max_body: 4KiB
 memory: {total: 64GiB, reserve: 0GiB}
 models:
   m: {engine: sim, memory: 1GiB}
+  hang: {engine: sim, memory: 1GiB, start_timeout: 1s, args: [--hang-load, --flavor, llamacpp]}
 `)
 	cases := []struct {
 		name, body string
 		status     int
 		code, says string
 	}{
-		{"unknown model", `{"model":"nope","messages":[]}`, 404, "model_not_found", "known models: m"},
+		{"unknown model", `{"model":"nope","messages":[]}`, 404, "model_not_found", "known models: hang, m"},
 		{"broken JSON", `{"model":"m","messages":[`, 400, "invalid_json", "not valid JSON"},
 		{"no model", `{"messages":[]}`, 400, "model_missing", "known models"},
 		{"not an object", `["m"]`, 400, "invalid_json", "JSON object"},
 		{"too big", `{"model":"m","x":"` + strings.Repeat("a", 5000) + `"}`, 413, "request_too_large", "4KiB"},
 		{"path characters", `{"model":"../../etc/passwd"}`, 404, "model_not_found", "known models"},
+		{"start timeout", `{"model":"hang"}`, 503, "model_unavailable", "start_timeout 1s"},
 	}
 	for _, tc := range cases {
 		resp, err := http.Post(d.url+"/v1/chat/completions", "application/json", strings.NewReader(tc.body))

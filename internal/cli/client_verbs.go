@@ -121,12 +121,26 @@ func printStatus(w io.Writer, st sched.Status) {
 		if m.Slot != "" {
 			note = strings.TrimSpace("slot " + m.Slot + " " + note)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", m.Name, m.Engine, m.State, m.Port, pid,
+		state := string(m.State)
+		if m.AlwaysOn {
+			state += "*" // always-on, by mode or profile
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", m.Name, m.Engine, state, m.Port, pid,
 			config.FormatBytes(m.MemoryBytes), m.Inflight, m.Queued, last, trunc(note, 80))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "memory: %s reserved of %s budget (%s total)\n", config.FormatBytes(st.Memory.ReservedBytes),
 		config.FormatBytes(st.Memory.BudgetBytes), config.FormatBytes(st.Memory.TotalBytes))
+	for _, sl := range st.Slots {
+		cur := sl.Current
+		if cur == "" {
+			cur = "(empty)"
+		}
+		fmt.Fprintf(w, "slot %s (port %d): %s; members %s\n", sl.Name, sl.Port, cur, strings.Join(sl.Members, ", "))
+	}
+	if st.Profile != "" {
+		fmt.Fprintf(w, "profile: %s\n", st.Profile)
+	}
 }
 
 func trunc(s string, n int) string {

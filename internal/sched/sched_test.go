@@ -443,3 +443,24 @@ func TestProfileSwitchStartsAndStops(t *testing.T) {
 		}
 	})
 }
+
+func TestSavedProfileIsActiveAfterRestart(t *testing.T) {
+	root := t.TempDir()
+	src := "root: " + root + "\nmodels:\n  a: {engine: sim, memory: 1GiB}\nprofiles:\n  pa: {always_on: [a]}\n"
+	c, err := config.Parse("t.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := saveState(StatePath(c), persisted{Profile: "pa"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(c, Options{MemoryTotal: 10 << 30, NewRunner: func(m *config.Model, l engine.Launch, _ string, o supervise.Options) (Runner, error) {
+		return &fakeRunner{m: m, opts: o, state: supervise.Stopped}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Profile() != "pa" || !s.Status().Models[0].AlwaysOn {
+		t.Errorf("profile %q, status %+v", s.Profile(), s.Status().Models[0])
+	}
+}
