@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // maxDepth bounds nesting so that a hostile body cannot exhaust the stack.
@@ -44,12 +45,13 @@ func ModelField(b []byte) (model string, start, end int, found bool, err error) 
 					return "", 0, 0, false, err
 				}
 				start, end, found = vs, ve, true
-				if vesc {
+				model = string(b[vs+1 : ve-1])
+				if vesc || !utf8.ValidString(model) {
+					// Rare: let encoding/json decode escapes and replace
+					// invalid UTF-8, exactly as the engines will see it.
 					if err := json.Unmarshal(b[vs:ve], &model); err != nil {
 						return "", 0, 0, false, fmt.Errorf("bad \"model\" string: %w", err)
 					}
-				} else {
-					model = string(b[vs+1 : ve-1])
 				}
 			} else if err := s.value(0); err != nil {
 				return "", 0, 0, false, err
