@@ -1,0 +1,255 @@
+package gguf
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+)
+
+// KV is one metadata entry to write. Value is one of uint32, int32,
+// float32, bool, string, uint64, []string, []float32, []int32.
+type KV struct {
+	Key   string
+	Value any
+}
+
+// WriteTensor is a tensor to write: F32 data with its dims (ggml order:
+// the first dim varies fastest).
+type WriteTensor struct {
+	Name string
+	Dims []uint64
+	Data []float32
+}
+
+// Write writes a GGUF v3 file with the metadata and F32 tensors given.
+func Write(w io.Writer, kvs []KV, tensors []WriteTensor) error {
+	bw := bufio.NewWriter(w)
+	cw := &countWriter{w: bw}
+	le := binary.LittleEndian
+	put := func(v any) { binary.Write(cw, le, v) } //nolint:errcheck // countWriter records the first error
+	str := func(s string) { put(uint64(len(s))); io.WriteString(cw, s) }
+	cw.Write([]byte(Magic)) //nolint:errcheck
+	put(uint32(3))
+	put(uint64(len(tensors)))
+	put(uint64(len(kvs)))
+	for _, kv := range kvs {
+		str(kv.Key)
+		switch v := kv.Value.(type) {
+		case uint32:
+			put(TypeUint32)
+			put(v)
+		case int32:
+			put(TypeInt32)
+			put(v)
+		case uint64:
+			put(TypeUint64)
+			put(v)
+		case float32:
+			put(TypeFloat32)
+			put(v)
+		case bool:
+			put(TypeBool)
+			b := uint8(0)
+			if v {
+				b = 1
+			}
+			put(b)
+		case string:
+			put(TypeString)
+			str(v)
+		case []string:
+			put(TypeArray)
+			put(TypeString)
+			put(uint64(len(v)))
+			for _, s := range v {
+				str(s)
+			}
+		case []float32:
+			put(TypeArray)
+			put(TypeFloat32)
+			put(uint64(len(v)))
+			put(v)
+		case []int32:
+			put(TypeArray)
+			put(TypeInt32)
+			put(uint64(len(v)))
+			put(v)
+		default:
+			return fmt.Errorf("gguf: key %s: unsupported value type %T", kv.Key, kv.Value)
+		}
+	}
+	const align = 32
+	offset := uint64(0)
+	for _, t := range tensors {
+		n := uint64(1)
+		for _, d := range t.Dims {
+			n *= d
+		}
+		if n != uint64(len(t.Data)) {
+			return fmt.Errorf("gguf: tensor %s: dims %v hold %d values, data has %d", t.Name, t.Dims, n, len(t.Data))
+		}
+		str(t.Name)
+		put(uint32(len(t.Dims)))
+		for _, d := range t.Dims {
+			put(d)
+		}
+		put(uint32(F32))
+		put(offset)
+		offset += (n*4 + align - 1) / align * align
+	}
+	pad := func() {
+		for cw.n%align != 0 {
+			cw.Write([]byte{0}) //nolint:errcheck
+		}
+	}
+	pad()
+	for _, t := range tensors {
+		put(t.Data)
+		pad()
+	}
+	if cw.err != nil {
+		return cw.err
+	}
+	return bw.Flush()
+}
+
+type countWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	c.err = err
+	return n, err
+}
+
+// Tiny describes the tiny Llama model TinyLlama writes.
+type Tiny struct {
+	Blocks  int // transformer blocks (default 2)
+	Embd    int // embedding length (default 64)
+	Heads   int // attention heads (default 4)
+	FF      int // feed-forward length (default 128)
+	Context int // context length (default 512)
+	Seed    uint64
+}
+
+// TinyVocab is the tiny model's vocabulary: <unk>, <s>, </s>, the 256 byte
+// tokens and a few letters, SentencePiece style.
+func TinyVocab() (tokens []string, scores []float32, types []int32) {
+	tokens = []string{"<unk>", "<s>", "</s>"}
+	types = []int32{2, 3, 3}
+	for b := 0; b < 256; b++ {
+		tokens = append(tokens, fmt.Sprintf("<0x%02X>", b))
+		types = append(types, 6)
+	}
+	for _, p := range []string{"▁", "▁H", "▁a", "▁d", "a", "e", "i", "l", "n", "o", "r", "s", "t", "H", "al", "lo", "Ha", "ll", "Hal", "Hallo", "▁Hallo", "▁die", "▁der", "▁und"} {
+		tokens = append(tokens, p)
+		types = append(types, 1)
+	}
+	scores = make([]float32, len(tokens))
+	for i := range scores {
+		scores[i] = -float32(i)
+	}
+	return tokens, scores, types
+}
+
+// TinyLlama writes a tiny but complete Llama GGUF (F32, random weights):
+// real engines load it and produce tokens (gibberish) and embeddings. It
+// returns the tensors written, for tests that check parameter counts.
+func TinyLlama(path string, t Tiny) ([]WriteTensor, error) {
+	if t.Blocks == 0 {
+		t.Blocks = 2
+	}
+	if t.Embd == 0 {
+		t.Embd = 64
+	}
+	if t.Heads == 0 {
+		t.Heads = 4
+	}
+	if t.FF == 0 {
+		t.FF = 128
+	}
+	if t.Context == 0 {
+		t.Context = 512
+	}
+	tokens, scores, types := TinyVocab()
+	nv, ne, nf := uint64(len(tokens)), uint64(t.Embd), uint64(t.FF)
+	rng := rand.New(rand.NewPCG(t.Seed, 42))
+	rnd := func(n uint64, scale float64) []float32 {
+		out := make([]float32, n)
+		for i := range out {
+			out[i] = float32(rng.NormFloat64() * scale)
+		}
+		return out
+	}
+	ones := func(n uint64) []float32 {
+		out := make([]float32, n)
+		for i := range out {
+			out[i] = 1
+		}
+		return out
+	}
+	scale := 1 / math.Sqrt(float64(ne))
+	ts := []WriteTensor{
+		{"token_embd.weight", []uint64{ne, nv}, rnd(ne*nv, 0.5)},
+		{"output_norm.weight", []uint64{ne}, ones(ne)},
+		{"output.weight", []uint64{ne, nv}, rnd(ne*nv, scale)},
+	}
+	for b := 0; b < t.Blocks; b++ {
+		p := fmt.Sprintf("blk.%d.", b)
+		ts = append(ts,
+			WriteTensor{p + "attn_norm.weight", []uint64{ne}, ones(ne)},
+			WriteTensor{p + "attn_q.weight", []uint64{ne, ne}, rnd(ne*ne, scale)},
+			WriteTensor{p + "attn_k.weight", []uint64{ne, ne}, rnd(ne*ne, scale)},
+			WriteTensor{p + "attn_v.weight", []uint64{ne, ne}, rnd(ne*ne, scale)},
+			WriteTensor{p + "attn_output.weight", []uint64{ne, ne}, rnd(ne*ne, scale)},
+			WriteTensor{p + "ffn_norm.weight", []uint64{ne}, ones(ne)},
+			WriteTensor{p + "ffn_gate.weight", []uint64{ne, nf}, rnd(ne*nf, scale)},
+			WriteTensor{p + "ffn_up.weight", []uint64{ne, nf}, rnd(ne*nf, scale)},
+			WriteTensor{p + "ffn_down.weight", []uint64{nf, ne}, rnd(nf*ne, 1/math.Sqrt(float64(nf)))},
+		)
+	}
+	kvs := []KV{
+		{"general.architecture", "llama"},
+		{"general.name", "gantry-tiny"},
+		{"general.file_type", uint32(0)},
+		{"llama.context_length", uint32(t.Context)},
+		{"llama.embedding_length", uint32(t.Embd)},
+		{"llama.block_count", uint32(t.Blocks)},
+		{"llama.feed_forward_length", uint32(t.FF)},
+		{"llama.attention.head_count", uint32(t.Heads)},
+		{"llama.attention.head_count_kv", uint32(t.Heads)},
+		{"llama.rope.dimension_count", uint32(t.Embd / t.Heads)},
+		{"llama.rope.freq_base", float32(10000)},
+		{"llama.attention.layer_norm_rms_epsilon", float32(1e-5)},
+		{"llama.vocab_size", uint32(nv)},
+		{"tokenizer.ggml.model", "llama"},
+		{"tokenizer.ggml.tokens", tokens},
+		{"tokenizer.ggml.scores", scores},
+		{"tokenizer.ggml.token_type", types},
+		{"tokenizer.ggml.unknown_token_id", uint32(0)},
+		{"tokenizer.ggml.bos_token_id", uint32(1)},
+		{"tokenizer.ggml.eos_token_id", uint32(2)},
+		{"tokenizer.ggml.add_bos_token", true},
+		{"tokenizer.ggml.add_eos_token", false},
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := Write(f, kvs, ts); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return ts, f.Close()
+}
