@@ -1,15 +1,30 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"sort"
 
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/gpu"
+	"github.com/gantryhq/gantry/internal/plan"
 )
+
+// localBox describes this machine for planning: nvidia-smi, else
+// /proc/meminfo, and the config's memory settings.
+func localBox(ctx context.Context, c *config.Config) plan.Box {
+	facts := gpu.Detect(ctx, gpu.NvidiaSMI, gpu.SystemMemory)
+	total := int64(c.Memory.Total)
+	if total <= 0 {
+		total = facts.TotalBytes
+	}
+	return plan.Box{Facts: facts, Total: total, Budget: total - int64(c.Memory.Reserve)}
+}
 
 // configPath is --config, else $GANTRY_CONFIG, else the default path.
 func configPath(flagValue string) (path string, explicit bool) {
@@ -72,6 +87,10 @@ func runConfig(e *env, args []string) error {
 		return err
 	default:
 		probs = c.Validate() // warnings only
+		// What only the files and the box can tell: estimates, known-bad
+		// engine × checkpoint × GPU combinations, models that cannot fit.
+		probs = append(probs, plan.Problems(c, plan.Make(c, localBox(e.ctx, c), nil))...)
+		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
 	}
 	if *asJSON {
 		type jp struct {

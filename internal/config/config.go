@@ -101,6 +101,7 @@ type Model struct {
 	Image        string            `yaml:"image" json:"image,omitempty"`
 	Memory       Size              `yaml:"memory" json:"memory"`
 	Context      int               `yaml:"context" json:"context,omitempty"`
+	Concurrency  int               `yaml:"concurrency" json:"concurrency,omitempty"`
 	IdleTimeout  Duration          `yaml:"idle_timeout" json:"idle_timeout"`
 	StartTimeout Duration          `yaml:"start_timeout" json:"start_timeout"`
 	StopTimeout  Duration          `yaml:"stop_timeout" json:"stop_timeout"`
@@ -119,6 +120,9 @@ type EngineSettings struct {
 	Binary string `yaml:"binary" json:"binary,omitempty"`
 	Image  string `yaml:"image" json:"image,omitempty"`
 	Port   int    `yaml:"port" json:"port,omitempty"`
+	// Overhead is what the engine needs beyond weights and KV cache, for
+	// estimates (default per engine).
+	Overhead Size `yaml:"overhead" json:"overhead,omitempty"`
 }
 
 // Service is an auxiliary service (Open WebUI, say) that gantry watches.

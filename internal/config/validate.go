@@ -146,6 +146,10 @@ func checkKeys(n *yaml.Node, t reflect.Type, path []string, file string, probs *
 	}
 }
 
+// Line returns the line of the key at path in the config file, 0 when the
+// file does not set it.
+func (c *Config) Line(path ...string) int { return c.line(path...) }
+
 // line returns the line of the key at path (or of its value, for sequence
 // items), or 0 when the config has no such key (a default, say).
 func (c *Config) line(path ...string) int {
@@ -518,8 +522,8 @@ func (v *validator) model(name string, m *Model, p []string) {
 	} else if m.Port == 0 && m.Slot == "" {
 		v.add(p, "no free port left in port_range %s", c.PortRange)
 	}
-	if m.Memory <= 0 {
-		v.add(p, "memory: is required (how much GPU memory this model reserves, e.g. 24GiB)")
+	if m.Concurrency < 0 {
+		v.add(at("concurrency"), "must not be negative")
 	}
 	if m.QueueLimit < 0 {
 		v.add(at("queue_limit"), "must not be negative")

@@ -46,15 +46,24 @@ type Host struct {
 	Config *config.Config
 	// Self is the gantry executable, used to run `gantry sim`.
 	Self string
-	// MemoryTotal is the GPU memory engines share, in bytes (0 = unknown).
-	// Memory fractions for the engines are computed against it.
-	MemoryTotal int64
+}
+
+// Resources are what the planner decided for a model.
+type Resources struct {
+	// MemoryBytes is the model's reservation.
+	MemoryBytes int64
+	// Fraction is the engine's memory flag value ("" = pass none).
+	Fraction string
+	// Context is the context length to pass (0 = the engine's default).
+	Context int64
+	// ExtraArgs are flags the planner adds (before the model's args).
+	ExtraArgs []string
 }
 
 // Adapter is one engine's knowledge.
 type Adapter interface {
 	// Launch builds the process to run for the model.
-	Launch(m *config.Model, h Host) (Launch, error)
+	Launch(m *config.Model, h Host, r Resources) (Launch, error)
 	// Probe asks the engine once whether it is ready to serve the model.
 	Probe(ctx context.Context, c *http.Client, base string, m *config.Model) Readiness
 }
@@ -92,12 +101,12 @@ func For(engine string) (Adapter, error) {
 
 // Build is For(m.Engine).Launch(m, h) with the parts every engine shares:
 // the model's env, args, the docker wrapping and the URLs.
-func Build(m *config.Model, h Host) (Launch, error) {
+func Build(m *config.Model, h Host, r Resources) (Launch, error) {
 	a, err := For(m.Engine)
 	if err != nil {
 		return Launch{}, err
 	}
-	l, err := a.Launch(m, h)
+	l, err := a.Launch(m, h, r)
 	if err != nil {
 		return Launch{}, fmt.Errorf("%s: %w", m.Name, err)
 	}
@@ -164,23 +173,6 @@ func modelMounts(m *config.Model, h Host, cacheInside string) (mounts []string, 
 	return mounts, "/model"
 }
 
-// fraction is the model's memory reservation as a fraction of the GPU's
-// memory, the unit vLLM, SGLang and trtllm take. ok is false when either is
-// unknown.
-func fraction(m *config.Model, h Host) (string, bool) {
-	if h.MemoryTotal <= 0 || m.Memory <= 0 {
-		return "", false
-	}
-	f := float64(m.Memory) / float64(h.MemoryTotal)
-	if f > 0.95 {
-		f = 0.95
-	}
-	if f < 0.01 {
-		f = 0.01
-	}
-	return strconv.FormatFloat(f, 'f', 2, 64), true
-}
-
 // hasFlag reports whether args already sets flag (as "--flag v" or
 // "--flag=v"); an explicit flag in the model's args wins over ours.
 func hasFlag(args []string, flags ...string) bool {
@@ -194,15 +186,27 @@ func hasFlag(args []string, flags ...string) bool {
 	return false
 }
 
-// memFlag appends flag=fraction unless the user's args set it.
-func memFlag(argv []string, m *config.Model, h Host, flag string) []string {
-	if hasFlag(m.Args, flag) {
+// memFlag appends the planned memory fraction (the plan leaves it empty
+// when the user's args set the flag: theirs wins).
+func memFlag(argv []string, m *config.Model, r Resources, flag string) []string {
+	if r.Fraction == "" || hasFlag(m.Args, flag) {
 		return argv
 	}
-	if f, ok := fraction(m, h); ok {
-		argv = append(argv, flag, f)
+	return append(argv, flag, r.Fraction)
+}
+
+// ctxFlag appends the planned context length unless the args set it.
+func ctxFlag(argv []string, m *config.Model, r Resources, flags ...string) []string {
+	if r.Context <= 0 || hasFlag(m.Args, flags...) {
+		return argv
 	}
-	return argv
+	return append(argv, flags[0], strconv.FormatInt(r.Context, 10))
+}
+
+// userArgs are the planner's flags, then the model's own.
+func userArgs(argv []string, m *config.Model, r Resources) []string {
+	argv = append(argv, r.ExtraArgs...)
+	return append(argv, m.Args...)
 }
 
 func binary(h Host, engine, def string) string {
@@ -263,16 +267,14 @@ func oneLine(s string) string {
 // sglang is SGLang's launch_server.
 type sglang struct{}
 
-func (sglang) Launch(m *config.Model, h Host) (Launch, error) {
+func (sglang) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 	port := strconv.Itoa(m.Port)
 	tail := func(path, host string) []string {
 		a := []string{"-m", "sglang.launch_server", "--model-path", path,
 			"--host", host, "--port", port, "--served-model-name", m.Name, "--enable-metrics"}
-		if m.Context > 0 && !hasFlag(m.Args, "--context-length") {
-			a = append(a, "--context-length", strconv.Itoa(m.Context))
-		}
-		a = memFlag(a, m, h, "--mem-fraction-static")
-		return append(a, m.Args...)
+		a = ctxFlag(a, m, r, "--context-length")
+		a = memFlag(a, m, r, "--mem-fraction-static")
+		return userArgs(a, m, r)
 	}
 	if m.Runtime == config.RuntimeDocker {
 		mounts, inside := modelMounts(m, h, "/root/.cache")
@@ -291,15 +293,13 @@ func (sglang) Probe(ctx context.Context, c *http.Client, base string, m *config.
 // vllm is `vllm serve`.
 type vllm struct{}
 
-func (vllm) Launch(m *config.Model, h Host) (Launch, error) {
+func (vllm) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 	port := strconv.Itoa(m.Port)
 	tail := func(path, host string) []string {
 		a := []string{"serve", path, "--host", host, "--port", port, "--served-model-name", m.Name}
-		if m.Context > 0 && !hasFlag(m.Args, "--max-model-len") {
-			a = append(a, "--max-model-len", strconv.Itoa(m.Context))
-		}
-		a = memFlag(a, m, h, "--gpu-memory-utilization")
-		return append(a, m.Args...)
+		a = ctxFlag(a, m, r, "--max-model-len")
+		a = memFlag(a, m, r, "--gpu-memory-utilization")
+		return userArgs(a, m, r)
 	}
 	if m.Runtime == config.RuntimeDocker {
 		mounts, inside := modelMounts(m, h, "/root/.cache")
@@ -318,15 +318,13 @@ func (vllm) Probe(ctx context.Context, c *http.Client, base string, m *config.Mo
 // trtllm is TensorRT-LLM's trtllm-serve (PyTorch backend).
 type trtllm struct{}
 
-func (trtllm) Launch(m *config.Model, h Host) (Launch, error) {
+func (trtllm) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 	port := strconv.Itoa(m.Port)
 	tail := func(path, host string) []string {
 		a := []string{path, "--host", host, "--port", port, "--backend", "pytorch", "--served_model_name", m.Name}
-		if m.Context > 0 && !hasFlag(m.Args, "--max_seq_len") {
-			a = append(a, "--max_seq_len", strconv.Itoa(m.Context))
-		}
-		a = memFlag(a, m, h, "--kv_cache_free_gpu_memory_fraction")
-		return append(a, m.Args...)
+		a = ctxFlag(a, m, r, "--max_seq_len")
+		a = memFlag(a, m, r, "--kv_cache_free_gpu_memory_fraction")
+		return userArgs(a, m, r)
 	}
 	if m.Runtime == config.RuntimeDocker {
 		mounts, inside := modelMounts(m, h, "/root/.cache")
@@ -345,17 +343,15 @@ func (trtllm) Probe(ctx context.Context, c *http.Client, base string, m *config.
 // llamacpp is llama.cpp's llama-server, serving one GGUF file.
 type llamacpp struct{}
 
-func (llamacpp) Launch(m *config.Model, h Host) (Launch, error) {
+func (llamacpp) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 	port := strconv.Itoa(m.Port)
 	tail := func(path, host string) []string {
 		a := []string{"-m", path, "--host", host, "--port", port, "--alias", m.Name, "--metrics"}
 		if !hasFlag(m.Args, "-ngl", "--n-gpu-layers", "--gpu-layers") {
 			a = append(a, "--n-gpu-layers", "999")
 		}
-		if m.Context > 0 && !hasFlag(m.Args, "-c", "--ctx-size") {
-			a = append(a, "--ctx-size", strconv.Itoa(m.Context))
-		}
-		return append(a, m.Args...)
+		a = ctxFlag(a, m, r, "--ctx-size", "-c")
+		return userArgs(a, m, r)
 	}
 	p := h.Config.ModelPath(m)
 	if m.Runtime == config.RuntimeDocker {
@@ -380,9 +376,9 @@ type ollama struct{}
 // OllamaModelsDir is where gantry's `ollama serve` keeps its models.
 func OllamaModelsDir(c *config.Config) string { return filepath.Join(c.Root, "models", "ollama") }
 
-func (ollama) Launch(m *config.Model, h Host) (Launch, error) {
+func (ollama) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 	port := strconv.Itoa(m.Port)
-	ctxLen := m.Context
+	ctxLen := int(r.Context)
 	if ctxLen == 0 {
 		ctxLen = 8192 // recent Ollama picks 256K on big boxes; be explicit
 	}
@@ -410,7 +406,7 @@ func (ollama) Probe(ctx context.Context, c *http.Client, base string, m *config.
 // command is any OpenAI-compatible server the user names.
 type command struct{}
 
-func (command) Launch(m *config.Model, h Host) (Launch, error) {
+func (command) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 	if len(m.Command) == 0 {
 		return Launch{}, errors.New("engine command needs command:")
 	}
@@ -425,7 +421,7 @@ func (command) Probe(ctx context.Context, c *http.Client, base string, m *config
 // sim is gantry's simulated engine, `gantry sim`.
 type sim struct{}
 
-func (sim) Launch(m *config.Model, h Host) (Launch, error) {
+func (sim) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 	self := h.Self
 	if self == "" {
 		self = "gantry"

@@ -54,7 +54,8 @@ func TestGoldenArgv(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				l, err := Build(c.Models["scout"], Host{Config: c, Self: "/usr/bin/gantry", MemoryTotal: 128 << 30})
+				l, err := Build(c.Models["scout"], Host{Config: c, Self: "/usr/bin/gantry"},
+					Resources{MemoryBytes: 64 << 30, Fraction: "0.50", Context: 32768, ExtraArgs: []string{"--added-by-plan"}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -99,7 +100,7 @@ models:
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := Build(c.Models["v"], Host{Config: c, MemoryTotal: 100 << 30})
+	l, err := Build(c.Models["v"], Host{Config: c}, Resources{Fraction: "0.10"})
 	if err != nil {
 		t.Fatal(err)
 	}

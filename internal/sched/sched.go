@@ -20,6 +20,8 @@ import (
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/gpu"
+	"github.com/gantryhq/gantry/internal/plan"
 	"github.com/gantryhq/gantry/internal/supervise"
 )
 
@@ -71,6 +73,8 @@ type Scheduler struct {
 	changed   chan struct{}     // closed and replaced on every change waiters care about
 	switching map[string]*entry // slot → the member it is switching to
 	profile   string
+	plans     map[string]*plan.Model
+	gpu       gpu.Facts
 	closed    bool
 	events    func(Event)
 }
@@ -93,6 +97,7 @@ type entry struct {
 	idle     *time.Timer
 	memory   int64
 	baseURL  string
+	plan     *plan.Model
 }
 
 // Event is something the scheduler did or saw, for /api/events and logs.
@@ -117,6 +122,10 @@ type Options struct {
 	Supervise supervise.Options
 	// MemoryTotal overrides memory.total: auto (tests).
 	MemoryTotal int64
+	// GPU replaces asking nvidia-smi (tests).
+	GPU *gpu.Facts
+	// Inspect replaces reading model files (tests).
+	Inspect plan.Inspector
 	// NewRunner replaces the real process supervisor (unit tests).
 	NewRunner NewRunner
 	// StateFile is where the active profile is kept across restarts;
@@ -135,23 +144,27 @@ func New(cfg *config.Config, o Options) (*Scheduler, error) {
 	if o.NewRunner == nil {
 		o.NewRunner = newProcess
 	}
+	facts := o.GPU
+	if facts == nil {
+		f := gpu.Detect(context.Background(), gpu.NvidiaSMI, gpu.SystemMemory)
+		facts = &f
+	}
 	total := int64(cfg.Memory.Total)
 	if o.MemoryTotal > 0 {
 		total = o.MemoryTotal
 	}
 	if total <= 0 {
-		t, err := SystemMemory()
-		if err != nil {
-			return nil, fmt.Errorf("memory.total is auto but the machine's memory is unknown (%v): set memory.total", err)
-		}
-		total = t
+		total = facts.TotalBytes
+	}
+	if total <= 0 {
+		return nil, fmt.Errorf("memory.total is auto but the machine's memory is unknown (%s): set memory.total", facts.Source)
 	}
 	if o.StateFile == "" {
 		o.StateFile = StatePath(cfg)
 	}
 	s := &Scheduler{cfg: cfg, logger: o.Logger, total: total, budget: total - int64(cfg.Memory.Reserve),
 		models: map[string]*entry{}, events: o.OnEvent, changed: make(chan struct{}),
-		switching: map[string]*entry{}, state: o.StateFile}
+		switching: map[string]*entry{}, state: o.StateFile, gpu: *facts}
 	if st, err := loadState(o.StateFile); err == nil && st.Profile != "" {
 		if _, ok := cfg.Profiles[st.Profile]; ok {
 			s.profile = st.Profile
@@ -159,14 +172,27 @@ func New(cfg *config.Config, o Options) (*Scheduler, error) {
 			s.logger.Warn("the saved profile is no longer configured; none is active", "profile", st.Profile)
 		}
 	}
-	host := engine.Host{Config: cfg, Self: o.Self, MemoryTotal: total}
+	s.plans = plan.Make(cfg, plan.Box{Facts: *facts, Total: total, Budget: s.budget}, o.Inspect)
+	if probs := plan.Problems(cfg, s.plans); probs.Errors() > 0 {
+		var missing config.Problems
+		for _, p := range probs {
+			if !p.Warning && strings.Contains(p.Msg, "memory: is required") {
+				missing = append(missing, p)
+			}
+		}
+		if len(missing) > 0 {
+			return nil, missing
+		}
+	}
+	host := engine.Host{Config: cfg, Self: o.Self}
 	for _, name := range cfg.ModelNames() {
 		m := cfg.Models[name]
-		l, err := engine.Build(m, host)
+		pl := s.plans[name]
+		l, err := engine.Build(m, host, pl.Resources())
 		if err != nil {
 			return nil, err
 		}
-		e := &entry{m: m, state: supervise.Stopped, memory: int64(m.Memory), baseURL: l.BaseURL}
+		e := &entry{m: m, state: supervise.Stopped, memory: pl.Bytes, baseURL: l.BaseURL, plan: pl}
 		e.alwaysOn = s.alwaysOnLocked(m)
 		so := o.Supervise
 		so.Restart = e.alwaysOn
@@ -494,8 +520,15 @@ func (s *Scheduler) ensure(ctx context.Context, e *entry) error {
 		case e.state == supervise.Failed && e.m.Fallback != "" && time.Since(e.failedAt) < retryFailedAfter:
 			return fmt.Errorf("%w: %s: %s", ErrStartFailed, e.m.Name, e.reason)
 		}
-		// Stopped (or failed and worth another try): take the slot, then
-		// the memory, then start.
+		// Stopped (or failed and worth another try): refuse what is known
+		// not to work, then take the slot, then the memory, then start.
+		for _, f := range e.plan.Findings {
+			// A model too big for the budget is admission's to refuse, with
+			// its own error and the holders named.
+			if f.Level == plan.LevelError && f.Rule != "does-not-fit" {
+				return fmt.Errorf("%w: %s: %s — %s", ErrStartFailed, e.m.Name, f.Reason, f.Fix)
+			}
+		}
 		if e.m.Slot != "" {
 			switched, err := s.takeSlotLocked(ctx, e)
 			if err != nil {
@@ -912,6 +945,9 @@ type ModelStatus struct {
 	StartedAt   *time.Time      `json:"started_at,omitempty"`
 	ReadyAt     *time.Time      `json:"ready_at,omitempty"`
 	LastLogLine string          `json:"last_log_line,omitempty"`
+	// MemorySource says where memory_bytes comes from (config or estimate).
+	MemorySource string         `json:"memory_source"`
+	Findings     []plan.Finding `json:"findings,omitempty"`
 }
 
 // MemoryStatus is the budget and what is reserved of it.
@@ -935,13 +971,14 @@ type Status struct {
 	Memory  MemoryStatus  `json:"memory"`
 	Slots   []SlotStatus  `json:"slots"`
 	Profile string        `json:"profile"`
+	GPU     gpu.Facts     `json:"gpu"`
 }
 
 // Status returns every model's state, sorted by name.
 func (s *Scheduler) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Status{Models: []ModelStatus{}, Slots: []SlotStatus{}, Profile: s.profile,
+	st := Status{Models: []ModelStatus{}, Slots: []SlotStatus{}, Profile: s.profile, GPU: s.gpu,
 		Memory: MemoryStatus{TotalBytes: s.total, BudgetBytes: s.budget, ReservedBytes: s.reservedLocked()}}
 	for _, name := range s.cfg.ModelNames() {
 		e := s.models[name]
@@ -949,7 +986,8 @@ func (s *Scheduler) Status() Status {
 		ms := ModelStatus{Name: name, Engine: e.m.Engine, State: ps.State, Reason: ps.Reason, Phase: ps.Phase,
 			Detail: ps.Detail, Port: e.m.Port, PID: ps.PID, Starts: ps.Starts, MemoryBytes: e.memory,
 			Inflight: e.inflight, Queued: e.queued, Mode: e.m.Mode, AlwaysOn: e.alwaysOn, Slot: e.m.Slot,
-			Aliases: e.m.Aliases, Fallback: e.m.Fallback, Runtime: e.m.Runtime, LastLogLine: ps.LastLine}
+			Aliases: e.m.Aliases, Fallback: e.m.Fallback, Runtime: e.m.Runtime, LastLogLine: ps.LastLine,
+			MemorySource: e.plan.Source, Findings: e.plan.Findings}
 		if !e.lastUsed.IsZero() {
 			t := e.lastUsed
 			ms.LastUsed = &t

@@ -29,7 +29,7 @@ func newSim(t *testing.T, yamlModel string, opts Options) (*Process, chan Event)
 		t.Fatal(err)
 	}
 	m := c.Models["m"]
-	l, err := engine.Build(m, engine.Host{Config: c, Self: testbin.Gantry(t)})
+	l, err := engine.Build(m, engine.Host{Config: c, Self: testbin.Gantry(t)}, engine.Resources{})
 	if err != nil {
 		t.Fatal(err)
 	}

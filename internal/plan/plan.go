@@ -1,0 +1,256 @@
+// Package plan decides, before any engine starts, how much memory each
+// model reserves (its memory: or an estimate from its files), what context
+// the engine is told, and whether the engine × checkpoint × GPU combination
+// is known to fail. The scheduler reserves the same number the engine's own
+// memory flag is given, so several models share the box without the second
+// one failing.
+package plan
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/gpu"
+	"github.com/gantryhq/gantry/internal/inventory"
+)
+
+// DefaultOverhead is what an engine needs beyond weights and KV cache
+// (CUDA context, activations, graphs); engines.<e>.overhead overrides it.
+var DefaultOverhead = map[string]int64{
+	config.EngineSGLang:   3 << 30,
+	config.EngineVLLM:     3 << 30,
+	config.EngineTRTLLM:   4 << 30,
+	config.EngineLlamaCpp: 512 << 20,
+	config.EngineOllama:   512 << 20,
+}
+
+// DefaultContext is the context planned for a model that sets none, capped
+// by the model's own maximum: engines default to the maximum (128K and
+// more), which rarely fits beside other models.
+const DefaultContext = 32768
+
+// VLLMUnifiedCap caps vLLM's --gpu-memory-utilization on unified-memory
+// boxes: the OS shares the memory, and 0.9 and more cannot be satisfied.
+const VLLMUnifiedCap = 0.85
+
+// Level of a finding.
+const (
+	LevelError   = "error"   // blocks the start
+	LevelWarning = "warning" // shown, does not block
+	LevelFixed   = "fixed"   // gantry adds what is missing
+)
+
+// Finding is one rule that applies to a model.
+type Finding struct {
+	Level  string `json:"level"`
+	Rule   string `json:"rule"`
+	Reason string `json:"reason"`
+	Fix    string `json:"fix"`
+}
+
+func (f Finding) String() string {
+	return fmt.Sprintf("%s: %s — %s", f.Level, f.Reason, f.Fix)
+}
+
+// Model is the plan for one model.
+type Model struct {
+	Name string `json:"name"`
+	// Bytes is what the scheduler reserves; 0 when unknown (then the model
+	// cannot be admitted and config validation says so).
+	Bytes int64 `json:"memory_bytes"`
+	// Source says where Bytes comes from.
+	Source string `json:"memory_source"`
+	// Context is the context length the engine is told (0: engine default).
+	Context  int64            `json:"context"`
+	Weights  int64            `json:"weight_bytes"`
+	KV       int64            `json:"kv_bytes"`
+	Overhead int64            `json:"overhead_bytes"`
+	Info     *inventory.Model `json:"inventory,omitempty"`
+	Findings []Finding        `json:"findings,omitempty"`
+	// Args are flags gantry adds to the engine's argv (e.g. SGLang's
+	// --quantization modelopt_fp4).
+	Args []string `json:"added_args,omitempty"`
+	// Fraction is the memory fraction given to the engine, "" for none.
+	Fraction string `json:"memory_fraction,omitempty"`
+}
+
+// Blocked returns the first error finding, or nil.
+func (m *Model) Blocked() *Finding {
+	for i := range m.Findings {
+		if m.Findings[i].Level == LevelError {
+			return &m.Findings[i]
+		}
+	}
+	return nil
+}
+
+// Resources is what the engine adapter gets from the plan.
+func (m *Model) Resources() engine.Resources {
+	return engine.Resources{MemoryBytes: m.Bytes, Context: m.Context, ExtraArgs: m.Args, Fraction: m.Fraction}
+}
+
+// Box is the machine the plan is for.
+type Box struct {
+	Facts  gpu.Facts
+	Total  int64 // memory engines share
+	Budget int64 // Total − reserve
+}
+
+// Inspector reads a model's files; inventory.Inspect is the real one.
+type Inspector func(path string) (*inventory.Model, error)
+
+// Make plans every model of cfg on box.
+func Make(cfg *config.Config, box Box, inspect Inspector) map[string]*Model {
+	if inspect == nil {
+		inspect = inventory.Inspect
+	}
+	out := map[string]*Model{}
+	for _, name := range cfg.ModelNames() {
+		out[name] = One(cfg, cfg.Models[name], box, inspect)
+	}
+	return out
+}
+
+// One plans one model.
+func One(cfg *config.Config, m *config.Model, box Box, inspect Inspector) *Model {
+	p := &Model{Name: m.Name, Context: int64(m.Context)}
+	if path := cfg.ModelPath(m); path != "" {
+		info, err := inspect(path)
+		switch {
+		case err != nil && m.Runtime == config.RuntimeDocker:
+			p.Source = "files not readable here: " + err.Error()
+		case err != nil:
+			p.Source = "no estimate: " + err.Error()
+		default:
+			p.Info = info
+		}
+	}
+	if p.Context == 0 && p.Info != nil && p.Info.MaxContext > 0 && m.Engine != config.EngineSim && m.Engine != config.EngineCommand {
+		p.Context = min(p.Info.MaxContext, DefaultContext)
+	}
+	overhead := DefaultOverhead[m.Engine]
+	if es := cfg.Engines[m.Engine]; es != nil && es.Overhead > 0 {
+		overhead = int64(es.Overhead)
+	}
+	if p.Info != nil && p.Info.WeightBytes > 0 {
+		conc := int64(max(m.Concurrency, 1))
+		p.Weights = p.Info.WeightBytes
+		p.KV = p.Info.KV.Bytes(p.Context) * conc
+		p.Overhead = overhead
+	}
+	switch {
+	case m.Memory > 0:
+		p.Bytes, p.Source = int64(m.Memory), "memory: in the config"
+	case p.Weights > 0:
+		p.Bytes = p.Weights + p.KV + p.Overhead
+		p.Source = fmt.Sprintf("estimate: weights %s + KV cache %s (context %d × concurrency %d) + engine overhead %s",
+			config.FormatBytes(p.Weights), config.FormatBytes(p.KV), p.Context, max(m.Concurrency, 1), config.FormatBytes(p.Overhead))
+	case p.Source == "":
+		p.Source = "no estimate: no model files to read (set memory:)"
+	}
+	p.fraction(m, box)
+	p.rules(m, box)
+	return p
+}
+
+// fraction computes the engine's memory flag value and warns when an
+// explicit flag in args contradicts the reservation.
+func (p *Model) fraction(m *config.Model, box Box) {
+	flag := ""
+	switch m.Engine {
+	case config.EngineVLLM:
+		flag = "--gpu-memory-utilization"
+	case config.EngineSGLang:
+		flag = "--mem-fraction-static"
+	case config.EngineTRTLLM:
+		flag = "--kv_cache_free_gpu_memory_fraction"
+	default:
+		return
+	}
+	if box.Total <= 0 || p.Bytes <= 0 {
+		return
+	}
+	f := float64(p.Bytes) / float64(box.Total)
+	if m.Engine == config.EngineTRTLLM {
+		// trtllm's fraction is of the memory left after the weights.
+		free := float64(box.Total - p.Weights - p.Overhead)
+		if p.Weights > 0 && free > 0 {
+			f = float64(p.KV) / free
+		}
+	}
+	if m.Engine == config.EngineVLLM && box.Facts.Unified && f > VLLMUnifiedCap {
+		p.Findings = append(p.Findings, Finding{LevelWarning, "vllm-unified-cap",
+			fmt.Sprintf("the reservation is %.2f of unified memory; vLLM cannot get more than %.2f on a box whose OS shares that memory", f, VLLMUnifiedCap),
+			fmt.Sprintf("gantry passes --gpu-memory-utilization %.2f; lower context or concurrency if vLLM runs short", VLLMUnifiedCap)})
+		f = VLLMUnifiedCap
+	}
+	f = min(max(f, 0.01), 0.95)
+	p.Fraction = strconv.FormatFloat(f, 'f', 2, 64)
+	if v := argValue(m.Args, flag); v != "" {
+		if uf, err := strconv.ParseFloat(v, 64); err == nil && (uf-f > 0.02 || f-uf > 0.02) {
+			p.Findings = append(p.Findings, Finding{LevelWarning, "memory-flag-contradicts",
+				fmt.Sprintf("args set %s %s but the reservation is %s (%.2f of %s)", flag, v, config.FormatBytes(p.Bytes), f, config.FormatBytes(box.Total)),
+				"your flag wins; set memory: to match it, or drop the flag and let gantry size it"})
+		}
+		p.Fraction = ""
+	}
+}
+
+func argValue(args []string, flag string) string {
+	for i, a := range args {
+		if a == flag && i+1 < len(args) {
+			return args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, flag+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func hasArg(args []string, flag string) bool {
+	for _, a := range args {
+		if a == flag || strings.HasPrefix(a, flag+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// Problems turns the plans into config problems: a model without a
+// reservation or with an error finding is an error; warnings and fixes are
+// warnings. Each names the model's key path and line.
+func Problems(cfg *config.Config, plans map[string]*Model) config.Problems {
+	var out config.Problems
+	for _, name := range cfg.ModelNames() {
+		p := plans[name]
+		path := []string{"models", name}
+		at := func(key string) (string, int) {
+			if l := cfg.Line(append(path, key)...); l > 0 && cfg.Line(path...) != l {
+				return "models." + name + "." + key, l
+			}
+			return "models." + name, cfg.Line(path...)
+		}
+		if p.Bytes <= 0 {
+			k, l := at("memory")
+			out = append(out, config.Problem{File: cfg.File, Line: l, Path: k,
+				Msg: "memory: is required here (" + p.Source + ")"})
+		}
+		for _, f := range p.Findings {
+			key := "engine"
+			switch f.Rule {
+			case "does-not-fit", "vllm-unified-cap", "memory-flag-contradicts":
+				key = "memory"
+			case "context-above-max":
+				key = "context"
+			}
+			k, l := at(key)
+			out = append(out, config.Problem{File: cfg.File, Line: l, Path: k, Warning: f.Level != LevelError,
+				Msg: f.Reason + " — " + f.Fix})
+		}
+	}
+	return out
+}
