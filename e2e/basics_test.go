@@ -186,3 +186,26 @@ func TestConfigValidateCLI(t *testing.T) {
 		t.Errorf("exit %d:\n%s", code, out)
 	}
 }
+
+// TestDiagnosisOfAFailedStart runs an "engine" that dies with vLLM's ptxas
+// error on GB10 and checks that start, ps and /api/status say the cause.
+func TestDiagnosisOfAFailedStart(t *testing.T) {
+	d := startDaemon(t, `
+listen: LISTEN
+root: ROOT
+memory: {total: 64GiB, reserve: 0GiB}
+models:
+  gb10:
+    engine: command
+    memory: 1GiB
+    command: [sh, -c, "echo \"(EngineCore_DP0 pid=93) ptxas fatal   : Value 'sm_121a' is not defined for option 'gpu-name'\"; exit 1"]
+`)
+	out, code := d.gantry("start", "gb10")
+	if code == 0 || !strings.Contains(out, "diagnosis:") || !strings.Contains(out, "TRITON_PTXAS_PATH") {
+		t.Errorf("start: exit %d:\n%s", code, out)
+	}
+	out, _ = d.gantry("ps", "--json")
+	if !strings.Contains(out, `"diagnosis": "the Triton/ptxas in this engine image cannot build kernels for sm_121a`) {
+		t.Errorf("ps --json:\n%s", out)
+	}
+}

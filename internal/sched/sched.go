@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/diagnose"
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/gpu"
 	"github.com/gantryhq/gantry/internal/plan"
@@ -75,6 +76,7 @@ type Scheduler struct {
 	profile   string
 	plans     map[string]*plan.Model
 	gpu       gpu.Facts
+	procs     func() []gpu.Proc // GPU processes now, for diagnoses
 	closed    bool
 	events    func(Event)
 }
@@ -98,16 +100,21 @@ type entry struct {
 	memory   int64
 	baseURL  string
 	plan     *plan.Model
+	// diagnosis is the known cause of the last failure (or a warning
+	// seen while loading), "" when none.
+	diagnosis string
 }
 
 // Event is something the scheduler did or saw, for /api/events and logs.
 type Event struct {
-	Kind   string    `json:"kind"` // state, eviction, switch, profile, fallback
-	Model  string    `json:"model,omitempty"`
-	From   string    `json:"from,omitempty"`
-	To     string    `json:"to,omitempty"`
-	Reason string    `json:"reason,omitempty"`
-	Time   time.Time `json:"time"`
+	Kind   string `json:"kind"` // state, eviction, switch, profile, fallback
+	Model  string `json:"model,omitempty"`
+	From   string `json:"from,omitempty"`
+	To     string `json:"to,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// Diagnosis is the known cause and fix of a failure, when found.
+	Diagnosis string    `json:"diagnosis,omitempty"`
+	Time      time.Time `json:"time"`
 }
 
 // Options for New.
@@ -165,6 +172,12 @@ func New(cfg *config.Config, o Options) (*Scheduler, error) {
 	s := &Scheduler{cfg: cfg, logger: o.Logger, total: total, budget: total - int64(cfg.Memory.Reserve),
 		models: map[string]*entry{}, events: o.OnEvent, changed: make(chan struct{}),
 		switching: map[string]*entry{}, state: o.StateFile, gpu: *facts}
+	if o.GPU == nil && len(facts.GPUs) > 0 {
+		s.procs = func() []gpu.Proc {
+			f := gpu.Detect(context.Background(), gpu.NvidiaSMI, gpu.SystemMemory)
+			return f.Procs
+		}
+	}
 	if st, err := loadState(o.StateFile); err == nil && st.Profile != "" {
 		if _, ok := cfg.Profiles[st.Profile]; ok {
 			s.profile = st.Profile
@@ -263,9 +276,18 @@ func (s *Scheduler) waitLocked(ctx context.Context, d time.Duration) error {
 // onProcEvent follows the engines' state changes; it runs without any lock
 // of the process held.
 func (s *Scheduler) onProcEvent(ev supervise.Event) {
+	diag := ""
+	if e := s.models[ev.Model]; e != nil && (ev.To == supervise.Failed || ev.To == supervise.Ready) {
+		diag = s.diagnose(e, ev)
+	}
 	s.mu.Lock()
 	e := s.models[ev.Model]
 	if e != nil {
+		if ev.To == supervise.Failed || ev.To == supervise.Ready {
+			e.diagnosis = diag
+		} else if ev.To == supervise.Starting {
+			e.diagnosis = ""
+		}
 		// Events of one engine come from several goroutines and may arrive
 		// out of order: take the engine's state now, not the event's.
 		prev := e.state
@@ -292,7 +314,27 @@ func (s *Scheduler) onProcEvent(ev supervise.Event) {
 		s.broadcastLocked()
 	}
 	s.mu.Unlock()
-	s.emit(Event{Kind: "state", Model: ev.Model, From: string(ev.From), To: string(ev.To), Reason: ev.Reason, Time: ev.Time})
+	ev2 := Event{Kind: "state", Model: ev.Model, From: string(ev.From), To: string(ev.To), Reason: ev.Reason, Time: ev.Time}
+	if diag != "" {
+		ev2.Diagnosis = diag
+	}
+	s.emit(ev2)
+}
+
+// diagnose reads the engine's log (and the failure reason) for known
+// failure signatures. On a failure it asks nvidia-smi who holds GPU memory,
+// so the diagnosis can name the PIDs.
+func (s *Scheduler) diagnose(e *entry, ev supervise.Event) string {
+	var lines []string
+	if lg := e.proc.Log(); lg != nil {
+		lines = lg.Tail(300)
+	}
+	lines = append(lines, ev.Reason)
+	c := diagnose.Context{Port: e.m.Port, Engine: e.m.Engine}
+	if ev.To == supervise.Failed && s.procs != nil {
+		c.Procs = s.procs()
+	}
+	return diagnose.Summary(diagnose.Scan(lines, c))
 }
 
 // Config is the config the scheduler runs.
@@ -987,7 +1029,7 @@ func (s *Scheduler) Status() Status {
 			Detail: ps.Detail, Port: e.m.Port, PID: ps.PID, Starts: ps.Starts, MemoryBytes: e.memory,
 			Inflight: e.inflight, Queued: e.queued, Mode: e.m.Mode, AlwaysOn: e.alwaysOn, Slot: e.m.Slot,
 			Aliases: e.m.Aliases, Fallback: e.m.Fallback, Runtime: e.m.Runtime, LastLogLine: ps.LastLine,
-			MemorySource: e.plan.Source, Findings: e.plan.Findings}
+			MemorySource: e.plan.Source, Findings: e.plan.Findings, Diagnosis: e.diagnosis}
 		if !e.lastUsed.IsZero() {
 			t := e.lastUsed
 			ms.LastUsed = &t

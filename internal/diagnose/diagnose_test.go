@@ -1,0 +1,64 @@
+package diagnose
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/gantryhq/gantry/internal/gpu"
+)
+
+// Real lines as the engines print them (from their issue trackers).
+func TestRulesOnRealLines(t *testing.T) {
+	used := int64(71220) << 20
+	ctx := Context{Port: 8000, Engine: "vllm", Procs: []gpu.Proc{{PID: 48213, Name: "VLLM::EngineCore", Used: &used}}}
+	cases := []struct {
+		line, rule, says string
+	}{
+		{"(EngineCore_DP0 pid=93) ptxas fatal   : Value 'sm_121a' is not defined for option 'gpu-name'", "ptxas-sm121", "TRITON_PTXAS_PATH"},
+		{"(EngineCore_0 pid=1810465) ERROR 09-03 11:03:37 [core.py:712] ValueError: Free memory on device (7.34/139.72 GiB) on startup is less than desired GPU memory utilization (0.9, 125.75 GiB). Decrease GPU memory utilization or reduce GPU memory used by other processes.", "vllm-free-memory", "pid 48213 VLLM::EngineCore (69.6 GiB)"},
+		{"ValueError: Free memory on device cuda:0 (19.77/22.05 GiB) on startup is less than desired GPU memory utilization (0.9, 19.84 GiB)", "vllm-free-memory", "19.84 GiB"},
+		{"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB", "cuda-oom", "lower context"},
+		{"NotImplementedError: No compressed-tensors compatible scheme was found.", "compressed-tensors-scheme", "newer engine image"},
+		{"ERROR:    [Errno 98] error while attempting to bind on address ('127.0.0.1', 8000): address already in use", "address-in-use", "port 8000"},
+		{"huggingface_hub.errors.GatedRepoError: 401 Client Error. Cannot access gated repo for url https://huggingface.co/meta-llama/Llama-3.1-8B-Instruct/resolve/main/config.json.", "gated-model", "HF_TOKEN"},
+		{"ValueError: The repository for /model contains custom code which must be executed to correctly load the model. Please pass the argument `trust_remote_code=True` to allow custom code to be run.", "trust-remote-code", "--trust-remote-code"},
+		{`launch python3: exec: "python3": executable file not found in $PATH`, "binary-missing", "engines.vllm.binary"},
+		{"docker: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?", "docker-daemon", "systemctl start docker"},
+		{"(Worker_TP0 pid=646817) WARNING 03-17 17:06:53 [marlin_utils_fp4.py:257] Your GPU does not have native support for FP4 computation but FP4 quantization is being used. Weight-only FP4 compression will be used leveraging the Marlin kernel. This may degrade performance for compute-heavy workloads.", "marlin-fp4-fallback", "FP8"},
+	}
+	covered := map[string]bool{}
+	for _, c := range cases {
+		ds := Scan([]string{"INFO starting", c.line}, ctx)
+		if len(ds) != 1 || ds[0].Rule != c.rule || !strings.Contains(ds[0].String(), c.says) {
+			t.Errorf("%s: got %+v", c.rule, ds)
+		}
+		covered[c.rule] = true
+	}
+	for _, r := range Rules() {
+		if !covered[r] {
+			t.Errorf("rule %s has no test line", r)
+		}
+	}
+}
+
+func TestNoFalseAlarms(t *testing.T) {
+	quiet := []string{
+		"INFO 06-30 13:53:19 [compressed_tensors.py:123] Using scheme CompressedTensorsW8A8Fp8 for compressed-tensors",
+		"[gantry] starting m (start 1): vllm serve /m --trust-remote-code",
+		"INFO:     Uvicorn running on http://127.0.0.1:8000 (Press CTRL+C to quit)",
+		"sim: ready at 2026-11-29T16:30:28Z",
+	}
+	if ds := Scan(quiet, Context{}); len(ds) != 0 {
+		t.Errorf("false alarms: %+v", ds)
+	}
+}
+
+func TestErrorsBeforeWarnings(t *testing.T) {
+	ds := Scan([]string{
+		"WARNING Weight-only FP4 compression will be used leveraging the Marlin kernel",
+		"torch.OutOfMemoryError: CUDA out of memory.",
+	}, Context{})
+	if len(ds) != 2 || ds[0].Rule != "cuda-oom" || Summary(ds) != ds[0].String() {
+		t.Errorf("%+v", ds)
+	}
+}
