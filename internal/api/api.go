@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantryhq/gantry/internal/plan"
 	"github.com/gantryhq/gantry/internal/sched"
 )
 
@@ -48,6 +49,7 @@ func (s *Server) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handl
 	h("GET /api/profile", s.getProfile)
 	h("POST /api/profile", s.setProfile)
 	h("GET /api/logs/{name}", s.logs)
+	h("GET /api/inventory", s.inventory)
 	h("GET /api/events", s.eventStream)
 }
 
@@ -81,6 +83,22 @@ func (s *Server) switchSlot(w http.ResponseWriter, r *http.Request) {
 	}
 	ms, _ := s.modelStatus(s.sched.Config().Resolve(req.Model).Name)
 	WriteJSON(w, http.StatusOK, ms)
+}
+
+// inventory lists the models on disk, configured and served, with their
+// sizes, estimates and problems.
+func (s *Server) inventory(w http.ResponseWriter, r *http.Request) {
+	st := s.sched.Status()
+	served := map[string]string{}
+	for _, m := range st.Models {
+		served[m.Name] = string(m.State)
+	}
+	rows, err := plan.Inventory(s.sched.Config(), s.sched.Box(), served)
+	if err != nil {
+		WriteError(w, http.StatusInternalServerError, "server_error", "inventory", err.Error())
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"models": rows})
 }
 
 // profileInfo is GET /api/profile.

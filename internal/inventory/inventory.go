@@ -38,12 +38,6 @@ type Model struct {
 	Problems   []string `json:"problems,omitempty"`
 }
 
-// MarshalJSON keeps the KV fields at the top level next to the others.
-func (m Model) MarshalJSON() ([]byte, error) {
-	type plain Model
-	return json.Marshal(plain(m))
-}
-
 // Inspect reads the model at path: a folder with config.json and/or
 // *.safetensors, or a .gguf file.
 func Inspect(path string) (*Model, error) {

@@ -248,8 +248,10 @@ func Problems(cfg *config.Config, plans map[string]*Model) config.Problems {
 				key = "context"
 			}
 			k, l := at(key)
-			out = append(out, config.Problem{File: cfg.File, Line: l, Path: k, Warning: f.Level != LevelError,
-				Msg: f.Reason + " — " + f.Fix})
+			// Not fitting this box is the box's matter, not the config's: the
+			// same file is right on a bigger machine (starts are refused).
+			warn := f.Level != LevelError || f.Rule == "does-not-fit"
+			out = append(out, config.Problem{File: cfg.File, Line: l, Path: k, Warning: warn, Msg: f.Reason + " — " + f.Fix})
 		}
 	}
 	return out

@@ -337,6 +337,11 @@ func (s *Scheduler) diagnose(e *entry, ev supervise.Event) string {
 	return diagnose.Summary(diagnose.Scan(lines, c))
 }
 
+// Box is the machine the scheduler plans for.
+func (s *Scheduler) Box() plan.Box {
+	return plan.Box{Facts: s.gpu, Total: s.total, Budget: s.budget}
+}
+
 // Config is the config the scheduler runs.
 func (s *Scheduler) Config() *config.Config { return s.cfg }
 

@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/plan"
+)
+
+func runDocs(e *env, args []string) error {
+	fs := flag.NewFlagSet("docs", flag.ContinueOnError)
+	var cf clientFlags
+	cf.register(fs)
+	out := fs.String("out", "", "folder to write into (default <root>/docs)")
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usagef("gantry docs takes no arguments (use --out DIR)")
+	}
+	c, _, err := loadConfig(cf.config, true)
+	if err != nil {
+		return err
+	}
+	dir := *out
+	if dir == "" {
+		dir = filepath.Join(c.Root, "docs")
+	}
+	var served map[string]string
+	if st, err := cf.client().Status(e.ctx); err == nil {
+		served = map[string]string{}
+		for _, m := range st.Models {
+			served[m.Name] = string(m.State)
+		}
+	}
+	rows, err := plan.Inventory(c, localBox(e.ctx, c), served)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	ep, inv := endpointsDoc(c, served), inventoryDoc(c, rows, served != nil)
+	for name, text := range map[string]string{"inference_endpoints.md": ep, "model_inventory.md": inv} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "wrote %s\n", filepath.Join(dir, name))
+	}
+	return nil
+}
+
+func stamp(live bool) string {
+	src := "the config only (gantry was not reachable, so states are unknown)"
+	if live {
+		src = "the config and the running gantry"
+	}
+	return fmt.Sprintf("_Written by `gantry docs` on %s from %s. Do not edit: run it again._\n\n", time.Now().Format("2006-01-02 15:04"), src)
+}
+
+// endpointsDoc is inference_endpoints.md, the seed's source of truth for
+// URLs and ports.
+func endpointsDoc(c *config.Config, served map[string]string) string {
+	var b strings.Builder
+	b.WriteString("# Inference endpoints\n\n")
+	b.WriteString(stamp(served != nil))
+	gw := "http://" + dialable(c.Listen)
+	authNote := "none (loopback only)"
+	if len(c.Auth.APIKeys) > 0 {
+		authNote = "`Authorization: Bearer <one of auth.api_keys>`"
+	}
+	fmt.Fprintf(&b, "**Use this:** one OpenAI-compatible endpoint for every model: `%s/v1` (auth: %s).\n", gw, authNote)
+	b.WriteString("Pick the model with the request's `model` field (name or alias). Engine ports below are on 127.0.0.1 only, for debugging on the box.\n\n")
+	b.WriteString("| model | aliases | engine | mode | state | gateway URL | engine port | served name |\n|---|---|---|---|---|---|---|---|\n")
+	for _, n := range c.ModelNames() {
+		m := c.Models[n]
+		state := "unknown"
+		if served != nil {
+			state = served[n]
+		}
+		mode := m.Mode
+		if m.Slot != "" {
+			mode += ", slot " + m.Slot
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | `%s/v1` | %d | `%s` |\n", n, strings.Join(m.Aliases, ", "), m.Engine, mode, state, gw, m.Port, n)
+	}
+	if len(c.Slots) > 0 {
+		b.WriteString("\n## Slots\n\n| slot | port | members |\n|---|---|---|\n")
+		for _, s := range sortedNames(c.Slots) {
+			var members []string
+			for _, n := range c.ModelNames() {
+				if c.Models[n].Slot == s {
+					members = append(members, n)
+				}
+			}
+			fmt.Fprintf(&b, "| %s | %d | %s |\n", s, c.Slots[s].Port, strings.Join(members, ", "))
+		}
+	}
+	if len(c.Services) > 0 {
+		b.WriteString("\n## Auxiliary services\n\n| service | URL |\n|---|---|\n")
+		for _, s := range sortedNames(c.Services) {
+			fmt.Fprintf(&b, "| %s | %s |\n", s, c.Services[s].URL)
+		}
+	}
+	b.WriteString("\n## Admin\n\n")
+	fmt.Fprintf(&b, "Dashboard and admin API: `%s/` and `%s/api/status` (admin key when keys are set). Health: `%s/healthz`.\n", gw, gw, gw)
+	return b.String()
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sortStrings(ks)
+	return ks
+}
+
+// inventoryDoc is model_inventory.md: on disk versus served.
+func inventoryDoc(c *config.Config, rows []plan.Row, live bool) string {
+	var b strings.Builder
+	b.WriteString("# Model inventory\n\n")
+	b.WriteString(stamp(live))
+	fmt.Fprintf(&b, "On disk means under `%s`; served means configured in gantry (and its state when gantry was reachable).\n\n", filepath.Join(c.Root, "models"))
+	b.WriteString("| model | on disk | served | engine | quantization | weights | estimate | path |\n|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		served := "no"
+		if r.Configured {
+			served = "configured (" + r.Served + ")"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | `%s` |\n", r.Name, yes(r.OnDisk), served, orDash(r.Engine),
+			orDash(r.Quant), sizeOrDash(r.SizeBytes), sizeOrDash(r.Estimate), r.Path)
+	}
+	return b.String()
+}
+
+func sortStrings(s []string) { sort.Strings(s) }
