@@ -222,4 +222,3 @@ func sizeOrDash(n int64) string {
 	}
 	return config.FormatBytes(n)
 }
-
