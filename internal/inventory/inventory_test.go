@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/gantryhq/gantry/internal/gguf"
@@ -281,5 +282,10 @@ func BenchmarkScan(b *testing.B) {
 		if err != nil || len(ms) != 50 {
 			b.Fatal(err, len(ms))
 		}
+	}
+	b.StopTimer()
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		b.ReportMetric(float64(ru.Maxrss)/1024, "peak-RSS-MB") // whole test process, the bound that matters
 	}
 }
