@@ -11,9 +11,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/gantryhq/gantry/internal/check"
+	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/plan"
 	"github.com/gantryhq/gantry/internal/sched"
 )
@@ -23,6 +26,7 @@ type Server struct {
 	sched  *sched.Scheduler
 	logger *slog.Logger
 	events *Hub
+	redact *strings.Replacer
 }
 
 // New returns the admin API for s; events may be nil.
@@ -33,7 +37,32 @@ func New(s *sched.Scheduler, events *Hub, logger *slog.Logger) *Server {
 	if events == nil {
 		events = NewHub()
 	}
-	return &Server{sched: s, logger: logger, events: events}
+	return &Server{sched: s, logger: logger, events: events, redact: Redactor(s.Config())}
+}
+
+// Redactor hides the config's secrets — API and admin keys, and env values
+// whose names say KEY, TOKEN, SECRET or PASSWORD — in text gantry shows.
+func Redactor(c *config.Config) *strings.Replacer {
+	var pairs []string
+	add := func(v string) {
+		if len(v) >= 4 {
+			pairs = append(pairs, v, "***")
+		}
+	}
+	for _, k := range c.Auth.APIKeys {
+		add(k)
+	}
+	for _, k := range c.Auth.AdminKeys {
+		add(k)
+	}
+	for _, m := range c.Models {
+		for k, v := range m.Env {
+			if config.SecretName(k) {
+				add(v)
+			}
+		}
+	}
+	return strings.NewReplacer(pairs...)
 }
 
 // Register adds the admin routes to mux, each wrapped by wrap (auth);
@@ -50,6 +79,7 @@ func (s *Server) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handl
 	h("POST /api/profile", s.setProfile)
 	h("GET /api/logs/{name}", s.logs)
 	h("GET /api/inventory", s.inventory)
+	h("POST /api/check", s.check)
 	h("GET /api/events", s.eventStream)
 }
 
@@ -99,6 +129,12 @@ func (s *Server) inventory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteJSON(w, http.StatusOK, map[string]any{"models": rows})
+}
+
+// check runs the sanity checks (?all=1 starts on-demand models too); the
+// answer is 200 with ok=false when something failed.
+func (s *Server) check(w http.ResponseWriter, r *http.Request) {
+	WriteJSON(w, http.StatusOK, check.Run(r.Context(), s.sched, check.Options{All: isTrue(r.URL.Query().Get("all"))}))
 }
 
 // profileInfo is GET /api/profile.
@@ -261,7 +297,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	if !isTrue(r.URL.Query().Get("follow")) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		for _, l := range p.Log().Tail(tail) {
-			fmt.Fprintln(w, l)
+			fmt.Fprintln(w, s.redact.Replace(l))
 		}
 		return
 	}
@@ -269,7 +305,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	defer stop()
 	sse := newSSE(w)
 	for _, l := range lines {
-		sse.send("line", l)
+		sse.send("line", s.redact.Replace(l))
 	}
 	sse.flush()
 	keep := time.NewTicker(15 * time.Second)
@@ -277,7 +313,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case l := <-ch:
-			sse.send("line", l)
+			sse.send("line", s.redact.Replace(l))
 			sse.flush()
 		case <-keep.C:
 			sse.comment("keep-alive")

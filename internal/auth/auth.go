@@ -73,7 +73,7 @@ func (k *Keys) Gateway(next http.Handler) http.Handler {
 				"You didn't provide an API key. Send it as 'Authorization: Bearer <key>' (one of gantry's auth.api_keys).")
 			return
 		}
-		if !match(key, k.api) {
+		if !match(key, k.api) && !match(key, k.admin) { // an admin key may use the gateway too
 			api.WriteError(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
 				"Incorrect API key provided. Use one of gantry's auth.api_keys.")
 			return

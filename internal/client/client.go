@@ -249,3 +249,32 @@ func (c *Client) SetProfile(ctx context.Context, name string) (ProfileInfo, erro
 	err := c.postJSON(ctx, "/api/profile", map[string]string{"profile": name}, &p)
 	return p, err
 }
+
+// Check runs the sanity checks (all: start on-demand models too).
+func (c *Client) Check(ctx context.Context, all bool, out any) error {
+	path := "/api/check"
+	if all {
+		path += "?all=1"
+	}
+	return c.getJSON(ctx, http.MethodPost, path, out)
+}
+
+// Events calls fn with each event (kind, JSON data) until ctx is done.
+func (c *Client) Events(ctx context.Context, fn func(kind, data string)) error {
+	resp, err := c.do(ctx, http.MethodGet, "/api/events", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return ReadSSE(resp.Body, fn)
+}
+
+// Post sends a JSON body to a gateway path and returns the open response
+// (the caller reads and closes it). Errors come back as *APIError.
+func (c *Client) Post(ctx context.Context, path string, body any) (*http.Response, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	return c.do(ctx, http.MethodPost, path, strings.NewReader(string(b)))
+}

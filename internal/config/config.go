@@ -550,3 +550,15 @@ func (c *Config) CacheDir(engine string) string {
 
 // AlwaysOn reports whether the model is configured always-on.
 func (m *Model) AlwaysOn() bool { return m.Mode == ModeAlwaysOn }
+
+// SecretName reports whether a variable or flag name suggests a secret
+// (KEY, TOKEN, SECRET, PASSWORD): its value is never shown.
+func SecretName(s string) bool {
+	u := strings.ToUpper(s)
+	for _, w := range []string{"KEY", "TOKEN", "SECRET", "PASSWORD"} {
+		if strings.Contains(u, w) {
+			return true
+		}
+	}
+	return false
+}

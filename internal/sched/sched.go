@@ -337,6 +337,29 @@ func (s *Scheduler) diagnose(e *entry, ev supervise.Event) string {
 	return diagnose.Summary(diagnose.Scan(lines, c))
 }
 
+// IsEmbedding reports whether a model serves embeddings rather than
+// generation: its files say so, or it is a sim started with --embedding.
+func (s *Scheduler) IsEmbedding(name string) bool {
+	e, err := s.lookup(name)
+	if err != nil {
+		return false
+	}
+	if e.plan.Info != nil && e.plan.Info.Kind == "embedding" {
+		return true
+	}
+	return e.m.Engine == config.EngineSim && slices.Contains(e.m.Args, "--embedding")
+}
+
+// Model returns one model's status from a Status (zero when absent).
+func (st Status) Model(name string) ModelStatus {
+	for _, m := range st.Models {
+		if m.Name == name {
+			return m
+		}
+	}
+	return ModelStatus{}
+}
+
 // Box is the machine the scheduler plans for.
 func (s *Scheduler) Box() plan.Box {
 	return plan.Box{Facts: s.gpu, Total: s.total, Budget: s.budget}

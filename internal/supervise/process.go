@@ -609,7 +609,7 @@ func redactArgv(argv []string) []string {
 		case hide:
 			out[i] = "***"
 			hide = false
-		case secretName(a) && strings.HasPrefix(a, "-"):
+		case config.SecretName(a) && strings.HasPrefix(a, "-"):
 			if k, _, ok := strings.Cut(a, "="); ok {
 				out[i] = k + "=***"
 			} else {
@@ -621,15 +621,4 @@ func redactArgv(argv []string) []string {
 		}
 	}
 	return out
-}
-
-// secretName reports whether a flag or variable name suggests a secret.
-func secretName(s string) bool {
-	u := strings.ToUpper(s)
-	for _, w := range []string{"KEY", "TOKEN", "SECRET", "PASSWORD"} {
-		if strings.Contains(u, w) {
-			return true
-		}
-	}
-	return false
 }
