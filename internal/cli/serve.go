@@ -41,7 +41,8 @@ func runServe(e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "gantry: logs of the demo go to %s; run `gantry init` to write a real config.\n", cfg.Root)
 	}
 	return daemon.Run(e.ctx, cfg, daemon.Options{
-		Logger: lg,
+		Logger:  lg,
+		Version: Version,
 		Ready: func(addr string) {
 			fmt.Fprintf(e.stderr, "gantry: serving on http://%s (OpenAI base URL http://%s/v1)\n", addr, dialable(addr))
 		},

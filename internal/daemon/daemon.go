@@ -15,6 +15,8 @@ import (
 	"github.com/gantryhq/gantry/internal/auth"
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/gateway"
+	"github.com/gantryhq/gantry/internal/gpu"
+	"github.com/gantryhq/gantry/internal/metrics"
 	"github.com/gantryhq/gantry/internal/sched"
 )
 
@@ -26,6 +28,8 @@ type Options struct {
 	Ready func(addr string)
 	// Sched passes through to the scheduler (tests tune backoff and memory).
 	Sched sched.Options
+	// Version is reported by gantry_build_info.
+	Version string
 }
 
 // Run serves cfg until ctx is done, then stops every engine it started and
@@ -38,11 +42,27 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	hub := api.NewHub()
 	so := o.Sched
 	so.Logger = lg
-	so.OnEvent = hub.Publish
+	var met *metrics.Metrics
+	so.OnEvent = func(ev sched.Event) {
+		hub.Publish(ev)
+		if met != nil {
+			met.Event(ev)
+			if ev.LoadSeconds > 0 {
+				met.Started(ev.Model, time.Duration(ev.LoadSeconds*float64(time.Second)))
+			}
+		}
+	}
 	s, err := sched.New(cfg, so)
 	if err != nil {
 		return err
 	}
+	var gpuFn func() gpu.Facts
+	if box := s.Box(); len(box.Facts.GPUs) > 0 {
+		gpuFn = gpu.Cached(5*time.Second, func() gpu.Facts {
+			return gpu.Detect(context.Background(), gpu.NvidiaSMI, gpu.SystemMemory)
+		})
+	}
+	met = metrics.New(o.Version, s, gpuFn)
 	keys := auth.New(cfg.Auth.APIKeys, cfg.Auth.AdminKeys)
 	if keys.Open() && !config.IsLoopback(cfg.Listen) {
 		s.Close(context.Background()) //nolint:errcheck // nothing started yet
@@ -50,7 +70,8 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	}
 	mux := http.NewServeMux()
 	api.New(s, hub, lg).Register(mux, keys.Admin)
-	gw := gateway.New(s, lg)
+	mux.Handle("GET /metrics", keys.Admin(met.Handler()))
+	gw := gateway.New(s, lg, met)
 	defer gw.Close()
 	gw.Register(mux, keys.Gateway)
 

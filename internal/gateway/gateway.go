@@ -26,24 +26,38 @@ import (
 // Routes are the OpenAI-compatible paths the gateway relays by model.
 var Routes = []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank", "/rerank"}
 
+// Observer records finished requests (the metrics package is one).
+type Observer interface {
+	Request(model, route string, code int, total, ttfb time.Duration)
+}
+
+type noObserver struct{}
+
+func (noObserver) Request(string, string, int, time.Duration, time.Duration) {}
+
 // Gateway relays OpenAI-compatible requests to the engines.
 type Gateway struct {
 	sched     *sched.Scheduler
 	cfg       *config.Config
 	logger    *slog.Logger
+	obs       Observer
 	transport *http.Transport
 	bufs      sync.Pool
 }
 
-// New returns the gateway of a scheduler.
-func New(s *sched.Scheduler, logger *slog.Logger) *Gateway {
+// New returns the gateway of a scheduler; obs may be nil.
+func New(s *sched.Scheduler, logger *slog.Logger, obs Observer) *Gateway {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if obs == nil {
+		obs = noObserver{}
 	}
 	return &Gateway{
 		sched:  s,
 		cfg:    s.Config(),
 		logger: logger,
+		obs:    obs,
 		transport: &http.Transport{
 			// Engines are on loopback: no proxy, no compression (it would
 			// cost CPU on both ends and delay SSE frames), and a keep-alive
@@ -109,7 +123,52 @@ var hopHeaders = map[string]bool{
 	"Authorization": true, "Content-Length": true, "X-Api-Key": true,
 }
 
+// recorder notes the status and the time of the first byte for metrics.
+type recorder struct {
+	http.ResponseWriter
+	code  int
+	first time.Time
+}
+
+func (rw *recorder) WriteHeader(code int) {
+	if rw.code == 0 {
+		rw.code = code
+	}
+	rw.ResponseWriter.WriteHeader(code)
+}
+
+func (rw *recorder) Write(b []byte) (int, error) {
+	if rw.code == 0 {
+		rw.code = http.StatusOK
+	}
+	if rw.first.IsZero() {
+		rw.first = time.Now()
+	}
+	return rw.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush.
+func (rw *recorder) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
+
 func (g *Gateway) relay(w http.ResponseWriter, r *http.Request) {
+	began := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	model := "-" // unknown names do not become label values
+	defer func() {
+		var ttfb time.Duration
+		if !rec.first.IsZero() {
+			ttfb = rec.first.Sub(began)
+		}
+		code := rec.code
+		if code == 0 {
+			code = 499 // the client went away before an answer
+		}
+		g.obs.Request(model, r.URL.Path, code, time.Since(began), ttfb)
+	}()
+	g.serve(rec, r, &model)
+}
+
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
 	body, err := g.readBody(r)
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -130,6 +189,9 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, http.StatusBadRequest, "invalid_request_error", "model_missing",
 			`the body names no "model"; known models: `+g.sched.KnownNames())
 		return
+	}
+	if m := g.cfg.Resolve(name); m != nil {
+		*model = m.Name
 	}
 	lease, err := g.sched.Acquire(r.Context(), name)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -276,4 +277,20 @@ func (g GPU) SM() int {
 		return 0
 	}
 	return a*10 + b
+}
+
+// Cached wraps fn so that it runs at most once per ttl; scrapes and the
+// dashboard then do not fork nvidia-smi on every request.
+func Cached(ttl time.Duration, fn func() Facts) func() Facts {
+	var mu sync.Mutex
+	var at time.Time
+	var last Facts
+	return func() Facts {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(at) > ttl {
+			last, at = fn(), time.Now()
+		}
+		return last
+	}
 }

@@ -113,8 +113,10 @@ type Event struct {
 	To     string `json:"to,omitempty"`
 	Reason string `json:"reason,omitempty"`
 	// Diagnosis is the known cause and fix of a failure, when found.
-	Diagnosis string    `json:"diagnosis,omitempty"`
-	Time      time.Time `json:"time"`
+	Diagnosis string `json:"diagnosis,omitempty"`
+	// LoadSeconds is, on a change to ready, how long the engine took.
+	LoadSeconds float64   `json:"load_seconds,omitempty"`
+	Time        time.Time `json:"time"`
 }
 
 // Options for New.
@@ -317,6 +319,11 @@ func (s *Scheduler) onProcEvent(ev supervise.Event) {
 	ev2 := Event{Kind: "state", Model: ev.Model, From: string(ev.From), To: string(ev.To), Reason: ev.Reason, Time: ev.Time}
 	if diag != "" {
 		ev2.Diagnosis = diag
+	}
+	if ev.To == supervise.Ready {
+		if st := s.models[ev.Model].proc.Status(); !st.StartedAt.IsZero() && !st.ReadyAt.IsZero() {
+			ev2.LoadSeconds = st.ReadyAt.Sub(st.StartedAt).Seconds()
+		}
 	}
 	s.emit(ev2)
 }
