@@ -1,15 +1,39 @@
 #!/usr/bin/env bash
-# gantry's whole test suite: formatting, vet, and every test with the race
-# detector. It installs what the tests need when it is missing (Debian
-# packages as root or with sudo), so it passes on a fresh machine with Go.
+# gantry's whole test suite: formatting, vet, every test with the race
+# detector (real engines included), and a short fuzz run of each fuzz
+# target. It installs what the tests need when it is missing — Debian
+# packages (as root, or with sudo), and a CPU-only Ollama built from the Go
+# module proxy into .tools/bin — so it passes on a fresh machine with Go.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 log() { printf '==> %s\n' "$*"; }
 
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
-
 log "go $(go version | awk '{print $3}') on $(nproc) cores"
+
+# Debian packages the tests use: promtool (metrics), systemd-analyze
+# (units), chromium (dashboard), nlohmann-json (to build Ollama).
+need=()
+command -v promtool >/dev/null || need+=(prometheus)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v chromium >/dev/null || need+=(chromium)
+[ -x .tools/bin/ollama ] || dpkg -s nlohmann-json3-dev >/dev/null 2>&1 || need+=(nlohmann-json3-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  log "installing ${need[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# A real engine for the end-to-end suite: Ollama v0.6.5, CPU only (2-5 min
+# on 2 cores; kept between runs).
+if [ ! -x .tools/bin/ollama ]; then
+  log "building Ollama v0.6.5 into .tools/bin (once)"
+  GOBIN="$PWD/.tools/bin" GOFLAGS=-buildvcs=false go install github.com/ollama/ollama@v0.6.5
+fi
+export GANTRY_OLLAMA="$PWD/.tools/bin/ollama"
 
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*'))
@@ -21,4 +45,25 @@ log "go vet"
 go vet ./...
 
 log "go test -race"
-go test -race -count=1 -timeout 20m ./...
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+status=0
+go test -race -count=1 -timeout 20m -v ./... >"$out" 2>&1 || status=$?
+grep -E '^(ok|FAIL|panic:)|^\s*--- FAIL' "$out" || true
+passed=$(grep -cE '^\s*--- PASS' "$out" || true)
+failed=$(grep -cE '^\s*--- FAIL' "$out" || true)
+if [ "$status" -ne 0 ]; then
+  echo "---- failures ----"
+  grep -E -B2 -A40 '^\s*--- FAIL|^panic:|^FAIL\s|build failed|\[setup failed\]' "$out" | head -400
+  echo "$passed passed, $failed failed"
+  exit "$status"
+fi
+log "fuzz (a short run of each target)"
+for target in internal/gateway:FuzzModelField internal/gguf:FuzzParse internal/inventory:FuzzSafetensorsHeader; do
+  pkg=${target%%:*} fn=${target##*:}
+  go test -run XXX -fuzz "^${fn}\$" -fuzztime "${FUZZTIME:-10s}" "./$pkg" >/dev/null || {
+    echo "fuzz $pkg $fn failed: go test -run XXX -fuzz $fn ./$pkg reproduces it"; exit 1; }
+  echo "ok   $pkg $fn"
+done
+log "all tests passed"
+echo "$((passed + 3)) passed, 0 failed"   # the tests, and the 3 fuzz runs

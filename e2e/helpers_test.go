@@ -52,8 +52,15 @@ func (s *syncBuffer) String() string {
 // serve on it; with cfg == "" it runs with no config (the demo).
 func startDaemon(t *testing.T, cfg string, extraArgs ...string) *daemon {
 	t.Helper()
+	return startDaemonWith(t, func(string) string { return cfg }, extraArgs...)
+}
+
+// startDaemonWith is startDaemon with a config made knowing the home folder.
+func startDaemonWith(t *testing.T, mkcfg func(home string) string, extraArgs ...string) *daemon {
+	t.Helper()
 	bin := testbin.Gantry(t)
 	home := t.TempDir()
+	cfg := mkcfg(home)
 	port := testbin.FreePort(t)
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	d := &daemon{t: t, url: "http://" + listen, home: home, out: newSyncBuffer(), done: make(chan struct{})}
@@ -166,4 +173,26 @@ func (d *daemon) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(testbin.Gantry(d.t), append(append([]string{}, args...), "--server", d.url)...)
 	cmd.Env = append(cleanEnv(), "HOME="+d.home)
 	return cmd
+}
+
+// logs returns a model's log for failure messages.
+func (d *daemon) logs(model string) string {
+	out, _ := d.gantry("logs", "-n", "50", model)
+	return out
+}
+
+// statusJSON is `gantry ps --json`.
+func (d *daemon) statusJSON() string {
+	out, _ := d.gantry("ps", "--json")
+	return out
+}
+
+// pid is a model's engine pid.
+func (d *daemon) pid(model string) int {
+	for _, m := range d.status().Models {
+		if m.Name == model {
+			return m.PID
+		}
+	}
+	return 0
 }

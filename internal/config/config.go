@@ -548,6 +548,16 @@ func (c *Config) CacheDir(engine string) string {
 	return filepath.Join(c.Root, "cache", engine)
 }
 
+// ServedName is the name the engine knows the model by: an Ollama tag in
+// model: when set, else the gantry name (engines get it as their
+// served-model-name).
+func (m *Model) ServedName() string {
+	if m.Engine == EngineOllama && m.Model != "" {
+		return m.Model
+	}
+	return m.Name
+}
+
 // AlwaysOn reports whether the model is configured always-on.
 func (m *Model) AlwaysOn() bool { return m.Mode == ModeAlwaysOn }
 

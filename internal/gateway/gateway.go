@@ -199,9 +199,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
 		return
 	}
 	defer lease.Release()
-	if lease.Model.Name != name {
-		// An alias or a fallback: the engine knows the model by its name.
-		body = ReplaceModel(body, start, end, lease.Model.Name)
+	if served := lease.Model.ServedName(); served != name {
+		// An alias, a fallback or an Ollama tag: say it as the engine knows it.
+		body = ReplaceModel(body, start, end, served)
 	}
 	g.forward(w, r, lease, body)
 }

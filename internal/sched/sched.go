@@ -7,11 +7,13 @@
 package sched
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -22,6 +24,7 @@ import (
 	"github.com/gantryhq/gantry/internal/diagnose"
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/gpu"
+	"github.com/gantryhq/gantry/internal/ollama"
 	"github.com/gantryhq/gantry/internal/plan"
 	"github.com/gantryhq/gantry/internal/supervise"
 )
@@ -77,6 +80,7 @@ type Scheduler struct {
 	plans     map[string]*plan.Model
 	gpu       gpu.Facts
 	procs     func() []gpu.Proc // GPU processes now, for diagnoses
+	ollama    *ollama.Server    // shared by the ollama models, nil when none
 	closed    bool
 	events    func(Event)
 }
@@ -98,8 +102,10 @@ type entry struct {
 	alwaysOn bool // by mode or by the active profile
 	idle     *time.Timer
 	memory   int64
-	baseURL  string
-	plan     *plan.Model
+	// memorySource overrides the plan's when the engine measured it.
+	memorySource string
+	baseURL      string
+	plan         *plan.Model
 	// diagnosis is the known cause of the last failure (or a warning
 	// seen while loading), "" when none.
 	diagnosis string
@@ -149,9 +155,6 @@ func New(cfg *config.Config, o Options) (*Scheduler, error) {
 	}
 	if o.Self == "" {
 		o.Self, _ = os.Executable()
-	}
-	if o.NewRunner == nil {
-		o.NewRunner = newProcess
 	}
 	facts := o.GPU
 	if facts == nil {
@@ -213,7 +216,7 @@ func New(cfg *config.Config, o Options) (*Scheduler, error) {
 		so.Restart = e.alwaysOn
 		so.Logger = o.Logger
 		so.OnEvent = s.onProcEvent
-		p, err := o.NewRunner(m, l, cfg.LogPath(m), so)
+		p, err := s.newRunner(o, m, l, pl, so)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -221,6 +224,27 @@ func New(cfg *config.Config, o Options) (*Scheduler, error) {
 		s.models[name] = e
 	}
 	return s, nil
+}
+
+// newRunner makes the runner of one model: the shared Ollama server's
+// model for engine ollama (unless a test replaces runners), else a
+// supervised process.
+func (s *Scheduler) newRunner(o Options, m *config.Model, l engine.Launch, pl *plan.Model, so supervise.Options) (Runner, error) {
+	if m.Engine != config.EngineOllama || o.NewRunner != nil {
+		nr := o.NewRunner
+		if nr == nil {
+			nr = newProcess
+		}
+		return nr(m, l, s.cfg.LogPath(m), so)
+	}
+	if s.ollama == nil {
+		srv, err := ollama.NewServer(m, l, filepath.Join(s.cfg.Root, "logs", "ollama", "serve.log"), so)
+		if err != nil {
+			return nil, err
+		}
+		s.ollama = srv
+	}
+	return ollama.NewModel(m, s.ollama, s.cfg.ModelPath(m), pl.Context, so), nil
 }
 
 // alwaysOnLocked reports whether m is always-on by its mode or the active
@@ -299,6 +323,11 @@ func (s *Scheduler) onProcEvent(ev supervise.Event) {
 		case supervise.Ready:
 			if prev != supervise.Ready {
 				e.readyAt = time.Now()
+			}
+			if mm, ok := e.proc.(interface{ MeasuredMemory() int64 }); ok {
+				if n := mm.MeasuredMemory(); n > 0 && int64(e.m.Memory) == 0 {
+					e.memory, e.memorySource = n, "measured: the engine reports "+config.FormatBytes(n)
+				}
 			}
 			e.armIdleLocked(s)
 		case supervise.Starting:
@@ -1064,7 +1093,7 @@ func (s *Scheduler) Status() Status {
 			Detail: ps.Detail, Port: e.m.Port, PID: ps.PID, Starts: ps.Starts, MemoryBytes: e.memory,
 			Inflight: e.inflight, Queued: e.queued, Mode: e.m.Mode, AlwaysOn: e.alwaysOn, Slot: e.m.Slot,
 			Aliases: e.m.Aliases, Fallback: e.m.Fallback, Runtime: e.m.Runtime, LastLogLine: ps.LastLine,
-			MemorySource: e.plan.Source, Findings: e.plan.Findings, Diagnosis: e.diagnosis}
+			MemorySource: cmp.Or(e.memorySource, e.plan.Source), Findings: e.plan.Findings, Diagnosis: e.diagnosis}
 		if !e.lastUsed.IsZero() {
 			t := e.lastUsed
 			ms.LastUsed = &t

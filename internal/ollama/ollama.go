@@ -1,0 +1,494 @@
+// Package ollama runs the models of engine ollama on one shared `ollama
+// serve`: gantry, not Ollama, decides what is loaded. A model is loaded
+// with /api/generate and keep_alive -1, is ready when /api/ps lists it,
+// and is unloaded with keep_alive 0; a path: to a GGUF file is registered
+// with `ollama create` first. The server starts with the first model and
+// stops when the last one is unloaded; if it dies, its models fail and the
+// next request brings them back.
+package ollama
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/supervise"
+)
+
+// Server is the one `ollama serve` that gantry's Ollama models share.
+type Server struct {
+	proc   *supervise.Process
+	launch engine.Launch
+	client *http.Client
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	users   map[*Model]bool // models loaded or loading
+	models  []*Model
+	stopped chan struct{}
+}
+
+// NewServer prepares the shared server from the launch of one of its
+// models (they all share the port and environment); it starts nothing.
+func NewServer(m *config.Model, l engine.Launch, logPath string, o supervise.Options) (*Server, error) {
+	srv := &Server{launch: l, users: map[*Model]bool{}, logger: o.Logger,
+		client: &http.Client{Timeout: 10 * time.Minute}}
+	if srv.logger == nil {
+		srv.logger = slog.New(slog.DiscardHandler)
+	}
+	sm := *m
+	sm.Name = "ollama"
+	o.Restart = false // a dead server fails its models; the next request restarts it
+	// The server's own state changes are not a model's: they fail the
+	// loaded models, whose events the scheduler sees.
+	o.OnEvent = func(ev supervise.Event) {
+		if ev.To == supervise.Failed || ev.To == supervise.Stopped {
+			srv.serverGone(ev)
+		}
+	}
+	p, err := supervise.New(&sm, l, logPath, o)
+	if err != nil {
+		return nil, err
+	}
+	srv.proc = p
+	return srv, nil
+}
+
+// serverGone fails every model that was loaded when the server went away.
+func (s *Server) serverGone(ev supervise.Event) {
+	s.mu.Lock()
+	models := append([]*Model(nil), s.models...)
+	s.mu.Unlock()
+	for _, m := range models {
+		m.serverGone(ev)
+	}
+}
+
+func (s *Server) base() string { return s.launch.BaseURL }
+
+// acquire starts the server if needed and counts m as a user.
+func (s *Server) acquire(ctx context.Context, m *Model) error {
+	s.mu.Lock()
+	s.users[m] = true
+	s.mu.Unlock()
+	return s.proc.Start(ctx)
+}
+
+// release forgets m; the last one out stops the server.
+func (s *Server) release(ctx context.Context, m *Model) {
+	s.mu.Lock()
+	delete(s.users, m)
+	last := len(s.users) == 0
+	s.mu.Unlock()
+	if last {
+		s.proc.Stop(ctx) //nolint:errcheck // stop ends with the group gone
+	}
+}
+
+// post sends JSON to the server and decodes the answer into out (if set).
+func (s *Server) post(ctx context.Context, path string, in, out any) error {
+	b, _ := json.Marshal(in)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base()+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return s.do(req, out)
+}
+
+func (s *Server) get(ctx context.Context, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base()+path, nil)
+	if err != nil {
+		return err
+	}
+	return s.do(req, out)
+}
+
+func (s *Server) do(req *http.Request, out any) error {
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return fmt.Errorf("ollama %s: %s", req.URL.Path, e.Error)
+		}
+		return fmt.Errorf("ollama %s: %s %.200s", req.URL.Path, resp.Status, b)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// psEntry is one model of /api/ps.
+type psEntry struct {
+	Name  string `json:"name"`
+	Model string `json:"model"`
+	Size  int64  `json:"size"`
+}
+
+// loaded returns what /api/ps lists.
+func (s *Server) loaded(ctx context.Context) ([]psEntry, error) {
+	var ps struct {
+		Models []psEntry `json:"models"`
+	}
+	err := s.get(ctx, "/api/ps", &ps)
+	return ps.Models, err
+}
+
+// has reports whether the server knows a model (in /api/tags).
+func (s *Server) has(ctx context.Context, name string) (bool, error) {
+	var tags struct {
+		Models []struct {
+			Name string `json:"name"`
+		} `json:"models"`
+	}
+	if err := s.get(ctx, "/api/tags", &tags); err != nil {
+		return false, err
+	}
+	for _, t := range tags.Models {
+		if sameModel(t.Name, name) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// sameModel compares Ollama names, where "tiny" means "tiny:latest".
+func sameModel(a, b string) bool {
+	norm := func(s string) string {
+		if !strings.Contains(s, ":") {
+			return s + ":latest"
+		}
+		return s
+	}
+	return norm(a) == norm(b)
+}
+
+// Model is one gantry model served by the shared Ollama server. It
+// implements the scheduler's Runner.
+type Model struct {
+	m      *config.Model
+	srv    *Server
+	path   string // GGUF to register, "" for a tag already present
+	numCtx int64  // context to load with, 0 = the server's default
+	onEv   func(supervise.Event)
+	logger *slog.Logger
+
+	mu       sync.Mutex
+	state    supervise.State
+	reason   string
+	starts   int
+	started  time.Time
+	readyAt  time.Time
+	measured int64
+	done     chan struct{}
+	err      error
+	restart  bool
+}
+
+// NewModel returns the runner of model m (path: the GGUF to register, ""
+// when m.Model names a tag Ollama already has; numCtx: the planned context).
+func NewModel(m *config.Model, srv *Server, path string, numCtx int64, o supervise.Options) *Model {
+	md := &Model{m: m, srv: srv, path: path, numCtx: numCtx, onEv: o.OnEvent, logger: o.Logger, state: supervise.Stopped, restart: o.Restart}
+	if md.logger == nil {
+		md.logger = slog.New(slog.DiscardHandler)
+	}
+	srv.mu.Lock()
+	srv.models = append(srv.models, md)
+	srv.mu.Unlock()
+	return md
+}
+
+// Name is the model's name inside Ollama.
+func (md *Model) Name() string { return md.m.ServedName() }
+
+func (md *Model) set(to supervise.State, reason string) {
+	md.mu.Lock()
+	from := md.state
+	md.state, md.reason = to, reason
+	md.mu.Unlock()
+	if from != to && md.onEv != nil {
+		md.onEv(supervise.Event{Model: md.m.Name, From: from, To: to, Reason: reason, Time: time.Now()})
+	}
+}
+
+// Start loads the model (starting the server and registering the GGUF
+// first when needed) and waits until /api/ps lists it.
+func (md *Model) Start(ctx context.Context) error {
+	md.mu.Lock()
+	switch md.state {
+	case supervise.Ready:
+		md.mu.Unlock()
+		return nil
+	case supervise.Starting:
+		done := md.done
+		md.mu.Unlock()
+		select {
+		case <-done:
+			md.mu.Lock()
+			defer md.mu.Unlock()
+			return md.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	case supervise.Stopping:
+		md.mu.Unlock()
+		return fmt.Errorf("%s is stopping", md.m.Name)
+	}
+	md.starts++
+	md.started = time.Now()
+	md.done = make(chan struct{})
+	done := md.done
+	md.mu.Unlock()
+	md.set(supervise.Starting, fmt.Sprintf("start %d", md.starts))
+	go md.load(done)
+	select {
+	case <-done:
+		md.mu.Lock()
+		defer md.mu.Unlock()
+		return md.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (md *Model) load(done chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), md.m.StartTimeout.D())
+	defer cancel()
+	err := md.loadSteps(ctx)
+	md.mu.Lock()
+	md.err = err
+	if err == nil {
+		md.readyAt = time.Now()
+	}
+	close(done)
+	md.mu.Unlock()
+	if err != nil {
+		md.srv.release(context.Background(), md)
+		md.set(supervise.Failed, err.Error())
+		return
+	}
+	md.set(supervise.Ready, fmt.Sprintf("loaded in %s", time.Since(md.started).Round(time.Millisecond)))
+}
+
+func (md *Model) loadSteps(ctx context.Context) error {
+	lg := md.srv.proc.Log()
+	if err := md.srv.acquire(ctx, md); err != nil {
+		return fmt.Errorf("ollama serve did not start: %w", err)
+	}
+	name := md.Name()
+	if md.path != "" {
+		ok, err := md.srv.has(ctx, name)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			lg.Mark("registering %s from %s (ollama create)", name, md.path)
+			if err := md.create(ctx, name); err != nil {
+				return err
+			}
+		}
+	}
+	lg.Mark("loading %s", name)
+	load := map[string]any{"model": name, "keep_alive": -1}
+	if md.numCtx > 0 {
+		load["options"] = map[string]int64{"num_ctx": md.numCtx}
+	}
+	if err := md.srv.post(ctx, "/api/generate", load, nil); err != nil {
+		return fmt.Errorf("load %s: %w", name, err)
+	}
+	for {
+		ps, err := md.srv.loaded(ctx)
+		if err != nil {
+			return err
+		}
+		for _, e := range ps {
+			if sameModel(e.Name, name) || sameModel(e.Model, name) {
+				md.mu.Lock()
+				md.measured = e.Size
+				md.mu.Unlock()
+				lg.Mark("%s loaded: %d bytes (/api/ps)", name, e.Size)
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not in /api/ps after start_timeout %s", name, md.m.StartTimeout)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// create registers the GGUF with `ollama create NAME -f Modelfile`.
+func (md *Model) create(ctx context.Context, name string) error {
+	dir, err := os.MkdirTemp("", "gantry-ollama-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	abs, err := filepath.Abs(md.path)
+	if err != nil {
+		return err
+	}
+	mf := filepath.Join(dir, "Modelfile")
+	if err := os.WriteFile(mf, []byte("FROM "+abs+"\n"), 0o644); err != nil {
+		return err
+	}
+	l := md.srv.launch
+	cmd := exec.CommandContext(ctx, l.Argv[0], "create", name, "-f", mf)
+	cmd.Env = append(os.Environ(), l.Env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("ollama create %s: %v: %s", name, err, lastLine(out.String()))
+	}
+	return nil
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// Stop unloads the model (keep_alive 0) and, when it was the last one,
+// stops the server.
+func (md *Model) Stop(ctx context.Context) error {
+	md.mu.Lock()
+	st := md.state
+	if st == supervise.Stopped || st == supervise.Stopping {
+		md.mu.Unlock()
+		return nil
+	}
+	done := md.done
+	md.mu.Unlock()
+	if st == supervise.Starting && done != nil {
+		select { // let the load end first; unloading a half-loaded model races Ollama
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	md.set(supervise.Stopping, "stop requested")
+	if md.srv.proc.State() == supervise.Ready {
+		uctx, cancel := context.WithTimeout(ctx, md.m.StopTimeout.D())
+		err := md.srv.post(uctx, "/api/generate", map[string]any{"model": md.Name(), "keep_alive": 0}, nil)
+		if err != nil {
+			md.logger.Warn("unload failed", "model", md.m.Name, "err", err)
+		}
+		for err == nil {
+			ps, perr := md.srv.loaded(uctx)
+			if perr != nil || !listed(ps, md.Name()) {
+				break
+			}
+			select {
+			case <-uctx.Done():
+				err = uctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		cancel()
+	}
+	md.srv.release(ctx, md)
+	md.mu.Lock()
+	md.measured = 0
+	md.mu.Unlock()
+	md.set(supervise.Stopped, "unloaded")
+	return nil
+}
+
+func listed(ps []psEntry, name string) bool {
+	for _, e := range ps {
+		if sameModel(e.Name, name) || sameModel(e.Model, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// serverGone marks a loaded model failed when its server died.
+func (md *Model) serverGone(ev supervise.Event) {
+	md.mu.Lock()
+	st := md.state
+	md.mu.Unlock()
+	if st != supervise.Ready {
+		return
+	}
+	md.srv.mu.Lock()
+	delete(md.srv.users, md)
+	md.srv.mu.Unlock()
+	md.set(supervise.Failed, "ollama serve went away: "+ev.Reason)
+	if md.restart {
+		go md.Start(context.Background()) //nolint:errcheck // always-on: bring it back
+	}
+}
+
+// Close unloads the model.
+func (md *Model) Close(ctx context.Context) error { return md.Stop(ctx) }
+
+// Status reports the model's state with the server's pid and log line.
+func (md *Model) Status() supervise.Status {
+	ps := md.srv.proc.Status()
+	md.mu.Lock()
+	defer md.mu.Unlock()
+	st := supervise.Status{State: md.state, Reason: md.reason, Starts: md.starts, StartedAt: md.started,
+		ReadyAt: md.readyAt, LastLine: ps.LastLine}
+	if md.state == supervise.Ready || md.state == supervise.Starting {
+		st.PID = ps.PID
+	}
+	if md.state == supervise.Starting {
+		st.Phase, st.Detail = ps.Phase, ps.Detail
+		if ps.State == supervise.Ready {
+			st.Phase = "loading model"
+		}
+	}
+	return st
+}
+
+// State is the model's state.
+func (md *Model) State() supervise.State {
+	md.mu.Lock()
+	defer md.mu.Unlock()
+	return md.state
+}
+
+// MeasuredMemory is what /api/ps says the loaded model takes, 0 unknown.
+func (md *Model) MeasuredMemory() int64 {
+	md.mu.Lock()
+	defer md.mu.Unlock()
+	return md.measured
+}
+
+// SetRestart sets whether a model whose server died is loaded again.
+func (md *Model) SetRestart(on bool) {
+	md.mu.Lock()
+	md.restart = on
+	md.mu.Unlock()
+}
+
+// Model is the gantry model.
+func (md *Model) Model() *config.Model { return md.m }
+
+// Launch is the shared server's launch.
+func (md *Model) Launch() engine.Launch { return md.srv.launch }
+
+// Log is the shared server's log.
+func (md *Model) Log() *supervise.Log { return md.srv.proc.Log() }
