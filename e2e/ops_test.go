@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/gantryhq/gantry/internal/testbin"
 )
 
 func TestMetricsPassPromtool(t *testing.T) {
@@ -58,3 +61,48 @@ models:
 		t.Logf("metrics:\n%s", text)
 	}
 }
+
+func TestCheckReportsEachFailure(t *testing.T) {
+	dead := testbinFreePort(t)
+	d := startDaemon(t, `
+listen: LISTEN
+root: ROOT
+memory: {total: 64GiB, reserve: 0GiB}
+services:
+  open-webui: {url: "http://127.0.0.1:`+dead+`"}
+models:
+  healthy: {engine: sim, memory: 1GiB, mode: always-on}
+  embed: {engine: sim, memory: 1GiB, mode: always-on, args: [--embedding]}
+  dies: {engine: sim, memory: 1GiB, args: [--flavor, nonsense]}
+`)
+	d.waitState("healthy", "ready", 20e9)
+	d.waitState("embed", "ready", 20e9)
+	out, code := d.gantry("check", "--all")
+	if code != 1 {
+		t.Errorf("exit %d, want 1:\n%s", code, out)
+	}
+	line := func(name string) []string {
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) > 3 && f[2] == name {
+				return f
+			}
+		}
+		return nil
+	}
+	for name, want := range map[string][2]string{"healthy": {"ok", "chat"}, "embed": {"ok", "embedding"}, "dies": {"fail", "-"}, "open-webui": {"fail", "http"}} {
+		if f := line(name); f == nil || f[0] != want[0] || f[3] != want[1] {
+			t.Errorf("%s: got %v, want %v", name, f, want)
+		}
+	}
+	for _, why := range []string{"exited while starting", "not reachable"} {
+		if !strings.Contains(out, why) {
+			t.Errorf("check does not say %q:\n%s", why, out)
+		}
+	}
+	out, _ = d.gantry("check", "--json")
+	if !strings.Contains(out, `"ok": false`) || !strings.Contains(out, `"health_ms"`) {
+		t.Errorf("check --json:\n%s", out)
+	}
+}
+
+func testbinFreePort(t *testing.T) string { return fmt.Sprint(testbin.FreePort(t)) }
