@@ -7,12 +7,18 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"github.com/gantryhq/gantry/internal/api"
 )
 
-// Keys holds the gateway's and the admin API's keys.
+// Keys holds the gateway's and the admin API's keys; Update swaps them
+// (a config reload) without a restart.
 type Keys struct {
+	p atomic.Pointer[keySet]
+}
+
+type keySet struct {
 	api   [][32]byte
 	admin [][32]byte
 }
@@ -20,20 +26,27 @@ type Keys struct {
 // New returns the key checker; admin falls back to apiKeys when empty.
 func New(apiKeys, adminKeys []string) *Keys {
 	k := &Keys{}
+	k.Update(apiKeys, adminKeys)
+	return k
+}
+
+// Update replaces the keys.
+func (k *Keys) Update(apiKeys, adminKeys []string) {
+	ks := &keySet{}
 	for _, s := range apiKeys {
-		k.api = append(k.api, sha256.Sum256([]byte(s)))
+		ks.api = append(ks.api, sha256.Sum256([]byte(s)))
 	}
 	if len(adminKeys) == 0 {
 		adminKeys = apiKeys
 	}
 	for _, s := range adminKeys {
-		k.admin = append(k.admin, sha256.Sum256([]byte(s)))
+		ks.admin = append(ks.admin, sha256.Sum256([]byte(s)))
 	}
-	return k
+	k.p.Store(ks)
 }
 
 // Open reports whether the gateway needs no key.
-func (k *Keys) Open() bool { return len(k.api) == 0 }
+func (k *Keys) Open() bool { return len(k.p.Load().api) == 0 }
 
 // bearer returns the key a request presents: "Authorization: Bearer K", or
 // "x-api-key: K" as some clients send.
@@ -63,17 +76,19 @@ func match(key string, set [][32]byte) bool {
 
 // Gateway requires an API key (when any is configured).
 func (k *Keys) Gateway(next http.Handler) http.Handler {
-	if len(k.api) == 0 {
-		return next
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ks := k.p.Load()
+		if len(ks.api) == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
 		key, ok := bearer(r)
 		if !ok {
 			api.WriteError(w, http.StatusUnauthorized, "invalid_request_error", "missing_api_key",
 				"You didn't provide an API key. Send it as 'Authorization: Bearer <key>' (one of gantry's auth.api_keys).")
 			return
 		}
-		if !match(key, k.api) && !match(key, k.admin) { // an admin key may use the gateway too
+		if !match(key, ks.api) && !match(key, ks.admin) { // an admin key may use the gateway too
 			api.WriteError(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
 				"Incorrect API key provided. Use one of gantry's auth.api_keys.")
 			return
@@ -86,18 +101,20 @@ func (k *Keys) Gateway(next http.Handler) http.Handler {
 // gateway key that is not an admin key gets 403, not 401: it is known, but
 // not allowed here.
 func (k *Keys) Admin(next http.Handler) http.Handler {
-	if len(k.admin) == 0 {
-		return next
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ks := k.p.Load()
+		if len(ks.admin) == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
 		key, ok := bearer(r)
 		switch {
 		case !ok:
 			api.WriteError(w, http.StatusUnauthorized, "invalid_request_error", "missing_api_key",
 				"The admin API needs a key: send 'Authorization: Bearer <admin key>' (gantry: --token or GANTRY_TOKEN).")
-		case match(key, k.admin):
+		case match(key, ks.admin):
 			next.ServeHTTP(w, r)
-		case match(key, k.api):
+		case match(key, ks.api):
 			api.WriteError(w, http.StatusForbidden, "permission_error", "admin_key_required",
 				"This key may use the gateway but not the admin API; use one of auth.admin_keys.")
 		default:

@@ -9,6 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gantryhq/gantry/internal/api"
@@ -18,6 +22,7 @@ import (
 	"github.com/gantryhq/gantry/internal/gpu"
 	"github.com/gantryhq/gantry/internal/metrics"
 	"github.com/gantryhq/gantry/internal/sched"
+	"github.com/gantryhq/gantry/internal/sdnotify"
 )
 
 // Options for Run.
@@ -43,8 +48,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	so := o.Sched
 	so.Logger = lg
 	var met *metrics.Metrics
+	var s *sched.Scheduler
 	so.OnEvent = func(ev sched.Event) {
 		hub.Publish(ev)
+		if ev.Kind == "state" && s != nil {
+			sdnotify.Status(summary(s.Status())) //nolint:errcheck // systemd's status line is best effort
+		}
 		if met != nil {
 			met.Event(ev)
 			if ev.LoadSeconds > 0 {
@@ -56,6 +65,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if err != nil {
 		return err
 	}
+	current := cfg
 	var gpuFn func() gpu.Facts
 	if box := s.Box(); len(box.Facts.GPUs) > 0 {
 		gpuFn = gpu.Cached(5*time.Second, func() gpu.Facts {
@@ -93,11 +103,25 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		o.Ready(ln.Addr().String())
 	}
 	s.Boot(ctx)
+	sdnotify.Ready(summary(s.Status())) //nolint:errcheck
 
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err = <-errc:
+			break loop
+		case <-hup:
+			if next := reload(ctx, lg, s, keys, current); next != nil {
+				current = next
+			}
+		}
 	}
+	sdnotify.Stopping() //nolint:errcheck
 	lg.Info("gantry stopping: stopping engines")
 	shCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	srv.Shutdown(shCtx) //nolint:errcheck // long streams are cut; engines matter more
@@ -107,4 +131,56 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		err = nil
 	}
 	return errors.Join(err, cerr)
+}
+
+// reload re-reads the config file on SIGHUP. A config with any problem is
+// refused and the running one stays; otherwise only the models whose
+// settings changed are restarted. It returns the new config, or nil.
+func reload(ctx context.Context, lg *slog.Logger, s *sched.Scheduler, keys *auth.Keys, cur *config.Config) *config.Config {
+	sdnotify.Reloading() //nolint:errcheck
+	defer sdnotify.Ready(summary(s.Status())) //nolint:errcheck
+	if cur.File == "" {
+		lg.Warn("reload: gantry runs the built-in demo; there is no file to reload")
+		return nil
+	}
+	next, err := config.Load(cur.File)
+	if err == nil && keysOpen(next) && !config.IsLoopback(cur.Listen) {
+		err = fmt.Errorf("auth.api_keys is empty but gantry listens on %s", cur.Listen)
+	}
+	if err != nil {
+		lg.Error("reload refused; the running config stays", "file", cur.File, "err", err)
+		sdnotify.Status("reload refused: " + firstLine(err.Error())) //nolint:errcheck
+		return nil
+	}
+	if next.Listen != cur.Listen {
+		lg.Warn("listen changed; it takes effect when gantry restarts", "running", cur.Listen, "config", next.Listen)
+		next.Listen = cur.Listen
+	}
+	ch, err := s.Reload(ctx, next)
+	if err != nil {
+		lg.Error("reload refused; the running config stays", "file", cur.File, "err", err)
+		return nil
+	}
+	keys.Update(next.Auth.APIKeys, next.Auth.AdminKeys)
+	lg.Info("config reloaded", "restarted", ch.Restarted, "added", ch.Added, "removed", ch.Removed, "kept", len(ch.Kept))
+	return next
+}
+
+func keysOpen(c *config.Config) bool { return len(c.Auth.APIKeys) == 0 }
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " …"
+	}
+	return s
+}
+
+// summary is the one line systemctl status shows.
+func summary(st sched.Status) string {
+	n := map[string]int{}
+	for _, m := range st.Models {
+		n[string(m.State)]++
+	}
+	return fmt.Sprintf("%d models: %d ready, %d starting, %d failed; %s of %s reserved", len(st.Models), n["ready"], n["starting"],
+		n["failed"], config.FormatBytes(st.Memory.ReservedBytes), config.FormatBytes(st.Memory.BudgetBytes))
 }

@@ -38,7 +38,6 @@ func (noObserver) Request(string, string, int, time.Duration, time.Duration) {}
 // Gateway relays OpenAI-compatible requests to the engines.
 type Gateway struct {
 	sched     *sched.Scheduler
-	cfg       *config.Config
 	logger    *slog.Logger
 	obs       Observer
 	transport *http.Transport
@@ -55,7 +54,6 @@ func New(s *sched.Scheduler, logger *slog.Logger, obs Observer) *Gateway {
 	}
 	return &Gateway{
 		sched:  s,
-		cfg:    s.Config(),
 		logger: logger,
 		obs:    obs,
 		transport: &http.Transport{
@@ -190,7 +188,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
 			`the body names no "model"; known models: `+g.sched.KnownNames())
 		return
 	}
-	if m := g.cfg.Resolve(name); m != nil {
+	if m := g.sched.Config().Resolve(name); m != nil {
 		*model = m.Name
 	}
 	lease, err := g.sched.Acquire(r.Context(), name)
@@ -208,7 +206,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
 
 // readBody reads the whole body (the model is in it) within max_body.
 func (g *Gateway) readBody(r *http.Request) ([]byte, error) {
-	limit := int64(g.cfg.MaxBody)
+	limit := int64(g.sched.Config().MaxBody)
 	if r.ContentLength > limit {
 		return nil, &http.MaxBytesError{Limit: limit}
 	}

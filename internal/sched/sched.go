@@ -14,10 +14,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gantryhq/gantry/internal/config"
@@ -66,7 +68,7 @@ const retryFailedAfter = 30 * time.Second
 
 // Scheduler runs the models of one config.
 type Scheduler struct {
-	cfg    *config.Config
+	conf   atomic.Pointer[config.Config] // swapped by Reload
 	logger *slog.Logger
 	budget int64 // bytes engines may reserve in all
 	total  int64 // the memory the budget is taken from
@@ -81,6 +83,7 @@ type Scheduler struct {
 	gpu       gpu.Facts
 	procs     func() []gpu.Proc // GPU processes now, for diagnoses
 	ollama    *ollama.Server    // shared by the ollama models, nil when none
+	opts      Options
 	closed    bool
 	events    func(Event)
 }
@@ -106,6 +109,7 @@ type entry struct {
 	memorySource string
 	baseURL      string
 	plan         *plan.Model
+	launch       engine.Launch
 	// diagnosis is the known cause of the last failure (or a warning
 	// seen while loading), "" when none.
 	diagnosis string
@@ -174,9 +178,10 @@ func New(cfg *config.Config, o Options) (*Scheduler, error) {
 	if o.StateFile == "" {
 		o.StateFile = StatePath(cfg)
 	}
-	s := &Scheduler{cfg: cfg, logger: o.Logger, total: total, budget: total - int64(cfg.Memory.Reserve),
+	s := &Scheduler{logger: o.Logger, total: total, budget: total - int64(cfg.Memory.Reserve),
 		models: map[string]*entry{}, events: o.OnEvent, changed: make(chan struct{}),
-		switching: map[string]*entry{}, state: o.StateFile, gpu: *facts}
+		switching: map[string]*entry{}, state: o.StateFile, gpu: *facts, opts: o}
+	s.conf.Store(cfg)
 	if o.GPU == nil && len(facts.GPUs) > 0 {
 		s.procs = func() []gpu.Proc {
 			f := gpu.Detect(context.Background(), gpu.NvidiaSMI, gpu.SystemMemory)
@@ -202,60 +207,178 @@ func New(cfg *config.Config, o Options) (*Scheduler, error) {
 			return nil, missing
 		}
 	}
-	host := engine.Host{Config: cfg, Self: o.Self}
 	for _, name := range cfg.ModelNames() {
-		m := cfg.Models[name]
-		pl := s.plans[name]
-		l, err := engine.Build(m, host, pl.Resources())
+		e, err := s.newEntry(cfg, cfg.Models[name], s.plans[name])
 		if err != nil {
 			return nil, err
 		}
-		e := &entry{m: m, state: supervise.Stopped, memory: pl.Bytes, baseURL: l.BaseURL, plan: pl}
-		e.alwaysOn = s.alwaysOnLocked(m)
-		so := o.Supervise
-		so.Restart = e.alwaysOn
-		so.Logger = o.Logger
-		so.OnEvent = s.onProcEvent
-		p, err := s.newRunner(o, m, l, pl, so)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		e.proc = p
 		s.models[name] = e
 	}
 	return s, nil
 }
 
+// Changes lists what a Reload did.
+type Changes struct {
+	Restarted []string `json:"restarted"`
+	Added     []string `json:"added"`
+	Removed   []string `json:"removed"`
+	Kept      []string `json:"kept"`
+}
+
+// Reload applies a new, validated config. Models whose engine launch or
+// settings changed are stopped (the old engine drained by its stop) and
+// come back on demand — at once when always-on; removed ones are stopped;
+// unchanged ones keep running untouched. The listen address and memory
+// total are the daemon's and the box's: they are not changed here.
+func (s *Scheduler) Reload(ctx context.Context, cfg *config.Config) (Changes, error) {
+	var ch Changes
+	total := s.total
+	if t := int64(cfg.Memory.Total); t > 0 {
+		total = t
+	}
+	budget := total - int64(cfg.Memory.Reserve)
+	plans := plan.Make(cfg, plan.Box{Facts: s.gpu, Total: total, Budget: budget}, s.opts.Inspect)
+	var missing config.Problems
+	for _, p := range plan.Problems(cfg, plans) {
+		if !p.Warning && strings.Contains(p.Msg, "memory: is required") {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		return ch, missing
+	}
+	s.mu.Lock()
+	old := s.models
+	s.mu.Unlock()
+	next := map[string]*entry{}
+	var retire []*entry
+	for _, name := range cfg.ModelNames() {
+		m, pl := cfg.Models[name], plans[name]
+		l, err := engine.Build(m, engine.Host{Config: cfg, Self: s.opts.Self}, pl.Resources())
+		if err != nil {
+			return ch, err
+		}
+		if oe := old[name]; oe != nil {
+			if reflect.DeepEqual(*oe.m, *m) && reflect.DeepEqual(oe.launch, l) && oe.plan.Bytes == pl.Bytes {
+				next[name] = oe
+				ch.Kept = append(ch.Kept, name)
+				continue
+			}
+			retire = append(retire, oe)
+			ch.Restarted = append(ch.Restarted, name)
+		} else {
+			ch.Added = append(ch.Added, name)
+		}
+	}
+	for _, name := range sortedNames(old) {
+		if _, ok := cfg.Models[name]; !ok {
+			retire = append(retire, old[name])
+			ch.Removed = append(ch.Removed, name)
+		}
+	}
+	// Stop what goes before its successor starts: memory and ports are free.
+	s.mu.Lock()
+	for _, e := range retire {
+		e.evicting = true
+		e.stopIdleLocked()
+	}
+	s.broadcastLocked()
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, e := range retire {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.proc.Close(ctx) //nolint:errcheck // ends with the group gone
+		}()
+	}
+	wg.Wait()
+	for _, name := range append(append([]string{}, ch.Restarted...), ch.Added...) {
+		e, err := s.newEntry(cfg, cfg.Models[name], plans[name])
+		if err != nil {
+			return ch, err // the old config's models that were kept still run
+		}
+		next[name] = e
+	}
+	s.mu.Lock()
+	s.models = next
+	s.plans = plans
+	s.total, s.budget = total, budget
+	s.conf.Store(cfg)
+	var start []string
+	for _, name := range cfg.ModelNames() {
+		e := next[name]
+		was := e.alwaysOn
+		e.alwaysOn = s.alwaysOnIn(cfg, e.m)
+		e.proc.SetRestart(e.alwaysOn)
+		if e.alwaysOn && (!was || e.state == supervise.Stopped) {
+			start = append(start, name)
+		}
+	}
+	s.broadcastLocked()
+	s.mu.Unlock()
+	for _, n := range start {
+		s.Begin(n) //nolint:errcheck // failures show in Status
+	}
+	s.emit(Event{Kind: "reload", Reason: fmt.Sprintf("restarted %v, added %v, removed %v", ch.Restarted, ch.Added, ch.Removed)})
+	return ch, nil
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	return slices.Sorted(mapsKeys(m))
+}
+
+// newEntry builds the runtime record and engine of one model.
+func (s *Scheduler) newEntry(cfg *config.Config, m *config.Model, pl *plan.Model) (*entry, error) {
+	o := s.opts
+	l, err := engine.Build(m, engine.Host{Config: cfg, Self: o.Self}, pl.Resources())
+	if err != nil {
+		return nil, err
+	}
+	e := &entry{m: m, state: supervise.Stopped, memory: pl.Bytes, baseURL: l.BaseURL, plan: pl, launch: l}
+	e.alwaysOn = s.alwaysOnIn(cfg, m)
+	so := o.Supervise
+	so.Restart = e.alwaysOn
+	so.Logger = o.Logger
+	so.OnEvent = s.onProcEvent
+	p, err := s.newRunner(cfg, o, m, l, pl, so)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.Name, err)
+	}
+	e.proc = p
+	return e, nil
+}
+
 // newRunner makes the runner of one model: the shared Ollama server's
 // model for engine ollama (unless a test replaces runners), else a
 // supervised process.
-func (s *Scheduler) newRunner(o Options, m *config.Model, l engine.Launch, pl *plan.Model, so supervise.Options) (Runner, error) {
+func (s *Scheduler) newRunner(cfg *config.Config, o Options, m *config.Model, l engine.Launch, pl *plan.Model, so supervise.Options) (Runner, error) {
 	if m.Engine != config.EngineOllama || o.NewRunner != nil {
 		nr := o.NewRunner
 		if nr == nil {
 			nr = newProcess
 		}
-		return nr(m, l, s.cfg.LogPath(m), so)
+		return nr(m, l, cfg.LogPath(m), so)
 	}
 	if s.ollama == nil {
-		srv, err := ollama.NewServer(m, l, filepath.Join(s.cfg.Root, "logs", "ollama", "serve.log"), so)
+		srv, err := ollama.NewServer(m, l, filepath.Join(cfg.Root, "logs", "ollama", "serve.log"), so)
 		if err != nil {
 			return nil, err
 		}
 		s.ollama = srv
 	}
-	return ollama.NewModel(m, s.ollama, s.cfg.ModelPath(m), pl.Context, so), nil
+	return ollama.NewModel(m, s.ollama, cfg.ModelPath(m), pl.Context, so), nil
 }
 
-// alwaysOnLocked reports whether m is always-on by its mode or the active
-// profile.
-func (s *Scheduler) alwaysOnLocked(m *config.Model) bool {
+// alwaysOnIn reports whether m is always-on in cfg by its mode or the
+// active profile.
+func (s *Scheduler) alwaysOnIn(cfg *config.Config, m *config.Model) bool {
 	if m.AlwaysOn() {
 		return true
 	}
-	if p := s.cfg.Profiles[s.profile]; p != nil {
+	if p := cfg.Profiles[s.profile]; p != nil {
 		for _, n := range p.AlwaysOn {
-			if r := s.cfg.Resolve(n); r != nil && r.Name == m.Name {
+			if r := cfg.Resolve(n); r != nil && r.Name == m.Name {
 				return true
 			}
 		}
@@ -303,8 +426,11 @@ func (s *Scheduler) waitLocked(ctx context.Context, d time.Duration) error {
 // of the process held.
 func (s *Scheduler) onProcEvent(ev supervise.Event) {
 	diag := ""
-	if e := s.models[ev.Model]; e != nil && (ev.To == supervise.Failed || ev.To == supervise.Ready) {
-		diag = s.diagnose(e, ev)
+	s.mu.Lock()
+	de := s.models[ev.Model]
+	s.mu.Unlock()
+	if de != nil && (ev.To == supervise.Failed || ev.To == supervise.Ready) {
+		diag = s.diagnose(de, ev)
 	}
 	s.mu.Lock()
 	e := s.models[ev.Model]
@@ -349,8 +475,8 @@ func (s *Scheduler) onProcEvent(ev supervise.Event) {
 	if diag != "" {
 		ev2.Diagnosis = diag
 	}
-	if ev.To == supervise.Ready {
-		if st := s.models[ev.Model].proc.Status(); !st.StartedAt.IsZero() && !st.ReadyAt.IsZero() {
+	if ev.To == supervise.Ready && de != nil {
+		if st := de.proc.Status(); !st.StartedAt.IsZero() && !st.ReadyAt.IsZero() {
 			ev2.LoadSeconds = st.ReadyAt.Sub(st.StartedAt).Seconds()
 		}
 	}
@@ -398,25 +524,27 @@ func (st Status) Model(name string) ModelStatus {
 
 // Box is the machine the scheduler plans for.
 func (s *Scheduler) Box() plan.Box {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return plan.Box{Facts: s.gpu, Total: s.total, Budget: s.budget}
 }
 
 // Config is the config the scheduler runs.
-func (s *Scheduler) Config() *config.Config { return s.cfg }
+func (s *Scheduler) Config() *config.Config { return s.conf.Load() }
 
 // Boot starts every always-on model and every slot's default member in the
 // background; failures are retried with backoff and show in Status.
 func (s *Scheduler) Boot(ctx context.Context) {
 	var names []string
 	s.mu.Lock()
-	for _, name := range s.cfg.ModelNames() {
+	for _, name := range s.conf.Load().ModelNames() {
 		if s.models[name].alwaysOn {
 			names = append(names, name)
 		}
 	}
 	s.mu.Unlock()
-	for _, sl := range s.cfg.Slots {
-		if m := s.cfg.Resolve(sl.Default); m != nil {
+	for _, sl := range s.conf.Load().Slots {
+		if m := s.conf.Load().Resolve(sl.Default); m != nil {
 			names = append(names, m.Name)
 		}
 	}
@@ -430,19 +558,31 @@ func (s *Scheduler) Boot(ctx context.Context) {
 }
 
 func (s *Scheduler) lookup(name string) (*entry, error) {
-	m := s.cfg.Resolve(name)
-	if m == nil {
+	s.mu.Lock()
+	e := s.lookupLocked(name)
+	s.mu.Unlock()
+	if e == nil {
 		return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownModel, name, s.KnownNames())
 	}
-	return s.models[m.Name], nil
+	return e, nil
+}
+
+// lookupLocked resolves a name or alias in the current config; nil when
+// unknown.
+func (s *Scheduler) lookupLocked(name string) *entry {
+	m := s.conf.Load().Resolve(name)
+	if m == nil {
+		return nil
+	}
+	return s.models[m.Name]
 }
 
 // KnownNames lists the model names and aliases a request may use.
 func (s *Scheduler) KnownNames() string {
 	var names []string
-	for _, n := range s.cfg.ModelNames() {
+	for _, n := range s.conf.Load().ModelNames() {
 		names = append(names, n)
-		names = append(names, s.cfg.Models[n].Aliases...)
+		names = append(names, s.conf.Load().Models[n].Aliases...)
 	}
 	if len(names) == 0 {
 		return "none configured"
@@ -484,13 +624,14 @@ func (l *Lease) Release() {
 // while it loads. When the model cannot start and has a fallback, the
 // fallback serves.
 func (s *Scheduler) Acquire(ctx context.Context, name string) (*Lease, error) {
-	e, err := s.lookup(name)
-	if err != nil {
-		return nil, err
-	}
 	// The fast path: a ready model costs one lock and no allocation
 	// besides the lease.
 	s.mu.Lock()
+	e := s.lookupLocked(name)
+	if e == nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownModel, name, s.KnownNames())
+	}
 	if e.state == supervise.Ready && !e.draining && !e.evicting {
 		l := e.leaseLocked(s)
 		s.mu.Unlock()
@@ -517,7 +658,7 @@ func (s *Scheduler) acquireSlow(ctx context.Context, e *entry, fallbackFor strin
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d requests are already waiting for %s (queue_limit)", ErrQueueFull, n, e.m.Name)
 	}
-	if e.draining && s.cfg.Slots[e.m.Slot].DuringSwitch == "refuse" {
+	if e.draining && s.conf.Load().Slots[e.m.Slot].DuringSwitch == "refuse" {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: slot %s is switching away from %s; retry shortly", ErrSlotSwitching, e.m.Slot, e.m.Name)
 	}
@@ -583,7 +724,7 @@ func (s *Scheduler) Begin(name string) error {
 	// after Begin already says "starting".
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.models[s.cfg.Resolve(name).Name]
+	e := s.models[s.conf.Load().Resolve(name).Name]
 	deadline := time.Now().Add(time.Second)
 	for e.state == supervise.Stopped && e.queued == 0 && time.Now().Before(deadline) {
 		s.waitLocked(context.Background(), time.Until(deadline)) //nolint:errcheck
@@ -700,7 +841,7 @@ func (s *Scheduler) takeSlotLocked(ctx context.Context, e *entry) (switched bool
 	s.logger.Info("switching slot", "slot", slot, "from", occ.m.Name, "to", e.m.Name)
 	// The switch goes on even if this caller gives up: a half-drained
 	// member helps nobody.
-	s.residencyLocked(occ, s.cfg.Slots[slot].MinResidency.D())
+	s.residencyLocked(occ, s.conf.Load().Slots[slot].MinResidency.D())
 	occ.draining = true
 	s.broadcastLocked()
 	s.drainLocked(occ)
@@ -772,7 +913,7 @@ func (s *Scheduler) admitLocked(ctx context.Context, e *entry) (bool, error) {
 	if e.memory > s.budget {
 		return false, fmt.Errorf("%w: %s needs %s but the whole budget is %s (memory.total %s − memory.reserve %s)",
 			ErrInsufficientMemory, e.m.Name, config.FormatBytes(e.memory), config.FormatBytes(s.budget),
-			config.FormatBytes(s.total), s.cfg.Memory.Reserve)
+			config.FormatBytes(s.total), s.conf.Load().Memory.Reserve)
 	}
 	free := s.budget - s.reservedLocked()
 	if e.memory <= free {
@@ -856,7 +997,7 @@ func (s *Scheduler) reservedLocked() int64 {
 // holdersLocked describes who holds memory, for the refusal message.
 func (s *Scheduler) holdersLocked(except *entry) string {
 	var parts []string
-	for _, n := range s.cfg.ModelNames() {
+	for _, n := range s.conf.Load().ModelNames() {
 		o := s.models[n]
 		if !o.holds || o == except {
 			continue
@@ -938,8 +1079,8 @@ func (s *Scheduler) Stop(ctx context.Context, name string) error {
 
 // Switch makes model the running member of slot and waits until it is ready.
 func (s *Scheduler) Switch(ctx context.Context, slot, model string) error {
-	if _, ok := s.cfg.Slots[slot]; !ok {
-		return fmt.Errorf("%w: no slot %q (slots: %s)", ErrUnknownModel, slot, strings.Join(slices.Sorted(mapsKeys(s.cfg.Slots)), ", "))
+	if _, ok := s.conf.Load().Slots[slot]; !ok {
+		return fmt.Errorf("%w: no slot %q (slots: %s)", ErrUnknownModel, slot, strings.Join(slices.Sorted(mapsKeys(s.conf.Load().Slots)), ", "))
 	}
 	e, err := s.lookup(model)
 	if err != nil {
@@ -982,17 +1123,17 @@ func (s *Scheduler) Profile() string {
 // old profile become on-demand and are stopped when idle. The choice is
 // saved and survives a restart of gantry.
 func (s *Scheduler) SetProfile(ctx context.Context, name string) error {
-	if _, ok := s.cfg.Profiles[name]; !ok && name != "" {
-		return fmt.Errorf("%w: no profile %q (profiles: %s)", ErrUnknownModel, name, strings.Join(slices.Sorted(mapsKeys(s.cfg.Profiles)), ", "))
+	if _, ok := s.conf.Load().Profiles[name]; !ok && name != "" {
+		return fmt.Errorf("%w: no profile %q (profiles: %s)", ErrUnknownModel, name, strings.Join(slices.Sorted(mapsKeys(s.conf.Load().Profiles)), ", "))
 	}
 	s.mu.Lock()
 	old := s.profile
 	s.profile = name
 	var start, stop []string
-	for _, n := range s.cfg.ModelNames() {
+	for _, n := range s.conf.Load().ModelNames() {
 		e := s.models[n]
 		was := e.alwaysOn
-		e.alwaysOn = s.alwaysOnLocked(e.m)
+		e.alwaysOn = s.alwaysOnIn(s.conf.Load(), e.m)
 		e.proc.SetRestart(e.alwaysOn)
 		switch {
 		case e.alwaysOn && !was:
@@ -1086,7 +1227,7 @@ func (s *Scheduler) Status() Status {
 	defer s.mu.Unlock()
 	st := Status{Models: []ModelStatus{}, Slots: []SlotStatus{}, Profile: s.profile, GPU: s.gpu,
 		Memory: MemoryStatus{TotalBytes: s.total, BudgetBytes: s.budget, ReservedBytes: s.reservedLocked()}}
-	for _, name := range s.cfg.ModelNames() {
+	for _, name := range s.conf.Load().ModelNames() {
 		e := s.models[name]
 		ps := e.proc.Status()
 		ms := ModelStatus{Name: name, Engine: e.m.Engine, State: ps.State, Reason: ps.Reason, Phase: ps.Phase,
@@ -1106,9 +1247,9 @@ func (s *Scheduler) Status() Status {
 		}
 		st.Models = append(st.Models, ms)
 	}
-	for _, name := range slices.Sorted(mapsKeys(s.cfg.Slots)) {
-		ss := SlotStatus{Name: name, Port: s.cfg.Slots[name].Port, Members: []string{}}
-		for _, n := range s.cfg.ModelNames() {
+	for _, name := range slices.Sorted(mapsKeys(s.conf.Load().Slots)) {
+		ss := SlotStatus{Name: name, Port: s.conf.Load().Slots[name].Port, Members: []string{}}
+		for _, n := range s.conf.Load().ModelNames() {
 			e := s.models[n]
 			if e.m.Slot != name {
 				continue
@@ -1126,6 +1267,7 @@ func (s *Scheduler) Status() Status {
 // Close stops every engine (in parallel) and waits for them.
 func (s *Scheduler) Close(ctx context.Context) error {
 	s.mu.Lock()
+	models := s.models
 	s.closed = true
 	for _, e := range s.models {
 		e.stopIdleLocked()
@@ -1135,7 +1277,7 @@ func (s *Scheduler) Close(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var emu sync.Mutex
 	var errs []error
-	for _, e := range s.models {
+	for _, e := range models {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

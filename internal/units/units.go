@@ -1,0 +1,113 @@
+// Package units writes systemd unit files: one for gantry itself
+// (Type=notify, reload on SIGHUP), and, for people who want systemd rather
+// than gantry to supervise an engine, one per model in the seed's style
+// (docker run with a pinned image, or the native command).
+package units
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/engine"
+)
+
+// Gantry is gantry.service for the binary at bin and the config at cfg.
+func Gantry(bin, cfg string) string {
+	return fmt.Sprintf(`[Unit]
+Description=gantry: the LLM serving control plane
+Documentation=https://github.com/gantryhq/gantry
+After=network-online.target docker.service
+Wants=network-online.target
+
+[Service]
+Type=notify
+NotifyAccess=main
+Environment=GANTRY_CONFIG=%s
+ExecStart=%s serve --config %s
+ExecReload=/bin/kill -HUP $MAINPID
+Restart=always
+RestartSec=5
+# gantry stops every engine it started (SIGTERM, stop_timeout, SIGKILL of
+# the group) before it exits; give it the time.
+KillMode=mixed
+TimeoutStopSec=120
+LimitNOFILE=65536
+
+[Install]
+WantedBy=multi-user.target
+`, Quote(cfg), Quote(bin), Quote(cfg))
+}
+
+// Model is gantry-<model>.service: the engine under systemd's supervision,
+// as the seed's sglang.service and vllm.service were. Secret env values
+// (KEY, TOKEN, SECRET, PASSWORD) are not written: they come from
+// /etc/gantry/<model>.env.
+func Model(m *config.Model, l engine.Launch) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[Unit]\nDescription=gantry engine %s (%s, %s)\n", m.Name, m.Engine, m.Runtime)
+	if l.Container != "" {
+		b.WriteString("After=network-online.target docker.service\nRequires=docker.service\n")
+	} else {
+		b.WriteString("After=network-online.target\n")
+	}
+	b.WriteString("\n[Service]\nRestart=always\nRestartSec=5\n")
+	fmt.Fprintf(&b, "EnvironmentFile=-/etc/gantry/%s.env\n", m.Name)
+	var keys []string
+	for k := range m.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if config.SecretName(k) {
+			fmt.Fprintf(&b, "# %s: set it in /etc/gantry/%s.env\n", k, m.Name)
+			continue
+		}
+		fmt.Fprintf(&b, "Environment=%s\n", Quote([]string{k + "=" + m.Env[k]}[0]))
+	}
+	for _, kv := range l.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, ok := m.Env[k]; ok {
+			continue // the model's own env, above
+		}
+		fmt.Fprintf(&b, "Environment=%s\n", Quote(kv))
+	}
+	argv := append([]string{}, l.Argv...)
+	if l.Container != "" {
+		argv[0] = "/usr/bin/docker"
+		fmt.Fprintf(&b, "ExecStartPre=-/usr/bin/docker rm -f %s\n", l.Container)
+	}
+	fmt.Fprintf(&b, "ExecStart=%s\n", QuoteArgs(argv))
+	if len(l.Stop) > 0 {
+		stop := append([]string{"/usr/bin/docker"}, l.Stop[1:]...)
+		fmt.Fprintf(&b, "ExecStop=%s\n", QuoteArgs(stop))
+	} else {
+		fmt.Fprintf(&b, "KillMode=control-group\nTimeoutStopSec=%d\n", int(m.StopTimeout.D().Seconds())+5)
+	}
+	b.WriteString("\n[Install]\nWantedBy=multi-user.target\n")
+	return b.String()
+}
+
+// QuoteArgs joins argv for an Exec= line.
+func QuoteArgs(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = Quote(a)
+	}
+	return strings.Join(q, " ")
+}
+
+// Quote quotes one word for systemd: specifiers (%) and variables ($) are
+// escaped, and words with blanks, quotes, backslashes or ; are put in
+// double quotes.
+func Quote(s string) string {
+	s = strings.ReplaceAll(s, "%", "%%")
+	s = strings.ReplaceAll(s, "$", "$$")
+	if s != "" && !strings.ContainsAny(s, " \t\"'\\;") {
+		return s
+	}
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	s = strings.ReplaceAll(s, `"`, `\"`)
+	return `"` + s + `"`
+}
