@@ -137,7 +137,7 @@ loop:
 // refused and the running one stays; otherwise only the models whose
 // settings changed are restarted. It returns the new config, or nil.
 func reload(ctx context.Context, lg *slog.Logger, s *sched.Scheduler, keys *auth.Keys, cur *config.Config) *config.Config {
-	sdnotify.Reloading() //nolint:errcheck
+	sdnotify.Reloading()                      //nolint:errcheck
 	defer sdnotify.Ready(summary(s.Status())) //nolint:errcheck
 	if cur.File == "" {
 		lg.Warn("reload: gantry runs the built-in demo; there is no file to reload")
