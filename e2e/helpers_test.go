@@ -127,6 +127,9 @@ func (d *daemon) stop() {
 func (d *daemon) gantry(args ...string) (string, int) {
 	d.t.Helper()
 	full := append(append([]string{}, args...), "--server", d.url)
+	if d.config != "" {
+		full = append(full, "--config", d.config) // the CLI takes its admin key from it
+	}
 	return run(d.t, d.home, full...)
 }
 

@@ -399,6 +399,13 @@ func (h *Hub) Publish(ev Event) {
 	}
 }
 
+// Subscribers counts who listens (publishing to nobody is skipped).
+func (h *Hub) Subscribers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs)
+}
+
 // Subscribe returns a channel of events and a function to unsubscribe.
 func (h *Hub) Subscribe() (<-chan Event, func()) {
 	ch := make(chan Event, 64)

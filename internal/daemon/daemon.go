@@ -18,6 +18,7 @@ import (
 	"github.com/gantryhq/gantry/internal/api"
 	"github.com/gantryhq/gantry/internal/auth"
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/dashboard"
 	"github.com/gantryhq/gantry/internal/gateway"
 	"github.com/gantryhq/gantry/internal/gpu"
 	"github.com/gantryhq/gantry/internal/metrics"
@@ -73,6 +74,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		})
 	}
 	met = metrics.New(o.Version, s, gpuFn)
+	if gpuFn != nil {
+		s.SetGPUSource(gpuFn)
+	}
 	keys := auth.New(cfg.Auth.APIKeys, cfg.Auth.AdminKeys)
 	if keys.Open() && !config.IsLoopback(cfg.Listen) {
 		s.Close(context.Background()) //nolint:errcheck // nothing started yet
@@ -81,7 +85,8 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	mux := http.NewServeMux()
 	api.New(s, hub, lg).Register(mux, keys.Admin)
 	mux.Handle("GET /metrics", keys.Admin(met.Handler()))
-	gw := gateway.New(s, lg, met)
+	mux.Handle("GET /{$}", dashboard.Handler())
+	gw := gateway.New(s, lg, observer{met: met, hub: hub})
 	defer gw.Close()
 	gw.Register(mux, keys.Gateway)
 
@@ -183,4 +188,19 @@ func summary(st sched.Status) string {
 	}
 	return fmt.Sprintf("%d models: %d ready, %d starting, %d failed; %s of %s reserved", len(st.Models), n["ready"], n["starting"],
 		n["failed"], config.FormatBytes(st.Memory.ReservedBytes), config.FormatBytes(st.Memory.BudgetBytes))
+}
+
+// observer sends each finished request to the metrics and, for the
+// dashboard's live charts, to the event stream.
+type observer struct {
+	met *metrics.Metrics
+	hub *api.Hub
+}
+
+func (o observer) Request(model, route string, code int, total, ttfb time.Duration, chunks int) {
+	o.met.Request(model, route, code, total, ttfb, chunks)
+	if o.hub.Subscribers() > 0 {
+		o.hub.Publish(sched.Event{Kind: "request", Model: model, Reason: route, Code: code, Time: time.Now(),
+			TTFBMS: float64(ttfb.Microseconds()) / 1000, DurationMS: float64(total.Microseconds()) / 1000, Chunks: chunks})
+	}
 }

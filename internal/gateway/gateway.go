@@ -28,12 +28,14 @@ var Routes = []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddings
 
 // Observer records finished requests (the metrics package is one).
 type Observer interface {
-	Request(model, route string, code int, total, ttfb time.Duration)
+	// Request reports one finished request; chunks counts the SSE events
+	// of a stream (about one per token), 0 for a plain answer.
+	Request(model, route string, code int, total, ttfb time.Duration, chunks int)
 }
 
 type noObserver struct{}
 
-func (noObserver) Request(string, string, int, time.Duration, time.Duration) {}
+func (noObserver) Request(string, string, int, time.Duration, time.Duration, int) {}
 
 // Gateway relays OpenAI-compatible requests to the engines.
 type Gateway struct {
@@ -124,8 +126,9 @@ var hopHeaders = map[string]bool{
 // recorder notes the status and the time of the first byte for metrics.
 type recorder struct {
 	http.ResponseWriter
-	code  int
-	first time.Time
+	code   int
+	first  time.Time
+	chunks int
 }
 
 func (rw *recorder) WriteHeader(code int) {
@@ -161,7 +164,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request) {
 		if code == 0 {
 			code = 499 // the client went away before an answer
 		}
-		g.obs.Request(model, r.URL.Path, code, time.Since(began), ttfb)
+		g.obs.Request(model, r.URL.Path, code, time.Since(began), ttfb, rec.chunks)
 	}()
 	g.serve(rec, r, &model)
 }
@@ -285,6 +288,8 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, lease *sched.L
 	g.copyBody(w, r, resp, lease, sse)
 }
 
+var dataPrefix = []byte("data:")
+
 // copyBody relays the response. Server-sent events are flushed as each read
 // returns, so every event reaches the client when the engine sends it.
 func (g *Gateway) copyBody(w http.ResponseWriter, r *http.Request, resp *http.Response, lease *sched.Lease, sse bool) {
@@ -299,6 +304,9 @@ func (g *Gateway) copyBody(w http.ResponseWriter, r *http.Request, resp *http.Re
 				return // client gone; its context cancels the upstream request
 			}
 			if sse {
+				if rec, ok := w.(*recorder); ok {
+					rec.chunks += bytes.Count(buf[:n], dataPrefix)
+				}
 				if rc.Flush() != nil {
 					return
 				}

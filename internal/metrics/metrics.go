@@ -66,7 +66,7 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // Request records one finished gateway request.
-func (m *Metrics) Request(model, route string, code int, total, ttfb time.Duration) {
+func (m *Metrics) Request(model, route string, code int, total, ttfb time.Duration, _ int) {
 	m.requests.WithLabelValues(model, route, strconv.Itoa(code)).Inc()
 	m.duration.WithLabelValues(model, route).Observe(total.Seconds())
 	if ttfb > 0 {

@@ -83,6 +83,7 @@ type Scheduler struct {
 	gpu       gpu.Facts
 	procs     func() []gpu.Proc // GPU processes now, for diagnoses
 	ollama    *ollama.Server    // shared by the ollama models, nil when none
+	gpuNow    func() gpu.Facts  // live telemetry for Status, nil: the start facts
 	opts      Options
 	closed    bool
 	events    func(Event)
@@ -125,8 +126,14 @@ type Event struct {
 	// Diagnosis is the known cause and fix of a failure, when found.
 	Diagnosis string `json:"diagnosis,omitempty"`
 	// LoadSeconds is, on a change to ready, how long the engine took.
-	LoadSeconds float64   `json:"load_seconds,omitempty"`
-	Time        time.Time `json:"time"`
+	LoadSeconds float64 `json:"load_seconds,omitempty"`
+	// Request events (for the dashboard's charts): status code, time to
+	// the first byte, total time, and streamed chunks (≈ tokens).
+	Code       int       `json:"code,omitempty"`
+	TTFBMS     float64   `json:"ttfb_ms,omitempty"`
+	DurationMS float64   `json:"duration_ms,omitempty"`
+	Chunks     int       `json:"chunks,omitempty"`
+	Time       time.Time `json:"time"`
 }
 
 // Options for New.
@@ -1221,11 +1228,31 @@ type Status struct {
 	GPU     gpu.Facts     `json:"gpu"`
 }
 
+// SetGPUSource makes Status report live GPU telemetry from fn (a cached
+// nvidia-smi query) instead of the facts read at start.
+func (s *Scheduler) SetGPUSource(fn func() gpu.Facts) {
+	s.mu.Lock()
+	s.gpuNow = fn
+	s.mu.Unlock()
+}
+
 // Status returns every model's state, sorted by name.
 func (s *Scheduler) Status() Status {
 	s.mu.Lock()
+	fn := s.gpuNow
+	s.mu.Unlock()
+	var live *gpu.Facts
+	if fn != nil {
+		f := fn()
+		live = &f
+	}
+	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Status{Models: []ModelStatus{}, Slots: []SlotStatus{}, Profile: s.profile, GPU: s.gpu,
+	g := s.gpu
+	if live != nil {
+		g = *live
+	}
+	st := Status{Models: []ModelStatus{}, Slots: []SlotStatus{}, Profile: s.profile, GPU: g,
 		Memory: MemoryStatus{TotalBytes: s.total, BudgetBytes: s.budget, ReservedBytes: s.reservedLocked()}}
 	for _, name := range s.conf.Load().ModelNames() {
 		e := s.models[name]
