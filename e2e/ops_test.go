@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gantryhq/gantry/internal/testbin"
 )
@@ -106,3 +107,83 @@ models:
 }
 
 func testbinFreePort(t *testing.T) string { return fmt.Sprint(testbin.FreePort(t)) }
+
+// TestRemoteCLI drives the client verbs from another process the way the
+// seed's operator does from VM105: GANTRY_SERVER and GANTRY_TOKEN in the
+// environment, no config on that side.
+func TestRemoteCLI(t *testing.T) {
+	d := startDaemon(t, `
+listen: LISTEN
+root: ROOT
+memory: {total: 64GiB, reserve: 0GiB}
+auth: {api_keys: [sk-user], admin_keys: [sk-admin]}
+models:
+  chat: {engine: sim, memory: 1GiB, args: [--itl, 5ms, --tokens, "8"]}
+  other: {engine: sim, memory: 1GiB}
+profiles:
+  hybrid: {always_on: [other]}
+`)
+	remote := func(stdin string, env []string, args ...string) (string, int) {
+		cmd := exec.Command(testbin.Gantry(t), args...)
+		cmd.Env = append(cleanEnv(), append([]string{"HOME=" + t.TempDir()}, env...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return string(out), code
+	}
+	env := []string{"GANTRY_SERVER=" + d.url, "GANTRY_TOKEN=sk-admin"}
+
+	// events, followed in the background while the rest happens
+	ev := exec.Command(testbin.Gantry(t), "events")
+	ev.Env = append(cleanEnv(), env...)
+	evOut := newSyncBuffer()
+	ev.Stdout = evOut
+	if err := ev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Process.Kill()
+
+	out, code := remote("", env, "chat", "chat", "Hallo")
+	if code != 0 || !strings.Contains(out, "Hallo from the simulated") || !strings.Contains(out, "tokens/s") {
+		t.Errorf("chat: exit %d\n%s", code, out)
+	}
+	out, code = remote("Wie geht es?\n", env, "chat", "chat", "-", "--json", "--system", "Sei kurz.")
+	if code != 0 || !strings.Contains(out, `"completion_tokens": 8`) || !strings.Contains(out, `"tokens_per_second"`) {
+		t.Errorf("chat --json from stdin: exit %d\n%s", code, out)
+	}
+	out, code = remote("", env, "profile", "hybrid")
+	if code != 0 || !strings.Contains(out, "* hybrid") {
+		t.Errorf("profile: exit %d\n%s", code, out)
+	}
+	d.waitState("other", "ready", 20*time.Second)
+	out, code = remote("", env, "ps")
+	if code != 0 || !strings.Contains(out, "profile: hybrid") {
+		t.Errorf("ps: exit %d\n%s", code, out)
+	}
+	// A gateway key is not an admin key; a wrong key is wrong; no daemon is no daemon.
+	out, code = remote("", []string{"GANTRY_SERVER=" + d.url, "GANTRY_TOKEN=sk-user"}, "stop", "other")
+	if code == 0 || !strings.Contains(out, "use an admin key") {
+		t.Errorf("stop with the gateway key: exit %d\n%s", code, out)
+	}
+	out, code = remote("", []string{"GANTRY_SERVER=" + d.url, "GANTRY_TOKEN=sk-nope"}, "ps")
+	if code == 0 || !strings.Contains(out, "refused the token") {
+		t.Errorf("wrong token: exit %d\n%s", code, out)
+	}
+	out, code = remote("", []string{"GANTRY_SERVER=" + d.url, "GANTRY_TOKEN=sk-user"}, "chat", "chat", "Hallo", "--max-tokens", "2")
+	if code != 0 {
+		t.Errorf("chat with the gateway key: exit %d\n%s", code, out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(evOut.String(), "other") || !strings.Contains(evOut.String(), "ready") {
+		if time.Now().After(deadline) {
+			t.Fatalf("gantry events showed nothing of the start:\n%s", evOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(evOut.String(), "profile") {
+		t.Errorf("no profile event:\n%s", evOut.String())
+	}
+}
