@@ -187,3 +187,28 @@ profiles:
 		t.Errorf("no profile event:\n%s", evOut.String())
 	}
 }
+
+func TestLogsHideSecrets(t *testing.T) {
+	d := startDaemon(t, `
+listen: LISTEN
+root: ROOT
+memory: {total: 64GiB, reserve: 0GiB}
+auth: {api_keys: [sk-user-1234], admin_keys: [sk-admin-5678]}
+models:
+  leaky:
+    engine: command
+    memory: 1GiB
+    start_timeout: 1s
+    env: {HF_TOKEN: hf_secret_value, MODE: visible_value}
+    command: [sh, -c, "echo token=$HF_TOKEN mode=$MODE key=sk-user-1234; sleep 5"]
+`)
+	d.gantry("start", "leaky")
+	out, _ := d.gantry("logs", "leaky")
+	if strings.Contains(out, "hf_secret_value") || strings.Contains(out, "sk-user-1234") || !strings.Contains(out, "token=*** mode=visible_value key=***") {
+		t.Errorf("logs:\n%s", out)
+	}
+	st := d.statusJSON()
+	if strings.Contains(st, "hf_secret_value") || strings.Contains(st, "sk-user-1234") {
+		t.Errorf("status shows a secret:\n%s", st)
+	}
+}

@@ -37,32 +37,7 @@ func New(s *sched.Scheduler, events *Hub, logger *slog.Logger) *Server {
 	if events == nil {
 		events = NewHub()
 	}
-	return &Server{sched: s, logger: logger, events: events, redact: Redactor(s.Config())}
-}
-
-// Redactor hides the config's secrets — API and admin keys, and env values
-// whose names say KEY, TOKEN, SECRET or PASSWORD — in text gantry shows.
-func Redactor(c *config.Config) *strings.Replacer {
-	var pairs []string
-	add := func(v string) {
-		if len(v) >= 4 {
-			pairs = append(pairs, v, "***")
-		}
-	}
-	for _, k := range c.Auth.APIKeys {
-		add(k)
-	}
-	for _, k := range c.Auth.AdminKeys {
-		add(k)
-	}
-	for _, m := range c.Models {
-		for k, v := range m.Env {
-			if config.SecretName(k) {
-				add(v)
-			}
-		}
-	}
-	return strings.NewReplacer(pairs...)
+	return &Server{sched: s, logger: logger, events: events, redact: config.Redactor(s.Config())}
 }
 
 // Register adds the admin routes to mux, each wrapped by wrap (auth);

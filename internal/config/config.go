@@ -572,3 +572,29 @@ func SecretName(s string) bool {
 	}
 	return false
 }
+
+// Redactor replaces the config's secrets — API and admin keys, and env
+// values whose names say KEY, TOKEN, SECRET or PASSWORD — with ***, for
+// every text gantry writes or shows (engine logs, status, events).
+func Redactor(c *Config) *strings.Replacer {
+	var pairs []string
+	add := func(v string) {
+		if len(v) >= 4 { // shorter values would blank out ordinary words
+			pairs = append(pairs, v, "***")
+		}
+	}
+	for _, k := range c.Auth.APIKeys {
+		add(k)
+	}
+	for _, k := range c.Auth.AdminKeys {
+		add(k)
+	}
+	for _, m := range c.Models {
+		for k, v := range m.Env {
+			if SecretName(k) {
+				add(v)
+			}
+		}
+	}
+	return strings.NewReplacer(pairs...)
+}

@@ -348,6 +348,7 @@ func (s *Scheduler) newEntry(cfg *config.Config, m *config.Model, pl *plan.Model
 	so.Restart = e.alwaysOn
 	so.Logger = o.Logger
 	so.OnEvent = s.onProcEvent
+	so.Redact = config.Redactor(cfg)
 	p, err := s.newRunner(cfg, o, m, l, pl, so)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Name, err)

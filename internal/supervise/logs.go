@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 )
 
@@ -24,6 +25,15 @@ type Log struct {
 	next    int
 	full    bool
 	subs    map[chan string]struct{}
+	redact  *strings.Replacer
+}
+
+// SetRedactor makes the log replace secrets in every line before it is
+// kept or written (nil: none).
+func (l *Log) SetRedactor(r *strings.Replacer) {
+	l.mu.Lock()
+	l.redact = r
+	l.mu.Unlock()
 }
 
 // NewLog opens (appending) the log at path, rotating it when it passes
@@ -57,20 +67,13 @@ func (l *Log) open() error {
 // Path is the log file's path.
 func (l *Log) Path() string { return l.path }
 
-// Write implements io.Writer. Write errors on disk are not returned: a full
-// disk must not kill the engine through a broken pipe.
+// Write implements io.Writer. Output is handled line by line, so a secret
+// is replaced even when the engine's writes split it. Write errors on disk
+// are not returned: a full disk must not kill the engine through a broken
+// pipe.
 func (l *Log) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f != nil {
-		if l.maxBytes > 0 && l.size+int64(len(p)) > l.maxBytes && l.size > 0 {
-			l.rotate()
-		}
-		if l.f != nil {
-			n, _ := l.f.Write(p)
-			l.size += int64(n)
-		}
-	}
 	data := p
 	for len(data) > 0 {
 		i := bytes.IndexByte(data, '\n')
@@ -100,6 +103,10 @@ func (l *Log) Mark(format string, args ...any) {
 }
 
 func (l *Log) addLine(s string) {
+	if l.redact != nil {
+		s = l.redact.Replace(s)
+	}
+	l.writeFile(s)
 	l.lines[l.next] = s
 	l.next = (l.next + 1) % len(l.lines)
 	if l.next == 0 {
@@ -111,6 +118,21 @@ func (l *Log) addLine(s string) {
 		default: // a slow follower loses lines rather than stalling the engine
 		}
 	}
+}
+
+// writeFile appends one line to the file, rotating it first when full.
+func (l *Log) writeFile(s string) {
+	if l.f == nil {
+		return
+	}
+	if l.maxBytes > 0 && l.size+int64(len(s))+1 > l.maxBytes && l.size > 0 {
+		l.rotate()
+		if l.f == nil {
+			return
+		}
+	}
+	n, _ := l.f.WriteString(s + "\n")
+	l.size += int64(n)
 }
 
 func (l *Log) rotate() {

@@ -63,6 +63,8 @@ type Options struct {
 	// LogMaxBytes and LogKeep rotate the log file (default 20 MiB, 3 kept).
 	LogMaxBytes int64
 	LogKeep     int
+	// Redact replaces secrets in the engine's output before it is kept.
+	Redact *strings.Replacer
 }
 
 // Process supervises the engine of one model. Its state machine:
@@ -149,6 +151,7 @@ func New(m *config.Model, l engine.Launch, logPath string, opts Options) (*Proce
 	if err != nil {
 		return nil, err
 	}
+	lg.SetRedactor(opts.Redact)
 	return &Process{
 		model: m, launch: l, probe: a, opts: opts, log: lg,
 		logger: opts.Logger.With("model", m.Name, "engine", m.Engine),
