@@ -4,6 +4,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // for --pprof only: its handlers sit on the default mux, which gantry's API does not use
 
 	"github.com/gantryhq/gantry/internal/daemon"
 )
@@ -13,6 +16,7 @@ func runServe(e *env, args []string) error {
 	cfgFlag := fs.String("config", "", "config file (default $GANTRY_CONFIG, else ~/ai/configs/gantry/gantry.yaml)")
 	listen := fs.String("listen", "", "override listen: from the config")
 	verbose := fs.Bool("v", false, "log debug messages")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -29,6 +33,14 @@ func runServe(e *env, args []string) error {
 		if probs := cfg.Validate(); probs.Errors() > 0 {
 			return probs
 		}
+	}
+	if *pprofAddr != "" {
+		ln, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			return fmt.Errorf("--pprof: %w", err)
+		}
+		go http.Serve(ln, http.DefaultServeMux) //nolint:errcheck // a debugging aid; it ends with the process
+		fmt.Fprintf(e.stderr, "gantry: profiler on http://%s/debug/pprof/\n", ln.Addr())
 	}
 	level := slog.LevelInfo
 	if *verbose {

@@ -55,7 +55,7 @@ func New(s *sched.Scheduler, logger *slog.Logger, obs Observer) *Gateway {
 		obs = noObserver{}
 	}
 	return &Gateway{
-		sched:  s,
+		sched:  s, // nil only in benchmarks of the relay alone
 		logger: logger,
 		obs:    obs,
 		transport: &http.Transport{
@@ -64,8 +64,8 @@ func New(s *sched.Scheduler, logger *slog.Logger, obs Observer) *Gateway {
 			// pool large enough for a busy model's concurrency.
 			Proxy:               nil,
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        1024,
-			MaxIdleConnsPerHost: 256,
+			MaxIdleConns:        4096,
+			MaxIdleConnsPerHost: 1024, // a burst of streams reuses warm connections
 			IdleConnTimeout:     90 * time.Second,
 			DisableCompression:  true,
 			ForceAttemptHTTP2:   false,

@@ -1033,14 +1033,18 @@ func (e *entry) armIdleLocked(s *Scheduler) {
 	if e.alwaysOn || e.inflight > 0 || e.queued > 0 || e.state != supervise.Ready || e.m.IdleTimeout <= 0 {
 		return
 	}
-	e.stopIdleLocked()
-	e.idle = time.AfterFunc(e.m.IdleTimeout.D(), func() { s.idleOut(e) })
+	// One timer per model, reset on every release: no allocation on the
+	// request path. A stale firing is harmless: idleOut checks again.
+	if e.idle == nil {
+		e.idle = time.AfterFunc(e.m.IdleTimeout.D(), func() { s.idleOut(e) })
+		return
+	}
+	e.idle.Reset(e.m.IdleTimeout.D())
 }
 
 func (e *entry) stopIdleLocked() {
 	if e.idle != nil {
 		e.idle.Stop()
-		e.idle = nil
 	}
 }
 
@@ -1054,7 +1058,6 @@ func (s *Scheduler) idleOut(e *entry) {
 		return
 	}
 	e.evicting = true
-	e.idle = nil
 	s.broadcastLocked()
 	s.mu.Unlock()
 	s.logger.Info("idle timeout: stopping", "model", e.m.Name, "idle_timeout", e.m.IdleTimeout)

@@ -464,3 +464,31 @@ func TestSavedProfileIsActiveAfterRestart(t *testing.T) {
 		t.Errorf("profile %q, status %+v", s.Profile(), s.Status().Models[0])
 	}
 }
+
+// BenchmarkAcquireReady is the scheduler's share of every request to a
+// ready model: one lock for the lease, one for its release.
+func BenchmarkAcquireReady(b *testing.B) {
+	c, err := config.Parse("t.yaml", []byte("root: "+b.TempDir()+"\nmodels:\n  a: {engine: sim, memory: 1GiB, mode: always-on}\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := New(c, Options{MemoryTotal: 10 << 30, NewRunner: func(m *config.Model, l engine.Launch, _ string, o supervise.Options) (Runner, error) {
+		return &fakeRunner{m: m, opts: o, state: supervise.Stopped}, nil
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Start(context.Background(), "a"); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			l, err := s.Acquire(context.Background(), "a")
+			if err != nil {
+				b.Fatal(err)
+			}
+			l.Release()
+		}
+	})
+}

@@ -85,6 +85,7 @@ type server struct {
 	total    atomic.Int64
 	tokens   atomic.Int64
 	crashMu  sync.Mutex
+	readyNS  atomic.Int64 // when the sim turned ready, for benchmarks
 }
 
 // Run serves until ctx is done or SIGTERM arrives (then it drains in-flight
@@ -115,7 +116,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	if o.IgnoreSIGTERM {
 		sigCtx = ctx
 	}
-	lg.Printf("sim: model %s, flavor %s, loading (load time %s)", o.Model, o.Flavor, o.LoadTime)
+	lg.Printf("sim: model %s, flavor %s, loading (load time %s) (unix_ns=%d)", o.Model, o.Flavor, o.LoadTime, time.Now().UnixNano())
 
 	addr := net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
 	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
@@ -150,8 +151,9 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	if !o.HangLoad {
 		go func() {
 			if sleepCtx(sigCtx, o.LoadTime-time.Since(start)) {
-				s.ready.Store(true)
 				now := time.Now()
+				s.readyNS.Store(now.UnixNano())
+				s.ready.Store(true)
 				lg.Printf("sim: ready at %s (unix_ns=%d)", now.UTC().Format(time.RFC3339Nano), now.UnixNano())
 			}
 		}()
@@ -161,13 +163,13 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	case err := <-errc:
 		return err
 	}
-	lg.Printf("sim: shutting down, draining %d in-flight requests", s.running.Load())
+	lg.Printf("sim: shutting down, draining %d in-flight requests (unix_ns=%d)", s.running.Load(), time.Now().UnixNano())
 	shCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shCtx); err != nil {
 		lg.Printf("sim: shutdown: %v", err)
 	}
-	lg.Printf("sim: stopped")
+	lg.Printf("sim: stopped (unix_ns=%d)", time.Now().UnixNano())
 	return nil
 }
 
@@ -300,6 +302,10 @@ func (s *server) done() {
 
 func (s *server) completion(chat bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// When the request arrived and when the sim turned ready: the
+		// benchmark's cold-start figure is the difference.
+		w.Header().Set("X-Sim-Received-Unix-Ns", strconv.FormatInt(time.Now().UnixNano(), 10))
+		w.Header().Set("X-Sim-Ready-Unix-Ns", strconv.FormatInt(s.readyNS.Load(), 10))
 		s.total.Add(1)
 		if s.notReady(w) {
 			return

@@ -381,8 +381,24 @@ func (p *Process) awaitReady(ctx context.Context, r *run) error {
 	interval := p.opts.ProbeMin
 	t := time.NewTimer(0)
 	defer t.Stop()
+	// Engines print a line when they become ready ("Uvicorn running on",
+	// "The server is fired up"): probe at once on every new line, so a
+	// waiting request reaches a ready engine within milliseconds, not a
+	// poll interval.
+	_, lines, unfollow := p.log.Follow(0)
+	defer unfollow()
 	for {
 		select {
+		case <-lines:
+			for len(lines) > 0 {
+				<-lines
+			}
+			if !t.Stop() {
+				select {
+				case <-t.C:
+				default:
+				}
+			}
 		case <-r.exited:
 			return fmt.Errorf("exited while starting (%s)%s", exitText(r.exitErr), p.lastLineSuffix())
 		case <-ctx.Done():

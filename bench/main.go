@@ -1,0 +1,515 @@
+// Command bench measures what gantry's gateway and scheduler cost, on this
+// machine, against engines it starts itself (`gantry sim`), with direct
+// and proxied calls interleaved so machine noise lands on both, and writes
+// the table to BENCHMARKS.md.
+//
+//	go run ./bench            # the whole suite (about two minutes)
+//	go run ./bench -quick     # fewer rounds, for a try
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+var (
+	quick = flag.Bool("quick", false, "fewer rounds")
+	out   = flag.String("out", "BENCHMARKS.md", "file to write the table into (the part between the bench markers)")
+	prof  = flag.String("cpuprofile", "", "write gantry's CPU profile during the 500-stream run here")
+)
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	name, value, target string
+	met                 *bool
+}
+
+var results []result
+
+func record(name, value, target string, met *bool) {
+	results = append(results, result{name, value, target, met})
+	mark := ""
+	if met != nil {
+		mark = map[bool]string{true: "met", false: "NOT met"}[*met]
+	}
+	fmt.Printf("%-58s %-44s %s %s\n", name, value, target, mark)
+}
+
+func yes(b bool) *bool { return &b }
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func run() error {
+	dir, err := os.MkdirTemp("", "gantry-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "gantry")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/gantry")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort())
+	fastPort, streamPort, slotPort := freePort(), freePort(), freePort()
+	cfg := fmt.Sprintf(`listen: %s
+root: %s
+memory: {total: 64GiB, reserve: 0GiB}
+defaults: {idle_timeout: 1h, stop_timeout: 10s}
+slots:
+  s: {port: %d, min_residency: 1ms}
+models:
+  fast: {engine: sim, memory: 1GiB, mode: always-on, port: %d, args: [--tokens, "16"]}
+  stream: {engine: sim, memory: 1GiB, mode: always-on, port: %d, args: [--tokens, "64", --itl, 20ms]}
+  cold: {engine: sim, memory: 1GiB, args: [--load-time, 200ms, --flavor, vllm]}
+  a: {engine: sim, memory: 1GiB, slot: s, args: [--load-time, 300ms]}
+  b: {engine: sim, memory: 1GiB, slot: s, args: [--load-time, 300ms]}
+`, listen, filepath.Join(dir, "ai"), slotPort, fastPort, streamPort)
+	cfgPath := filepath.Join(dir, "gantry.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	pprofAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
+	g := exec.Command(bin, "serve", "--config", cfgPath, "--pprof", pprofAddr)
+	var glog bytes.Buffer
+	g.Stdout, g.Stderr = &glog, &glog
+	if err := g.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		g.Process.Signal(syscall.SIGTERM)
+		g.Wait()
+	}()
+	gw := "http://" + listen
+	if err := waitOK(gw+"/healthz", 20*time.Second); err != nil {
+		return fmt.Errorf("%v\n%s", err, glog.String())
+	}
+	for _, p := range []int{fastPort, streamPort} {
+		if err := waitOK(fmt.Sprintf("http://127.0.0.1:%d/health", p), 20*time.Second); err != nil {
+			return err
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // let gantry see them ready
+	idleRSS := rss(g.Process.Pid)
+	fmt.Printf("gantry pid %d, idle RSS %.1f MB\n\n", g.Process.Pid, idleRSS)
+
+	direct := fmt.Sprintf("http://127.0.0.1:%d", fastPort)
+	rounds := 3000
+	if *quick {
+		rounds = 500
+	}
+	oneClient(direct, gw, rounds)
+	sixteen(direct, gw, map[bool]time.Duration{true: time.Second, false: 3 * time.Second}[*quick])
+	streams(fmt.Sprintf("http://127.0.0.1:%d", streamPort), gw, map[bool]int{true: 1, false: 2}[*quick])
+	runRSS := rss(g.Process.Pid)
+	record("gantry RSS after the 500-stream run", fmt.Sprintf("%.1f MB", runRSS), "≤ 60 MB", yes(runRSS <= 60))
+	record("gantry RSS idle (after start)", fmt.Sprintf("%.1f MB", idleRSS), "≤ 25 MB", yes(idleRSS <= 25))
+	coldStarts(gw, map[bool]int{true: 10, false: 50}[*quick])
+	slotSwitch(gw, map[bool]int{true: 4, false: 10}[*quick])
+	return writeTable()
+}
+
+func waitOK(url string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if r, err := http.Get(url); err == nil {
+			r.Body.Close()
+			if r.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready", url)
+}
+
+// rss is the process's resident set in MB (VmRSS).
+func rss(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			f := strings.Fields(l)
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+var pprofAddr string
+
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 0, DisableCompression: true}}
+
+const chatBody = `{"model":"%s","messages":[{"role":"user","content":"Hallo, wie geht es dir heute?"}],"max_tokens":16%s}`
+
+func post(base, model string, stream bool) (*http.Response, error) {
+	extra := ""
+	if stream {
+		extra = `,"stream":true`
+	}
+	return client.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(fmt.Sprintf(chatBody, model, extra)))
+}
+
+func once(base, model string) (time.Duration, error) {
+	t0 := time.Now()
+	r, err := post(base, model, false)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, r.Body)
+	r.Body.Close()
+	if r.StatusCode != 200 {
+		return 0, fmt.Errorf("status %d", r.StatusCode)
+	}
+	return time.Since(t0), nil
+}
+
+func pct(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(p / 100 * float64(len(s)-1))
+	return s[i]
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%d µs", d.Microseconds()) }
+
+func oneClient(direct, gw string, n int) {
+	var dd, pd []time.Duration
+	for i := 0; i < 200; i++ { // warm connections
+		once(direct, "fast")
+		once(gw, "fast")
+	}
+	for i := 0; i < n; i++ {
+		if d, err := once(direct, "fast"); err == nil {
+			dd = append(dd, d)
+		}
+		if d, err := once(gw, "fast"); err == nil {
+			pd = append(pd, d)
+		}
+	}
+	added := pct(pd, 50) - pct(dd, 50)
+	record("1 client: direct p50 / p90 / p99", fmt.Sprintf("%s / %s / %s", us(pct(dd, 50)), us(pct(dd, 90)), us(pct(dd, 99))), "", nil)
+	record("1 client: proxied p50 / p90 / p99", fmt.Sprintf("%s / %s / %s", us(pct(pd, 50)), us(pct(pd, 90)), us(pct(pd, 99))), "", nil)
+	record("1 client: added p50 (p90, p99)", fmt.Sprintf("%s (%s, %s)", us(added), us(pct(pd, 90)-pct(dd, 90)), us(pct(pd, 99)-pct(dd, 99))), "≤ 200 µs", yes(added <= 200*time.Microsecond))
+}
+
+// load runs c clients against base for d and returns requests/s and the
+// latencies.
+func load(base string, c int, d time.Duration) (float64, []time.Duration) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	var n atomic.Int64
+	end := time.Now().Add(d)
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for i := 0; i < c; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for time.Now().Before(end) {
+				if l, err := once(base, "fast"); err == nil {
+					mine = append(mine, l)
+					n.Add(1)
+				}
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / time.Since(t0).Seconds(), lat
+}
+
+func sixteen(direct, gw string, phase time.Duration) {
+	var dr, pr float64
+	var dl, pl []time.Duration
+	load(direct, 16, 300*time.Millisecond)
+	load(gw, 16, 300*time.Millisecond)
+	for i := 0; i < 3; i++ { // interleaved phases
+		r, l := load(direct, 16, phase)
+		dr += r
+		dl = append(dl, l...)
+		r, l = load(gw, 16, phase)
+		pr += r
+		pl = append(pl, l...)
+	}
+	ratio := pr / dr
+	record("16 clients: requests/s direct / proxied", fmt.Sprintf("%.0f / %.0f", dr/3, pr/3), "", nil)
+	record("16 clients: proxied/direct throughput", fmt.Sprintf("%.2f", ratio), "≥ 0.40", yes(ratio >= 0.40))
+	record("16 clients: added p50 / p99", fmt.Sprintf("%s / %s", us(pct(pl, 50)-pct(dl, 50)), us(pct(pl, 99)-pct(dl, 99))), "", nil)
+}
+
+// streamRun opens n streams at once and returns TTFTs, inter-chunk gaps,
+// frames and the wall time.
+func streamRun(base string, n int) (ttft, gaps []time.Duration, frames int64, wall time.Duration, errs int64) {
+	var mu sync.Mutex
+	var fr, bad atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			t0 := time.Now()
+			r, err := client.Post(base+"/v1/chat/completions", "application/json",
+				strings.NewReader(`{"model":"stream","stream":true,"messages":[{"role":"user","content":"x"}]}`))
+			if err != nil {
+				bad.Add(1)
+				return
+			}
+			defer r.Body.Close()
+			sc := bufio.NewScanner(r.Body)
+			var myT time.Duration
+			var myG []time.Duration
+			last := time.Time{}
+			k := int64(0)
+			for sc.Scan() {
+				if !strings.HasPrefix(sc.Text(), "data: {") || strings.Contains(sc.Text(), `"usage"`) {
+					continue
+				}
+				now := time.Now()
+				if last.IsZero() {
+					myT = now.Sub(t0)
+				} else {
+					myG = append(myG, now.Sub(last))
+				}
+				last = now
+				k++
+			}
+			if k != 64 {
+				bad.Add(1)
+			}
+			fr.Add(k)
+			mu.Lock()
+			ttft = append(ttft, myT)
+			gaps = append(gaps, myG...)
+			mu.Unlock()
+		}()
+	}
+	t0 := time.Now()
+	close(start)
+	wg.Wait()
+	return ttft, gaps, fr.Load(), time.Since(t0), bad.Load()
+}
+
+func streams(direct, gw string, rounds int) {
+	// Warm both connection pools to 500, as a serving box's are: the figure
+	// is the steady state, not 500 TCP handshakes.
+	streamRun(direct, 500)
+	streamRun(gw, 500)
+	if *prof != "" {
+		go func() {
+			r, err := http.Get("http://" + pprofAddr + "/debug/pprof/profile?seconds=4")
+			if err != nil {
+				return
+			}
+			defer r.Body.Close()
+			f, _ := os.Create(*prof)
+			io.Copy(f, r.Body)
+			f.Close()
+		}()
+	}
+	var dT, pT, dG, pG []time.Duration
+	var dF, pF int64
+	var dW, pW time.Duration
+	var bad int64
+	for i := 0; i < rounds; i++ {
+		t, g, f, w, e := streamRun(direct, 500)
+		dT, dG, dF, dW = append(dT, t...), append(dG, g...), dF+f, dW+w
+		t, g, f, w, e2 := streamRun(gw, 500)
+		pT, pG, pF, pW = append(pT, t...), append(pG, g...), pF+f, pW+w
+		bad += e + e2
+	}
+	ratio := (float64(pF) / pW.Seconds()) / (float64(dF) / dW.Seconds())
+	addT := pct(pT, 99) - pct(dT, 99)
+	addG := pct(pG, 99) - pct(dG, 99)
+	record("500 streams: frames/s direct / proxied", fmt.Sprintf("%.0f / %.0f (%d cut)", float64(dF)/dW.Seconds(), float64(pF)/pW.Seconds(), bad), "", nil)
+	record("500 streams: proxied/direct frames ratio", fmt.Sprintf("%.3f", ratio), "≥ 0.98", yes(ratio >= 0.98))
+	record("500 streams: TTFT p99 direct / proxied", fmt.Sprintf("%.1f / %.1f ms", ms(pct(dT, 99)), ms(pct(pT, 99))), "", nil)
+	record("500 streams: added TTFT p99", fmt.Sprintf("%.1f ms", ms(addT)), "≤ 30 ms", yes(addT <= 30*time.Millisecond))
+	record("500 streams: inter-chunk gap p99 direct / proxied", fmt.Sprintf("%.2f / %.2f ms", ms(pct(dG, 99)), ms(pct(pG, 99))), "", nil)
+	record("500 streams: added gap p99", fmt.Sprintf("%.2f ms", ms(addG)), "≤ 2 ms", yes(addG <= 2*time.Millisecond))
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func admin(method, url string, body string) error {
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	r, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	if r.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %d %s", method, url, r.StatusCode, b)
+	}
+	return nil
+}
+
+// coldStarts: the time from the engine turning ready (the sim's own clock)
+// to the held request reaching it.
+func coldStarts(gw string, n int) {
+	var ds []time.Duration
+	for i := 0; i < n; i++ {
+		if err := admin("POST", gw+"/api/models/cold/stop", ""); err != nil {
+			fmt.Println(err)
+			return
+		}
+		r, err := post(gw, "cold", false)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		recv, _ := strconv.ParseInt(r.Header.Get("X-Sim-Received-Unix-Ns"), 10, 64)
+		ready, _ := strconv.ParseInt(r.Header.Get("X-Sim-Ready-Unix-Ns"), 10, 64)
+		if recv > 0 && ready > 0 {
+			ds = append(ds, time.Duration(recv-ready))
+		}
+	}
+	p99 := pct(ds, 99)
+	record(fmt.Sprintf("cold start: engine ready → held request arrives (%d starts) p50 / p99", len(ds)),
+		fmt.Sprintf("%.1f / %.1f ms", ms(pct(ds, 50)), ms(p99)), "p99 ≤ 50 ms", yes(p99 <= 50*time.Millisecond && len(ds) > 0))
+}
+
+var nsRE = regexp.MustCompile(`unix_ns=(\d+)`)
+
+// simTimes reads the last start, ready, shutdown and stopped instants from
+// a sim's log through gantry's API.
+func simTimes(gw, model string) map[string]int64 {
+	r, err := client.Get(gw + "/api/logs/" + model + "?tail=100")
+	if err != nil {
+		return nil
+	}
+	defer r.Body.Close()
+	out := map[string]int64{}
+	sc := bufio.NewScanner(r.Body)
+	for sc.Scan() {
+		l := sc.Text()
+		m := nsRE.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		v, _ := strconv.ParseInt(m[1], 10, 64)
+		switch {
+		case strings.Contains(l, "loading (load time"):
+			out["start"] = v
+		case strings.Contains(l, "sim: ready at"):
+			out["ready"] = v
+		case strings.Contains(l, "shutting down"):
+			out["term"] = v
+		case strings.Contains(l, "sim: stopped"):
+			out["stopped"] = v
+		}
+	}
+	return out
+}
+
+// slotSwitch: gantry's share of a switch — the whole switch minus the old
+// engine's own shutdown and the new engine's own load (from their clocks).
+func slotSwitch(gw string, n int) {
+	if err := admin("POST", gw+"/api/slots/s/switch", `{"model":"a"}`); err != nil {
+		fmt.Println(err)
+		return
+	}
+	var ds []time.Duration
+	from, to := "a", "b"
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		if err := admin("POST", gw+"/api/slots/s/switch", fmt.Sprintf(`{"model":%q}`, to)); err != nil {
+			fmt.Println(err)
+			return
+		}
+		total := time.Since(t0)
+		old, nu := simTimes(gw, from), simTimes(gw, to)
+		own := time.Duration(old["stopped"]-old["term"]) + time.Duration(nu["ready"]-nu["start"])
+		ds = append(ds, total-own)
+		from, to = to, from
+	}
+	p50, mx := pct(ds, 50), pct(ds, 100)
+	record(fmt.Sprintf("slot switch: gantry's time beyond the engines' own (%d switches) p50 / max", n),
+		fmt.Sprintf("%.1f / %.1f ms", ms(p50), ms(mx)), "≤ 100 ms", yes(mx <= 100*time.Millisecond))
+}
+
+// writeTable puts the results between the markers in BENCHMARKS.md.
+func writeTable() error {
+	host, _ := os.Hostname()
+	cpu := "unknown cpu"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				cpu = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "<!-- bench:start -->\nMeasured %s on %s (%s, %d cores, %s) with `go run ./bench%s`.\n\n",
+		time.Now().Format("2006-01-02 15:04 MST"), host, cpu, runtime.NumCPU(), runtime.Version(), map[bool]string{true: " -quick", false: ""}[*quick])
+	b.WriteString("| measure | result | target | |\n|---|---|---|---|\n")
+	for _, r := range results {
+		mark := ""
+		if r.met != nil {
+			mark = map[bool]string{true: "met", false: "**not met**"}[*r.met]
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", r.name, r.value, r.target, mark)
+	}
+	b.WriteString("<!-- bench:end -->")
+	old, _ := os.ReadFile(*out)
+	text := string(old)
+	i, j := strings.Index(text, "<!-- bench:start -->"), strings.Index(text, "<!-- bench:end -->")
+	if i >= 0 && j > i {
+		text = text[:i] + b.String() + text[j+len("<!-- bench:end -->"):]
+	} else {
+		text += "\n## Gateway and scheduler\n\n" + b.String() + "\n"
+	}
+	if err := os.WriteFile(*out, []byte(text), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("\nwrote %s\n", *out)
+	return nil
+}
