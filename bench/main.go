@@ -32,7 +32,8 @@ import (
 var (
 	quick = flag.Bool("quick", false, "fewer rounds")
 	out   = flag.String("out", "BENCHMARKS.md", "file to write the table into (the part between the bench markers)")
-	prof  = flag.String("cpuprofile", "", "write gantry's CPU profile during the 500-stream run here")
+	prof  = flag.String("cpuprofile", "", "write gantry's CPU profile during one phase here")
+	phase = flag.String("profile-phase", "streams", "the phase -cpuprofile covers: sixteen or streams")
 )
 
 func main() {
@@ -173,6 +174,24 @@ func rss(pid int) float64 {
 
 var pprofAddr string
 
+// profile captures gantry's CPU profile for 4 s when this is the phase
+// -profile-phase names.
+func profile(name string) {
+	if *prof == "" || *phase != name {
+		return
+	}
+	go func() {
+		r, err := http.Get("http://" + pprofAddr + "/debug/pprof/profile?seconds=4")
+		if err != nil {
+			return
+		}
+		defer r.Body.Close()
+		f, _ := os.Create(*prof)
+		io.Copy(f, r.Body)
+		f.Close()
+	}()
+}
+
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 0, DisableCompression: true}}
 
 const chatBody = `{"model":"%s","messages":[{"role":"user","content":"Hallo, wie geht es dir heute?"}],"max_tokens":16%s}`
@@ -261,6 +280,7 @@ func load(base string, c int, d time.Duration) (float64, []time.Duration) {
 }
 
 func sixteen(direct, gw string, phase time.Duration) {
+	profile("sixteen")
 	var dr, pr float64
 	var dl, pl []time.Duration
 	load(direct, 16, 300*time.Millisecond)
@@ -338,18 +358,7 @@ func streams(direct, gw string, rounds int) {
 	// is the steady state, not 500 TCP handshakes.
 	streamRun(direct, 500)
 	streamRun(gw, 500)
-	if *prof != "" {
-		go func() {
-			r, err := http.Get("http://" + pprofAddr + "/debug/pprof/profile?seconds=4")
-			if err != nil {
-				return
-			}
-			defer r.Body.Close()
-			f, _ := os.Create(*prof)
-			io.Copy(f, r.Body)
-			f.Close()
-		}()
-	}
+	profile("streams")
 	var dT, pT, dG, pG []time.Duration
 	var dF, pF int64
 	var dW, pW time.Duration
