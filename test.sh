@@ -59,11 +59,11 @@ if [ "$status" -ne 0 ]; then
   exit "$status"
 fi
 log "fuzz (a short run of each target)"
-for target in internal/gateway:FuzzModelField internal/gguf:FuzzParse internal/inventory:FuzzSafetensorsHeader; do
+for target in internal/gateway:FuzzModelField internal/gateway:FuzzSSERelay internal/config:FuzzParse internal/gguf:FuzzParse internal/inventory:FuzzSafetensorsHeader; do
   pkg=${target%%:*} fn=${target##*:}
   go test -run XXX -fuzz "^${fn}\$" -fuzztime "${FUZZTIME:-10s}" "./$pkg" >/dev/null || {
     echo "fuzz $pkg $fn failed: go test -run XXX -fuzz $fn ./$pkg reproduces it"; exit 1; }
   echo "ok   $pkg $fn"
 done
 log "all tests passed"
-echo "$((passed + 3)) passed, 0 failed"   # the tests, and the 3 fuzz runs
+echo "$((passed + 5)) passed, 0 failed"   # the tests, and the 5 fuzz runs
