@@ -84,6 +84,10 @@ type Defaults struct {
 	StopTimeout  Duration `yaml:"stop_timeout" json:"stop_timeout"`
 	// QueueLimit caps the requests waiting for a model that is not ready.
 	QueueLimit int `yaml:"queue_limit" json:"queue_limit"`
+	// HealthInterval is how often a ready engine's health is checked, and
+	// HealthFailures how many failed checks in a row restart it.
+	HealthInterval Duration `yaml:"health_interval" json:"health_interval"`
+	HealthFailures int      `yaml:"health_failures" json:"health_failures"`
 }
 
 // Model is one entry of models:. Name is the key it is listed under.
@@ -110,6 +114,9 @@ type Model struct {
 	Command      []string          `yaml:"command" json:"command,omitempty"`
 	Health       string            `yaml:"health" json:"health,omitempty"`
 	QueueLimit   int               `yaml:"queue_limit" json:"queue_limit"`
+	// HealthInterval and HealthFailures override defaults: (liveness).
+	HealthInterval Duration `yaml:"health_interval" json:"health_interval"`
+	HealthFailures int      `yaml:"health_failures" json:"health_failures"`
 
 	// PortAssigned is true when gantry picked the port (none was configured).
 	PortAssigned bool `yaml:"-" json:"port_assigned,omitempty"`
@@ -362,6 +369,12 @@ func (c *Config) applyDefaults() {
 	if c.Defaults.QueueLimit == 0 {
 		c.Defaults.QueueLimit = 256
 	}
+	if c.Defaults.HealthInterval == 0 {
+		c.Defaults.HealthInterval = Duration(10e9)
+	}
+	if c.Defaults.HealthFailures == 0 {
+		c.Defaults.HealthFailures = 3
+	}
 	if c.MaxBody == 0 {
 		c.MaxBody = 32 << 20
 	}
@@ -423,6 +436,12 @@ func (c *Config) applyDefaults() {
 		}
 		if m.QueueLimit == 0 {
 			m.QueueLimit = c.Defaults.QueueLimit
+		}
+		if m.HealthInterval == 0 {
+			m.HealthInterval = c.Defaults.HealthInterval
+		}
+		if m.HealthFailures == 0 {
+			m.HealthFailures = c.Defaults.HealthFailures
 		}
 		if m.Engine == EngineCommand && m.Health == "" {
 			m.Health = "/health"

@@ -439,9 +439,57 @@ func exitText(err error) string {
 	return err.Error()
 }
 
-// watch waits for a ready process to exit on its own.
+// watch waits for a ready process to exit on its own, and checks its
+// health every health_interval: an engine that stops answering
+// (health_failures checks in a row) is killed with its group and marked
+// failed — its in-flight requests end with an error, not a hang — and an
+// always-on one is restarted.
 func (p *Process) watch(r *run) {
-	<-r.exited
+	every := p.model.HealthInterval.D()
+	limit := p.model.HealthFailures
+	var tick <-chan time.Time
+	if every > 0 && limit > 0 {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		tick = t.C
+	}
+	failures := 0
+	for {
+		select {
+		case <-r.exited:
+			p.exited(r)
+			return
+		case <-tick:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), max(every, time.Second))
+		rd := p.probe.Probe(ctx, p.client, p.launch.BaseURL, p.model)
+		cancel()
+		if rd.Ready {
+			failures = 0
+			continue
+		}
+		failures++
+		p.log.Mark("health check failed (%d of %d): %s %s", failures, limit, rd.Phase, rd.Detail)
+		if failures < limit {
+			continue
+		}
+		// Kill first, then report: a restart must find the port free.
+		signalGroup(r.pgid, syscall.SIGTERM)
+		p.killGroup(r, min(p.model.StopTimeout.D(), 5*time.Second))
+		p.mu.Lock()
+		if p.cur != r || p.state != Ready {
+			p.mu.Unlock()
+			return // stopped meanwhile
+		}
+		ev := p.failLocked(fmt.Sprintf("stopped answering health checks (%d in a row; last: %s %s)", failures, rd.Phase, rd.Detail))
+		p.mu.Unlock()
+		p.emit(ev)
+		return
+	}
+}
+
+// exited handles a ready process that exited on its own.
+func (p *Process) exited(r *run) {
 	p.mu.Lock()
 	if p.cur != r || p.state != Ready {
 		p.mu.Unlock()

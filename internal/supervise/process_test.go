@@ -250,3 +250,23 @@ func assertGone(t *testing.T, p *Process) {
 		t.Errorf("process group %d is still alive after the failed start", pid)
 	}
 }
+
+func TestUnhealthyEngineIsRestarted(t *testing.T) {
+	p, events := newSim(t, "    mode: always-on\n    health_interval: 100ms\n    health_failures: 2\n    args: [--fail-health-after, \"3\"]\n",
+		Options{Restart: true, BackoffMin: 100 * time.Millisecond})
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first := p.Status().PID
+	ev := waitEvent(t, events, Failed, 10*time.Second)
+	if !strings.Contains(ev.Reason, "stopped answering health checks (2 in a row") {
+		t.Errorf("reason %q", ev.Reason)
+	}
+	if alive(first) {
+		t.Errorf("the unhealthy engine (pid %d) still runs", first)
+	}
+	waitEvent(t, events, Ready, 10*time.Second)
+	if p.Status().PID == first || p.Status().Starts != 2 {
+		t.Errorf("not restarted: %+v", p.Status())
+	}
+}
