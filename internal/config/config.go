@@ -88,6 +88,10 @@ type Defaults struct {
 	// HealthFailures how many failed checks in a row restart it.
 	HealthInterval Duration `yaml:"health_interval" json:"health_interval"`
 	HealthFailures int      `yaml:"health_failures" json:"health_failures"`
+	// AbandonedLoads says what happens to a load whose every waiting
+	// request went away: "continue" (default; the next request finds it
+	// ready) or "cancel" (stop it and free the memory).
+	AbandonedLoads string `yaml:"abandoned_loads" json:"abandoned_loads"`
 }
 
 // Model is one entry of models:. Name is the key it is listed under.
@@ -117,6 +121,7 @@ type Model struct {
 	// HealthInterval and HealthFailures override defaults: (liveness).
 	HealthInterval Duration `yaml:"health_interval" json:"health_interval"`
 	HealthFailures int      `yaml:"health_failures" json:"health_failures"`
+	AbandonedLoads string   `yaml:"abandoned_loads" json:"abandoned_loads"`
 
 	// PortAssigned is true when gantry picked the port (none was configured).
 	PortAssigned bool `yaml:"-" json:"port_assigned,omitempty"`
@@ -375,6 +380,9 @@ func (c *Config) applyDefaults() {
 	if c.Defaults.HealthFailures == 0 {
 		c.Defaults.HealthFailures = 3
 	}
+	if c.Defaults.AbandonedLoads == "" {
+		c.Defaults.AbandonedLoads = "continue"
+	}
 	if c.MaxBody == 0 {
 		c.MaxBody = 32 << 20
 	}
@@ -442,6 +450,9 @@ func (c *Config) applyDefaults() {
 		}
 		if m.HealthFailures == 0 {
 			m.HealthFailures = c.Defaults.HealthFailures
+		}
+		if m.AbandonedLoads == "" {
+			m.AbandonedLoads = c.Defaults.AbandonedLoads
 		}
 		if m.Engine == EngineCommand && m.Health == "" {
 			m.Health = "/health"

@@ -525,6 +525,9 @@ func (v *validator) model(name string, m *Model, p []string) {
 	if m.Concurrency < 0 {
 		v.add(at("concurrency"), "must not be negative")
 	}
+	if m.AbandonedLoads != "continue" && m.AbandonedLoads != "cancel" {
+		v.add(at("abandoned_loads"), "%q: want continue or cancel", m.AbandonedLoads)
+	}
 	if m.QueueLimit < 0 {
 		v.add(at("queue_limit"), "must not be negative")
 	}

@@ -97,7 +97,10 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	}
 	srv := &http.Server{
 		Handler:           mux,
+		// Slow clients are cut: headers within 10 s, the whole request
+		// (body included) within 2 minutes. No write time-out: streams last.
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(lg.Handler(), slog.LevelDebug),
 	}

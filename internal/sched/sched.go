@@ -683,6 +683,14 @@ func (s *Scheduler) acquireSlow(ctx context.Context, e *entry, fallbackFor strin
 		s.mu.Unlock()
 		return l, nil
 	}
+	if ctx.Err() != nil && e.m.AbandonedLoads == "cancel" && e.queued == 0 && e.inflight == 0 &&
+		e.state == supervise.Starting && !e.alwaysOn {
+		// Everybody who wanted this load went away: stop it.
+		s.mu.Unlock()
+		s.logger.Info("load abandoned by every request: stopping", "model", e.m.Name)
+		go s.Stop(context.Background(), e.m.Name) //nolint:errcheck // shows in Status
+		return nil, err
+	}
 	fb := e.m.Fallback
 	e.armIdleLocked(s)
 	s.mu.Unlock()

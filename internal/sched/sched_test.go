@@ -492,3 +492,25 @@ func BenchmarkAcquireReady(b *testing.B) {
 		}
 	})
 }
+
+func TestAbandonedLoad(t *testing.T) {
+	for _, mode := range []string{"continue", "cancel"} {
+		t.Run(mode, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s, r := newTestSched(t, "models:\n  a: {engine: sim, memory: 1GiB, abandoned_loads: "+mode+"}\n", 100<<30)
+				ctx, cancel := context.WithCancel(context.Background())
+				go func() { time.Sleep(2 * time.Second); cancel() }() // the client gives up mid-load
+				if _, err := s.Acquire(ctx, "a"); !errors.Is(err, context.Canceled) {
+					t.Fatalf("got %v", err)
+				}
+				time.Sleep(time.Minute)
+				synctest.Wait()
+				want := supervise.Ready
+				if mode == "cancel" {
+					want = supervise.Stopped
+				}
+				r["a"].wantState(t, want)
+			})
+		})
+	}
+}
