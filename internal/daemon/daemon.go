@@ -96,7 +96,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		return fmt.Errorf("listen on %s: %w (is another gantry running? set listen: in the config)", cfg.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           mux,
+		Handler: mux,
 		// Slow clients are cut: headers within 10 s, the whole request
 		// (body included) within 2 minutes. No write time-out: streams last.
 		ReadHeaderTimeout: 10 * time.Second,
