@@ -26,6 +26,7 @@ type daemon struct {
 	config string
 	out    *syncBuffer
 	done   chan struct{}
+	args   []string
 }
 
 // syncBuffer collects a process's output while tests read it.
@@ -58,12 +59,11 @@ func startDaemon(t *testing.T, cfg string, extraArgs ...string) *daemon {
 // startDaemonWith is startDaemon with a config made knowing the home folder.
 func startDaemonWith(t *testing.T, mkcfg func(home string) string, extraArgs ...string) *daemon {
 	t.Helper()
-	bin := testbin.Gantry(t)
 	home := t.TempDir()
 	cfg := mkcfg(home)
 	port := testbin.FreePort(t)
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
-	d := &daemon{t: t, url: "http://" + listen, home: home, out: newSyncBuffer(), done: make(chan struct{})}
+	d := &daemon{t: t, url: "http://" + listen, home: home, out: newSyncBuffer()}
 	args := []string{"serve"}
 	if cfg != "" {
 		cfg = strings.ReplaceAll(cfg, "LISTEN", listen)
@@ -78,13 +78,24 @@ func startDaemonWith(t *testing.T, mkcfg func(home string) string, extraArgs ...
 		args = append(args, "--listen", listen)
 	}
 	args = append(args, extraArgs...)
-	d.cmd = exec.Command(bin, args...)
-	d.cmd.Env = append(cleanEnv(), "HOME="+home)
+	d.args = args
+	d.launch()
+	return d
+}
+
+// launch starts the gantry process of d and waits until it answers.
+func (d *daemon) launch() {
+	t := d.t
+	d.cmd = exec.Command(testbin.Gantry(t), d.args...)
+	d.cmd.Env = append(cleanEnv(), "HOME="+d.home)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { d.cmd.Wait(); close(d.done) }()
+	done := make(chan struct{})
+	d.done = done
+	cmd := d.cmd
+	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		d.stop()
 		if t.Failed() {
@@ -92,7 +103,14 @@ func startDaemonWith(t *testing.T, mkcfg func(home string) string, extraArgs ...
 		}
 	})
 	testbin.WaitHTTP(t, d.url+"/healthz", 20*time.Second)
-	return d
+}
+
+// again starts a new gantry on the same home, config and address, after
+// the previous one has gone (killed, or detached).
+func (d *daemon) again() *daemon {
+	n := &daemon{t: d.t, url: d.url, home: d.home, config: d.config, out: d.out, args: d.args}
+	n.launch()
+	return n
 }
 
 // cleanEnv is the environment without GANTRY_* settings of the machine.

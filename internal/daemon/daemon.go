@@ -50,8 +50,14 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	so.Logger = lg
 	var met *metrics.Metrics
 	var s *sched.Scheduler
+	var gw *gateway.Gateway
 	so.OnEvent = func(ev sched.Event) {
 		hub.Publish(ev)
+		if gw != nil && ev.Kind == "state" && (ev.To == "failed" || ev.To == "stopped") {
+			// Pooled connections to a dead engine would fail the next
+			// request on its restarted successor.
+			gw.CloseIdle()
+		}
 		if ev.Kind == "state" && s != nil {
 			sdnotify.Status(summary(s.Status())) //nolint:errcheck // systemd's status line is best effort
 		}
@@ -86,7 +92,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	api.New(s, hub, lg).Register(mux, keys.Admin)
 	mux.Handle("GET /metrics", keys.Admin(met.Handler()))
 	mux.Handle("GET /{$}", dashboard.Handler())
-	gw := gateway.New(s, lg, observer{met: met, hub: hub})
+	gw = gateway.New(s, lg, observer{met: met, hub: hub})
 	defer gw.Close()
 	gw.Register(mux, keys.Gateway)
 
@@ -116,6 +122,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
 loop:
 	for {
 		select {
@@ -123,6 +132,16 @@ loop:
 			break loop
 		case err = <-errc:
 			break loop
+		case <-usr2:
+			// Exit and leave the engines running: the next gantry (an
+			// upgrade) adopts them instead of loading them again.
+			lg.Info("SIGUSR2: exiting and leaving the engines to the next gantry")
+			sdnotify.Stopping() //nolint:errcheck
+			shCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			srv.Shutdown(shCtx) //nolint:errcheck
+			cancel()
+			s.Detach()
+			return nil
 		case <-hup:
 			if next := reload(ctx, lg, s, keys, current); next != nil {
 				current = next

@@ -85,6 +85,10 @@ func (g *Gateway) Register(mux *http.ServeMux, wrap func(http.Handler) http.Hand
 // Close drops idle upstream connections.
 func (g *Gateway) Close() { g.transport.CloseIdleConnections() }
 
+// CloseIdle drops idle upstream connections: an engine went away, and a
+// connection pooled to it must not serve its successor.
+func (g *Gateway) CloseIdle() { g.transport.CloseIdleConnections() }
+
 // modelEntry is one item of GET /v1/models, with gantry's view added.
 type modelEntry struct {
 	ID      string     `json:"id"`

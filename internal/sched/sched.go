@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -221,7 +222,84 @@ func New(cfg *config.Config, o Options) (*Scheduler, error) {
 		}
 		s.models[name] = e
 	}
+	s.adopt(cfg)
 	return s, nil
+}
+
+// adopter is a runner that can take over an engine a previous gantry
+// started.
+type adopter interface{ Adopt(pid int) error }
+
+// adopt looks at the engines the previous gantry recorded: one still
+// running with the same argv and answering as ready is adopted (its load
+// is not thrown away); any other still-running one of ours is stopped, so
+// nothing is orphaned and no engine runs twice.
+func (s *Scheduler) adopt(cfg *config.Config) {
+	path := enginesFile(cfg)
+	for name, rec := range loadEngines(path) {
+		if rec.PID <= 0 || !slices.Equal(supervise.Cmdline(rec.PID), rec.Argv) {
+			continue // gone, or the pid now belongs to something else
+		}
+		e := s.models[name]
+		var a adopter
+		if e != nil {
+			a, _ = e.proc.(adopter)
+		}
+		if a != nil && slices.Equal(e.launch.Argv, rec.Argv) {
+			ad, _ := engine.For(e.m.Engine)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			rd := ad.Probe(ctx, http.DefaultClient, e.baseURL, e.m)
+			cancel()
+			if rd.Ready && a.Adopt(rec.PID) == nil {
+				s.mu.Lock()
+				e.holds = true
+				s.mu.Unlock()
+				s.logger.Info("adopted a running engine", "model", name, "pid", rec.PID)
+				continue
+			}
+		}
+		s.logger.Warn("stopping an engine a previous gantry left behind", "model", name, "pid", rec.PID)
+		supervise.KillGroup(rec.PID, 5*time.Second)
+	}
+	s.saveEngines()
+}
+
+// saveEngines records the engines now running, for the next gantry.
+func (s *Scheduler) saveEngines() {
+	s.mu.Lock()
+	recs := map[string]engineRecord{}
+	for name, e := range s.models {
+		if e.launch.Container != "" || len(e.launch.Argv) == 0 {
+			continue // containers are found by name, not pid
+		}
+		st := e.proc.Status()
+		if st.PID > 0 && (st.State == supervise.Ready || st.State == supervise.Starting) {
+			recs[name] = engineRecord{PID: st.PID, Argv: e.launch.Argv, Port: e.m.Port, Started: st.StartedAt}
+		}
+	}
+	path := enginesFile(s.conf.Load())
+	s.mu.Unlock()
+	if err := writeJSONAtomic(path, recs); err != nil {
+		s.logger.Warn("could not record the running engines", "err", err)
+	}
+}
+
+// Detach forgets every engine without stopping it: gantry exits and the
+// next one adopts them.
+func (s *Scheduler) Detach() {
+	s.saveEngines()
+	s.mu.Lock()
+	s.closed = true
+	models := s.models
+	for _, e := range models {
+		e.stopIdleLocked()
+	}
+	s.mu.Unlock()
+	for _, e := range models {
+		if d, ok := e.proc.(interface{ Detach() }); ok {
+			d.Detach()
+		}
+	}
 }
 
 // Changes lists what a Reload did.
@@ -479,6 +557,10 @@ func (s *Scheduler) onProcEvent(ev supervise.Event) {
 		s.broadcastLocked()
 	}
 	s.mu.Unlock()
+	switch ev.To {
+	case supervise.Starting, supervise.Ready, supervise.Stopped, supervise.Failed:
+		s.saveEngines()
+	}
 	ev2 := Event{Kind: "state", Model: ev.Model, From: string(ev.From), To: string(ev.To), Reason: ev.Reason, Time: ev.Time}
 	if diag != "" {
 		ev2.Diagnosis = diag
@@ -1211,6 +1293,8 @@ type ModelStatus struct {
 	StartedAt   *time.Time      `json:"started_at,omitempty"`
 	ReadyAt     *time.Time      `json:"ready_at,omitempty"`
 	LastLogLine string          `json:"last_log_line,omitempty"`
+	// Adopted is true for an engine a previous gantry started.
+	Adopted bool `json:"adopted,omitempty"`
 	// MemorySource says where memory_bytes comes from (config or estimate).
 	MemorySource string         `json:"memory_source"`
 	Findings     []plan.Finding `json:"findings,omitempty"`
@@ -1273,7 +1357,8 @@ func (s *Scheduler) Status() Status {
 			Detail: ps.Detail, Port: e.m.Port, PID: ps.PID, Starts: ps.Starts, MemoryBytes: e.memory,
 			Inflight: e.inflight, Queued: e.queued, Mode: e.m.Mode, AlwaysOn: e.alwaysOn, Slot: e.m.Slot,
 			Aliases: e.m.Aliases, Fallback: e.m.Fallback, Runtime: e.m.Runtime, LastLogLine: ps.LastLine,
-			MemorySource: cmp.Or(e.memorySource, e.plan.Source), Findings: e.plan.Findings, Diagnosis: e.diagnosis}
+			MemorySource: cmp.Or(e.memorySource, e.plan.Source), Findings: e.plan.Findings, Diagnosis: e.diagnosis,
+			Adopted: ps.Adopted}
 		if !e.lastUsed.IsZero() {
 			t := e.lastUsed
 			ms.LastUsed = &t

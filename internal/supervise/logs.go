@@ -3,23 +3,27 @@ package supervise
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 )
 
-// Log is an engine's output: a size-rotated file on disk plus the last lines
-// in memory for status, diagnosis and followers. It is an io.Writer that
-// the engine's stdout and stderr both go to.
+// Log is an engine's output. The engine writes straight into the file —
+// not through a pipe to gantry, so an engine outlives a gantry that dies
+// and is adopted by the next one — and gantry reads the file back (Poll)
+// into the last lines it keeps in memory for status, diagnosis and
+// followers, with secrets replaced. The file is rotated by size (copy,
+// then truncate: the engine's append-only handle stays valid).
 type Log struct {
 	path     string
 	maxBytes int64
 	keep     int
 
 	mu      sync.Mutex
-	f       *os.File
-	size    int64
+	f       *os.File // gantry's own append handle, for its marks
+	off     int64    // how far Poll has read
 	partial []byte
 	lines   []string // ring of the last cap(lines) lines
 	next    int
@@ -28,71 +32,51 @@ type Log struct {
 	redact  *strings.Replacer
 }
 
-// SetRedactor makes the log replace secrets in every line before it is
-// kept or written (nil: none).
+// NewLog opens (appending) the log at path, rotating it when it passes
+// maxBytes and keeping keep old files (path.1 … path.keep). It keeps the last
+// memLines lines in memory and starts reading at the file's current end.
+func NewLog(path string, maxBytes int64, keep, memLines int) (*Log, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("log folder: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Log{path: path, maxBytes: maxBytes, keep: keep, f: f, off: st.Size(),
+		lines: make([]string, memLines), subs: map[chan string]struct{}{}}, nil
+}
+
+// Path is the log file's path.
+func (l *Log) Path() string { return l.path }
+
+// SetRedactor makes the log replace secrets in every line it keeps or
+// shows (nil: none).
 func (l *Log) SetRedactor(r *strings.Replacer) {
 	l.mu.Lock()
 	l.redact = r
 	l.mu.Unlock()
 }
 
-// NewLog opens (appending) the log at path, rotating it when it passes
-// maxBytes and keeping keep old files (path.1 … path.keep). It keeps the last
-// memLines lines in memory.
-func NewLog(path string, maxBytes int64, keep, memLines int) (*Log, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("log folder: %w", err)
-	}
-	l := &Log{path: path, maxBytes: maxBytes, keep: keep, lines: make([]string, memLines), subs: map[chan string]struct{}{}}
-	if err := l.open(); err != nil {
-		return nil, err
-	}
-	return l, nil
+// Writer opens a new append-only handle for an engine's stdout and stderr.
+func (l *Log) Writer() (*os.File, error) {
+	return os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 }
 
-func (l *Log) open() error {
-	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("open log: %w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return err
-	}
-	l.f, l.size = f, st.Size()
-	return nil
-}
-
-// Path is the log file's path.
-func (l *Log) Path() string { return l.path }
-
-// Write implements io.Writer. Output is handled line by line, so a secret
-// is replaced even when the engine's writes split it. Write errors on disk
-// are not returned: a full disk must not kill the engine through a broken
-// pipe.
+// Write implements io.Writer for gantry's own writers (docker rm and
+// stop): it appends to the file and reads it back at once.
 func (l *Log) Write(p []byte) (int, error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	data := p
-	for len(data) > 0 {
-		i := bytes.IndexByte(data, '\n')
-		if i < 0 {
-			l.partial = append(l.partial, data...)
-			if len(l.partial) > 64<<10 { // a runaway line: cut it
-				l.addLine(string(l.partial))
-				l.partial = l.partial[:0]
-			}
-			break
-		}
-		line := data[:i]
-		if len(l.partial) > 0 {
-			line = append(l.partial, line...)
-			l.partial = l.partial[:0]
-		}
-		l.addLine(string(bytes.TrimRight(line, "\r")))
-		data = data[i+1:]
+	if l.f != nil {
+		l.f.Write(p) //nolint:errcheck // a full disk must not stop gantry
 	}
+	l.mu.Unlock()
+	l.Poll()
 	return len(p), nil
 }
 
@@ -102,11 +86,65 @@ func (l *Log) Mark(format string, args ...any) {
 	fmt.Fprintf(l, "[gantry] "+format+"\n", args...)
 }
 
+// Poll reads what was written since the last call, keeps its lines and
+// hands them to followers; it rotates the file when it is too large. It
+// reports whether there was anything new.
+func (l *Log) Poll() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st, err := os.Stat(l.path)
+	if err != nil {
+		return false
+	}
+	if st.Size() < l.off { // truncated (rotated by us, or by hand)
+		l.off = 0
+	}
+	if st.Size() == l.off {
+		return false
+	}
+	f, err := os.Open(l.path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	buf := make([]byte, min(st.Size()-l.off, 4<<20))
+	n, _ := f.ReadAt(buf, l.off)
+	if n <= 0 {
+		return false
+	}
+	l.off += int64(n)
+	l.feed(buf[:n])
+	if l.maxBytes > 0 && l.off > l.maxBytes {
+		l.rotate()
+	}
+	return true
+}
+
+func (l *Log) feed(data []byte) {
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			l.partial = append(l.partial, data...)
+			if len(l.partial) > 64<<10 { // a runaway line: cut it
+				l.addLine(string(l.partial))
+				l.partial = l.partial[:0]
+			}
+			return
+		}
+		line := data[:i]
+		if len(l.partial) > 0 {
+			line = append(l.partial, line...)
+			l.partial = l.partial[:0]
+		}
+		l.addLine(string(bytes.TrimRight(line, "\r")))
+		data = data[i+1:]
+	}
+}
+
 func (l *Log) addLine(s string) {
 	if l.redact != nil {
 		s = l.redact.Replace(s)
 	}
-	l.writeFile(s)
 	l.lines[l.next] = s
 	l.next = (l.next + 1) % len(l.lines)
 	if l.next == 0 {
@@ -120,39 +158,42 @@ func (l *Log) addLine(s string) {
 	}
 }
 
-// writeFile appends one line to the file, rotating it first when full.
-func (l *Log) writeFile(s string) {
-	if l.f == nil {
-		return
-	}
-	if l.maxBytes > 0 && l.size+int64(len(s))+1 > l.maxBytes && l.size > 0 {
-		l.rotate()
-		if l.f == nil {
-			return
-		}
-	}
-	n, _ := l.f.WriteString(s + "\n")
-	l.size += int64(n)
-}
-
+// rotate copies the file to path.1 (shifting older ones) and truncates it;
+// the engine keeps appending through its own handle.
 func (l *Log) rotate() {
-	l.f.Close()
-	l.f = nil
 	for i := l.keep - 1; i >= 1; i-- {
 		os.Rename(fmt.Sprintf("%s.%d", l.path, i), fmt.Sprintf("%s.%d", l.path, i+1)) //nolint:errcheck // may not exist
 	}
 	if l.keep > 0 {
-		os.Rename(l.path, l.path+".1") //nolint:errcheck
-	} else {
-		os.Remove(l.path) //nolint:errcheck
+		if err := copyFile(l.path, l.path+".1"); err != nil {
+			return
+		}
 	}
-	if err := l.open(); err != nil {
-		l.f = nil
+	if err := os.Truncate(l.path, 0); err == nil {
+		l.off = 0
 	}
+}
+
+func copyFile(from, to string) error {
+	src, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
 }
 
 // Tail returns up to n of the last lines, oldest first.
 func (l *Log) Tail(n int) []string {
+	l.Poll()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.tail(n)
@@ -198,10 +239,11 @@ func trimmed(s string) string {
 	return s
 }
 
-// Follow returns the last n lines and a channel of the lines written after
+// Follow returns the last n lines and a channel of the lines read after
 // them, atomically, so no line is missed or repeated. Call the returned
 // function to stop following.
 func (l *Log) Follow(n int) ([]string, <-chan string, func()) {
+	l.Poll()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ch := make(chan string, 256)
@@ -213,8 +255,9 @@ func (l *Log) Follow(n int) ([]string, <-chan string, func()) {
 	}
 }
 
-// Close closes the file; in-memory lines stay readable.
+// Close closes gantry's handle; in-memory lines stay readable.
 func (l *Log) Close() error {
+	l.Poll()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {

@@ -4,6 +4,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // groupHasLiving scans /proc for a member of the process group that is not
@@ -52,4 +54,42 @@ func GroupMembers(pgid int) []int {
 		}
 	}
 	return out
+}
+
+// groupLeaderAlive reports whether pid runs and is not a zombie.
+func groupLeaderAlive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	state, _, ok := parseStat(string(b))
+	return ok && state != "Z" && state != "X"
+}
+
+// Cmdline is the argv of a running process, nil when it is gone.
+func Cmdline(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+}
+
+// KillGroup stops a process group gantry no longer supervises: SIGTERM,
+// up to grace for it to go, then SIGKILL.
+func KillGroup(pgid int, grace time.Duration) {
+	if pgid <= 0 {
+		return
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) && groupHasLiving(pgid) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if groupHasLiving(pgid) {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
 }

@@ -105,6 +105,8 @@ type Process struct {
 	startErr  error
 	retry     *time.Timer
 	closed    bool
+	done      chan struct{} // closed by Close: ends the tail
+	adopted   bool
 }
 
 // run is one OS process of the engine.
@@ -152,12 +154,32 @@ func New(m *config.Model, l engine.Launch, logPath string, opts Options) (*Proce
 		return nil, err
 	}
 	lg.SetRedactor(opts.Redact)
-	return &Process{
+	p := &Process{
 		model: m, launch: l, probe: a, opts: opts, log: lg,
 		logger: opts.Logger.With("model", m.Name, "engine", m.Engine),
 		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
-		state:  Stopped,
-	}, nil
+		state:  Stopped, done: make(chan struct{}),
+	}
+	go p.tail()
+	return p, nil
+}
+
+// tail reads the engine's log file into memory: every 10 ms while it
+// starts (a ready line triggers the readiness probe at once), every 250 ms
+// otherwise.
+func (p *Process) tail() {
+	for {
+		d := 250 * time.Millisecond
+		if p.State() == Starting {
+			d = 10 * time.Millisecond
+		}
+		select {
+		case <-p.done:
+			return
+		case <-time.After(d):
+		}
+		p.log.Poll()
+	}
 }
 
 // SetRestart turns restarting after failures on or off (a profile switch
@@ -185,6 +207,7 @@ func (p *Process) Log() *Log { return p.log }
 // Status is a snapshot of a Process.
 type Status struct {
 	State     State     `json:"state"`
+	Adopted   bool      `json:"adopted,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
 	Phase     string    `json:"phase,omitempty"`
 	Detail    string    `json:"detail,omitempty"`
@@ -199,7 +222,7 @@ type Status struct {
 func (p *Process) Status() Status {
 	p.mu.Lock()
 	s := Status{State: p.state, Reason: p.reason, Phase: p.phase, Detail: p.detail, PID: p.pid,
-		Starts: p.starts, StartedAt: p.startedAt, ReadyAt: p.readyAt}
+		Starts: p.starts, StartedAt: p.startedAt, ReadyAt: p.readyAt, Adopted: p.adopted && p.cur != nil}
 	p.mu.Unlock()
 	s.LastLine = p.log.LastLine()
 	return s
@@ -350,13 +373,19 @@ func (p *Process) spawn(r *run) error {
 		pre.WaitDelay = 5 * time.Second
 		_ = pre.Run() // "no such container" is the normal case
 	}
+	// The engine writes into its log file itself: no pipe to gantry, so
+	// it outlives a gantry that dies and can be adopted by the next one.
+	out, err := p.log.Writer()
+	if err != nil {
+		r.exitErr = err
+		close(r.exited)
+		return fmt.Errorf("log: %w", err)
+	}
+	defer out.Close() // the child has its own copy
 	cmd := exec.Command(l.Argv[0], l.Argv[1:]...)
 	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = p.log, p.log
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// Grandchildren may hold the output pipe after the leader exits; do not
-	// let them block Wait (the group is killed separately).
-	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
 		r.exitErr = err
 		close(r.exited)
@@ -426,6 +455,7 @@ func (p *Process) awaitReady(ctx context.Context, r *run) error {
 }
 
 func (p *Process) lastLineSuffix() string {
+	p.log.Poll() // what the engine wrote last, before it went
 	if l := p.log.LastLine(); l != "" {
 		return "; last log line: " + l
 	}
@@ -488,8 +518,12 @@ func (p *Process) watch(r *run) {
 	}
 }
 
-// exited handles a ready process that exited on its own.
+// exited handles a ready process that exited on its own. The rest of its
+// group is killed first — vLLM's EngineCore outlives its parent and keeps
+// GPU memory and sockets — and then the failure is reported, so a restart
+// finds the port and memory free.
 func (p *Process) exited(r *run) {
+	p.killGroup(r, 0)
 	p.mu.Lock()
 	if p.cur != r || p.state != Ready {
 		p.mu.Unlock()
@@ -498,8 +532,6 @@ func (p *Process) exited(r *run) {
 	ev := p.failLocked(fmt.Sprintf("exited (%s)%s", exitText(r.exitErr), p.lastLineSuffix()))
 	p.mu.Unlock()
 	p.emit(ev)
-	// vLLM's EngineCore outlives its parent and keeps GPU memory: kill the rest.
-	p.killGroup(r, 0)
 }
 
 // failLocked moves to failed and, with Restart, schedules the next start.
@@ -585,7 +617,7 @@ func (p *Process) Stop(ctx context.Context) error {
 // terminate asks the engine to stop, then kills its group after stop_timeout.
 func (p *Process) terminate(ctx context.Context, r *run) error {
 	grace := p.model.StopTimeout.D()
-	if r.cmd == nil {
+	if r.pgid == 0 { // never launched
 		<-r.exited
 		return nil
 	}
@@ -613,7 +645,7 @@ func (p *Process) terminate(ctx context.Context, r *run) error {
 // killGroup waits up to grace for the leader to exit and the group to empty,
 // then SIGKILLs whatever is left of the group and reaps the leader.
 func (p *Process) killGroup(r *run, grace time.Duration) {
-	if r.cmd == nil {
+	if r.pgid == 0 {
 		return
 	}
 	deadline := time.Now().Add(grace)
@@ -659,11 +691,62 @@ func groupAlive(pgid int) bool {
 // Close stops the engine and prevents further starts.
 func (p *Process) Close(ctx context.Context) error {
 	p.mu.Lock()
+	already := p.closed
 	p.closed = true
 	p.mu.Unlock()
 	err := p.Stop(ctx)
+	if !already {
+		close(p.done)
+	}
 	p.log.Close()
 	return err
+}
+
+// Detach forgets the engine without stopping it (gantry is being replaced
+// and the next one adopts it) and prevents further starts.
+func (p *Process) Detach() {
+	p.mu.Lock()
+	already := p.closed
+	p.closed = true
+	if p.retry != nil {
+		p.retry.Stop()
+	}
+	p.cur = nil
+	p.mu.Unlock()
+	if !already {
+		close(p.done)
+	}
+	p.log.Close()
+}
+
+// Adopt takes over an engine a previous gantry started: pid leads its
+// process group and answers as ready. The engine is watched like one
+// gantry started (exit, health) and stopped the same way; it was not
+// started again, so a long load is not thrown away by a gantry restart.
+func (p *Process) Adopt(pid int) error {
+	p.mu.Lock()
+	if p.state != Stopped || p.closed {
+		p.mu.Unlock()
+		return fmt.Errorf("%s is %s", p.model.Name, p.state)
+	}
+	r := &run{pgid: pid, exited: make(chan struct{}), cancel: func() {}}
+	p.cur, p.pid, p.adopted = r, pid, true
+	now := time.Now()
+	p.startedAt, p.readyAt = now, now
+	p.phase, p.detail = "ready", ""
+	ev := p.setState(Ready, fmt.Sprintf("adopted running engine (pid %d) from a previous gantry", pid))
+	p.mu.Unlock()
+	p.log.Mark("adopted pid %d (process group %d) from a previous gantry", pid, pid)
+	go func() { // not our child: watch it by its pid
+		for groupLeaderAlive(pid) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		r.exitErr = errors.New("exited (adopted; its exit status is not known)")
+		close(r.exited)
+	}()
+	go p.watch(r)
+	p.emit(ev)
+	return nil
 }
 
 // redactArgv hides values of flags that look like secrets in what gantry

@@ -30,8 +30,10 @@ ExecReload=/bin/kill -HUP $MAINPID
 Restart=always
 RestartSec=5
 # gantry stops every engine it started (SIGTERM, stop_timeout, SIGKILL of
-# the group) before it exits; give it the time.
-KillMode=mixed
+# the group) before it exits; give it the time. KillMode=process: if gantry
+# crashes, its engines keep running and the restarted gantry adopts them
+# instead of loading them again.
+KillMode=process
 TimeoutStopSec=120
 LimitNOFILE=65536
 
