@@ -1,0 +1,501 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The fault suite: real gantry, real sim engines, each fault injected
+// while clients send requests. Every request ends as completed, refused
+// with a documented error, or lost; lost must be 0. The table goes to
+// RELIABILITY.md when GANTRY_RELIABILITY_OUT names it.
+
+// documented are the error codes README.md lists for the gateway.
+var documented = map[string]bool{
+	"invalid_json": true, "model_missing": true, "model_not_found": true, "request_too_large": true,
+	"queue_full": true, "upstream_error": true, "insufficient_memory": true, "model_unavailable": true,
+	"slot_switching": true, "start_timeout": true, "shutting_down": true, "invalid_api_key": true, "missing_api_key": true,
+}
+
+type tally struct {
+	name                             string
+	sent, completed, refused, lost   atomic.Int64
+	mu                               sync.Mutex
+	why                              map[string]int
+	allowConnErrors                  bool // gantry itself is killed in this row
+}
+
+func newTally(name string) *tally { return &tally{name: name, why: map[string]int{}} }
+
+func (t *tally) note(kind, why string) {
+	t.mu.Lock()
+	t.why[kind+": "+why]++
+	t.mu.Unlock()
+}
+
+var faultClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, DisableCompression: true}}
+
+// do sends one request and files its outcome. A stream completes only with
+// its [DONE]; one cut with an error event is refused (documented); one cut
+// silently is lost.
+func (t *tally) do(ctx context.Context, url, model string, stream bool) {
+	t.sent.Add(1)
+	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"x"}],"stream":%v}`, model, stream)
+	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := faultClient.Do(req)
+	if err != nil {
+		if t.allowConnErrors {
+			t.refused.Add(1)
+			t.note("refused", "connection error while gantry was down")
+			return
+		}
+		t.lost.Add(1)
+		t.note("lost", err.Error())
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		var e struct {
+			Error struct{ Code string }
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if json.Unmarshal(b, &e) == nil && documented[e.Error.Code] {
+			t.refused.Add(1)
+			t.note("refused", fmt.Sprintf("%d %s", resp.StatusCode, e.Error.Code))
+			return
+		}
+		t.lost.Add(1)
+		t.note("lost", fmt.Sprintf("%d %.80s", resp.StatusCode, b))
+		return
+	}
+	if !stream {
+		if _, err := io.ReadAll(resp.Body); err != nil {
+			t.classifyCut(err)
+			return
+		}
+		t.completed.Add(1)
+		return
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "data: [DONE]" {
+			t.completed.Add(1)
+			return
+		}
+		if strings.HasPrefix(line, `data: {"error"`) {
+			t.refused.Add(1)
+			t.note("refused", "stream ended with an error event")
+			return
+		}
+	}
+	t.classifyCut(sc.Err())
+}
+
+func (t *tally) classifyCut(err error) {
+	if t.allowConnErrors {
+		t.refused.Add(1)
+		t.note("refused", "connection cut when gantry was killed")
+		return
+	}
+	t.lost.Add(1)
+	t.note("lost", fmt.Sprintf("response cut: %v", err))
+}
+
+// load runs n clients against the gateway until stop closes, each asking
+// for pick() models.
+func (t *tally) load(url string, n int, stream bool, pick func() string, stop <-chan struct{}) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				before := t.refused.Load()
+				t.do(context.Background(), url, pick(), stream)
+				if t.refused.Load() != before {
+					time.Sleep(20 * time.Millisecond) // a client backs off after a refusal
+				}
+			}
+		}()
+	}
+	return &wg
+}
+
+var (
+	rowsMu sync.Mutex
+	rows   []*tally
+)
+
+func record(t *testing.T, ta *tally) {
+	t.Helper()
+	rowsMu.Lock()
+	rows = append(rows, ta)
+	rowsMu.Unlock()
+	t.Logf("%s: sent %d, completed %d, refused %d, lost %d %v", ta.name, ta.sent.Load(), ta.completed.Load(), ta.refused.Load(), ta.lost.Load(), ta.why)
+	if ta.lost.Load() != 0 {
+		t.Errorf("%s: %d requests lost: %v", ta.name, ta.lost.Load(), ta.why)
+	}
+	if ta.sent.Load() == 0 {
+		t.Errorf("%s: no requests sent", ta.name)
+	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if out := os.Getenv("GANTRY_RELIABILITY_OUT"); out != "" && len(rows) > 0 {
+		writeReliability(out)
+	}
+	os.Exit(code)
+}
+
+func writeReliability(path string) {
+	var b strings.Builder
+	b.WriteString("# Reliability\n\n")
+	fmt.Fprintf(&b, "Written by the fault suite (`GANTRY_RELIABILITY_OUT=$PWD/RELIABILITY.md go test -run Fault ./e2e`) on %s, on a 2-core machine. ", time.Now().Format("2006-01-02 15:04 MST"))
+	b.WriteString("Each row injects one fault into a real `gantry serve` with real `gantry sim` engines while clients send requests. ")
+	b.WriteString("A request is *completed* (200, and a stream ends with `[DONE]`), *refused* with a documented error (an OpenAI-shaped error whose code the README lists, or a stream that ends with an error event), or *lost* (anything else: a hang, a silent cut, an undocumented answer). Lost must be 0.\n\n")
+	b.WriteString("| fault | sent | completed | refused (documented) | lost | how they were refused |\n|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		var why []string
+		for k, n := range r.why {
+			if strings.HasPrefix(k, "refused: ") {
+				why = append(why, fmt.Sprintf("%s ×%d", strings.TrimPrefix(k, "refused: "), n))
+			}
+		}
+		sort.Strings(why)
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %s |\n", r.name, r.sent.Load(), r.completed.Load(), r.refused.Load(), r.lost.Load(), strings.Join(why, "; "))
+	}
+	b.WriteString("\nThe one refusal that is not an HTTP answer: requests in flight while gantry itself is killed (`kill -9`) lose their connection, and new ones are refused until it is back; clients retry. The engines survive, and the restarted gantry adopts them.\n")
+	os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+const faultConfig = `
+listen: LISTEN
+root: ROOT
+memory: {total: 64GiB, reserve: 0GiB}
+defaults: {stop_timeout: 5s}
+slots:
+  private: {port: PORTSLOT, min_residency: 200ms}
+models:
+  steady: {engine: sim, memory: 2GiB, mode: always-on, args: [--itl, 2ms, --tokens, "8", --model, e2e-fault-steady]}
+  flaky: {engine: sim, memory: 2GiB, mode: always-on, health_interval: 200ms, health_failures: 2, args: [--itl, 5ms, --tokens, "8", --fail-health-after, "10", --model, e2e-fault-flaky]}
+  crashy: {engine: sim, memory: 2GiB, args: [--itl, 5ms, --tokens, "32", --crash-after, "25", --model, e2e-fault-crashy]}
+  loop: {engine: sim, memory: 1GiB, mode: always-on, args: [--crash-after, "1", --model, e2e-fault-loop]}
+  hang: {engine: sim, memory: 1GiB, start_timeout: 1s, args: [--hang-load, --spawn-child, --ignore-sigterm, --model, e2e-fault-hang]}
+  idle: {engine: sim, memory: 1GiB, idle_timeout: 300ms, args: [--load-time, 100ms, --model, e2e-fault-idle]}
+  qa: {engine: sim, memory: 4GiB, slot: private, args: [--itl, 2ms, --tokens, "8", --load-time, 100ms]}
+  qb: {engine: sim, memory: 4GiB, slot: private, args: [--itl, 2ms, --tokens, "8", --load-time, 100ms]}
+  slow: {engine: sim, memory: 1GiB, queue_limit: 50, args: [--load-time, 3s]}
+`
+
+func TestFaultSuite(t *testing.T) {
+	d := startDaemon(t, faultConfig)
+	d.waitState("steady", "ready", 20*time.Second)
+	d.waitState("flaky", "ready", 20*time.Second)
+
+	t.Run("engine stops answering health checks", func(t *testing.T) {
+		ta := newTally("engine stops answering health checks (restarted; in-flight requests get 502)")
+		stop := make(chan struct{})
+		wg := ta.load(d.url, 8, true, func() string { return "flaky" }, stop)
+		deadline := time.Now().Add(20 * time.Second)
+		for d.starts("flaky") < 3 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		close(stop)
+		wg.Wait()
+		if d.starts("flaky") < 3 {
+			t.Errorf("flaky was not restarted twice (starts %d)", d.starts("flaky"))
+		}
+		record(t, ta)
+	})
+
+	t.Run("engine crashes mid-stream", func(t *testing.T) {
+		ta := newTally("engine crashes mid-stream (on-demand; the next request starts it again)")
+		stop := make(chan struct{})
+		wg := ta.load(d.url, 8, true, func() string { return "crashy" }, stop)
+		deadline := time.Now().Add(20 * time.Second)
+		for d.starts("crashy") < 3 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		close(stop)
+		wg.Wait()
+		record(t, ta)
+	})
+
+	t.Run("always-on crash loop backs off", func(t *testing.T) {
+		ta := newTally("always-on engine crash-loops (backs off, shows failed with the reason)")
+		stop := make(chan struct{})
+		wg := ta.load(d.url, 2, false, func() string { return "loop" }, stop)
+		time.Sleep(6 * time.Second)
+		close(stop)
+		wg.Wait()
+		n := d.starts("loop")
+		// With backoff 1s, 2s, 4s… six seconds hold at most a handful of starts.
+		if n > 6 {
+			t.Errorf("the crash loop spins: %d starts in 6 s", n)
+		}
+		st := d.statusJSON()
+		if !strings.Contains(st, "restarting in") {
+			t.Errorf("status does not say the backoff:\n%s", st)
+		}
+		record(t, ta)
+	})
+
+	t.Run("start exceeds start_timeout", func(t *testing.T) {
+		ta := newTally("start exceeds start_timeout (killed with its group, 503 with the reason)")
+		for i := 0; i < 3; i++ {
+			ta.do(context.Background(), d.url, "hang", false)
+		}
+		if left := simPIDs("e2e-fault-hang"); len(left) != 0 {
+			// the child ignores SIGTERM: it must have been SIGKILLed with the group
+			t.Errorf("processes of the hung engine left: %v", left)
+		}
+		record(t, ta)
+	})
+
+	t.Run("requests while idling out", func(t *testing.T) {
+		ta := newTally("requests arrive while the model idles out (served: the model comes back)")
+		for i := 0; i < 30; i++ {
+			ta.do(context.Background(), d.url, "idle", false)
+			time.Sleep(time.Duration(250+rand.IntN(150)) * time.Millisecond)
+		}
+		if d.starts("idle") < 2 {
+			t.Errorf("idle never idled out (starts %d)", d.starts("idle"))
+		}
+		record(t, ta)
+	})
+
+	t.Run("clients give up while loading", func(t *testing.T) {
+		ta := newTally("clients disconnect while the model loads (the load goes on for the next)")
+		for i := 0; i < 20; i++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			ta.sent.Add(1)
+			req, _ := http.NewRequestWithContext(ctx, "POST", d.url+"/v1/chat/completions", strings.NewReader(`{"model":"slow"}`))
+			resp, err := faultClient.Do(req)
+			if err != nil {
+				ta.refused.Add(1)
+				ta.note("refused", "the client gave up (its own time-out)")
+			} else {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					ta.completed.Add(1)
+				} else {
+					ta.lost.Add(1)
+					ta.note("lost", fmt.Sprint(resp.StatusCode))
+				}
+			}
+			cancel()
+		}
+		ta.do(context.Background(), d.url, "slow", false) // the load finished for this one
+		if st := d.statusJSON(); strings.Count(st, `"queued": 0`) < 9 {
+			t.Errorf("waiters left behind:\n%s", st)
+		}
+		record(t, ta)
+	})
+
+	t.Run("slowloris", func(t *testing.T) {
+		ta := newTally("200 slowloris connections (cut by the header time-out; others not slowed)")
+		var conns []net.Conn
+		addr := strings.TrimPrefix(d.url, "http://")
+		for i := 0; i < 200; i++ {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Write([]byte("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"))
+			conns = append(conns, c)
+		}
+		began := time.Now()
+		stop := make(chan struct{})
+		wg := ta.load(d.url, 8, false, func() string { return "steady" }, stop)
+		time.Sleep(2 * time.Second)
+		close(stop)
+		wg.Wait()
+		if per := time.Since(began) / time.Duration(max(ta.completed.Load(), 1)); per > 50*time.Millisecond {
+			t.Errorf("others were slowed: %s per request", per)
+		}
+		// The server cuts them after its 10 s header time-out.
+		cut := 0
+		for _, c := range conns {
+			c.SetReadDeadline(time.Now().Add(12 * time.Second))
+			if _, err := c.Read(make([]byte, 1)); err != nil {
+				cut++
+			}
+			c.Close()
+		}
+		if cut != 200 {
+			t.Errorf("%d of 200 slowloris connections cut", cut)
+		}
+		record(t, ta)
+	})
+
+	t.Run("10000 queued requests", func(t *testing.T) {
+		ta := newTally("10 000 requests at once for a loading model (queue cap → 429)")
+		d.gantry("stop", "slow")
+		var wg sync.WaitGroup
+		for i := 0; i < 10000; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ta.do(context.Background(), d.url, "slow", false)
+			}()
+		}
+		wg.Wait()
+		if ta.refused.Load() < 9000 {
+			t.Errorf("only %d refused with 10000 waiting and a queue of 50", ta.refused.Load())
+		}
+		rss := gantryRSS(d)
+		t.Logf("gantry RSS after 10 000 queued requests: %.0f MB", rss)
+		if rss > 300 {
+			t.Errorf("gantry RSS %.0f MB", rss)
+		}
+		record(t, ta)
+	})
+
+	t.Run("bad input", func(t *testing.T) {
+		ta := newTally("bad input: not JSON, no model, huge body, unknown or path-like model names")
+		bodies := []string{`not json`, `{"messages":[]}`, `{"model":"../../etc/passwd"}`, `{"model":"a b; rm -rf /"}`,
+			`{"model":"x` + strings.Repeat("a", 40<<20) + `"}`, `{"model":"steady","x":` + strings.Repeat("[", 5000) + `}`}
+		for _, b := range bodies {
+			ta.sent.Add(1)
+			resp, err := faultClient.Post(d.url+"/v1/chat/completions", "application/json", strings.NewReader(b))
+			if err != nil {
+				ta.lost.Add(1)
+				ta.note("lost", err.Error())
+				continue
+			}
+			var e struct{ Error struct{ Code string } }
+			json.NewDecoder(resp.Body).Decode(&e)
+			resp.Body.Close()
+			if resp.StatusCode >= 400 && resp.StatusCode < 500 && documented[e.Error.Code] {
+				ta.refused.Add(1)
+				ta.note("refused", fmt.Sprintf("%d %s", resp.StatusCode, e.Error.Code))
+			} else {
+				ta.lost.Add(1)
+				ta.note("lost", fmt.Sprint(resp.StatusCode, e.Error.Code))
+			}
+		}
+		for _, p := range []string{"/api/logs/..%2f..%2fetc%2fpasswd", "/api/logs/../../etc/passwd", "/api/models/nope/start"} {
+			resp, err := http.Get(d.url + p)
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if strings.Contains(string(b), "root:") {
+					t.Errorf("%s leaked a file", p)
+				}
+			}
+		}
+		record(t, ta)
+	})
+
+	t.Run("slot alternation", func(t *testing.T) {
+		ta := newTally("200 clients alternating between two models on one slot for 30 s")
+		stop := make(chan struct{})
+		var k atomic.Int64
+		wg := ta.load(d.url, 200, true, func() string {
+			if k.Add(1)%2 == 0 {
+				return "qa"
+			}
+			return "qb"
+		}, stop)
+		time.Sleep(map[bool]time.Duration{true: 5 * time.Second, false: 30 * time.Second}[testing.Short()])
+		close(stop)
+		wg.Wait()
+		if ta.completed.Load() == 0 {
+			t.Error("nothing completed: deadlock?")
+		}
+		record(t, ta)
+	})
+
+	t.Run("engines killed during load", func(t *testing.T) {
+		ta := newTally("kill -9 of random engines during load")
+		stop := make(chan struct{})
+		models := []string{"steady", "qa", "crashy"}
+		wg := ta.load(d.url, 16, true, func() string { return models[rand.IntN(len(models))] }, stop)
+		for i := 0; i < 6; i++ {
+			time.Sleep(700 * time.Millisecond)
+			m := models[rand.IntN(len(models))]
+			if pid := d.pid(m); pid > 0 {
+				syscall.Kill(-pid, syscall.SIGKILL)
+			}
+		}
+		time.Sleep(2 * time.Second)
+		close(stop)
+		wg.Wait()
+		record(t, ta)
+	})
+
+	t.Run("gantry killed and restarted during load", func(t *testing.T) {
+		ta := newTally("kill -9 of gantry during load, then restart (engines adopted)")
+		ta.allowConnErrors = true
+		d.waitState("steady", "ready", 20*time.Second)
+		steadyPID := d.pid("steady")
+		stop := make(chan struct{})
+		wg := ta.load(d.url, 8, true, func() string { return "steady" }, stop)
+		time.Sleep(time.Second)
+		d.cmd.Process.Signal(syscall.SIGKILL)
+		<-d.done
+		d2 := d.again()
+		time.Sleep(2 * time.Second)
+		close(stop)
+		wg.Wait()
+		if d2.pid("steady") != steadyPID {
+			t.Errorf("steady was started again (pid %d → %d) instead of adopted", steadyPID, d2.pid("steady"))
+		}
+		// After the restart, requests complete again.
+		before := ta.completed.Load()
+		for i := 0; i < 5; i++ {
+			ta.do(context.Background(), d.url, "steady", true)
+		}
+		if ta.completed.Load()-before != 5 {
+			t.Errorf("after the restart only %d of 5 completed", ta.completed.Load()-before)
+		}
+		record(t, ta)
+	})
+}
+
+func (d *daemon) starts(model string) int {
+	for _, m := range d.status().Models {
+		if m.Name == model {
+			return m.Starts
+		}
+	}
+	return 0
+}
+
+func gantryRSS(d *daemon) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			var kb float64
+			fmt.Sscan(strings.Fields(l)[1], &kb)
+			return kb / 1024
+		}
+	}
+	return 0
+}
