@@ -32,11 +32,11 @@ var documented = map[string]bool{
 }
 
 type tally struct {
-	name                             string
-	sent, completed, refused, lost   atomic.Int64
-	mu                               sync.Mutex
-	why                              map[string]int
-	allowConnErrors                  bool // gantry itself is killed in this row
+	name                           string
+	sent, completed, refused, lost atomic.Int64
+	mu                             sync.Mutex
+	why                            map[string]int
+	allowConnErrors                bool // gantry itself is killed in this row
 }
 
 func newTally(name string) *tally { return &tally{name: name, why: map[string]int{}} }
