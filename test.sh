@@ -54,7 +54,10 @@ passed=$(grep -cE '^\s*--- PASS' "$out" || true)
 failed=$(grep -cE '^\s*--- FAIL' "$out" || true)
 if [ "$status" -ne 0 ]; then
   echo "---- failures ----"
-  grep -E -B2 -A40 '^\s*--- FAIL|^panic:|^FAIL\s|build failed|\[setup failed\]' "$out" | head -400
+  # the failing tests' own output (t.Log/t.Error lines), then the verdicts
+  grep -E '^\s+[a-z_]+_test\.go:[0-9]+: ' "$out" | grep -v '^\s*time=' | head -200
+  grep -E -A20 '^panic:|build failed|\[setup failed\]' "$out" | head -100
+  grep -E '^\s*--- FAIL' "$out"
   echo "$passed passed, $failed failed"
   exit "$status"
 fi

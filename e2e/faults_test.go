@@ -363,8 +363,10 @@ func TestFaultSuite(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		if ta.refused.Load() < 9000 {
-			t.Errorf("only %d refused with 10000 waiting and a queue of 50", ta.refused.Load())
+		// Those that arrive after the load completes are served; the rest
+		// of the burst must meet the cap of 50 waiting.
+		if ta.refused.Load() < 5000 {
+			t.Errorf("only %d refused with 10000 arriving and a queue of 50", ta.refused.Load())
 		}
 		rss := gantryRSS(d)
 		t.Logf("gantry RSS after 10 000 queued requests: %.0f MB", rss)
