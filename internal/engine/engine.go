@@ -173,9 +173,9 @@ func modelMounts(m *config.Model, h Host, cacheInside string) (mounts []string, 
 	return mounts, "/model"
 }
 
-// hasFlag reports whether args already sets flag (as "--flag v" or
-// "--flag=v"); an explicit flag in the model's args wins over ours.
-func hasFlag(args []string, flags ...string) bool {
+// HasFlag reports whether args already sets one of flags (as "--flag v"
+// or "--flag=v"); an explicit flag in the model's args wins over ours.
+func HasFlag(args []string, flags ...string) bool {
 	for _, a := range args {
 		for _, f := range flags {
 			if a == f || strings.HasPrefix(a, f+"=") {
@@ -189,7 +189,7 @@ func hasFlag(args []string, flags ...string) bool {
 // memFlag appends the planned memory fraction (the plan leaves it empty
 // when the user's args set the flag: theirs wins).
 func memFlag(argv []string, m *config.Model, r Resources, flag string) []string {
-	if r.Fraction == "" || hasFlag(m.Args, flag) {
+	if r.Fraction == "" || HasFlag(m.Args, flag) {
 		return argv
 	}
 	return append(argv, flag, r.Fraction)
@@ -197,7 +197,7 @@ func memFlag(argv []string, m *config.Model, r Resources, flag string) []string 
 
 // ctxFlag appends the planned context length unless the args set it.
 func ctxFlag(argv []string, m *config.Model, r Resources, flags ...string) []string {
-	if r.Context <= 0 || hasFlag(m.Args, flags...) {
+	if r.Context <= 0 || HasFlag(m.Args, flags...) {
 		return argv
 	}
 	return append(argv, flags[0], strconv.FormatInt(r.Context, 10))
@@ -347,7 +347,7 @@ func (llamacpp) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 	port := strconv.Itoa(m.Port)
 	tail := func(path, host string) []string {
 		a := []string{"-m", path, "--host", host, "--port", port, "--alias", m.Name, "--metrics"}
-		if !hasFlag(m.Args, "-ngl", "--n-gpu-layers", "--gpu-layers") {
+		if !HasFlag(m.Args, "-ngl", "--n-gpu-layers", "--gpu-layers") {
 			a = append(a, "--n-gpu-layers", "999")
 		}
 		a = ctxFlag(a, m, r, "--ctx-size", "-c")
@@ -432,13 +432,15 @@ func (sim) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 }
 
 func (sim) Probe(ctx context.Context, c *http.Client, base string, m *config.Model) Readiness {
-	if flagValue(m.Args, "--flavor") == "ollama" {
+	if FlagValue(m.Args, "--flavor") == "ollama" {
 		return probeHealth(ctx, c, base+"/api/version", "loading")
 	}
 	return probeHealth(ctx, c, base+"/health", "loading")
 }
 
-func flagValue(args []string, flag string) string {
+// FlagValue returns the value args give flag ("--flag v" or
+// "--flag=v"), "" when they do not set it.
+func FlagValue(args []string, flag string) string {
 	for i, a := range args {
 		if a == flag && i+1 < len(args) {
 			return args[i+1]

@@ -9,7 +9,6 @@ package plan
 import (
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
@@ -189,7 +188,7 @@ func (p *Model) fraction(m *config.Model, box Box) {
 	}
 	f = min(max(f, 0.01), 0.95)
 	p.Fraction = strconv.FormatFloat(f, 'f', 2, 64)
-	if v := argValue(m.Args, flag); v != "" {
+	if v := engine.FlagValue(m.Args, flag); v != "" {
 		if uf, err := strconv.ParseFloat(v, 64); err == nil && (uf-f > 0.02 || f-uf > 0.02) {
 			p.Findings = append(p.Findings, Finding{LevelWarning, "memory-flag-contradicts",
 				fmt.Sprintf("args set %s %s but the reservation is %s (%.2f of %s)", flag, v, config.FormatBytes(p.Bytes), f, config.FormatBytes(box.Total)),
@@ -199,26 +198,6 @@ func (p *Model) fraction(m *config.Model, box Box) {
 	}
 }
 
-func argValue(args []string, flag string) string {
-	for i, a := range args {
-		if a == flag && i+1 < len(args) {
-			return args[i+1]
-		}
-		if v, ok := strings.CutPrefix(a, flag+"="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
-func hasArg(args []string, flag string) bool {
-	for _, a := range args {
-		if a == flag || strings.HasPrefix(a, flag+"=") {
-			return true
-		}
-	}
-	return false
-}
 
 // Problems turns the plans into config problems: a model without a
 // reservation or with an error finding is an error; warnings and fixes are

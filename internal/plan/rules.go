@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/engine"
 )
 
 // rule is one known engine × checkpoint × box combination, with its reason
@@ -46,7 +47,7 @@ var rules = []rule{
 		return nil
 	}},
 	{"modelopt-fp4-on-sglang-needs-flag", func(p *Model, m *config.Model, box Box) *Finding {
-		if m.Engine != config.EngineSGLang || p.Info == nil || p.Info.Quant.Method != "modelopt" || !isFP4(p.Info.Quant.Algo) || hasArg(m.Args, "--quantization") {
+		if m.Engine != config.EngineSGLang || p.Info == nil || p.Info.Quant.Method != "modelopt" || !isFP4(p.Info.Quant.Algo) || engine.HasFlag(m.Args, "--quantization") {
 			return nil
 		}
 		p.Args = append(p.Args, "--quantization", "modelopt_fp4")
@@ -80,7 +81,7 @@ var rules = []rule{
 			fmt.Sprintf("set context: %d or less", p.Info.MaxContext)}
 	}},
 	{"embedding-on-sglang-needs-flag", func(p *Model, m *config.Model, box Box) *Finding {
-		if m.Engine != config.EngineSGLang || p.Info == nil || p.Info.Kind != "embedding" || hasArg(m.Args, "--is-embedding") {
+		if m.Engine != config.EngineSGLang || p.Info == nil || p.Info.Kind != "embedding" || engine.HasFlag(m.Args, "--is-embedding") {
 			return nil
 		}
 		p.Args = append(p.Args, "--is-embedding")
