@@ -198,7 +198,6 @@ func (p *Model) fraction(m *config.Model, box Box) {
 	}
 }
 
-
 // Problems turns the plans into config problems: a model without a
 // reservation or with an error finding is an error; warnings and fixes are
 // warnings. Each names the model's key path and line.
