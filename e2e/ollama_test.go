@@ -129,6 +129,10 @@ func TestOllamaKilledComesBack(t *testing.T) {
 	d.waitState("tiny", "failed", 10*time.Second)
 	resp, err := c.Chat.Completions.New(context.Background(), chatParams("tiny", "Hallo"))
 	if err != nil {
+		var ae *openai.Error
+		if errors.As(err, &ae) {
+			t.Fatalf("request after kill -9 of ollama serve: %v: %s", err, ae.RawJSON())
+		}
 		t.Fatalf("request after kill -9 of ollama serve: %v", err)
 	}
 	if resp.Usage.CompletionTokens <= 0 {

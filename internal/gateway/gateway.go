@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -39,11 +38,11 @@ func (noObserver) Request(string, string, int, time.Duration, time.Duration, int
 
 // Gateway relays OpenAI-compatible requests to the engines.
 type Gateway struct {
-	sched     *sched.Scheduler
-	logger    *slog.Logger
-	obs       Observer
-	transport *http.Transport
-	bufs      sync.Pool
+	sched  *sched.Scheduler
+	logger *slog.Logger
+	obs    Observer
+	up     *upstream
+	bufs   sync.Pool
 }
 
 // New returns the gateway of a scheduler; obs may be nil.
@@ -58,18 +57,8 @@ func New(s *sched.Scheduler, logger *slog.Logger, obs Observer) *Gateway {
 		sched:  s, // nil only in benchmarks of the relay alone
 		logger: logger,
 		obs:    obs,
-		transport: &http.Transport{
-			// Engines are on loopback: no proxy, no compression (it would
-			// cost CPU on both ends and delay SSE frames), and a keep-alive
-			// pool large enough for a busy model's concurrency.
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        4096,
-			MaxIdleConnsPerHost: 1024, // a burst of streams reuses warm connections
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-			ForceAttemptHTTP2:   false,
-		},
+		// A burst of streams reuses warm connections: up to 1024 per engine.
+		up:   newUpstream(1024),
 		bufs: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }},
 	}
 }
@@ -83,11 +72,11 @@ func (g *Gateway) Register(mux *http.ServeMux, wrap func(http.Handler) http.Hand
 }
 
 // Close drops idle upstream connections.
-func (g *Gateway) Close() { g.transport.CloseIdleConnections() }
+func (g *Gateway) Close() { g.up.closeIdle() }
 
 // CloseIdle drops idle upstream connections: an engine went away, and a
 // connection pooled to it must not serve its successor.
-func (g *Gateway) CloseIdle() { g.transport.CloseIdleConnections() }
+func (g *Gateway) CloseIdle() { g.up.closeIdle() }
 
 // modelEntry is one item of GET /v1/models, with gantry's view added.
 type modelEntry struct {
@@ -265,7 +254,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, lease *sched.L
 		}
 	}
 	out.ContentLength = int64(len(body))
-	resp, err := g.transport.RoundTrip(out)
+	resp, err := g.up.roundTrip(out, body)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // client gone; the cancelled context already told the engine

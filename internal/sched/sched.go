@@ -511,19 +511,11 @@ func (s *Scheduler) waitLocked(ctx context.Context, d time.Duration) error {
 // onProcEvent follows the engines' state changes; it runs without any lock
 // of the process held.
 func (s *Scheduler) onProcEvent(ev supervise.Event) {
-	diag := ""
-	s.mu.Lock()
-	de := s.models[ev.Model]
-	s.mu.Unlock()
-	if de != nil && (ev.To == supervise.Failed || ev.To == supervise.Ready) {
-		diag = s.diagnose(de, ev)
-	}
 	s.mu.Lock()
 	e := s.models[ev.Model]
+	de := e
 	if e != nil {
-		if ev.To == supervise.Failed || ev.To == supervise.Ready {
-			e.diagnosis = diag
-		} else if ev.To == supervise.Starting {
+		if ev.To == supervise.Starting {
 			e.diagnosis = ""
 		}
 		// Events of one engine come from several goroutines and may arrive
@@ -557,6 +549,15 @@ func (s *Scheduler) onProcEvent(ev supervise.Event) {
 		s.broadcastLocked()
 	}
 	s.mu.Unlock()
+	// The state is taken first (a request must not be sent to an engine
+	// known to be gone); the diagnosis, which reads the log, after.
+	diag := ""
+	if de != nil && (ev.To == supervise.Failed || ev.To == supervise.Ready) {
+		diag = s.diagnose(de, ev)
+		s.mu.Lock()
+		de.diagnosis = diag
+		s.mu.Unlock()
+	}
 	switch ev.To {
 	case supervise.Starting, supervise.Ready, supervise.Stopped, supervise.Failed:
 		s.saveEngines()
@@ -808,24 +809,32 @@ func (s *Scheduler) Start(ctx context.Context, name string) error {
 }
 
 // Begin starts a model (if it is not running) without waiting for it to be
-// ready; the start goes on in the background and shows in Status.
+// ready; the start goes on in the background and shows in Status. It
+// returns once the start is under way (or has already failed: then with
+// its error), so a status read right after already says "starting".
 func (s *Scheduler) Begin(name string) error {
-	if _, err := s.lookup(name); err != nil {
+	e, err := s.lookup(name)
+	if err != nil {
 		return err
 	}
+	done := make(chan error, 1)
 	go func() {
-		if err := s.Start(context.Background(), name); err != nil {
+		err := s.Start(context.Background(), name)
+		if err != nil {
 			s.logger.Warn("start failed", "model", name, "err", err)
 		}
+		done <- err
 	}()
-	// Wait (briefly) until the start is visible, so a status read right
-	// after Begin already says "starting".
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.models[s.conf.Load().Resolve(name).Name]
-	deadline := time.Now().Add(time.Second)
-	for e.state == supervise.Stopped && e.queued == 0 && time.Now().Before(deadline) {
-		s.waitLocked(context.Background(), time.Until(deadline)) //nolint:errcheck
+	deadline := time.Now().Add(2 * time.Second)
+	for e.state != supervise.Starting && e.state != supervise.Ready && time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			return err
+		default:
+		}
+		s.waitLocked(context.Background(), 10*time.Millisecond) //nolint:errcheck
 	}
 	return nil
 }
@@ -1353,7 +1362,8 @@ func (s *Scheduler) Status() Status {
 	for _, name := range s.conf.Load().ModelNames() {
 		e := s.models[name]
 		ps := e.proc.Status()
-		ms := ModelStatus{Name: name, Engine: e.m.Engine, State: ps.State, Reason: ps.Reason, Phase: ps.Phase,
+		// The state the scheduler acts on; the engine's phase and detail live.
+		ms := ModelStatus{Name: name, Engine: e.m.Engine, State: e.state, Reason: ps.Reason, Phase: ps.Phase,
 			Detail: ps.Detail, Port: e.m.Port, PID: ps.PID, Starts: ps.Starts, MemoryBytes: e.memory,
 			Inflight: e.inflight, Queued: e.queued, Mode: e.m.Mode, AlwaysOn: e.alwaysOn, Slot: e.m.Slot,
 			Aliases: e.m.Aliases, Fallback: e.m.Fallback, Runtime: e.m.Runtime, LastLogLine: ps.LastLine,
