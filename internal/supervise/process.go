@@ -106,6 +106,7 @@ type Process struct {
 	retry     *time.Timer
 	closed    bool
 	done      chan struct{} // closed by Close: ends the tail
+	kick      chan struct{} // wakes the tail when a start begins
 	adopted   bool
 }
 
@@ -158,7 +159,7 @@ func New(m *config.Model, l engine.Launch, logPath string, opts Options) (*Proce
 		model: m, launch: l, probe: a, opts: opts, log: lg,
 		logger: opts.Logger.With("model", m.Name, "engine", m.Engine),
 		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
-		state:  Stopped, done: make(chan struct{}),
+		state:  Stopped, done: make(chan struct{}), kick: make(chan struct{}, 1),
 	}
 	go p.tail()
 	return p, nil
@@ -176,6 +177,7 @@ func (p *Process) tail() {
 		select {
 		case <-p.done:
 			return
+		case <-p.kick: // a start began: poll fast from now on
 		case <-time.After(d):
 		}
 		p.log.Poll()
@@ -318,6 +320,10 @@ func (p *Process) beginLocked() (chan struct{}, *Event) {
 	p.startDone = make(chan struct{})
 	p.startErr = nil
 	ev := p.setState(Starting, fmt.Sprintf("start %d", p.starts))
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.model.StartTimeout.D())
 	r := &run{cancel: cancel, exited: make(chan struct{})}
 	p.cur = r
