@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -410,7 +411,7 @@ func (s *Scheduler) Reload(ctx context.Context, cfg *config.Config) (Changes, er
 }
 
 func sortedNames[V any](m map[string]V) []string {
-	return slices.Sorted(mapsKeys(m))
+	return slices.Sorted(maps.Keys(m))
 }
 
 // newEntry builds the runtime record and engine of one model.
@@ -1190,7 +1191,7 @@ func (s *Scheduler) Stop(ctx context.Context, name string) error {
 // Switch makes model the running member of slot and waits until it is ready.
 func (s *Scheduler) Switch(ctx context.Context, slot, model string) error {
 	if _, ok := s.conf.Load().Slots[slot]; !ok {
-		return fmt.Errorf("%w: no slot %q (slots: %s)", ErrUnknownModel, slot, strings.Join(slices.Sorted(mapsKeys(s.conf.Load().Slots)), ", "))
+		return fmt.Errorf("%w: no slot %q (slots: %s)", ErrUnknownModel, slot, strings.Join(slices.Sorted(maps.Keys(s.conf.Load().Slots)), ", "))
 	}
 	e, err := s.lookup(model)
 	if err != nil {
@@ -1200,16 +1201,6 @@ func (s *Scheduler) Switch(ctx context.Context, slot, model string) error {
 		return fmt.Errorf("%w: %s is not a member of slot %s", ErrUnknownModel, e.m.Name, slot)
 	}
 	return s.Start(ctx, e.m.Name)
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // Process returns the engine of a model (name or alias).
@@ -1234,7 +1225,7 @@ func (s *Scheduler) Profile() string {
 // saved and survives a restart of gantry.
 func (s *Scheduler) SetProfile(ctx context.Context, name string) error {
 	if _, ok := s.conf.Load().Profiles[name]; !ok && name != "" {
-		return fmt.Errorf("%w: no profile %q (profiles: %s)", ErrUnknownModel, name, strings.Join(slices.Sorted(mapsKeys(s.conf.Load().Profiles)), ", "))
+		return fmt.Errorf("%w: no profile %q (profiles: %s)", ErrUnknownModel, name, strings.Join(slices.Sorted(maps.Keys(s.conf.Load().Profiles)), ", "))
 	}
 	s.mu.Lock()
 	old := s.profile
@@ -1381,7 +1372,7 @@ func (s *Scheduler) Status() Status {
 		}
 		st.Models = append(st.Models, ms)
 	}
-	for _, name := range slices.Sorted(mapsKeys(s.conf.Load().Slots)) {
+	for _, name := range slices.Sorted(maps.Keys(s.conf.Load().Slots)) {
 		ss := SlotStatus{Name: name, Port: s.conf.Load().Slots[name].Port, Members: []string{}}
 		for _, n := range s.conf.Load().ModelNames() {
 			e := s.models[n]
