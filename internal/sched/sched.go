@@ -270,9 +270,11 @@ func (s *Scheduler) saveEngines() {
 	s.mu.Lock()
 	recs := map[string]engineRecord{}
 	for name, e := range s.models {
-		if e.launch.Container != "" || len(e.launch.Argv) == 0 {
-			continue // containers are found by name, not pid
+		if len(e.launch.Argv) == 0 {
+			continue
 		}
+		// A container is recorded by its `docker run` client, which keeps
+		// running (and attached) when gantry dies, like a native engine.
 		st := e.proc.Status()
 		if st.PID > 0 && (st.State == supervise.Ready || st.State == supervise.Starting) {
 			recs[name] = engineRecord{PID: st.PID, Argv: e.launch.Argv, Port: e.m.Port, Started: st.StartedAt}
