@@ -34,6 +34,8 @@ var (
 	out   = flag.String("out", "BENCHMARKS.md", "file to write the table into (the part between the bench markers)")
 	prof  = flag.String("cpuprofile", "", "write gantry's CPU profile during one phase here")
 	phase = flag.String("profile-phase", "streams", "the phase -cpuprofile covers: sixteen or streams")
+	only  = flag.String("only", "", "run one phase (one, sixteen, streams, cold, switch) and write nothing")
+	genv  = flag.String("gantry-env", "", "extra environment for gantry, e.g. GOGC=200 (experiments)")
 )
 
 func main() {
@@ -104,6 +106,9 @@ models:
 	}
 	pprofAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
 	g := exec.Command(bin, "serve", "--config", cfgPath, "--pprof", pprofAddr)
+	if *genv != "" {
+		g.Env = append(os.Environ(), strings.Fields(*genv)...)
+	}
 	var glog bytes.Buffer
 	g.Stdout, g.Stderr = &glog, &glog
 	if err := g.Start(); err != nil {
@@ -127,6 +132,23 @@ models:
 	fmt.Printf("gantry pid %d, idle RSS %.1f MB\n\n", g.Process.Pid, idleRSS)
 
 	direct := fmt.Sprintf("http://127.0.0.1:%d", fastPort)
+	switch *only {
+	case "one":
+		oneClient(direct, gw, 1000)
+		return nil
+	case "sixteen":
+		sixteen(direct, gw, 2*time.Second)
+		return nil
+	case "streams":
+		streams(fmt.Sprintf("http://127.0.0.1:%d", streamPort), gw, 2)
+		return nil
+	case "cold":
+		coldStarts(gw, 20)
+		return nil
+	case "switch":
+		slotSwitch(gw, 6)
+		return nil
+	}
 	rounds := 3000
 	if *quick {
 		rounds = 500

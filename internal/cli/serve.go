@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	_ "net/http/pprof" // for --pprof only: its handlers sit on the default mux, which gantry's API does not use
+	_ "net/http/pprof"
+	"os"
+	"runtime" // for --pprof only: its handlers sit on the default mux, which gantry's API does not use
 
 	"github.com/gantryhq/gantry/internal/daemon"
 )
@@ -41,6 +43,14 @@ func runServe(e *env, args []string) error {
 		}
 		go http.Serve(ln, http.DefaultServeMux) //nolint:errcheck // a debugging aid; it ends with the process
 		fmt.Fprintf(e.stderr, "gantry: profiler on http://%s/debug/pprof/\n", ln.Addr())
+	}
+	// gantry relays bytes and decides; the engines beside it (and their
+	// tokenizers and schedulers) need the CPU. Unless GOMAXPROCS says
+	// otherwise, gantry takes a quarter of the cores, at least one: on a
+	// 2-core box that is one, which measurably lowers the latency it adds
+	// (BENCHMARKS.md); on a 20-core Spark, five.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(max(1, runtime.NumCPU()/4))
 	}
 	level := slog.LevelInfo
 	if *verbose {
