@@ -44,13 +44,13 @@ func runServe(e *env, args []string) error {
 		go http.Serve(ln, http.DefaultServeMux) //nolint:errcheck // a debugging aid; it ends with the process
 		fmt.Fprintf(e.stderr, "gantry: profiler on http://%s/debug/pprof/\n", ln.Addr())
 	}
-	// gantry relays bytes and decides; the engines beside it (and their
-	// tokenizers and schedulers) need the CPU. Unless GOMAXPROCS says
-	// otherwise, gantry takes a quarter of the cores, at least one: on a
-	// 2-core box that is one, which measurably lowers the latency it adds
-	// (BENCHMARKS.md); on a 20-core Spark, five.
+	// gantry relays bytes and decides; the engines beside it (their
+	// tokenizers, schedulers, Python front ends) need the CPU. Unless
+	// GOMAXPROCS says otherwise, gantry takes a quarter of the cores, at
+	// least two (one serialises a burst of arrivals: BENCHMARKS.md): five
+	// on a 20-core Spark.
 	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(max(1, runtime.NumCPU()/4))
+		runtime.GOMAXPROCS(min(runtime.NumCPU(), max(2, runtime.NumCPU()/4)))
 	}
 	level := slog.LevelInfo
 	if *verbose {
