@@ -114,6 +114,7 @@ var hopHeaders = map[string]bool{
 	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Proxy-Authenticate": true,
 	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
 	"Authorization": true, "Content-Length": true, "X-Api-Key": true,
+	"Expect": true, // gantry already has the whole body; the engine must not answer 100 first
 }
 
 // recorder notes the status and the time of the first byte for metrics.

@@ -138,7 +138,15 @@ func (u *upstream) exchange(c *uconn, req *http.Request, body []byte) (*http.Res
 	if err := bw.Flush(); err != nil {
 		return nil, &writeErr{err}
 	}
-	return http.ReadResponse(c.br, req)
+	for {
+		resp, err := http.ReadResponse(c.br, req)
+		if err != nil || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, err
+		}
+		// An informational answer (100 Continue, 103 Early Hints) comes
+		// before the real one: skip it.
+		resp.Body.Close()
+	}
 }
 
 type writeErr struct{ err error }
