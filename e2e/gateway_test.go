@@ -404,3 +404,50 @@ models:
 		t.Errorf("bad requests started the model: %s", state)
 	}
 }
+
+// TestClientCancelReachesEngine: a client that hangs up mid-stream ends the
+// engine's request too (the engine stops generating for nobody).
+func TestClientCancelReachesEngine(t *testing.T) {
+	d := startDaemon(t, gatewayConfig)
+	c := d.oai("")
+	if _, err := c.Chat.Completions.New(context.Background(), chatParams("stream", "warm")); err != nil {
+		t.Fatal(err)
+	}
+	var port int
+	for _, m := range d.status().Models {
+		if m.Name == "stream" {
+			port = m.Port
+		}
+	}
+	running := func() string {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+		if err != nil {
+			return "?"
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "vllm:num_requests_running") {
+				return l[strings.LastIndexByte(l, ' ')+1:]
+			}
+		}
+		return "?"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := c.Chat.Completions.NewStreaming(ctx, chatParams("stream", "x"))
+	if !s.Next() {
+		t.Fatalf("no first chunk: %v", s.Err())
+	}
+	if r := running(); r != "1" {
+		t.Fatalf("engine running %s during the stream", r)
+	}
+	cancel()
+	s.Close()
+	deadline := time.Now().Add(3 * time.Second)
+	for running() != "0" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the engine still runs the request after the client left (running %s)", running())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
