@@ -92,6 +92,7 @@ func verbs() []verb {
 		{"units", "[--out DIR] [--per-model]", "write systemd units: gantry.service, and per model with --per-model", runUnits},
 		{"config", "validate [--config P]", "check a config file and list every problem", runConfig},
 		{"sim", "[--port N] [--flavor F] ...", "run the simulated engine (for tests, demos, benchmarks)", runSim},
+		{"completion", "bash|zsh", "print the shell completion script", runCompletion},
 		{"version", "", "print gantry's version", runVersion},
 	}
 }
@@ -108,6 +109,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if args[0] == "--version" {
 		args[0] = "version"
+	}
+	if args[0] == "__names" { // for the completion script; not listed
+		return runNames(e, args[1:])
 	}
 	for _, v := range verbs() {
 		if v.name == args[0] {
