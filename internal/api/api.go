@@ -11,12 +11,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/gantryhq/gantry/internal/check"
-	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/plan"
 	"github.com/gantryhq/gantry/internal/sched"
 )
@@ -26,7 +24,6 @@ type Server struct {
 	sched  *sched.Scheduler
 	logger *slog.Logger
 	events *Hub
-	redact *strings.Replacer
 }
 
 // New returns the admin API for s; events may be nil.
@@ -37,7 +34,9 @@ func New(s *sched.Scheduler, events *Hub, logger *slog.Logger) *Server {
 	if events == nil {
 		events = NewHub()
 	}
-	return &Server{sched: s, logger: logger, events: events, redact: config.Redactor(s.Config())}
+	// Engine output is shown as the logs keep it: with secrets already
+	// replaced (supervise.Log redacts each line as it reads it).
+	return &Server{sched: s, logger: logger, events: events}
 }
 
 // Register adds the admin routes to mux, each wrapped by wrap (auth);
@@ -272,7 +271,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	if !isTrue(r.URL.Query().Get("follow")) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		for _, l := range p.Log().Tail(tail) {
-			fmt.Fprintln(w, s.redact.Replace(l))
+			fmt.Fprintln(w, l)
 		}
 		return
 	}
@@ -280,7 +279,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	defer stop()
 	sse := newSSE(w)
 	for _, l := range lines {
-		sse.send("line", s.redact.Replace(l))
+		sse.send("line", l)
 	}
 	sse.flush()
 	keep := time.NewTicker(15 * time.Second)
@@ -288,7 +287,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case l := <-ch:
-			sse.send("line", s.redact.Replace(l))
+			sse.send("line", l)
 			sse.flush()
 		case <-keep.C:
 			sse.comment("keep-alive")

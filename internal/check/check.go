@@ -121,9 +121,7 @@ func checkModel(ctx context.Context, s *sched.Scheduler, cfg *config.Config, ms 
 	lease, err := s.Acquire(ctx, ms.Name)
 	if err != nil {
 		it.Status, it.Detail = "fail", err.Error()
-		if p, perr := s.Process(ms.Name); perr == nil {
-			it.Diagnosis = s.Status().Model(p.Model().Name).Diagnosis
-		}
+		it.Diagnosis = s.Status().Model(ms.Name).Diagnosis
 		return it
 	}
 	defer lease.Release()

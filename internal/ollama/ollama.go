@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,10 +35,9 @@ type Server struct {
 	client *http.Client
 	logger *slog.Logger
 
-	mu      sync.Mutex
-	users   map[*Model]bool // models loaded or loading
-	models  []*Model
-	stopped chan struct{}
+	mu     sync.Mutex
+	users  map[*Model]bool // models loaded or loading
+	models []*Model
 }
 
 // NewServer prepares the shared server from the launch of one of its
@@ -441,8 +441,15 @@ func (md *Model) serverGone(ev supervise.Event) {
 	}
 }
 
-// Close unloads the model.
-func (md *Model) Close(ctx context.Context) error { return md.Stop(ctx) }
+// Close unloads the model and takes it off the server (a config reload
+// retires it; a new Model takes its place).
+func (md *Model) Close(ctx context.Context) error {
+	err := md.Stop(ctx)
+	md.srv.mu.Lock()
+	md.srv.models = slices.DeleteFunc(md.srv.models, func(o *Model) bool { return o == md })
+	md.srv.mu.Unlock()
+	return err
+}
 
 // Status reports the model's state with the server's pid and log line.
 func (md *Model) Status() supervise.Status {
