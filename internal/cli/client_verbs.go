@@ -150,23 +150,30 @@ func trunc(s string, n int) string {
 	return s[:n-1] + "…"
 }
 
-func oneModel(verb string, pos []string) (string, error) {
-	if len(pos) != 1 {
-		return "", usagef("usage: gantry %s MODEL", verb)
+// modelVerb parses the command line of a client verb that takes one
+// MODEL: the client flags, the verb's own (added by more), then the name.
+func modelVerb(verb string, args []string, more func(*flag.FlagSet)) (*clientFlags, string, error) {
+	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
+	cf := &clientFlags{}
+	cf.register(fs)
+	if more != nil {
+		more(fs)
 	}
-	return pos[0], nil
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(pos) != 1 {
+		return nil, "", usagef("usage: gantry %s MODEL", verb)
+	}
+	return cf, pos[0], nil
 }
 
 func runStart(e *env, args []string) error {
-	fs := flag.NewFlagSet("start", flag.ContinueOnError)
-	var cf clientFlags
-	cf.register(fs)
-	asJSON := fs.Bool("json", false, "print the final status as JSON")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneModel("start", pos)
+	var asJSON *bool
+	cf, name, err := modelVerb("start", args, func(fs *flag.FlagSet) {
+		asJSON = fs.Bool("json", false, "print the final status as JSON")
+	})
 	if err != nil {
 		return err
 	}
@@ -249,15 +256,10 @@ func orDash(s string) string {
 }
 
 func runStop(e *env, args []string) error {
-	fs := flag.NewFlagSet("stop", flag.ContinueOnError)
-	var cf clientFlags
-	cf.register(fs)
-	asJSON := fs.Bool("json", false, "print the final status as JSON")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneModel("stop", pos)
+	var asJSON *bool
+	cf, name, err := modelVerb("stop", args, func(fs *flag.FlagSet) {
+		asJSON = fs.Bool("json", false, "print the final status as JSON")
+	})
 	if err != nil {
 		return err
 	}
@@ -273,17 +275,13 @@ func runStop(e *env, args []string) error {
 }
 
 func runLogs(e *env, args []string) error {
-	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
-	var cf clientFlags
-	cf.register(fs)
-	follow := fs.Bool("f", false, "follow: keep printing new lines")
-	fs.BoolVar(follow, "follow", false, "same as -f")
-	n := fs.Int("n", 100, "number of last lines to show")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneModel("logs", pos)
+	var follow *bool
+	var n *int
+	cf, name, err := modelVerb("logs", args, func(fs *flag.FlagSet) {
+		follow = fs.Bool("f", false, "follow: keep printing new lines")
+		fs.BoolVar(follow, "follow", false, "same as -f")
+		n = fs.Int("n", 100, "number of last lines to show")
+	})
 	if err != nil {
 		return err
 	}
