@@ -185,15 +185,21 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
 			`the body names no "model"; known models: `+g.sched.KnownNames())
 		return
 	}
-	if m := g.sched.Config().Resolve(name); m != nil {
-		*model = m.Name
-	}
 	lease, err := g.sched.Acquire(r.Context(), name)
 	if err != nil {
+		// The metrics label is the configured name, never a made-up one;
+		// resolved here, off the path of the requests that succeed.
+		if m := g.sched.Config().Resolve(name); m != nil {
+			*model = m.Name
+		}
 		g.acquireError(w, r, name, err)
 		return
 	}
 	defer lease.Release()
+	*model = lease.Model.Name // the model asked for: the fallback's caller when one served
+	if lease.FallbackFor != "" {
+		*model = lease.FallbackFor
+	}
 	if served := lease.Model.ServedName(); served != name {
 		// An alias, a fallback or an Ollama tag: say it as the engine knows it.
 		body = ReplaceModel(body, start, end, served)
