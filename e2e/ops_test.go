@@ -29,13 +29,22 @@ models:
 			t.Fatal(err)
 		}
 	}
-	resp, err := http.Get(d.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	scrape := func() string {
+		resp, err := http.Get(d.url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	text := string(b)
+	// The load time is recorded when the ready event is handled, which may
+	// come just after the first answer: wait for it.
+	text := scrape()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(text, `gantry_model_start_duration_seconds_count{model="s"} 1`) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		text = scrape()
+	}
 	for _, want := range []string{
 		`gantry_build_info{`,
 		`gantry_requests_total{code="200",model="v",route="/v1/chat/completions"} 1`,
