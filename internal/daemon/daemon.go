@@ -56,7 +56,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		if gw != nil && ev.Kind == "state" && (ev.To == "failed" || ev.To == "stopped") {
 			// Pooled connections to a dead engine would fail the next
 			// request on its restarted successor.
-			gw.CloseIdle()
+			if p, err := s.Process(ev.Model); err == nil {
+				gw.EngineGone(p.Launch().BaseURL)
+			}
 		}
 		if ev.Kind == "state" && s != nil {
 			sdnotify.Status(summary(s.Status())) //nolint:errcheck // systemd's status line is best effort

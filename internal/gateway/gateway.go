@@ -72,11 +72,13 @@ func (g *Gateway) Register(mux *http.ServeMux, wrap func(http.Handler) http.Hand
 }
 
 // Close drops idle upstream connections.
-func (g *Gateway) Close() { g.up.closeIdle() }
+func (g *Gateway) Close() { g.up.closeIdle("") }
 
-// CloseIdle drops idle upstream connections: an engine went away, and a
-// connection pooled to it must not serve its successor.
-func (g *Gateway) CloseIdle() { g.up.closeIdle() }
+// EngineGone drops the idle connections to the engine at baseURL: it went
+// away, and a connection pooled to it must not serve its successor.
+func (g *Gateway) EngineGone(baseURL string) {
+	g.up.closeIdle(strings.TrimPrefix(baseURL, "http://"))
+}
 
 // modelEntry is one item of GET /v1/models, with gantry's view added.
 type modelEntry struct {

@@ -58,13 +58,22 @@ func (u *upstream) put(addr string, c *uconn) {
 	}
 }
 
-// closeIdle drops every pooled connection (an engine went away).
-func (u *upstream) closeIdle() {
+// closeIdle drops the pooled connections to addr, or to every engine when
+// addr is "".
+func (u *upstream) closeIdle(addr string) {
 	u.mu.Lock()
-	all := u.idle
-	u.idle = map[string][]*uconn{}
+	var drop [][]*uconn
+	if addr == "" {
+		for _, l := range u.idle {
+			drop = append(drop, l)
+		}
+		u.idle = map[string][]*uconn{}
+	} else {
+		drop = append(drop, u.idle[addr])
+		delete(u.idle, addr)
+	}
 	u.mu.Unlock()
-	for _, l := range all {
+	for _, l := range drop {
 		for _, c := range l {
 			c.c.Close()
 		}
