@@ -248,22 +248,7 @@ func (g *Gateway) acquireError(w http.ResponseWriter, r *http.Request, name stri
 }
 
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, lease *sched.Lease, body []byte) {
-	url := lease.BaseURL + r.URL.Path
-	if r.URL.RawQuery != "" {
-		url += "?" + r.URL.RawQuery
-	}
-	out, err := http.NewRequestWithContext(r.Context(), r.Method, url, bytes.NewReader(body))
-	if err != nil {
-		api.WriteError(w, http.StatusInternalServerError, "server_error", "internal", err.Error())
-		return
-	}
-	for k, vs := range r.Header {
-		if !hopHeaders[k] {
-			out.Header[k] = vs
-		}
-	}
-	out.ContentLength = int64(len(body))
-	resp, err := g.up.roundTrip(out, body)
+	resp, err := g.up.roundTrip(strings.TrimPrefix(lease.BaseURL, "http://"), r, body)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // client gone; the cancelled context already told the engine

@@ -88,14 +88,14 @@ func (u *upstream) dial(ctx context.Context, addr string) (*uconn, error) {
 	return &uconn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 16<<10)}, nil
 }
 
-// roundTrip sends req (whose body is body) and returns the response; its
-// Body returns the connection to the pool when read to the end, and
-// closes it when closed early. A pooled connection the engine had closed
-// is retried once on a fresh one: nothing of the request reached the
-// engine then.
-func (u *upstream) roundTrip(req *http.Request, body []byte) (*http.Response, error) {
-	addr := req.URL.Host
-	ctx := req.Context()
+// roundTrip sends the client's request r, with body in place of its own,
+// to the engine at addr (host:port) and returns the response; hop-by-hop
+// headers and the client's key stay behind. The response's Body returns
+// the connection to the pool when read to the end, and closes it when
+// closed early. A pooled connection the engine had closed is retried once
+// on a fresh one: nothing of the request reached the engine then.
+func (u *upstream) roundTrip(addr string, r *http.Request, body []byte) (*http.Response, error) {
+	ctx := r.Context()
 	for attempt := 0; ; attempt++ {
 		c := u.get(addr)
 		reused := c != nil
@@ -107,7 +107,7 @@ func (u *upstream) roundTrip(req *http.Request, body []byte) (*http.Response, er
 		}
 		// The client's cancel cuts the connection, and so the engine's work.
 		stop := context.AfterFunc(ctx, func() { c.c.SetDeadline(time.Unix(1, 0)) })
-		resp, err := u.exchange(c, req, body)
+		resp, err := u.exchange(c, addr, r, body)
 		if err != nil {
 			stop()
 			c.c.Close()
@@ -124,15 +124,21 @@ func (u *upstream) roundTrip(req *http.Request, body []byte) (*http.Response, er
 	}
 }
 
-func (u *upstream) exchange(c *uconn, req *http.Request, body []byte) (*http.Response, error) {
+// exchange writes the request straight from the client's: building a new
+// http.Request (a URL parse and a header map) cost an eighth of the
+// gateway's time per request.
+func (u *upstream) exchange(c *uconn, addr string, r *http.Request, body []byte) (*http.Response, error) {
 	bw := c.bw
-	bw.WriteString(req.Method)
+	bw.WriteString(r.Method)
 	bw.WriteByte(' ')
-	bw.WriteString(req.URL.RequestURI())
+	bw.WriteString(r.URL.RequestURI())
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(req.URL.Host)
+	bw.WriteString(addr)
 	bw.WriteString("\r\n")
-	for k, vs := range req.Header {
+	for k, vs := range r.Header {
+		if hopHeaders[k] {
+			continue
+		}
 		for _, v := range vs {
 			bw.WriteString(k)
 			bw.WriteString(": ")
@@ -148,7 +154,7 @@ func (u *upstream) exchange(c *uconn, req *http.Request, body []byte) (*http.Res
 		return nil, &writeErr{err}
 	}
 	for {
-		resp, err := http.ReadResponse(c.br, req)
+		resp, err := http.ReadResponse(c.br, r)
 		if err != nil || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			return resp, err
 		}

@@ -42,8 +42,8 @@ func TestUpstreamSkipsInformational(t *testing.T) {
 	}()
 	u := newUpstream(4)
 	for i := 0; i < 3; i++ {
-		req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+"/v1/chat/completions", nil)
-		resp, err := u.roundTrip(req, []byte(`{"model":"m"}`))
+		req, _ := http.NewRequest("POST", "/v1/chat/completions", nil)
+		resp, err := u.roundTrip(ln.Addr().String(), req, []byte(`{"model":"m"}`))
 		if err != nil {
 			t.Fatal(err)
 		}

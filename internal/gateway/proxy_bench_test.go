@@ -1,0 +1,93 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+
+	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/sched"
+	"github.com/gantryhq/gantry/internal/supervise"
+)
+
+// readyRunner is an engine that is ready once started: the benchmark
+// measures the gateway, not an engine's start.
+type readyRunner struct {
+	m *config.Model
+	l engine.Launch
+	o supervise.Options
+}
+
+func (r *readyRunner) Start(context.Context) error {
+	r.o.OnEvent(supervise.Event{Model: r.m.Name, From: supervise.Stopped, To: supervise.Ready})
+	return nil
+}
+func (r *readyRunner) Stop(context.Context) error  { return nil }
+func (r *readyRunner) Close(context.Context) error { return nil }
+func (r *readyRunner) Status() supervise.Status    { return supervise.Status{State: supervise.Ready} }
+func (r *readyRunner) State() supervise.State      { return supervise.Ready }
+func (r *readyRunner) SetRestart(bool)             {}
+func (r *readyRunner) Model() *config.Model        { return r.m }
+func (r *readyRunner) Launch() engine.Launch       { return r.l }
+func (r *readyRunner) Log() *supervise.Log         { return nil }
+
+const answer = `{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hallo!"},"finish_reason":"stop"}]}`
+
+// BenchmarkProxyRequest sends one small chat request at a time over
+// loopback keep-alive connections, straight to an engine and through the
+// gateway: the difference is what the gateway costs a request (time and
+// allocations; client and engine run in the same process, so allocs/op
+// counts all three).
+func BenchmarkProxyRequest(b *testing.B) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, answer)
+	}))
+	defer up.Close()
+	_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
+	c, err := config.Parse("t.yaml", []byte("root: "+b.TempDir()+"\nmodels:\n  scout: {engine: sim, memory: 1GiB, mode: always-on, port: "+port+"}\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := sched.New(c, sched.Options{MemoryTotal: 10 << 30, NewRunner: func(m *config.Model, l engine.Launch, _ string, o supervise.Options) (sched.Runner, error) {
+		return &readyRunner{m: m, l: l, o: o}, nil
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Start(context.Background(), "scout"); err != nil {
+		b.Fatal(err)
+	}
+	g := New(s, nil, nil)
+	defer g.Close()
+	mux := http.NewServeMux()
+	g.Register(mux, func(h http.Handler) http.Handler { return h })
+	gw := httptest.NewServer(mux)
+	defer gw.Close()
+
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	body := []byte(`{"model":"scout","messages":[{"role":"user","content":"Hallo, wie geht es dir heute?"}],"max_tokens":16}`)
+	for _, bc := range []struct{ name, url string }{{"direct", up.URL}, {"proxied", gw.URL}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := client.Post(bc.url+"/v1/chat/completions", "application/json", bytes.NewReader(body))
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, _ := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || n != int64(len(answer)) {
+					b.Fatal(resp.StatusCode, strconv.FormatInt(n, 10))
+				}
+			}
+		})
+	}
+}
