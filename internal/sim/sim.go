@@ -289,6 +289,15 @@ type completionRequest struct {
 
 var words = []string{"Hallo", " from", " the", " simulated", " engine", ",", " one", " token", " at", " a", " time", "."}
 
+// quotedWords are words as JSON strings, for the stream's hand-built events.
+var quotedWords = func() [][]byte {
+	q := make([][]byte, len(words))
+	for i, w := range words {
+		q[i], _ = json.Marshal(w)
+	}
+	return q
+}()
+
 // done counts a finished request and crashes the process when
 // --crash-after says so.
 func (s *server) done() {
@@ -354,58 +363,89 @@ func (s *server) completion(chat bool) http.HandlerFunc {
 				"model": s.o.Model, "choices": []any{choice}, "usage": usage})
 			return
 		}
-		fl, _ := w.(http.Flusher)
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("Cache-Control", "no-cache")
 		w.WriteHeader(http.StatusOK)
-		obj := "text_completion"
-		if chat {
-			obj = "chat.completion.chunk"
+		s.stream(ctx, w, streamHead{chat: chat, id: id, created: created, model: s.o.Model}, n, finish, usage)
+	}
+}
+
+// streamHead is what every event of one stream repeats.
+type streamHead struct {
+	chat    bool
+	id      string
+	created int64
+	model   string
+}
+
+// stream sends n token events, a usage event and [DONE]. Token i is due at
+// TTFT + i×ITL from the start, as a GPU's steady decode produces them:
+// time spent writing (or a busy CPU) does not stretch the stream, so a
+// benchmark sees the pace it asked for. Each event is appended by hand
+// into one buffer: with hundreds of streams the sim must cost less CPU
+// than the gateway it is measured against.
+func (s *server) stream(ctx context.Context, w http.ResponseWriter, h streamHead, n int, finish string, usage map[string]int) {
+	fl, _ := w.(http.Flusher)
+	obj := "text_completion"
+	if h.chat {
+		obj = "chat.completion.chunk"
+	}
+	tail, _ := json.Marshal(map[string]any{"created": h.created, "id": h.id, "model": h.model, "object": obj})
+	tail = tail[1:] // `"created":…}`: each event is {"choices":[…],` + tail
+	buf := make([]byte, 0, 512)
+	send := func(choice []byte, extra []byte) bool {
+		buf = append(buf[:0], `data: {"choices":[`...)
+		buf = append(buf, choice...)
+		buf = append(buf, "],"...)
+		if extra != nil {
+			buf = append(buf, extra...)
+			buf = append(buf, ',')
 		}
-		send := func(choices []any, extra map[string]any) bool {
-			m := map[string]any{"id": id, "object": obj, "created": created, "model": s.o.Model, "choices": choices}
-			for k, v := range extra {
-				m[k] = v
-			}
-			b, _ := json.Marshal(m)
-			if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
-				return false
-			}
-			if fl != nil {
-				fl.Flush()
-			}
-			return true
+		buf = append(buf, tail...)
+		buf = append(buf, "\n\n"...)
+		if _, err := w.Write(buf); err != nil {
+			return false
 		}
-		delay := s.o.TTFT
-		for i := 0; i < n; i++ {
-			if !sleepCtx(ctx, delay) {
-				return
-			}
-			delay = s.o.ITL
-			var fr any
-			if i == n-1 {
-				fr = finish
-			}
-			choice := map[string]any{"index": 0, "finish_reason": fr}
-			if chat {
-				d := map[string]any{"content": words[i%len(words)]}
-				if i == 0 {
-					d["role"] = "assistant"
-				}
-				choice["delta"] = d
-			} else {
-				choice["text"] = words[i%len(words)]
-			}
-			if !send([]any{choice}, nil) {
-				return
-			}
-			s.tokens.Add(1)
-		}
-		send([]any{}, map[string]any{"usage": usage})
-		fmt.Fprint(w, "data: [DONE]\n\n")
 		if fl != nil {
 			fl.Flush()
 		}
+		return true
+	}
+	began := time.Now()
+	var choice []byte
+	for i := 0; i < n; i++ {
+		if !sleepCtx(ctx, time.Until(began.Add(s.o.TTFT+time.Duration(i)*s.o.ITL))) {
+			return
+		}
+		word := quotedWords[i%len(quotedWords)]
+		fr := []byte("null")
+		if i == n-1 {
+			fr, _ = json.Marshal(finish)
+		}
+		if h.chat {
+			choice = append(choice[:0], `{"delta":{"content":`...)
+			choice = append(choice, word...)
+			if i == 0 {
+				choice = append(choice, `,"role":"assistant"`...)
+			}
+			choice = append(choice, '}')
+		} else {
+			choice = append(choice[:0], `{"text":`...)
+			choice = append(choice, word...)
+		}
+		choice = append(choice, `,"finish_reason":`...)
+		choice = append(choice, fr...)
+		choice = append(choice, `,"index":0}`...)
+		if !send(choice, nil) {
+			return
+		}
+		s.tokens.Add(1)
+	}
+	u, _ := json.Marshal(usage)
+	send(nil, append([]byte(`"usage":`), u...))
+	fmt.Fprint(w, "data: [DONE]\n\n")
+	if fl != nil {
+		fl.Flush()
 	}
 }
 

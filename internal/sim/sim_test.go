@@ -161,6 +161,7 @@ func TestStreamIsPaced(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	var arrivals []time.Duration
+	var text strings.Builder
 	var usage, done bool
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
@@ -173,20 +174,48 @@ func TestStreamIsPaced(t *testing.T) {
 			done = true
 			continue
 		}
-		if strings.Contains(data, `"usage"`) {
-			usage = true
+		var ev struct {
+			ID      string `json:"id"`
+			Object  string `json:"object"`
+			Model   string `json:"model"`
+			Created int64  `json:"created"`
+			Choices []struct {
+				Delta        struct{ Role, Content string } `json:"delta"`
+				FinishReason *string                        `json:"finish_reason"`
+			} `json:"choices"`
+			Usage *struct {
+				Completion int `json:"completion_tokens"`
+			} `json:"usage"`
+		}
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			t.Fatalf("event %q: %v", data, err)
+		}
+		if ev.Object != "chat.completion.chunk" || ev.ID == "" || ev.Created == 0 || ev.Model == "" {
+			t.Errorf("event %q lacks its id, object, model or created", data)
+		}
+		if ev.Usage != nil {
+			usage = ev.Usage.Completion == 6 && len(ev.Choices) == 0
 			continue
 		}
+		i := len(arrivals)
 		arrivals = append(arrivals, time.Since(began))
+		c := ev.Choices[0]
+		text.WriteString(c.Delta.Content)
+		if (c.Delta.Role == "assistant") != (i == 0) || (c.FinishReason != nil) != (i == 5) {
+			t.Errorf("event %d: %q: the role belongs to the first, the finish reason to the last", i, data)
+		}
 	}
 	if len(arrivals) != 6 || !usage || !done {
 		t.Fatalf("chunks %d usage %v done %v", len(arrivals), usage, done)
 	}
-	if arrivals[0] < 100*time.Millisecond {
-		t.Errorf("first token after %s, before the TTFT", arrivals[0])
+	if text.String() != "Hallo from the simulated engine," {
+		t.Errorf("text %q", text.String())
 	}
-	if gap := arrivals[5] - arrivals[0]; gap < 250*time.Millisecond {
-		t.Errorf("5 gaps took %s, want ≥ 250ms", gap)
+	// Token i is due TTFT + i×ITL after the start, never earlier.
+	for i, at := range arrivals {
+		if due := 100*time.Millisecond + time.Duration(i)*50*time.Millisecond; at < due {
+			t.Errorf("token %d after %s, before it was due (%s)", i, at, due)
+		}
 	}
 }
 
