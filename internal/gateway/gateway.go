@@ -42,7 +42,10 @@ type Gateway struct {
 	logger *slog.Logger
 	obs    Observer
 	up     *upstream
-	bufs   sync.Pool
+	// bufs serve plain answers, read in large pieces; sseBufs serve
+	// streams, whose events are small and which hold their buffer for the
+	// whole answer (500 streams × 32 KiB was a third of the heap).
+	bufs, sseBufs sync.Pool
 }
 
 // New returns the gateway of a scheduler; obs may be nil.
@@ -58,8 +61,9 @@ func New(s *sched.Scheduler, logger *slog.Logger, obs Observer) *Gateway {
 		logger: logger,
 		obs:    obs,
 		// A burst of streams reuses warm connections: up to 1024 per engine.
-		up:   newUpstream(1024),
-		bufs: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }},
+		up:      newUpstream(1024),
+		bufs:    sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }},
+		sseBufs: sync.Pool{New: func() any { b := make([]byte, 4<<10); return &b }},
 	}
 }
 
@@ -272,6 +276,13 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, lease *sched.L
 	}
 	w.WriteHeader(resp.StatusCode)
 	sse := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	if ub, ok := resp.Body.(*upstreamBody); sse && ok && !ub.buffered() {
+		// The engine sent its headers and is still at the prompt (a long
+		// prefill takes seconds): the client gets them now, as it would
+		// from the engine. When the first event came with them, both go
+		// out in one write below.
+		http.NewResponseController(w).Flush() //nolint:errcheck // a gone client shows at the first write
+	}
 	g.copyBody(w, r, resp, lease, sse)
 }
 
@@ -280,8 +291,12 @@ var dataPrefix = []byte("data:")
 // copyBody relays the response. Server-sent events are flushed as each read
 // returns, so every event reaches the client when the engine sends it.
 func (g *Gateway) copyBody(w http.ResponseWriter, r *http.Request, resp *http.Response, lease *sched.Lease, sse bool) {
-	bp := g.bufs.Get().(*[]byte)
-	defer g.bufs.Put(bp)
+	pool := &g.bufs
+	if sse {
+		pool = &g.sseBufs
+	}
+	bp := pool.Get().(*[]byte)
+	defer pool.Put(bp)
 	buf := *bp
 	rc := http.NewResponseController(w)
 	for {

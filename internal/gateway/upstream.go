@@ -85,7 +85,9 @@ func (u *upstream) dial(ctx context.Context, addr string) (*uconn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &uconn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 16<<10)}, nil
+	// Small buffers: a burst of streams holds hundreds of connections.
+	// Bodies larger than a buffer pass it by and go straight to the socket.
+	return &uconn{c: c, br: bufio.NewReaderSize(c, 8<<10), bw: bufio.NewWriterSize(c, 4<<10)}, nil
 }
 
 // roundTrip sends the client's request r, with body in place of its own,
@@ -201,6 +203,9 @@ type upstreamBody struct {
 	eof  bool
 	done bool
 }
+
+// buffered reports whether bytes of the body have arrived and wait unread.
+func (b *upstreamBody) buffered() bool { return b.c.br.Buffered() > 0 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
