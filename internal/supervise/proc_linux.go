@@ -1,11 +1,14 @@
 package supervise
 
 import (
+	"errors"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // groupHasLiving scans /proc for a member of the process group that is not
@@ -67,6 +70,27 @@ func groupLeaderAlive(pid int) bool {
 	}
 	state, _, ok := parseStat(string(b))
 	return ok && state != "Z" && state != "X"
+}
+
+// waitExit returns when pid, which is not gantry's child, has exited. A
+// pidfd (Linux 5.3) becomes readable at the exit itself; where the kernel
+// has none, the pid is polled every 100 ms.
+func waitExit(pid int) {
+	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+		defer unix.Close(fd)
+		for {
+			_, err = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, -1)
+			if !errors.Is(err, unix.EINTR) {
+				break
+			}
+		}
+		if err == nil {
+			return
+		}
+	}
+	for groupLeaderAlive(pid) {
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // Cmdline is the argv of a running process, nil when it is gone.

@@ -744,9 +744,7 @@ func (p *Process) Adopt(pid int) error {
 	p.mu.Unlock()
 	p.log.Mark("adopted pid %d (process group %d) from a previous gantry", pid, pid)
 	go func() { // not our child: watch it by its pid
-		for groupLeaderAlive(pid) {
-			time.Sleep(100 * time.Millisecond)
-		}
+		waitExit(pid)
 		r.exitErr = errors.New("exited (adopted; its exit status is not known)")
 		close(r.exited)
 	}()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -268,5 +269,63 @@ func TestUnhealthyEngineIsRestarted(t *testing.T) {
 	waitEvent(t, events, Ready, 10*time.Second)
 	if p.Status().PID == first || p.Status().Starts != 2 {
 		t.Errorf("not restarted: %+v", p.Status())
+	}
+}
+
+// TestAdoptedEngineExitIsSeen: an engine taken over from a previous
+// gantry is not this process's child, yet its death is noticed (through a
+// pidfd) and reported like any other.
+func TestAdoptedEngineExitIsSeen(t *testing.T) {
+	first, _ := newSim(t, "", Options{})
+	if err := first.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pid := first.Status().PID
+	first.Detach() // the engine runs on, as when gantry is replaced
+	t.Cleanup(func() { syscall.Kill(-pid, syscall.SIGKILL) })
+
+	events := make(chan Event, 10)
+	second, err := New(first.Model(), first.Launch(), first.log.Path(), Options{OnEvent: func(ev Event) { events <- ev }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { second.Close(context.Background()) })
+	if err := second.Adopt(pid); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, events, Ready, 5*time.Second)
+	syscall.Kill(-pid, syscall.SIGKILL)
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.From == Ready {
+				if !strings.Contains(ev.Reason, "exited") {
+					t.Errorf("left ready for %q, want the exit", ev.Reason)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatalf("the adopted engine (pid %d) was killed and gantry did not notice", pid)
+		}
+	}
+}
+
+func TestWaitExitOfAnotherProcess(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { waitExit(cmd.Process.Pid); close(done) }()
+	cmd.Process.Kill()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("waitExit did not return after the process was killed")
+	}
+	// It watched without reaping: the exit status is still there for the parent.
+	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("wait after waitExit: %v", err)
 	}
 }
