@@ -22,6 +22,7 @@ func runSim(e *env, args []string) error {
 	fs.IntVar(&o.Dims, "dims", 64, "embedding dimensions")
 	fs.IntVar(&o.CrashAfter, "crash-after", 0, "exit after N requests (0 = never)")
 	fs.BoolVar(&o.HangLoad, "hang-load", false, "never become ready")
+	fs.BoolVar(&o.LoadUntilSignal, "load-until-signal", false, "load until SIGUSR1 arrives instead of for --load-time")
 	fs.IntVar(&o.FailHealthAfter, "fail-health-after", 0, "health fails after N good answers (0 = never)")
 	fs.BoolVar(&o.IgnoreSIGTERM, "ignore-sigterm", false, "ignore SIGTERM")
 	fs.BoolVar(&o.SpawnChild, "spawn-child", false, "start a grandchild in the same process group")

@@ -44,6 +44,7 @@ type Options struct {
 
 	CrashAfter      int  // exit(3) after this many completed requests (0 = never)
 	HangLoad        bool // never become ready
+	LoadUntilSignal bool // the load ends when SIGUSR1 arrives, not after LoadTime
 	FailHealthAfter int  // /health answers 500 after this many ready answers (0 = never)
 	IgnoreSIGTERM   bool // keep running on SIGTERM (only SIGKILL stops it)
 	SpawnChild      bool // start a grandchild in the same process group
@@ -67,6 +68,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--tokens must be at least 1")
 	case o.LoadTime < 0 || o.TTFT < 0 || o.ITL < 0:
 		return fmt.Errorf("times must not be negative")
+	case o.HangLoad && o.LoadUntilSignal:
+		return fmt.Errorf("--hang-load and --load-until-signal contradict each other: pick one")
 	case o.Dims < 1 || o.Dims > 65536:
 		return fmt.Errorf("--dims must be from 1 to 65536")
 	}
@@ -81,7 +84,6 @@ type server struct {
 	healthOK atomic.Int64 // ready health answers given
 	served   atomic.Int64 // completed requests
 	running  atomic.Int64 // in-flight requests
-	waiting  atomic.Int64
 	total    atomic.Int64
 	tokens   atomic.Int64
 	crashMu  sync.Mutex
@@ -135,8 +137,29 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	if o.HangLoad && (o.Flavor == "vllm" || o.Flavor == "trtllm") {
 		listenAt = 0 // listen, but never turn ready, so probes see why
 	}
-	start := time.Now()
-	if !sleepCtx(sigCtx, listenAt) {
+	// loaded closes when the load is over: after LoadTime, or at SIGUSR1
+	// with LoadUntilSignal (a test ends the load when it is ready to).
+	loaded := make(chan struct{})
+	listenDue := time.After(listenAt)
+	if o.LoadUntilSignal {
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		go func() { <-usr1; signal.Stop(usr1); close(loaded) }()
+		listenDue = nil // vLLM and trtllm: at the end of the load
+		if o.Flavor != "vllm" && o.Flavor != "trtllm" {
+			listenDue = time.After(0) // the others while loading
+		}
+	} else {
+		go func() {
+			if sleepCtx(sigCtx, o.LoadTime) {
+				close(loaded)
+			}
+		}()
+	}
+	select {
+	case <-loaded:
+	case <-listenDue:
+	case <-sigCtx.Done():
 		lg.Printf("sim: stopped while loading")
 		return nil
 	}
@@ -150,12 +173,11 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 
 	if !o.HangLoad {
 		go func() {
-			if sleepCtx(sigCtx, o.LoadTime-time.Since(start)) {
-				now := time.Now()
-				s.readyNS.Store(now.UnixNano())
-				s.ready.Store(true)
-				lg.Printf("sim: ready at %s (unix_ns=%d)", now.UTC().Format(time.RFC3339Nano), now.UnixNano())
-			}
+			<-loaded
+			now := time.Now()
+			s.readyNS.Store(now.UnixNano())
+			s.ready.Store(true)
+			lg.Printf("sim: ready at %s (unix_ns=%d)", now.UTC().Format(time.RFC3339Nano), now.UnixNano())
 		}()
 	}
 	select {
@@ -539,7 +561,9 @@ func Vector(text string, dims int) []float64 {
 // collector normalises.
 func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	run, wait := s.running.Load(), s.waiting.Load()
+	// The sim runs every request at once, as one unbounded batch: nothing
+	// ever waits, so the queue gauges say 0.
+	run, wait := s.running.Load(), int64(0)
 	lbl := fmt.Sprintf(`{model_name=%q}`, s.o.Model)
 	var b strings.Builder
 	gauge := func(name, help string, v float64) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -266,5 +267,32 @@ func TestFailHealthAfter(t *testing.T) {
 	get(base + "/health")      // 2
 	if p := get(base + "/health"); p.status != 500 {
 		t.Errorf("third health answer %d, want 500", p.status)
+	}
+}
+
+// TestLoadUntilSignal: with --load-until-signal the load lasts until
+// SIGUSR1, however long that is.
+func TestLoadUntilSignal(t *testing.T) {
+	base := start(t, Options{Flavor: "llamacpp", LoadUntilSignal: true})
+	// llama-server listens while loading: a 503 means the sim is up and
+	// already waits for the signal (it registers before it listens).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		p := get(base + "/health")
+		if p.status == http.StatusServiceUnavailable {
+			break
+		}
+		if p.status == http.StatusOK {
+			t.Fatal("ready before the signal")
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sim never answered while loading")
+		}
+	}
+	if p := get(base + "/health"); p.status != http.StatusServiceUnavailable {
+		t.Fatalf("health %d while still loading", p.status)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGUSR1)
+	if phases := observe(t, base+"/health"); phases[len(phases)-1] != "200" {
+		t.Fatalf("phases %v", phases)
 	}
 }
