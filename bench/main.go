@@ -95,7 +95,7 @@ slots:
   s: {port: %d, min_residency: 1ms}
 models:
   fast: {engine: sim, memory: 1GiB, mode: always-on, port: %d, args: [--tokens, "16"]}
-  stream: {engine: sim, memory: 1GiB, mode: always-on, port: %d, args: [--tokens, "64", --itl, 20ms]}
+  stream: {engine: sim, memory: 1GiB, mode: always-on, port: %d, args: [--tokens, "64", --itl, 20ms, --stamp-events]}
   cold: {engine: sim, memory: 1GiB, args: [--load-time, 200ms, --flavor, vllm]}
   a: {engine: sim, memory: 1GiB, slot: s, args: [--load-time, 300ms]}
   b: {engine: sim, memory: 1GiB, slot: s, args: [--load-time, 300ms]}
@@ -329,10 +329,22 @@ func sixteen(direct, gw string, phase time.Duration) {
 
 var dataObj, usageKey = []byte("data: {"), []byte(`"usage"`)
 
-// streamRun opens n streams at once and returns TTFTs, inter-chunk gaps,
-// frames and the wall time.
-func streamRun(base string, n int) (ttft, gaps []time.Duration, frames int64, wall time.Duration, errs int64) {
+// streamStats is what one burst of streams measured.
+type streamStats struct {
+	ttft, gaps []time.Duration
+	// delivery is, for every event after the first, its arrival here less
+	// the instant the sim stamped into it (same machine, same clock).
+	delivery    []time.Duration
+	frames, bad int64
+	wall        time.Duration
+}
+
+var stampKey = []byte(`"sim_unix_ns":`)
+
+// streamRun opens n streams at once and measures them.
+func streamRun(base string, n int) streamStats {
 	var mu sync.Mutex
+	var st streamStats
 	var fr, bad atomic.Int64
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -351,13 +363,15 @@ func streamRun(base string, n int) (ttft, gaps []time.Duration, frames int64, wa
 			defer r.Body.Close()
 			sc := bufio.NewScanner(r.Body)
 			var myT time.Duration
-			var myG []time.Duration
+			myG := make([]time.Duration, 0, 64)
+			myD := make([]time.Duration, 0, 64)
 			last := time.Time{}
 			k := int64(0)
 			for sc.Scan() {
 				// Bytes, not Text: the load generator must not allocate per
 				// line, or it takes the CPU the relay is measured with.
-				if l := sc.Bytes(); !bytes.HasPrefix(l, dataObj) || bytes.Contains(l, usageKey) {
+				l := sc.Bytes()
+				if !bytes.HasPrefix(l, dataObj) || bytes.Contains(l, usageKey) {
 					continue
 				}
 				now := time.Now()
@@ -365,6 +379,9 @@ func streamRun(base string, n int) (ttft, gaps []time.Duration, frames int64, wa
 					myT = now.Sub(t0)
 				} else {
 					myG = append(myG, now.Sub(last))
+					if sent, ok := stamp(l); ok {
+						myD = append(myD, time.Duration(now.UnixNano()-sent))
+					}
 				}
 				last = now
 				k++
@@ -374,15 +391,33 @@ func streamRun(base string, n int) (ttft, gaps []time.Duration, frames int64, wa
 			}
 			fr.Add(k)
 			mu.Lock()
-			ttft = append(ttft, myT)
-			gaps = append(gaps, myG...)
+			st.ttft = append(st.ttft, myT)
+			st.gaps = append(st.gaps, myG...)
+			st.delivery = append(st.delivery, myD...)
 			mu.Unlock()
 		}()
 	}
 	t0 := time.Now()
 	close(start)
 	wg.Wait()
-	return ttft, gaps, fr.Load(), time.Since(t0), bad.Load()
+	st.frames, st.bad, st.wall = fr.Load(), bad.Load(), time.Since(t0)
+	return st
+}
+
+// stamp reads the sim's send instant out of an event line.
+func stamp(line []byte) (int64, bool) {
+	i := bytes.Index(line, stampKey)
+	if i < 0 {
+		return 0, false
+	}
+	var ns int64
+	for _, c := range line[i+len(stampKey):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		ns = ns*10 + int64(c-'0')
+	}
+	return ns, ns > 0
 }
 
 // streams runs rounds of 500 streams, direct then proxied, and reports the
@@ -395,7 +430,7 @@ func streams(direct, gw string, rounds int) {
 	streamRun(direct, 500)
 	streamRun(gw, 500)
 	profile("streams")
-	var dFPS, pFPS, ratio, dT, pT, addT, dG, pG, addG []float64
+	var dFPS, pFPS, ratio, dT, pT, addT, dG, pG, addG, dD50, pD50, dD99, pD99 []float64
 	var bad int64
 	for i := 0; i < rounds; i++ {
 		// Odd rounds go proxied first: whatever the order costs lands on both.
@@ -410,6 +445,7 @@ func streams(direct, gw string, rounds int) {
 		}
 		df, dt, dg, e := d.fps, d.ttft, d.gap, d.bad
 		pf, pt, pg, e2 := p.fps, p.ttft, p.gap, p.bad
+		dD50, pD50, dD99, pD99 = append(dD50, d.del50), append(pD50, p.del50), append(dD99, d.del99), append(pD99, p.del99)
 		dFPS, pFPS, ratio = append(dFPS, df), append(pFPS, pf), append(ratio, pf/df)
 		dT, pT, addT = append(dT, dt), append(pT, pt), append(addT, pt-dt)
 		dG, pG, addG = append(dG, dg), append(pG, pg), append(addG, pg-dg)
@@ -422,10 +458,13 @@ func streams(direct, gw string, rounds int) {
 	record("500 streams: added TTFT p99", fmt.Sprintf("%.1f ms (%s)", t, spread("%.1f", addT)), "≤ 30 ms", yes(t <= 30))
 	record("500 streams: inter-chunk gap p99 direct / proxied", fmt.Sprintf("%.2f / %.2f ms", median(dG), median(pG)), "", nil)
 	record("500 streams: added gap p99", fmt.Sprintf("%.2f ms (%s)", g, spread("%.2f", addG)), "≤ 2 ms", yes(g <= 2))
+	record("500 streams: event delivery engine → client p50 / p99, direct", fmt.Sprintf("%.2f / %.2f ms", median(dD50), median(dD99)), "", nil)
+	record("500 streams: event delivery engine → client p50 / p99, proxied", fmt.Sprintf("%.2f / %.2f ms", median(pD50), median(pD99)), "", nil)
 }
 
 type round struct {
 	fps, ttft, gap float64 // frames/s; p99 of TTFT and of the gaps, in ms
+	del50, del99   float64 // event delivery p50 and p99, in ms
 	bad            int64
 }
 
@@ -433,8 +472,9 @@ type round struct {
 // process, so that the load generator's own GC does not land in a burst.
 func streamRound(base string) round {
 	runtime.GC()
-	t, g, f, w, e := streamRun(base, 500)
-	return round{float64(f) / w.Seconds(), ms(pct(t, 99)), ms(pct(g, 99)), e}
+	st := streamRun(base, 500)
+	return round{float64(st.frames) / st.wall.Seconds(), ms(pct(st.ttft, 99)), ms(pct(st.gaps, 99)),
+		ms(pct(st.delivery, 50)), ms(pct(st.delivery, 99)), st.bad}
 }
 
 // median of the rounds' figures.

@@ -20,6 +20,7 @@ func runSim(e *env, args []string) error {
 	fs.IntVar(&o.Tokens, "tokens", 16, "tokens per completion")
 	fs.BoolVar(&o.Embed, "embedding", false, "serve /v1/embeddings")
 	fs.IntVar(&o.Dims, "dims", 64, "embedding dimensions")
+	fs.BoolVar(&o.StampEvents, "stamp-events", false, `add "sim_unix_ns", the send instant, to every streamed event`)
 	fs.IntVar(&o.CrashAfter, "crash-after", 0, "exit after N requests (0 = never)")
 	fs.BoolVar(&o.HangLoad, "hang-load", false, "never become ready")
 	fs.BoolVar(&o.LoadUntilSignal, "load-until-signal", false, "load until SIGUSR1 arrives instead of for --load-time")

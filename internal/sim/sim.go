@@ -42,6 +42,7 @@ type Options struct {
 	Embed    bool          // serve /v1/embeddings
 	Dims     int           // embedding dimensions
 
+	StampEvents     bool // each streamed event carries "sim_unix_ns", the instant it was sent
 	CrashAfter      int  // exit(3) after this many completed requests (0 = never)
 	HangLoad        bool // never become ready
 	LoadUntilSignal bool // the load ends when SIGUSR1 arrives, not after LoadTime
@@ -423,7 +424,16 @@ func (s *server) stream(ctx context.Context, w http.ResponseWriter, h streamHead
 			buf = append(buf, extra...)
 			buf = append(buf, ',')
 		}
-		buf = append(buf, tail...)
+		if s.o.StampEvents {
+			// A benchmark's clock on the same machine subtracts this
+			// from the arrival: the event's delivery time.
+			buf = append(buf, tail[:len(tail)-1]...)
+			buf = append(buf, `,"sim_unix_ns":`...)
+			buf = strconv.AppendInt(buf, time.Now().UnixNano(), 10)
+			buf = append(buf, '}')
+		} else {
+			buf = append(buf, tail...)
+		}
 		buf = append(buf, "\n\n"...)
 		if _, err := w.Write(buf); err != nil {
 			return false

@@ -296,3 +296,40 @@ func TestLoadUntilSignal(t *testing.T) {
 		t.Fatalf("phases %v", phases)
 	}
 }
+
+// TestStampedEvents: --stamp-events puts the send instant into every
+// streamed event, between the request and the event's arrival.
+func TestStampedEvents(t *testing.T) {
+	base := start(t, Options{Tokens: 3, StampEvents: true})
+	observe(t, base+"/health")
+	began := time.Now().UnixNano()
+	resp, err := http.Post(base+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	n := 0
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: {")
+		if !ok {
+			continue
+		}
+		arrived := time.Now().UnixNano()
+		var ev struct {
+			Sent   int64  `json:"sim_unix_ns"`
+			Object string `json:"object"`
+		}
+		if err := json.Unmarshal([]byte("{"+data), &ev); err != nil {
+			t.Fatalf("event %q: %v", data, err)
+		}
+		if ev.Sent < began || ev.Sent > arrived || ev.Object != "chat.completion.chunk" {
+			t.Errorf("event %q: sent %d, not between %d and %d", data, ev.Sent, began, arrived)
+		}
+		n++
+	}
+	if n != 4 { // three tokens and the usage
+		t.Errorf("%d events, want 4", n)
+	}
+}
