@@ -35,7 +35,7 @@ var (
 	prof  = flag.String("cpuprofile", "", "write gantry's CPU profile during one phase here (a name ending .trace or .allocs: its execution trace or allocations instead)")
 	phase = flag.String("profile-phase", "streams", "the phase -cpuprofile covers: sixteen or streams")
 	only  = flag.String("only", "", "run one phase (one, sixteen, streams, cold, switch) and write nothing")
-	genv  = flag.String("gantry-env", "", "extra environment for gantry, e.g. GOGC=200 (experiments)")
+	genv  = flag.String("gantry-env", "", "extra environment for gantry, e.g. GOGC=200 (experiments; the sims gantry starts inherit it)")
 )
 
 func main() {
