@@ -15,7 +15,7 @@ import (
 // at once, not with the first token.
 func TestStreamHeadersBeforeFirstEvent(t *testing.T) {
 	release := make(chan struct{})
-	_, gw := benchGateway(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	_, gw := behindGateway(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.(http.Flusher).Flush()

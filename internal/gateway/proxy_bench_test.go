@@ -45,7 +45,7 @@ const answer = `{"id":"x","object":"chat.completion","choices":[{"index":0,"mess
 // allocations; client and engine run in the same process, so allocs/op
 // counts all three).
 func BenchmarkProxyRequest(b *testing.B) {
-	direct, proxied := benchGateway(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	direct, proxied := behindGateway(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, answer)
@@ -78,7 +78,7 @@ func BenchmarkProxyRequest(b *testing.B) {
 func BenchmarkProxyStream(b *testing.B) {
 	ev := []byte(`data: {"choices":[{"delta":{"content":" token"},"finish_reason":null,"index":0}],"created":1,"id":"x","model":"m","object":"chat.completion.chunk"}` + "\n\n")
 	next := make(chan bool)
-	direct, proxied := benchGateway(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	direct, proxied := behindGateway(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "text/event-stream")
 		fl := w.(http.Flusher)
@@ -111,9 +111,9 @@ func BenchmarkProxyStream(b *testing.B) {
 	}
 }
 
-// benchGateway serves engineHandler as the always-on model "scout" behind
+// behindGateway serves engineHandler as the always-on model "scout" behind
 // a gateway and returns the engine's URL and the gateway's.
-func benchGateway(b testing.TB, engineHandler http.Handler) (direct, proxied string) {
+func behindGateway(b testing.TB, engineHandler http.Handler) (direct, proxied string) {
 	up := httptest.NewServer(engineHandler)
 	b.Cleanup(up.Close)
 	_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
