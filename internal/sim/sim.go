@@ -128,28 +128,20 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	// trtllm-serve open their port only when ready; SGLang opens it midway
 	// and answers 503 until warm-up ends; llama-server and Ollama listen at
 	// once (llama-server answers 503 "Loading model").
-	listenAt := time.Duration(0)
-	switch o.Flavor {
-	case "vllm", "trtllm":
-		listenAt = o.LoadTime
-	case "sglang":
-		listenAt = o.LoadTime / 2
-	}
-	if o.HangLoad && (o.Flavor == "vllm" || o.Flavor == "trtllm") {
-		listenAt = 0 // listen, but never turn ready, so probes see why
-	}
 	// loaded closes when the load is over: after LoadTime, or at SIGUSR1
 	// with LoadUntilSignal (a test ends the load when it is ready to).
 	loaded := make(chan struct{})
-	listenDue := time.After(listenAt)
 	if o.LoadUntilSignal {
 		usr1 := make(chan os.Signal, 1)
 		signal.Notify(usr1, syscall.SIGUSR1)
-		go func() { <-usr1; signal.Stop(usr1); close(loaded) }()
-		listenDue = nil // vLLM and trtllm: at the end of the load
-		if o.Flavor != "vllm" && o.Flavor != "trtllm" {
-			listenDue = time.After(0) // the others while loading
-		}
+		go func() {
+			defer signal.Stop(usr1)
+			select {
+			case <-usr1:
+				close(loaded)
+			case <-sigCtx.Done():
+			}
+		}()
 	} else {
 		go func() {
 			if sleepCtx(sigCtx, o.LoadTime) {
@@ -157,12 +149,40 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 			}
 		}()
 	}
+	// listenDue fires when the port opens before the load is over; nil
+	// means at its end (the same channel as readiness, so a probe never
+	// finds the port open and the engine not ready).
+	var listenDue <-chan time.Time
+	switch {
+	case o.HangLoad && (o.Flavor == "vllm" || o.Flavor == "trtllm"):
+		listenDue = time.After(0) // listen, but never turn ready, so probes see why
+	case o.Flavor == "vllm" || o.Flavor == "trtllm":
+	case o.Flavor == "sglang" && !o.LoadUntilSignal:
+		listenDue = time.After(o.LoadTime / 2)
+	default:
+		listenDue = time.After(0)
+	}
 	select {
 	case <-loaded:
 	case <-listenDue:
 	case <-sigCtx.Done():
 		lg.Printf("sim: stopped while loading")
 		return nil
+	}
+	markReady := func() {
+		now := time.Now()
+		s.readyNS.Store(now.UnixNano())
+		s.ready.Store(true)
+		lg.Printf("sim: ready at %s (unix_ns=%d)", now.UTC().Format(time.RFC3339Nano), now.UnixNano())
+	}
+	loadedNow := false
+	select {
+	case <-loaded:
+		loadedNow = true
+	default:
+	}
+	if loadedNow && !o.HangLoad {
+		markReady() // before the port opens: no probe sees it open and not ready
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -172,13 +192,13 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 
-	if !o.HangLoad {
+	if !loadedNow && !o.HangLoad {
 		go func() {
-			<-loaded
-			now := time.Now()
-			s.readyNS.Store(now.UnixNano())
-			s.ready.Store(true)
-			lg.Printf("sim: ready at %s (unix_ns=%d)", now.UTC().Format(time.RFC3339Nano), now.UnixNano())
+			select {
+			case <-loaded:
+				markReady()
+			case <-sigCtx.Done(): // stopped while loading
+			}
 		}()
 	}
 	select {
