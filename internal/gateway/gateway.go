@@ -81,8 +81,12 @@ func (g *Gateway) Close() { g.up.closeIdle("") }
 // EngineGone drops the idle connections to the engine at baseURL: it went
 // away, and a connection pooled to it must not serve its successor.
 func (g *Gateway) EngineGone(baseURL string) {
-	g.up.closeIdle(strings.TrimPrefix(baseURL, "http://"))
+	g.up.closeIdle(engineAddr(baseURL))
 }
+
+// engineAddr is the host:port of an engine's base URL, the key of its
+// pooled connections: forward and EngineGone must agree on it.
+func engineAddr(baseURL string) string { return strings.TrimPrefix(baseURL, "http://") }
 
 // modelEntry is one item of GET /v1/models, with gantry's view added.
 type modelEntry struct {
@@ -252,7 +256,7 @@ func (g *Gateway) acquireError(w http.ResponseWriter, r *http.Request, name stri
 }
 
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, lease *sched.Lease, body []byte) {
-	resp, err := g.up.roundTrip(strings.TrimPrefix(lease.BaseURL, "http://"), r, body)
+	resp, err := g.up.roundTrip(engineAddr(lease.BaseURL), r, body)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // client gone; the cancelled context already told the engine
