@@ -430,36 +430,38 @@ func streams(direct, gw string, rounds int) {
 	streamRun(direct, 500)
 	streamRun(gw, 500)
 	profile("streams")
-	var dFPS, pFPS, ratio, dT, pT, addT, dG, pG, addG, dD50, pD50, dD99, pD99 []float64
+	var ds, ps []round
 	var bad int64
 	for i := 0; i < rounds; i++ {
 		// Odd rounds go proxied first: whatever the order costs lands on both.
-		first, second := direct, gw
-		if i%2 == 1 {
-			first, second = gw, direct
+		var d, p round
+		if i%2 == 0 {
+			d, p = streamRound(direct), streamRound(gw)
+		} else {
+			p, d = streamRound(gw), streamRound(direct)
 		}
-		r1, r2 := streamRound(first), streamRound(second)
-		d, p := r1, r2
-		if i%2 == 1 {
-			d, p = r2, r1
-		}
-		df, dt, dg, e := d.fps, d.ttft, d.gap, d.bad
-		pf, pt, pg, e2 := p.fps, p.ttft, p.gap, p.bad
-		dD50, pD50, dD99, pD99 = append(dD50, d.del50), append(pD50, p.del50), append(dD99, d.del99), append(pD99, p.del99)
-		dFPS, pFPS, ratio = append(dFPS, df), append(pFPS, pf), append(ratio, pf/df)
-		dT, pT, addT = append(dT, dt), append(pT, pt), append(addT, pt-dt)
-		dG, pG, addG = append(dG, dg), append(pG, pg), append(addG, pg-dg)
-		bad += e + e2
+		ds, ps = append(ds, d), append(ps, p)
+		bad += d.bad + p.bad
 	}
+	// med is the median over the rounds of f, of one side or of both.
+	med := func(rs []round, f func(round) float64) float64 { return median(each(rs, f)) }
+	ratio := pairs(ds, ps, func(d, p round) float64 { return p.fps / d.fps })
+	addT := pairs(ds, ps, func(d, p round) float64 { return p.ttft - d.ttft })
+	addG := pairs(ds, ps, func(d, p round) float64 { return p.gap - d.gap })
+	fps := func(r round) float64 { return r.fps }
+	ttft := func(r round) float64 { return r.ttft }
+	gap := func(r round) float64 { return r.gap }
+	del50 := func(r round) float64 { return r.del50 }
+	del99 := func(r round) float64 { return r.del99 }
 	r, t, g := median(ratio), median(addT), median(addG)
-	record("500 streams: frames/s direct / proxied", fmt.Sprintf("%.0f / %.0f (%d cut)", median(dFPS), median(pFPS), bad), "", nil)
+	record("500 streams: frames/s direct / proxied", fmt.Sprintf("%.0f / %.0f (%d cut)", med(ds, fps), med(ps, fps), bad), "", nil)
 	record("500 streams: proxied/direct frames ratio", fmt.Sprintf("%.3f (%s)", r, spread("%.3f", ratio)), "≥ 0.98", yes(r >= 0.98))
-	record("500 streams: TTFT p99 direct / proxied", fmt.Sprintf("%.1f / %.1f ms", median(dT), median(pT)), "", nil)
+	record("500 streams: TTFT p99 direct / proxied", fmt.Sprintf("%.1f / %.1f ms", med(ds, ttft), med(ps, ttft)), "", nil)
 	record("500 streams: added TTFT p99", fmt.Sprintf("%.1f ms (%s)", t, spread("%.1f", addT)), "≤ 30 ms", yes(t <= 30))
-	record("500 streams: inter-chunk gap p99 direct / proxied", fmt.Sprintf("%.2f / %.2f ms", median(dG), median(pG)), "", nil)
+	record("500 streams: inter-chunk gap p99 direct / proxied", fmt.Sprintf("%.2f / %.2f ms", med(ds, gap), med(ps, gap)), "", nil)
 	record("500 streams: added gap p99", fmt.Sprintf("%.2f ms (%s)", g, spread("%.2f", addG)), "≤ 2 ms", yes(g <= 2))
-	record("500 streams: event delivery engine → client p50 / p99, direct", fmt.Sprintf("%.2f / %.2f ms", median(dD50), median(dD99)), "", nil)
-	record("500 streams: event delivery engine → client p50 / p99, proxied", fmt.Sprintf("%.2f / %.2f ms", median(pD50), median(pD99)), "", nil)
+	record("500 streams: event delivery engine → client p50 / p99, direct", fmt.Sprintf("%.2f / %.2f ms", med(ds, del50), med(ds, del99)), "", nil)
+	record("500 streams: event delivery engine → client p50 / p99, proxied", fmt.Sprintf("%.2f / %.2f ms", med(ps, del50), med(ps, del99)), "", nil)
 }
 
 type round struct {
@@ -475,6 +477,24 @@ func streamRound(base string) round {
 	st := streamRun(base, 500)
 	return round{float64(st.frames) / st.wall.Seconds(), ms(pct(st.ttft, 99)), ms(pct(st.gaps, 99)),
 		ms(pct(st.delivery, 50)), ms(pct(st.delivery, 99)), st.bad}
+}
+
+// each is f of every round.
+func each(rs []round, f func(round) float64) []float64 {
+	out := make([]float64, len(rs))
+	for i, r := range rs {
+		out[i] = f(r)
+	}
+	return out
+}
+
+// pairs is f of each round's direct and proxied figures.
+func pairs(ds, ps []round, f func(d, p round) float64) []float64 {
+	out := make([]float64, len(ds))
+	for i := range ds {
+		out[i] = f(ds[i], ps[i])
+	}
+	return out
 }
 
 // median of the rounds' figures.
