@@ -455,7 +455,7 @@ func streams(direct, gw string, rounds int) {
 	del99 := func(r round) float64 { return r.del99 }
 	r, t, g := median(ratio), median(addT), median(addG)
 	record("500 streams: frames/s direct / proxied", fmt.Sprintf("%.0f / %.0f (%d cut)", med(ds, fps), med(ps, fps), bad), "", nil)
-	record("500 streams: proxied/direct frames ratio", fmt.Sprintf("%.3f (%s)", r, spread("%.3f", ratio)), "≥ 0.98", yes(r >= 0.98))
+	record("500 streams: proxied/direct frames ratio", fmt.Sprintf("%.4f (%s)", r, spread("%.4f", ratio)), "≥ 0.98", yes(r >= 0.98))
 	record("500 streams: TTFT p99 direct / proxied", fmt.Sprintf("%.1f / %.1f ms", med(ds, ttft), med(ps, ttft)), "", nil)
 	record("500 streams: added TTFT p99", fmt.Sprintf("%.1f ms (%s)", t, spread("%.1f", addT)), "≤ 30 ms", yes(t <= 30))
 	record("500 streams: inter-chunk gap p99 direct / proxied", fmt.Sprintf("%.2f / %.2f ms", med(ds, gap), med(ps, gap)), "", nil)
