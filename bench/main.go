@@ -1,9 +1,11 @@
 // Command bench measures what gantry's gateway and scheduler cost, on this
-// machine, against engines it starts itself (`gantry sim`), with direct
-// and proxied calls interleaved so machine noise lands on both, and writes
-// the table to BENCHMARKS.md.
+// machine, against engines it starts itself (`gantry sim`), and writes the
+// table to BENCHMARKS.md. Every measure is taken three ways, interleaved so
+// that machine noise lands on all: straight to the engine, through gantry,
+// and through the standard library's bare httputil.ReverseProxy (the
+// reference gantry must beat).
 //
-//	go run ./bench            # the whole suite (about two minutes)
+//	go run ./bench            # the whole suite (about a minute and a half)
 //	go run ./bench -quick     # fewer rounds, for a try
 package main
 
@@ -15,6 +17,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,10 +40,15 @@ var (
 	phase = flag.String("profile-phase", "streams", "the phase -cpuprofile covers: sixteen or streams")
 	only  = flag.String("only", "", "run one phase (one, sixteen, streams, cold, switch) and write nothing")
 	genv  = flag.String("gantry-env", "", "extra environment for gantry, e.g. GOGC=200 (experiments; the sims gantry starts inherit it)")
+	ref   = flag.String("serve-stdlib-proxy", "", "internal: serve the reference proxy, listen=upstream pairs separated by commas")
 )
 
 func main() {
 	flag.Parse()
+	if *ref != "" {
+		serveStdlibProxy(*ref)
+		return
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -131,16 +140,25 @@ models:
 	idleRSS := rss(g.Process.Pid)
 	fmt.Printf("gantry pid %d, idle RSS %.1f MB\n\n", g.Process.Pid, idleRSS)
 
-	direct := fmt.Sprintf("http://127.0.0.1:%d", fastPort)
+	fast := ways{direct: fmt.Sprintf("http://127.0.0.1:%d", fastPort), gantry: gw}
+	stream := ways{direct: fmt.Sprintf("http://127.0.0.1:%d", streamPort), gantry: gw}
+	stdlib, err := startStdlibProxy(&fast, &stream)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		stdlib.Process.Kill()
+		stdlib.Wait()
+	}()
 	switch *only {
 	case "one":
-		oneClient(direct, gw, 1000)
+		oneClient(fast, 1000)
 		return nil
 	case "sixteen":
-		sixteen(direct, gw, 2*time.Second)
+		sixteen(fast, 2*time.Second)
 		return nil
 	case "streams":
-		streams(fmt.Sprintf("http://127.0.0.1:%d", streamPort), gw, 5)
+		streams(stream, 5)
 		return nil
 	case "cold":
 		coldStarts(gw, 20)
@@ -153,15 +171,61 @@ models:
 	if *quick {
 		rounds = 500
 	}
-	oneClient(direct, gw, rounds)
-	sixteen(direct, gw, map[bool]time.Duration{true: time.Second, false: 3 * time.Second}[*quick])
-	streams(fmt.Sprintf("http://127.0.0.1:%d", streamPort), gw, map[bool]int{true: 3, false: 7}[*quick])
+	oneClient(fast, rounds)
+	sixteen(fast, map[bool]time.Duration{true: time.Second, false: 3 * time.Second}[*quick])
+	streams(stream, map[bool]int{true: 3, false: 7}[*quick])
 	runRSS := rss(g.Process.Pid)
 	record("gantry RSS after the 500-stream run", fmt.Sprintf("%.1f MB", runRSS), "≤ 60 MB", yes(runRSS <= 60))
+	record("stdlib proxy RSS after the 500-stream run", fmt.Sprintf("%.1f MB", rss(stdlib.Process.Pid)), "", nil)
 	record("gantry RSS idle (after start)", fmt.Sprintf("%.1f MB", idleRSS), "≤ 25 MB", yes(idleRSS <= 25))
 	coldStarts(gw, map[bool]int{true: 10, false: 50}[*quick])
 	slotSwitch(gw, map[bool]int{true: 4, false: 10}[*quick])
 	return writeTable()
+}
+
+// startStdlibProxy runs the reference proxy in a process of its own, as
+// gantry is, in front of both engines, and fills in the ways to it.
+func startStdlibProxy(fast, stream *ways) (*exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	fa, sa := fmt.Sprintf("127.0.0.1:%d", freePort()), fmt.Sprintf("127.0.0.1:%d", freePort())
+	cmd := exec.Command(exe, "-serve-stdlib-proxy", fa+"="+fast.direct+","+sa+"="+stream.direct)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	fast.stdlib, stream.stdlib = "http://"+fa, "http://"+sa
+	for _, base := range []string{fast.stdlib, stream.stdlib} {
+		if err := waitOK(base+"/health", 10*time.Second); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return nil, fmt.Errorf("stdlib proxy: %w", err)
+		}
+	}
+	return cmd, nil
+}
+
+// serveStdlibProxy serves httputil.ReverseProxy as it comes — default
+// transport, no tuning — on each listen=upstream pair, until killed. It
+// flushes server-sent events as they arrive, as gantry does.
+func serveStdlibProxy(spec string) {
+	for _, pair := range strings.Split(spec, ",") {
+		listen, upstream, _ := strings.Cut(pair, "=")
+		u, err := url.Parse(upstream)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: stdlib proxy:", err)
+			os.Exit(2)
+		}
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: stdlib proxy:", err)
+			os.Exit(2)
+		}
+		go http.Serve(ln, httputil.NewSingleHostReverseProxy(u))
+	}
+	select {}
 }
 
 func waitOK(url string, d time.Duration) error {
@@ -258,24 +322,41 @@ func pct(ds []time.Duration, p float64) time.Duration {
 
 func us(d time.Duration) string { return fmt.Sprintf("%d µs", d.Microseconds()) }
 
-func oneClient(direct, gw string, n int) {
-	var dd, pd []time.Duration
+// ways are the three ways to one engine that the suite compares: straight
+// to it, through gantry, and through the standard library's bare reverse
+// proxy — the issue's reference point, which gantry must beat.
+type ways struct{ direct, gantry, stdlib string }
+
+func (w ways) all() [3]string { return [3]string{w.direct, w.gantry, w.stdlib} }
+
+// rotated is the order of the three in round i: each goes first, second
+// and third in turn, so that what the order costs lands on all of them.
+func rotated(i int) [3]int { return [3]int{i % 3, (i + 1) % 3, (i + 2) % 3} }
+
+func oneClient(w ways, n int) {
+	var lat [3][]time.Duration
 	for i := 0; i < 200; i++ { // warm connections
-		once(direct, "fast")
-		once(gw, "fast")
+		for _, base := range w.all() {
+			once(base, "fast")
+		}
 	}
 	for i := 0; i < n; i++ {
-		if d, err := once(direct, "fast"); err == nil {
-			dd = append(dd, d)
-		}
-		if d, err := once(gw, "fast"); err == nil {
-			pd = append(pd, d)
+		for _, k := range rotated(i) {
+			if d, err := once(w.all()[k], "fast"); err == nil {
+				lat[k] = append(lat[k], d)
+			}
 		}
 	}
-	added := pct(pd, 50) - pct(dd, 50)
-	record("1 client: direct p50 / p90 / p99", fmt.Sprintf("%s / %s / %s", us(pct(dd, 50)), us(pct(dd, 90)), us(pct(dd, 99))), "", nil)
-	record("1 client: proxied p50 / p90 / p99", fmt.Sprintf("%s / %s / %s", us(pct(pd, 50)), us(pct(pd, 90)), us(pct(pd, 99))), "", nil)
+	dd, pd, sd := lat[0], lat[1], lat[2]
+	added, stdAdded := pct(pd, 50)-pct(dd, 50), pct(sd, 50)-pct(dd, 50)
+	triple := func(ds []time.Duration) string {
+		return fmt.Sprintf("%s / %s / %s", us(pct(ds, 50)), us(pct(ds, 90)), us(pct(ds, 99)))
+	}
+	record("1 client: direct p50 / p90 / p99", triple(dd), "", nil)
+	record("1 client: proxied p50 / p90 / p99", triple(pd), "", nil)
 	record("1 client: added p50 (p90, p99)", fmt.Sprintf("%s (%s, %s)", us(added), us(pct(pd, 90)-pct(dd, 90)), us(pct(pd, 99)-pct(dd, 99))), "≤ 200 µs", yes(added <= 200*time.Microsecond))
+	record("1 client: stdlib proxy p50 / p90 / p99", triple(sd), "", nil)
+	record("1 client: stdlib proxy added p50", us(stdAdded), "above gantry's", yes(stdAdded > added))
 }
 
 // load runs c clients against base for d and returns requests/s and the
@@ -307,24 +388,30 @@ func load(base string, c int, d time.Duration) (float64, []time.Duration) {
 	return float64(n.Load()) / time.Since(t0).Seconds(), lat
 }
 
-func sixteen(direct, gw string, phase time.Duration) {
+func sixteen(w ways, phase time.Duration) {
 	profile("sixteen")
-	var dr, pr float64
-	var dl, pl []time.Duration
-	load(direct, 16, 300*time.Millisecond)
-	load(gw, 16, 300*time.Millisecond)
-	for i := 0; i < 3; i++ { // interleaved phases
-		r, l := load(direct, 16, phase)
-		dr += r
-		dl = append(dl, l...)
-		r, l = load(gw, 16, phase)
-		pr += r
-		pl = append(pl, l...)
+	var rate [3]float64
+	var lat [3][]time.Duration
+	for _, base := range w.all() {
+		load(base, 16, 300*time.Millisecond)
 	}
-	ratio := pr / dr
-	record("16 clients: requests/s direct / proxied", fmt.Sprintf("%.0f / %.0f", dr/3, pr/3), "", nil)
+	for i := 0; i < 3; i++ { // interleaved phases
+		for _, k := range rotated(i) {
+			r, l := load(w.all()[k], 16, phase)
+			rate[k] += r
+			lat[k] = append(lat[k], l...)
+		}
+	}
+	ratio, stdRatio := rate[1]/rate[0], rate[2]/rate[0]
+	dl := lat[0]
+	added := func(l []time.Duration) string {
+		return fmt.Sprintf("%s / %s", us(pct(l, 50)-pct(dl, 50)), us(pct(l, 99)-pct(dl, 99)))
+	}
+	record("16 clients: requests/s direct / proxied / stdlib proxy", fmt.Sprintf("%.0f / %.0f / %.0f", rate[0]/3, rate[1]/3, rate[2]/3), "", nil)
 	record("16 clients: proxied/direct throughput", fmt.Sprintf("%.2f", ratio), "≥ 0.40", yes(ratio >= 0.40))
-	record("16 clients: added p50 / p99", fmt.Sprintf("%s / %s", us(pct(pl, 50)-pct(dl, 50)), us(pct(pl, 99)-pct(dl, 99))), "", nil)
+	record("16 clients: added p50 / p99", added(lat[1]), "", nil)
+	record("16 clients: stdlib proxy/direct throughput", fmt.Sprintf("%.2f", stdRatio), "below gantry's", yes(stdRatio < ratio))
+	record("16 clients: stdlib proxy added p50 / p99", added(lat[2]), "", nil)
 }
 
 var dataObj, usageKey = []byte("data: {"), []byte(`"usage"`)
@@ -420,48 +507,54 @@ func stamp(line []byte) (int64, bool) {
 	return ns, ns > 0
 }
 
-// streams runs rounds of 500 streams, direct then proxied, and reports the
-// median of the rounds' figures with their range: one round's hiccup
-// (another process taking a core for a few milliseconds) moves a p99 of
-// 500 samples a lot, and the median says what a typical round costs.
-func streams(direct, gw string, rounds int) {
-	// Warm both connection pools to 500, as a serving box's are: the figure
-	// is the steady state, not 500 TCP handshakes.
-	streamRun(direct, 500)
-	streamRun(gw, 500)
-	profile("streams")
-	var ds, ps []round
-	var bad int64
-	for i := 0; i < rounds; i++ {
-		// Odd rounds go proxied first: whatever the order costs lands on both.
-		var d, p round
-		if i%2 == 0 {
-			d, p = streamRound(direct), streamRound(gw)
-		} else {
-			p, d = streamRound(gw), streamRound(direct)
-		}
-		ds, ps = append(ds, d), append(ps, p)
-		bad += d.bad + p.bad
+// streams runs rounds of 500 streams, direct, through gantry and through
+// the stdlib proxy, and reports the median of the rounds' figures with their
+// range: one round's hiccup (another process taking a core for a few
+// milliseconds) moves a p99 of 500 samples a lot, and the median says what a
+// typical round costs.
+func streams(w ways, rounds int) {
+	// Warm the connection pools to 500, as a serving box's are: the figure
+	// is the steady state, not 500 TCP handshakes. (The stdlib proxy keeps
+	// two idle connections per engine, so it dials again every round, as it
+	// does in use.)
+	for _, base := range w.all() {
+		streamRun(base, 500)
 	}
+	profile("streams")
+	var rs [3][]round
+	var cut [3]int64
+	for i := 0; i < rounds; i++ {
+		for _, k := range rotated(i) {
+			r := streamRound(w.all()[k])
+			rs[k] = append(rs[k], r)
+			cut[k] += r.bad
+		}
+	}
+	ds, ps, ss := rs[0], rs[1], rs[2]
 	// med is the median over the rounds of f, of one side or of both.
 	med := func(rs []round, f func(round) float64) float64 { return median(each(rs, f)) }
-	ratio := pairs(ds, ps, func(d, p round) float64 { return p.fps / d.fps })
-	addT := pairs(ds, ps, func(d, p round) float64 { return p.ttft - d.ttft })
-	addG := pairs(ds, ps, func(d, p round) float64 { return p.gap - d.gap })
+	ratio := func(d, p round) float64 { return p.fps / d.fps }
+	addT := func(d, p round) float64 { return p.ttft - d.ttft }
+	addG := func(d, p round) float64 { return p.gap - d.gap }
 	fps := func(r round) float64 { return r.fps }
 	ttft := func(r round) float64 { return r.ttft }
 	gap := func(r round) float64 { return r.gap }
 	del50 := func(r round) float64 { return r.del50 }
 	del99 := func(r round) float64 { return r.del99 }
-	r, t, g := median(ratio), median(addT), median(addG)
-	record("500 streams: frames/s direct / proxied", fmt.Sprintf("%.0f / %.0f (%d cut)", med(ds, fps), med(ps, fps), bad), "", nil)
-	record("500 streams: proxied/direct frames ratio", fmt.Sprintf("%.4f (%s)", r, spread("%.4f", ratio)), "≥ 0.98", yes(r >= 0.98))
+	r, t, g := median(pairs(ds, ps, ratio)), median(pairs(ds, ps, addT)), median(pairs(ds, ps, addG))
+	sr, st, sg := median(pairs(ds, ss, ratio)), median(pairs(ds, ss, addT)), median(pairs(ds, ss, addG))
+	record("500 streams: frames/s direct / proxied / stdlib proxy", fmt.Sprintf("%.0f / %.0f / %.0f (streams cut: %d / %d / %d)", med(ds, fps), med(ps, fps), med(ss, fps), cut[0], cut[1], cut[2]), "", nil)
+	record("500 streams: proxied/direct frames ratio", fmt.Sprintf("%.4f (%s)", r, spread("%.4f", pairs(ds, ps, ratio))), "≥ 0.98", yes(r >= 0.98))
 	record("500 streams: TTFT p99 direct / proxied", fmt.Sprintf("%.1f / %.1f ms", med(ds, ttft), med(ps, ttft)), "", nil)
-	record("500 streams: added TTFT p99", fmt.Sprintf("%.1f ms (%s)", t, spread("%.1f", addT)), "≤ 30 ms", yes(t <= 30))
+	record("500 streams: added TTFT p99", fmt.Sprintf("%.1f ms (%s)", t, spread("%.1f", pairs(ds, ps, addT))), "≤ 30 ms", yes(t <= 30))
 	record("500 streams: inter-chunk gap p99 direct / proxied", fmt.Sprintf("%.2f / %.2f ms", med(ds, gap), med(ps, gap)), "", nil)
-	record("500 streams: added gap p99", fmt.Sprintf("%.2f ms (%s)", g, spread("%.2f", addG)), "≤ 2 ms", yes(g <= 2))
+	record("500 streams: added gap p99", fmt.Sprintf("%.2f ms (%s)", g, spread("%.2f", pairs(ds, ps, addG))), "≤ 2 ms", yes(g <= 2))
 	record("500 streams: event delivery engine → client p50 / p99, direct", fmt.Sprintf("%.2f / %.2f ms", med(ds, del50), med(ds, del99)), "", nil)
 	record("500 streams: event delivery engine → client p50 / p99, proxied", fmt.Sprintf("%.2f / %.2f ms", med(ps, del50), med(ps, del99)), "", nil)
+	record("500 streams: stdlib proxy/direct frames ratio", fmt.Sprintf("%.4f (%s)", sr, spread("%.4f", pairs(ds, ss, ratio))), "below gantry's", yes(sr < r))
+	record("500 streams: stdlib proxy added TTFT p99", fmt.Sprintf("%.1f ms (%s)", st, spread("%.1f", pairs(ds, ss, addT))), "above gantry's", yes(st > t))
+	record("500 streams: stdlib proxy added gap p99", fmt.Sprintf("%.2f ms (%s)", sg, spread("%.2f", pairs(ds, ss, addG))), "above gantry's", yes(sg > g))
+	record("500 streams: event delivery engine → client p50 / p99, stdlib proxy", fmt.Sprintf("%.2f / %.2f ms", med(ss, del50), med(ss, del99)), "", nil)
 }
 
 type round struct {
@@ -488,7 +581,8 @@ func each(rs []round, f func(round) float64) []float64 {
 	return out
 }
 
-// pairs is f of each round's direct and proxied figures.
+// pairs is f of each round's direct figures and the same round's figures
+// through a proxy.
 func pairs(ds, ps []round, f func(d, p round) float64) []float64 {
 	out := make([]float64, len(ds))
 	for i := range ds {
