@@ -140,8 +140,9 @@ models:
 	idleRSS := rss(g.Process.Pid)
 	fmt.Printf("gantry pid %d, idle RSS %.1f MB\n\n", g.Process.Pid, idleRSS)
 
-	fast := ways{direct: fmt.Sprintf("http://127.0.0.1:%d", fastPort), gantry: gw}
-	stream := ways{direct: fmt.Sprintf("http://127.0.0.1:%d", streamPort), gantry: gw}
+	fast := ways{direct: fmt.Sprintf("http://127.0.0.1:%d", fastPort), gantry: gw, pids: [3]int{0, g.Process.Pid, 0}}
+	stream := fast
+	stream.direct = fmt.Sprintf("http://127.0.0.1:%d", streamPort)
 	stdlib, err := startStdlibProxy(&fast, &stream)
 	if err != nil {
 		return err
@@ -197,6 +198,7 @@ func startStdlibProxy(fast, stream *ways) (*exec.Cmd, error) {
 		return nil, err
 	}
 	fast.stdlib, stream.stdlib = "http://"+fa, "http://"+sa
+	fast.pids[2], stream.pids[2] = cmd.Process.Pid, cmd.Process.Pid
 	for _, base := range []string{fast.stdlib, stream.stdlib} {
 		if err := waitOK(base+"/health", 10*time.Second); err != nil {
 			cmd.Process.Kill()
@@ -256,6 +258,25 @@ func rss(pid int) float64 {
 		}
 	}
 	return 0
+}
+
+// cpuTime is the CPU time, user and system, that process pid has used
+// (0 for pid 0 or a process that is gone).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if pid == 0 || err != nil {
+		return 0
+	}
+	// The command's name, in parentheses, may hold spaces: count the
+	// fields after it. utime and stime are the line's 14th and 15th, in
+	// ticks of 10 ms (USER_HZ is 100 on Linux).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond
 }
 
 var pprofAddr string
@@ -325,7 +346,10 @@ func us(d time.Duration) string { return fmt.Sprintf("%d µs", d.Microseconds())
 // ways are the three ways to one engine that the suite compares: straight
 // to it, through gantry, and through the standard library's bare reverse
 // proxy — the reference point, which gantry must beat.
-type ways struct{ direct, gantry, stdlib string }
+type ways struct {
+	direct, gantry, stdlib string
+	pids                   [3]int // of the processes in between: none, gantry, the stdlib proxy
+}
 
 func (w ways) all() [3]string { return [3]string{w.direct, w.gantry, w.stdlib} }
 
@@ -522,14 +546,19 @@ func streams(w ways, rounds int) {
 	}
 	profile("streams")
 	var rs [3][]round
-	var cut [3]int64
+	var cut, frames [3]int64
+	var cpu [3]time.Duration // of the process in between, while its rounds ran
 	for i := 0; i < rounds; i++ {
 		for _, k := range rotated(i) {
+			c0 := cpuTime(w.pids[k])
 			r := streamRound(w.all()[k])
+			cpu[k] += cpuTime(w.pids[k]) - c0
 			rs[k] = append(rs[k], r)
 			cut[k] += r.bad
+			frames[k] += r.frames
 		}
 	}
+	perEvent := func(k int) float64 { return float64(cpu[k].Microseconds()) / float64(max(frames[k], 1)) }
 	ds, ps, ss := rs[0], rs[1], rs[2]
 	// med is the median over the rounds of f, of one side or of both.
 	med := func(rs []round, f func(round) float64) float64 { return median(each(rs, f)) }
@@ -555,12 +584,13 @@ func streams(w ways, rounds int) {
 	record("500 streams: stdlib proxy added TTFT p99", fmt.Sprintf("%.1f ms (%s)", st, spread("%.1f", pairs(ds, ss, addT))), "above gantry's", yes(st > t))
 	record("500 streams: stdlib proxy added gap p99", fmt.Sprintf("%.2f ms (%s)", sg, spread("%.2f", pairs(ds, ss, addG))), "above gantry's", yes(sg > g))
 	record("500 streams: event delivery engine → client p50 / p99, stdlib proxy", fmt.Sprintf("%.2f / %.2f ms", med(ss, del50), med(ss, del99)), "", nil)
+	record("500 streams: CPU per relayed event, gantry / stdlib proxy", fmt.Sprintf("%.1f / %.1f µs", perEvent(1), perEvent(2)), "gantry's below", yes(perEvent(1) < perEvent(2)))
 }
 
 type round struct {
 	fps, ttft, gap float64 // frames/s; p99 of TTFT and of the gaps, in ms
 	del50, del99   float64 // event delivery p50 and p99, in ms
-	bad            int64
+	frames, bad    int64
 }
 
 // streamRound runs 500 streams against base after a collection in this
@@ -569,7 +599,7 @@ func streamRound(base string) round {
 	runtime.GC()
 	st := streamRun(base, 500)
 	return round{float64(st.frames) / st.wall.Seconds(), ms(pct(st.ttft, 99)), ms(pct(st.gaps, 99)),
-		ms(pct(st.delivery, 50)), ms(pct(st.delivery, 99)), st.bad}
+		ms(pct(st.delivery, 50)), ms(pct(st.delivery, 99)), st.frames, st.bad}
 }
 
 // each is f of every round.
