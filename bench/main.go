@@ -5,7 +5,7 @@
 // and through the standard library's bare httputil.ReverseProxy (the
 // reference gantry must beat).
 //
-//	go run ./bench            # the whole suite (about a minute and a half)
+//	go run ./bench            # the whole suite (about two minutes)
 //	go run ./bench -quick     # fewer rounds, for a try
 package main
 
@@ -34,13 +34,15 @@ import (
 )
 
 var (
-	quick = flag.Bool("quick", false, "fewer rounds")
-	out   = flag.String("out", "BENCHMARKS.md", "file to write the table into (the part between the bench markers)")
-	prof  = flag.String("cpuprofile", "", "write gantry's CPU profile during one phase here (a name ending .trace or .allocs: its execution trace or allocations instead)")
-	phase = flag.String("profile-phase", "streams", "the phase -cpuprofile covers: sixteen or streams")
-	only  = flag.String("only", "", "run one phase (one, sixteen, streams, cold, switch) and write nothing")
-	genv  = flag.String("gantry-env", "", "extra environment for gantry, e.g. GOGC=200 (experiments; the sims gantry starts inherit it)")
-	ref   = flag.String("serve-stdlib-proxy", "", "internal: serve the reference proxy, listen=upstream pairs separated by commas")
+	quick   = flag.Bool("quick", false, "fewer rounds")
+	out     = flag.String("out", "BENCHMARKS.md", "file to write the table into (the part between the bench markers)")
+	prof    = flag.String("cpuprofile", "", "write gantry's CPU profile during one phase here (a name ending .trace or .allocs: its execution trace or allocations instead)")
+	phase   = flag.String("profile-phase", "streams", "the phase -cpuprofile covers: sixteen or streams")
+	only    = flag.String("only", "", "run one phase (one, sixteen, streams, cold, switch) and write nothing")
+	genv    = flag.String("gantry-env", "", "extra environment for gantry, e.g. GOGC=200 (experiments; the sims gantry starts inherit it)")
+	verbose = flag.Bool("v", false, "print every round of the 500-stream phase")
+	nrounds = flag.Int("rounds", 0, "rounds of 500 streams each way (default 15; 5 with -only streams, 3 with -quick)")
+	ref     = flag.String("serve-stdlib-proxy", "", "internal: serve the reference proxy, listen=upstream pairs separated by commas")
 )
 
 func main() {
@@ -159,7 +161,7 @@ models:
 		sixteen(fast, 2*time.Second)
 		return nil
 	case "streams":
-		streams(stream, 5)
+		streams(stream, roundsOr(5))
 		return nil
 	case "cold":
 		coldStarts(gw, 20)
@@ -174,7 +176,7 @@ models:
 	}
 	oneClient(fast, rounds)
 	sixteen(fast, map[bool]time.Duration{true: time.Second, false: 3 * time.Second}[*quick])
-	streams(stream, map[bool]int{true: 3, false: 7}[*quick])
+	streams(stream, roundsOr(map[bool]int{true: 3, false: 15}[*quick]))
 	runRSS := rss(g.Process.Pid)
 	record("gantry RSS after the 500-stream run", fmt.Sprintf("%.1f MB", runRSS), "≤ 60 MB", yes(runRSS <= 60))
 	record("stdlib proxy RSS after the 500-stream run", fmt.Sprintf("%.1f MB", rss(stdlib.Process.Pid)), "", nil)
@@ -342,6 +344,14 @@ func pct(ds []time.Duration, p float64) time.Duration {
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%d µs", d.Microseconds()) }
+
+// roundsOr is the rounds -rounds asks for, or def.
+func roundsOr(def int) int {
+	if *nrounds > 0 {
+		return *nrounds
+	}
+	return def
+}
 
 // ways are the three ways to one engine that the suite compares: straight
 // to it, through gantry, and through the standard library's bare reverse
@@ -555,6 +565,10 @@ func streams(w ways, rounds int) {
 			cpu[k] += cpuTime(w.pids[k]) - c0
 			rs[k] = append(rs[k], r)
 			cut[k] += r.bad
+			if *verbose {
+				fmt.Printf("  round %2d %-7s frames/s %5.0f  TTFT p99 %5.1f ms  gap p99 %5.2f ms  delivery p50/p99 %.2f/%.2f ms\n",
+					i, [3]string{"direct", "gantry", "stdlib"}[k], r.fps, r.ttft, r.gap, r.del50, r.del99)
+			}
 			frames[k] += r.frames
 		}
 	}
@@ -754,8 +768,18 @@ func writeTable() error {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "<!-- bench:start -->\nMeasured %s on %s (%s, %d cores, %s) with `go run ./bench%s`.\n\n",
-		time.Now().Format("2006-01-02 15:04 MST"), host, cpu, runtime.NumCPU(), runtime.Version(), map[bool]string{true: " -quick", false: ""}[*quick])
+	command := "go run ./bench"
+	if *quick {
+		command += " -quick"
+	}
+	if *nrounds > 0 {
+		command += fmt.Sprintf(" -rounds %d", *nrounds)
+	}
+	if *genv != "" {
+		command += fmt.Sprintf(" -gantry-env %q", *genv)
+	}
+	fmt.Fprintf(&b, "<!-- bench:start -->\nMeasured %s on %s (%s, %d cores, %s) with `%s`.\n\n",
+		time.Now().Format("2006-01-02 15:04 MST"), host, cpu, runtime.NumCPU(), runtime.Version(), command)
 	b.WriteString("| measure | result | target | |\n|---|---|---|---|\n")
 	for _, r := range results {
 		mark := ""
