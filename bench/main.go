@@ -38,7 +38,7 @@ var (
 	out     = flag.String("out", "BENCHMARKS.md", "file to write the table into (the part between the bench markers)")
 	prof    = flag.String("cpuprofile", "", "write gantry's CPU profile during one phase here (a name ending .trace or .allocs: its execution trace or allocations instead)")
 	phase   = flag.String("profile-phase", "streams", "the phase -cpuprofile covers: sixteen or streams")
-	only    = flag.String("only", "", "run one phase (one, sixteen, streams, cold, switch) and write nothing")
+	only    = flag.String("only", "", "run one phase (one, sixteen, streams, cold, switch, scan) and write nothing")
 	genv    = flag.String("gantry-env", "", "extra environment for gantry, e.g. GOGC=200 (experiments; the sims gantry starts inherit it)")
 	verbose = flag.Bool("v", false, "print every round of the 500-stream phase")
 	nrounds = flag.Int("rounds", 0, "rounds of 500 streams each way (default 15; 5 with -only streams, 3 with -quick)")
@@ -169,6 +169,8 @@ models:
 	case "switch":
 		slotSwitch(gw, 6)
 		return nil
+	case "scan":
+		return inventoryScan()
 	}
 	rounds := 3000
 	if *quick {
@@ -183,6 +185,9 @@ models:
 	record("gantry RSS idle (after start)", fmt.Sprintf("%.1f MB", idleRSS), "≤ 25 MB", yes(idleRSS <= 25))
 	coldStarts(gw, map[bool]int{true: 10, false: 50}[*quick])
 	slotSwitch(gw, map[bool]int{true: 4, false: 10}[*quick])
+	if err := inventoryScan(); err != nil {
+		return err
+	}
 	return writeTable()
 }
 
@@ -753,6 +758,40 @@ func slotSwitch(gw string, n int) {
 	p50, mx := pct(ds, 50), pct(ds, 100)
 	record(fmt.Sprintf("slot switch: gantry's time beyond the engines' own (%d switches) p50 / max", n),
 		fmt.Sprintf("%.1f / %.1f ms", ms(p50), ms(mx)), "≤ 100 ms", yes(mx <= 100*time.Millisecond))
+}
+
+var benchLine = regexp.MustCompile(`^BenchmarkScan\S*\s+\d+\s+([\d.]+) ns/op\s+([\d.]+) peak-RSS-MB\s+(\d+) B/op\s+(\d+) allocs/op`)
+
+// inventoryScan runs the inventory's Go benchmark (50 models of 40 GiB of
+// sparse safetensors: 2 TB) and records the median time per scan and the
+// test process's peak RSS against the inventory issue's bounds.
+func inventoryScan() error {
+	cmd := exec.Command("go", "test", "-run", "XXX", "-bench", "^BenchmarkScan$", "-benchmem", "-count", "3", "./internal/inventory")
+	outb, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("inventory benchmark: %v\n%s", err, outb)
+	}
+	var ns []float64
+	var peak float64
+	var bytesPer, allocs string
+	for _, l := range strings.Split(string(outb), "\n") {
+		m := benchLine.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		r, _ := strconv.ParseFloat(m[2], 64)
+		ns, peak, bytesPer, allocs = append(ns, v), max(peak, r), m[3], m[4]
+	}
+	if len(ns) == 0 {
+		return fmt.Errorf("inventory benchmark: no result in\n%s", outb)
+	}
+	t := time.Duration(median(ns))
+	b, _ := strconv.ParseFloat(bytesPer, 64)
+	record("inventory scan: 50 models, 2 TB of safetensors (median of 3) / peak RSS",
+		fmt.Sprintf("%.1f ms / %.1f MB (%.1f MB in %s allocations per scan)", ms(t), peak, b/1e6, allocs),
+		"< 1 s, < 50 MB", yes(t < time.Second && peak < 50))
+	return nil
 }
 
 // writeTable puts the results between the markers in BENCHMARKS.md.
