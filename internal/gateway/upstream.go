@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -149,7 +150,7 @@ func (u *upstream) exchange(c *uconn, addr string, r *http.Request, body []byte)
 		}
 	}
 	bw.WriteString("Content-Length: ")
-	bw.WriteString(itoa(len(body)))
+	bw.WriteString(strconv.Itoa(len(body)))
 	bw.WriteString("\r\n\r\n")
 	bw.Write(body)
 	if err := bw.Flush(); err != nil {
@@ -176,20 +177,6 @@ func (e *writeErr) Unwrap() error { return e.err }
 func staleConn(err error) bool {
 	var we *writeErr
 	return errors.As(err, &we) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
 }
 
 // upstreamBody gives the connection back when the body was read whole.
