@@ -101,19 +101,3 @@ func Cmdline(pid int) []string {
 	}
 	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
 }
-
-// KillGroup stops a process group gantry no longer supervises: SIGTERM,
-// up to grace for it to go, then SIGKILL.
-func KillGroup(pgid int, grace time.Duration) {
-	if pgid <= 0 {
-		return
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	deadline := time.Now().Add(grace)
-	for time.Now().Before(deadline) && groupHasLiving(pgid) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if groupHasLiving(pgid) {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	}
-}

@@ -105,7 +105,8 @@ type Process struct {
 	startErr  error
 	retry     *time.Timer
 	closed    bool
-	done      chan struct{} // closed by Close: ends the tail
+	done      chan struct{} // closed by endTail: ends the tail
+	tailOnce  sync.Once
 	kick      chan struct{} // wakes the tail when a start begins
 	adopted   bool
 }
@@ -659,10 +660,7 @@ func (p *Process) killGroup(r *run, grace time.Duration) {
 	case <-r.exited:
 	case <-time.After(grace):
 	}
-	for time.Now().Before(deadline) && groupAlive(r.pgid) {
-		time.Sleep(20 * time.Millisecond) // waiting on other processes' exit; no event to wait on
-	}
-	if groupAlive(r.pgid) {
+	if !waitGroupGone(r.pgid, deadline) {
 		p.log.Mark("process group %d still alive after %s: SIGKILL", r.pgid, grace)
 		signalGroup(r.pgid, syscall.SIGKILL)
 	}
@@ -674,6 +672,29 @@ func (p *Process) killGroup(r *run, grace time.Duration) {
 	for i := 0; i < 100 && groupAlive(r.pgid); i++ {
 		time.Sleep(10 * time.Millisecond) // the kernel reaps the group's members
 	}
+}
+
+// KillGroup stops a process group gantry no longer supervises (an engine
+// a previous gantry left behind): SIGTERM, up to grace for it to go, then
+// SIGKILL.
+func KillGroup(pgid int, grace time.Duration) {
+	signalGroup(pgid, syscall.SIGTERM)
+	if !waitGroupGone(pgid, time.Now().Add(grace)) {
+		signalGroup(pgid, syscall.SIGKILL)
+	}
+}
+
+// waitGroupGone waits until the group has no living member or until
+// passes, and reports whether it went. Other processes' exits give no
+// event to wait on: it polls.
+func waitGroupGone(pgid int, until time.Time) bool {
+	for groupAlive(pgid) {
+		if !time.Now().Before(until) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
 }
 
 func signalGroup(pgid int, sig syscall.Signal) {
@@ -697,31 +718,28 @@ func groupAlive(pgid int) bool {
 // Close stops the engine and prevents further starts.
 func (p *Process) Close(ctx context.Context) error {
 	p.mu.Lock()
-	already := p.closed
 	p.closed = true
 	p.mu.Unlock()
 	err := p.Stop(ctx)
-	if !already {
-		close(p.done)
-	}
+	p.endTail()
 	p.log.Close()
 	return err
 }
+
+// endTail stops the log tail; Close and Detach may both call it.
+func (p *Process) endTail() { p.tailOnce.Do(func() { close(p.done) }) }
 
 // Detach forgets the engine without stopping it (gantry is being replaced
 // and the next one adopts it) and prevents further starts.
 func (p *Process) Detach() {
 	p.mu.Lock()
-	already := p.closed
 	p.closed = true
 	if p.retry != nil {
 		p.retry.Stop()
 	}
 	p.cur = nil
 	p.mu.Unlock()
-	if !already {
-		close(p.done)
-	}
+	p.endTail()
 	p.log.Close()
 }
 
