@@ -6,9 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	_ "net/http/pprof"
+	_ "net/http/pprof" // for --pprof only: its handlers sit on the default mux, which gantry's API does not use
 	"os"
-	"runtime" // for --pprof only: its handlers sit on the default mux, which gantry's API does not use
+	"runtime"
 
 	"github.com/gantryhq/gantry/internal/daemon"
 )

@@ -516,7 +516,6 @@ func (s *Scheduler) waitLocked(ctx context.Context, d time.Duration) error {
 func (s *Scheduler) onProcEvent(ev supervise.Event) {
 	s.mu.Lock()
 	e := s.models[ev.Model]
-	de := e
 	if e != nil {
 		if ev.To == supervise.Starting {
 			e.diagnosis = ""
@@ -555,22 +554,19 @@ func (s *Scheduler) onProcEvent(ev supervise.Event) {
 	// The state is taken first (a request must not be sent to an engine
 	// known to be gone); the diagnosis, which reads the log, after.
 	diag := ""
-	if de != nil && (ev.To == supervise.Failed || ev.To == supervise.Ready) {
-		diag = s.diagnose(de, ev)
+	if e != nil && (ev.To == supervise.Failed || ev.To == supervise.Ready) {
+		diag = s.diagnose(e, ev)
 		s.mu.Lock()
-		de.diagnosis = diag
+		e.diagnosis = diag
 		s.mu.Unlock()
 	}
 	switch ev.To {
 	case supervise.Starting, supervise.Ready, supervise.Stopped, supervise.Failed:
 		s.saveEngines()
 	}
-	ev2 := Event{Kind: "state", Model: ev.Model, From: string(ev.From), To: string(ev.To), Reason: ev.Reason, Time: ev.Time}
-	if diag != "" {
-		ev2.Diagnosis = diag
-	}
-	if ev.To == supervise.Ready && de != nil {
-		if st := de.proc.Status(); !st.StartedAt.IsZero() && !st.ReadyAt.IsZero() {
+	ev2 := Event{Kind: "state", Model: ev.Model, From: string(ev.From), To: string(ev.To), Reason: ev.Reason, Time: ev.Time, Diagnosis: diag}
+	if ev.To == supervise.Ready && e != nil {
+		if st := e.proc.Status(); !st.StartedAt.IsZero() && !st.ReadyAt.IsZero() {
 			ev2.LoadSeconds = st.ReadyAt.Sub(st.StartedAt).Seconds()
 		}
 	}
