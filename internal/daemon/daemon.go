@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -48,12 +49,17 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	hub := api.NewHub()
 	so := o.Sched
 	so.Logger = lg
-	var met *metrics.Metrics
-	var s *sched.Scheduler
-	var gw *gateway.Gateway
+	// Engines' events arrive on their own goroutines, from inside
+	// sched.New on (an adopted or always-on engine), before the metrics
+	// and the gateway exist: the handler reaches them through pointers
+	// set once each is built.
+	var metP atomic.Pointer[metrics.Metrics]
+	var sP atomic.Pointer[sched.Scheduler]
+	var gwP atomic.Pointer[gateway.Gateway]
 	so.OnEvent = func(ev sched.Event) {
 		hub.Publish(ev)
-		if gw != nil && ev.Kind == "state" && (ev.To == "failed" || ev.To == "stopped") {
+		s, gw, met := sP.Load(), gwP.Load(), metP.Load()
+		if s != nil && gw != nil && ev.Kind == "state" && (ev.To == "failed" || ev.To == "stopped") {
 			// Pooled connections to a dead engine would fail the next
 			// request on its restarted successor.
 			if p, err := s.Process(ev.Model); err == nil {
@@ -74,6 +80,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if err != nil {
 		return err
 	}
+	sP.Store(s)
 	current := cfg
 	var gpuFn func() gpu.Facts
 	if box := s.Box(); len(box.Facts.GPUs) > 0 {
@@ -81,7 +88,8 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 			return gpu.Detect(context.Background(), gpu.NvidiaSMI, gpu.SystemMemory)
 		})
 	}
-	met = metrics.New(o.Version, s, gpuFn)
+	met := metrics.New(o.Version, s, gpuFn)
+	metP.Store(met)
 	if gpuFn != nil {
 		s.SetGPUSource(gpuFn)
 	}
@@ -94,7 +102,8 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	api.New(s, hub, lg).Register(mux, keys.Admin)
 	mux.Handle("GET /metrics", keys.Admin(met.Handler()))
 	mux.Handle("GET /{$}", dashboard.Handler())
-	gw = gateway.New(s, lg, observer{met: met, hub: hub})
+	gw := gateway.New(s, lg, observer{met: met, hub: hub})
+	gwP.Store(gw)
 	defer gw.Close()
 	gw.Register(mux, keys.Gateway)
 
