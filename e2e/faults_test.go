@@ -147,6 +147,21 @@ var (
 	rows   []*tally
 )
 
+// loadUntilStarts streams from model with 8 clients until gantry has
+// started it want times (polling its status), or within passes; it
+// returns the starts.
+func (t *tally) loadUntilStarts(d *daemon, model string, want int, within time.Duration) int {
+	stop := make(chan struct{})
+	wg := t.load(d.url, 8, true, func() string { return model }, stop)
+	deadline := time.Now().Add(within)
+	for d.starts(model) < want && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	return d.starts(model)
+}
+
 func record(t *testing.T, ta *tally) {
 	t.Helper()
 	rowsMu.Lock()
@@ -217,30 +232,15 @@ func TestFaultSuite(t *testing.T) {
 
 	t.Run("engine stops answering health checks", func(t *testing.T) {
 		ta := newTally("engine stops answering health checks (restarted; in-flight requests get 502)")
-		stop := make(chan struct{})
-		wg := ta.load(d.url, 8, true, func() string { return "flaky" }, stop)
-		deadline := time.Now().Add(20 * time.Second)
-		for d.starts("flaky") < 3 && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		close(stop)
-		wg.Wait()
-		if d.starts("flaky") < 3 {
-			t.Errorf("flaky was not restarted twice (starts %d)", d.starts("flaky"))
+		if n := ta.loadUntilStarts(d, "flaky", 3, 20*time.Second); n < 3 {
+			t.Errorf("flaky was not restarted twice (starts %d)", n)
 		}
 		record(t, ta)
 	})
 
 	t.Run("engine crashes mid-stream", func(t *testing.T) {
 		ta := newTally("engine crashes mid-stream (on-demand; the next request starts it again)")
-		stop := make(chan struct{})
-		wg := ta.load(d.url, 8, true, func() string { return "crashy" }, stop)
-		deadline := time.Now().Add(20 * time.Second)
-		for d.starts("crashy") < 3 && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		close(stop)
-		wg.Wait()
+		ta.loadUntilStarts(d, "crashy", 3, 20*time.Second)
 		record(t, ta)
 	})
 
