@@ -12,6 +12,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -133,12 +135,9 @@ models:
 	if err := waitOK(gw+"/healthz", 20*time.Second); err != nil {
 		return fmt.Errorf("%v\n%s", err, glog.String())
 	}
-	for _, p := range []int{fastPort, streamPort} {
-		if err := waitOK(fmt.Sprintf("http://127.0.0.1:%d/health", p), 20*time.Second); err != nil {
-			return err
-		}
+	if err := waitReady(gw, 20*time.Second, "fast", "stream"); err != nil {
+		return err
 	}
-	time.Sleep(300 * time.Millisecond) // let gantry see them ready
 	idleRSS := rss(g.Process.Pid)
 	fmt.Printf("gantry pid %d, idle RSS %.1f MB\n\n", g.Process.Pid, idleRSS)
 
@@ -249,6 +248,33 @@ func waitOK(url string, d time.Duration) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("%s not ready", url)
+}
+
+// waitReady waits until gantry's status shows every one of models ready.
+func waitReady(gw string, d time.Duration, models ...string) error {
+	deadline := time.Now().Add(d)
+	for {
+		var st struct {
+			Models []struct{ Name, State string }
+		}
+		if r, err := http.Get(gw + "/api/status"); err == nil {
+			json.NewDecoder(r.Body).Decode(&st) //nolint:errcheck // an odd answer counts as not ready
+			r.Body.Close()
+		}
+		ready := 0
+		for _, m := range st.Models {
+			if slices.Contains(models, m.Name) && m.State == "ready" {
+				ready++
+			}
+		}
+		if ready == len(models) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("gantry does not show %v ready after %s", models, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // rss is the process's resident set in MB (VmRSS).
