@@ -65,7 +65,10 @@ func TestInitModelsDocsDoctor(t *testing.T) {
 	}
 	qdir := filepath.Join(root, "models", "qwen3", "Qwen3-8B")
 	os.MkdirAll(qdir, 0o755)
-	cfg, _ := os.ReadFile("../../shared/fixtures/models/Qwen--Qwen3-8B/config.json")
+	cfg, err := os.ReadFile("../internal/inventory/testdata/models/Qwen--Qwen3-8B/config.json")
+	if err != nil {
+		t.Fatalf("the fixture: %v", err)
+	}
 	os.WriteFile(filepath.Join(qdir, "config.json"), cfg, 0o644)
 	writeSparseSafetensors(t, filepath.Join(qdir, "model.safetensors"), 16381470720)
 

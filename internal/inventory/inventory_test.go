@@ -13,8 +13,20 @@ import (
 	"github.com/gantryhq/gantry/internal/gguf"
 )
 
-// fixtures is ../shared/fixtures/models, real config files with FACTS.md.
-var fixtures = filepath.Join("..", "..", "..", "shared", "fixtures", "models")
+// fixtures are real config files of public models, each with a FACTS.md
+// saying where it came from and what its numbers should be.
+var fixtures = filepath.Join("testdata", "models")
+
+// inspectFixture inspects one fixture, failing the test (not panicking)
+// when it cannot be read.
+func inspectFixture(t *testing.T, dir string) *Model {
+	t.Helper()
+	m, err := Inspect(filepath.Join(fixtures, dir))
+	if err != nil {
+		t.Fatalf("fixture %s: %v", dir, err)
+	}
+	return m
+}
 
 func TestFixturesKVAndQuant(t *testing.T) {
 	cases := []struct {
@@ -56,15 +68,15 @@ func TestFixturesKVAndQuant(t *testing.T) {
 		})
 	}
 	// The words a user reads.
-	m, _ := Inspect(filepath.Join(fixtures, "deepseek-ai--DeepSeek-V3"))
+	m := inspectFixture(t, "deepseek-ai--DeepSeek-V3")
 	if s := m.Quant.String(); s != "FP8 (e4m3, block 128×128, dynamic activations)" {
 		t.Errorf("DeepSeek quant %q", s)
 	}
-	m, _ = Inspect(filepath.Join(fixtures, "RedHatAI--Meta-Llama-3.1-405B-Instruct-FP8"))
+	m = inspectFixture(t, "RedHatAI--Meta-Llama-3.1-405B-Instruct-FP8")
 	if s := m.Quant.String(); s != "FP8 (compressed-tensors, naive-quantized)" {
 		t.Errorf("RedHat quant %q", s)
 	}
-	m, _ = Inspect(filepath.Join(fixtures, "nvidia--Qwen3-235B-A22B-NVFP4"))
+	m = inspectFixture(t, "nvidia--Qwen3-235B-A22B-NVFP4")
 	if m.Quant.KVCache != "FP8" || !strings.Contains(m.Quant.String(), "NVFP4 (modelopt") {
 		t.Errorf("ModelOpt quant %+v %q", m.Quant, m.Quant.String())
 	}
