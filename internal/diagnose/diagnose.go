@@ -39,23 +39,58 @@ type Context struct {
 	Port int
 	// Engine is the engine name.
 	Engine string
+	// Quant is the checkpoint's quantization method as the inventory
+	// found it ("compressed-tensors", "modelopt", "fp8", …), "" unknown.
+	Quant string
 }
 
+// rule is one failure signature. It matches a log line (re), or the
+// exception a traceback ends with (exc): the type and the module that
+// raised it carry over to wordings the rule has never seen.
 type rule struct {
 	name  string
 	level string
 	re    *regexp.Regexp
-	say   func(m []string, c Context) (cause, fix string)
+	exc   func(e *Exception) bool
+	say   func(m found, c Context) (cause, fix string)
+}
+
+// found is what a rule matched: the regexp's groups (m[0] the whole
+// match) or the exception.
+type found struct {
+	m   []string
+	exc *Exception
+}
+
+// what is the matched text, for messages.
+func (f found) what() string {
+	if f.exc != nil {
+		return f.exc.Type + ": " + f.exc.Message
+	}
+	return f.m[0]
+}
+
+func inModule(parts ...string) func(e *Exception) bool {
+	return func(e *Exception) bool {
+		mod := strings.ToLower(e.Module())
+		for _, p := range parts {
+			if strings.Contains(mod, p) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 var rules = []rule{
-	{"ptxas-sm121", Error, regexp.MustCompile(`ptxas fatal\s*:\s*Value '(sm_1[0-9]{2}a?)' is not defined for option 'gpu-name'`),
-		func(m []string, c Context) (string, string) {
-			return fmt.Sprintf("the Triton/ptxas in this engine image cannot build kernels for %s (GB10 is sm_121a)", m[1]),
+	{name: "ptxas-sm121", level: Error, re: regexp.MustCompile(`ptxas fatal\s*:\s*Value '(sm_1[0-9]{2}a?)' is not defined for option 'gpu-name'`),
+		say: func(f found, c Context) (string, string) {
+			return fmt.Sprintf("the Triton/ptxas in this engine image cannot build kernels for %s (GB10 is sm_121a)", f.m[1]),
 				"set env: {TRITON_PTXAS_PATH: /usr/local/cuda/bin/ptxas} (the CUDA 13 ptxas), use a GB10-compatible image, or serve the model with SGLang"
 		}},
-	{"vllm-free-memory", Error, regexp.MustCompile(`Free memory on device(?: \S+)? \(([\d.]+)/([\d.]+) GiB\) on startup is less than desired GPU memory utilization \(([\d.]+), ([\d.]+) GiB\)`),
-		func(m []string, c Context) (string, string) {
+	{name: "vllm-free-memory", level: Error, re: regexp.MustCompile(`Free memory on device(?: \S+)? \(([\d.]+)/([\d.]+) GiB\) on startup is less than desired GPU memory utilization \(([\d.]+), ([\d.]+) GiB\)`),
+		say: func(f found, c Context) (string, string) {
+			m := f.m
 			cause := fmt.Sprintf("vLLM wanted %s GiB (utilization %s) but only %s of %s GiB were free when it started", m[4], m[3], m[1], m[2])
 			fix := "memory is held by another process — often an orphaned vLLM EngineCore"
 			if len(c.Procs) > 0 {
@@ -71,52 +106,120 @@ var rules = []rule{
 			}
 			return cause, fix + "; stop it (kill the PID) or lower memory:"
 		}},
-	{"cuda-oom", Error, regexp.MustCompile(`CUDA out of memory|OutOfMemoryError|CUDA error: out of memory|cudaErrorMemoryAllocation|ggml_backend_cuda_buffer_type_alloc_buffer: allocating .* failed`),
-		func(m []string, c Context) (string, string) {
+	// The KV cache the engine could allocate cannot hold one sequence of
+	// the context it was told: vLLM (old and V1 wording), SGLang.
+	{name: "kv-cache-too-small", level: Error,
+		re: regexp.MustCompile(`max seq len \(?(\d+)\)? is larger than the maximum number of tokens that can be stored in KV cache \((\d+)\)|max seq len \((\d+)\), \(([\d.]+ GiB) KV cache is needed, which is larger than the available KV cache memory \(([\d.]+ GiB)\)|Not enough memory\. Please try to increase --mem-fraction-static|max_total_tokens=\d+ is larger than the profiled value -\d+`),
+		say: func(f found, c Context) (string, string) {
+			m := f.m
+			switch {
+			case m[1] != "":
+				return fmt.Sprintf("the KV cache holds %s tokens, fewer than one sequence of the context %s", m[2], m[1]),
+					"lower context: (gantry passes it as the engine's context length) or raise memory:; gantry sizes the KV cache from memory: and concurrency:"
+			case m[3] != "":
+				return fmt.Sprintf("one sequence of the context %s needs %s of KV cache, but the engine had %s for it", m[3], m[4], m[5]),
+					"lower context: or raise memory:; on unified memory the page cache can eat the KV budget (see On a DGX Spark in the README)"
+			}
+			return "the engine had no memory left for its KV cache after loading the weights",
+				"raise memory: (gantry turns it into the engine's memory fraction), or lower context: / concurrency:"
+		}},
+	{name: "cuda-oom", level: Error, re: regexp.MustCompile(`CUDA out of memory|OutOfMemoryError|CUDA error: out of memory|cudaErrorMemoryAllocation|ggml_backend_cuda_buffer_type_alloc_buffer: allocating .* failed|unable to allocate CUDA\d* buffer`),
+		say: func(f found, c Context) (string, string) {
 			return "the engine ran out of GPU memory",
 				"lower context: or concurrency:, raise memory: (the engine's fraction follows it), or stop other models"
 		}},
-	{"compressed-tensors-scheme", Error, regexp.MustCompile(`No compressed-tensors compatible scheme was found|(?i)unsupported compressed.?tensors|compressed.?tensors.* is not supported`),
-		func(m []string, c Context) (string, string) {
+	{name: "compressed-tensors-scheme", level: Error, re: regexp.MustCompile(`No compressed-tensors compatible scheme was found|(?i)unsupported compressed.?tensors|compressed.?tensors.* is not supported`),
+		say: func(f found, c Context) (string, string) {
 			return "this engine build cannot load the checkpoint's compressed-tensors scheme",
 				"use a newer engine image, or a checkpoint in another format (ModelOpt, fp8)"
 		}},
-	{"address-in-use", Error, regexp.MustCompile(`(?i)address already in use|Errno 98|couldn't bind HTTP server socket`),
-		func(m []string, c Context) (string, string) {
+	// Any exception raised inside the engine's quantization code: the
+	// loader of this checkpoint's format failed, whatever it says.
+	{name: "quantization-loader", level: Error, exc: inModule("quantization", "compressed_tensors", "modelopt", "/quant"),
+		say: func(f found, c Context) (string, string) {
+			format := "the checkpoint's"
+			if c.Quant != "" {
+				format = "the " + c.Quant
+			}
+			return fmt.Sprintf("%s quantization loader of this engine failed (%s, in %s)", format, oneLine(f.what()), f.exc.Module()),
+				"this engine version cannot load this checkpoint format: use a newer engine image, or a checkpoint in another format (ModelOpt NVFP4 or fp8)"
+		}},
+	{name: "nccl-init", level: Error, re: regexp.MustCompile(`NCCL error:? ?[^\n]*|ncclSystemError|ncclUnhandledCudaError|ncclInternalError|ncclCommInitRank failed`),
+		say: func(f found, c Context) (string, string) {
+			return "NCCL, the GPUs' communication library, could not set up (" + oneLine(f.what()) + ")",
+				"in a container give it ipc: host (or a large shm); across two boxes set env: {NCCL_SOCKET_IFNAME: <the link's interface>}; env: {NCCL_DEBUG: INFO} says more"
+		}},
+	{name: "cuda-init", level: Error, re: regexp.MustCompile(`Unexpected error from cudaGetDeviceCount|Error 803: system has unsupported display driver|CUDA driver version is insufficient|no CUDA-capable device is detected|no kernel image is available for execution on the device|Found no NVIDIA driver|ggml_cuda_init: failed to initialize CUDA`),
+		say: func(f found, c Context) (string, string) {
+			return "CUDA could not start in the engine (" + oneLine(f.what()) + ")",
+				"the driver and the engine's CUDA do not match, or no GPU is visible: check nvidia-smi on the host, the NVIDIA Container Toolkit for containers, and use an image built for this driver"
+		}},
+	{name: "chat-template", level: Error, re: regexp.MustCompile(`default chat template is no longer allowed|chat_template is not set|ChatTemplateResolutionError|failed to parse chat template|(?i)error.*chat template|jinja2\.exceptions\.\w+`),
+		say: func(f found, c Context) (string, string) {
+			return "the model has no usable chat template (" + oneLine(f.what()) + ")",
+				"add a template in args: (--chat-template FILE for vLLM and SGLang, --jinja --chat-template-file FILE for llama.cpp), or use the instruct checkpoint, whose tokenizer_config.json carries one"
+		}},
+	{name: "tokenizer-load", level: Error, re: regexp.MustCompile(`data did not match any variant of untagged enum \w+|Can't load tokenizer for|Couldn't instantiate the backend tokenizer`),
+		exc: inModule("tokenization", "tokenizers/"),
+		say: func(f found, c Context) (string, string) {
+			return "the tokenizer could not be loaded (" + oneLine(f.what()) + ")",
+				"'untagged enum' means tokenizer.json was written by a newer tokenizers library than the engine's: use a newer image; otherwise check that the tokenizer files are in the model folder"
+		}},
+	{name: "disk-full", level: Error, re: regexp.MustCompile(`No space left on device|\[Errno 28\]|StorageFull|ENOSPC`),
+		say: func(f found, c Context) (string, string) {
+			return "the disk filled up while the engine loaded or compiled",
+				"free space where <root>/cache and the model live (compile caches of torch.compile, Triton and TensorRT grow), or move root:"
+		}},
+	{name: "unknown-architecture", level: Error, re: regexp.MustCompile(`unknown model architecture: '([^']*)'|Model architectures \['([^']+)'\] (?:are|is) not supported|model of type (\S+) but Transformers does not recognize this architecture`),
+		say: func(f found, c Context) (string, string) {
+			arch := f.m[1] + f.m[2] + f.m[3]
+			return fmt.Sprintf("this engine version does not know the model architecture %q", arch),
+				"use a newer engine version (or image) that supports it, or another engine"
+		}},
+	{name: "address-in-use", level: Error, re: regexp.MustCompile(`(?i)address already in use|Errno 98|couldn't bind HTTP server socket`),
+		say: func(f found, c Context) (string, string) {
 			return fmt.Sprintf("port %d is held by another process", c.Port),
 				"stop that process (gantry doctor names port holders) or give the model another port:"
 		}},
-	{"gated-model", Error, regexp.MustCompile(`GatedRepoError|Cannot access gated repo|Access to model .* is restricted|401 Client Error|Unauthorized for url: https://huggingface\.co`),
-		func(m []string, c Context) (string, string) {
+	{name: "gated-model", level: Error, re: regexp.MustCompile(`GatedRepoError|Cannot access gated repo|Access to model .* is restricted|401 Client Error|Unauthorized for url: https://huggingface\.co`),
+		say: func(f found, c Context) (string, string) {
 			return "downloading the model from Hugging Face was refused (a gated or private repository)",
 				"accept the license on huggingface.co and set env: {HF_TOKEN: \"${env.HF_TOKEN}\"}, or download the model into <root>/models first"
 		}},
-	{"trust-remote-code", Error, regexp.MustCompile(`trust_remote_code=True|requires you to execute the configuration file in that repo|--trust-remote-code`),
-		func(m []string, c Context) (string, string) {
+	{name: "trust-remote-code", level: Error, re: regexp.MustCompile(`trust_remote_code=True|requires you to execute the configuration file in that repo|--trust-remote-code`),
+		say: func(f found, c Context) (string, string) {
 			return "the checkpoint ships its own model code, which the engine will not run by default",
 				"add --trust-remote-code to args: if you trust the repository"
 		}},
-	{"binary-missing", Error, regexp.MustCompile(`exec: "([^"]+)": executable file not found|fork/exec ([^:]+): no such file or directory`),
-		func(m []string, c Context) (string, string) {
-			bin := m[1]
+	{name: "binary-missing", level: Error, re: regexp.MustCompile(`exec: "([^"]+)": executable file not found|fork/exec ([^:]+): no such file or directory`),
+		say: func(f found, c Context) (string, string) {
+			bin := f.m[1]
 			if bin == "" {
-				bin = m[2]
+				bin = f.m[2]
 			}
 			return fmt.Sprintf("the engine program %s is not installed here", bin),
 				fmt.Sprintf("install it, set engines.%s.binary, or use runtime: docker", c.Engine)
 		}},
-	{"docker-daemon", Error, regexp.MustCompile(`Cannot connect to the Docker daemon|docker: Error response from daemon: could not select device driver`),
-		func(m []string, c Context) (string, string) {
-			if strings.Contains(m[0], "device driver") {
+	{name: "docker-daemon", level: Error, re: regexp.MustCompile(`Cannot connect to the Docker daemon|docker: Error response from daemon: could not select device driver`),
+		say: func(f found, c Context) (string, string) {
+			if strings.Contains(f.m[0], "device driver") {
 				return "docker cannot give the container a GPU", "install the NVIDIA Container Toolkit and restart docker"
 			}
 			return "docker is not running", "start it (systemctl start docker) or use runtime: native"
 		}},
-	{"marlin-fp4-fallback", Warning, regexp.MustCompile(`Weight-only FP4 compression will be used leveraging the Marlin kernel`),
-		func(m []string, c Context) (string, string) {
+	{name: "marlin-fp4-fallback", level: Warning, re: regexp.MustCompile(`Weight-only FP4 compression will be used leveraging the Marlin kernel`),
+		say: func(f found, c Context) (string, string) {
 			return "vLLM runs the FP4 weights through the Marlin weight-only fallback: little or no gain over FP8",
 				"prefer an FP8 checkpoint with vLLM on this box, or serve the FP4 checkpoint with SGLang or TensorRT-LLM"
 		}},
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 160 {
+		s = s[:160] + "…"
+	}
+	return s
 }
 
 // Rules lists the rule names.
@@ -129,24 +232,35 @@ func Rules() []string {
 }
 
 // Scan checks lines (oldest first) and returns what it finds, errors first,
-// each rule once, with the latest matching line.
+// each rule once, with the latest matching line. Rules on exceptions look
+// at the exception the last traceback ends with.
 func Scan(lines []string, c Context) []Diagnosis {
-	found := map[string]Diagnosis{}
+	hits := map[string]Diagnosis{}
+	exc := LastException(lines)
+	for _, r := range rules {
+		if r.exc != nil && exc != nil && r.exc(exc) {
+			cause, fix := r.say(found{exc: exc}, c)
+			hits[r.name] = Diagnosis{Rule: r.name, Level: r.level, Cause: cause, Fix: fix, Line: trim(exc.String())}
+		}
+	}
 	for _, l := range lines {
 		if strings.HasPrefix(l, "[gantry]") {
 			continue // gantry's own marks quote the argv, not the engine's words
 		}
 		for _, r := range rules {
+			if r.re == nil {
+				continue
+			}
 			if m := r.re.FindStringSubmatch(l); m != nil {
-				cause, fix := r.say(m, c)
-				found[r.name] = Diagnosis{Rule: r.name, Level: r.level, Cause: cause, Fix: fix, Line: strings.TrimSpace(l)}
+				cause, fix := r.say(found{m: m}, c)
+				hits[r.name] = Diagnosis{Rule: r.name, Level: r.level, Cause: cause, Fix: fix, Line: trim(strings.TrimSpace(l))}
 			}
 		}
 	}
 	var out []Diagnosis
 	for _, lv := range []string{Error, Warning} {
 		for _, r := range rules {
-			if d, ok := found[r.name]; ok && d.Level == lv {
+			if d, ok := hits[r.name]; ok && d.Level == lv {
 				out = append(out, d)
 			}
 		}

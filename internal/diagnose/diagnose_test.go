@@ -1,6 +1,8 @@
 package diagnose
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -26,17 +28,38 @@ func TestRulesOnRealLines(t *testing.T) {
 		{"docker: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?", "docker-daemon", "systemctl start docker"},
 		{"(Worker_TP0 pid=646817) WARNING 03-17 17:06:53 [marlin_utils_fp4.py:257] Your GPU does not have native support for FP4 computation but FP4 quantization is being used. Weight-only FP4 compression will be used leveraging the Marlin kernel. This may degrade performance for compute-heavy workloads.", "marlin-fp4-fallback", "FP8"},
 	}
-	covered := map[string]bool{}
 	for _, c := range cases {
 		ds := Scan([]string{"INFO starting", c.line}, ctx)
 		if len(ds) != 1 || ds[0].Rule != c.rule || !strings.Contains(ds[0].String(), c.says) {
 			t.Errorf("%s: got %+v", c.rule, ds)
 		}
-		covered[c.rule] = true
+		lineCovered[c.rule] = true
+	}
+}
+
+// lineCovered collects the rules TestRulesOnRealLines tried.
+var lineCovered = map[string]bool{}
+
+// TestEveryRuleHasARealLine: each rule is tried on a real line here or
+// on a real log in testdata/logs.
+func TestEveryRuleHasARealLine(t *testing.T) {
+	TestRulesOnRealLines(t)
+	covered := map[string]bool{}
+	for r := range lineCovered {
+		covered[r] = true
+	}
+	files, _ := filepath.Glob("testdata/logs/*.log")
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, l := range strings.Split(string(b), "\n") {
+			if w, ok := strings.CutPrefix(l, "# want: "); ok {
+				covered[w] = true
+			}
+		}
 	}
 	for _, r := range Rules() {
 		if !covered[r] {
-			t.Errorf("rule %s has no test line", r)
+			t.Errorf("rule %s has no real line to be tried on", r)
 		}
 	}
 }
