@@ -37,7 +37,7 @@ func chatParams(model, prompt string) openai.ChatCompletionNewParams {
 func (d *daemon) model(name string) (state string, starts int) {
 	for _, m := range d.status().Models {
 		if m.Name == name {
-			return m.State, m.Starts
+			return string(m.State), m.Starts
 		}
 	}
 	d.t.Fatalf("no model %s", name)

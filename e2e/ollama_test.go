@@ -168,3 +168,34 @@ func alive(pid int) bool {
 	i := strings.LastIndexByte(string(b), ')')
 	return i > 0 && len(b) > i+2 && b[i+2] != 'Z'
 }
+
+// TestOllamaAdoptedAfterKill9: gantry dies by kill -9 with an Ollama model
+// loaded; the next gantry adopts `ollama serve` and the loaded model (same
+// pid, no second load) instead of killing the server and reloading.
+func TestOllamaAdoptedAfterKill9(t *testing.T) {
+	d := ollamaDaemon(t, "10m", "")
+	c := d.oai("")
+	if _, err := c.Chat.Completions.New(context.Background(), chatParams("tiny", "Hallo")); err != nil {
+		t.Fatal(err)
+	}
+	pid := d.pid("tiny")
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.done
+	if !alive(pid) {
+		t.Fatal("ollama serve died with gantry")
+	}
+	d2 := d.again()
+	d2.waitState("tiny", "ready", 20*time.Second)
+	st := d2.status().Model("tiny")
+	if st.PID != pid || !st.Adopted || st.Starts != 0 {
+		t.Errorf("after the restart: pid %d (was %d), adopted %v, starts %d: not adopted", st.PID, pid, st.Adopted, st.Starts)
+	}
+	c2 := d2.oai("")
+	if _, err := c2.Chat.Completions.New(context.Background(), chatParams("tiny", "Hallo")); err != nil {
+		t.Fatalf("after the restart: %v", err)
+	}
+	d2.stop()
+	if alive(pid) {
+		t.Errorf("ollama serve (pid %d) outlived gantry's stop", pid)
+	}
+}

@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gantryhq/gantry/internal/testbin"
 )
 
 const restartConfig = `
@@ -102,5 +105,77 @@ func TestUSR2LeavesEnginesForTheNextGantry(t *testing.T) {
 	d2.waitState("big", "ready", 20*time.Second)
 	if d2.pid("big") != bigPID {
 		t.Errorf("not adopted: %d → %d", bigPID, d2.pid("big"))
+	}
+}
+
+// TestKill9DuringLoadAdoptsTheLoad: gantry dies while an engine loads; the
+// engine was recorded before it ran, so the next gantry finds it, waits
+// for the same load instead of starting a second engine on its port.
+func TestKill9DuringLoadAdoptsTheLoad(t *testing.T) {
+	d := startDaemon(t, `
+listen: LISTEN
+root: ROOT
+memory: {total: 64GiB, reserve: 0GiB}
+models:
+  slow: {engine: sim, memory: 8GiB, mode: always-on, args: [--load-time, 4s, --model, e2e-restart-slow]}
+`)
+	deadline := time.Now().Add(10 * time.Second)
+	for d.pid("slow") == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	pid := d.pid("slow")
+	if pid == 0 {
+		t.Fatalf("no engine pid while loading: %s", d.statusJSON())
+	}
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.done
+	d2 := d.again()
+	d2.waitState("slow", "ready", 20*time.Second)
+	st := d2.status().Model("slow")
+	if st.PID != pid || !st.Adopted {
+		t.Errorf("pid %d (was %d), adopted %v: the load was not adopted", st.PID, pid, st.Adopted)
+	}
+	if n := len(simPIDs("e2e-restart-slow")); n != 1 {
+		t.Errorf("%d engines of slow run", n)
+	}
+	if strings.Contains(d2.logs("slow"), "address already in use") {
+		t.Errorf("a second engine was started on the port:\n%s", d2.logs("slow"))
+	}
+}
+
+// TestRewrittenCommandLineIsAdopted: an engine whose command line is not
+// the argv gantry wrote (a shell wrapper that execs the server, as Python
+// entry points and shebang scripts also do) is still known by its
+// identity: adopted after kill -9 of gantry, and stopped with gantry.
+func TestRewrittenCommandLineIsAdopted(t *testing.T) {
+	gantry := testbin.Gantry(t)
+	port := testbin.FreePort(t)
+	d := startDaemon(t, fmt.Sprintf(`
+listen: LISTEN
+root: ROOT
+memory: {total: 64GiB, reserve: 0GiB}
+models:
+  wrapped:
+    engine: command
+    mode: always-on
+    memory: 1GiB
+    port: %d
+    command: [sh, -c, "exec %s sim --port %d --model e2e-restart-wrapped"]
+`, port, gantry, port))
+	d.waitState("wrapped", "ready", 20*time.Second)
+	pid := d.pid("wrapped")
+	if cl := testbin.Cmdline(pid); len(cl) > 0 && cl[0] == "sh" {
+		t.Fatalf("the wrapper did not exec: %v", cl)
+	}
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.done
+	d2 := d.again()
+	d2.waitState("wrapped", "ready", 20*time.Second)
+	if st := d2.status().Model("wrapped"); st.PID != pid || !st.Adopted {
+		t.Errorf("pid %d (was %d), adopted %v", st.PID, pid, st.Adopted)
+	}
+	d2.stop()
+	if alive(pid) {
+		t.Errorf("the adopted engine (pid %d) outlived gantry's stop", pid)
 	}
 }

@@ -6,7 +6,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantryhq/gantry/internal/apierr"
 	"github.com/gantryhq/gantry/internal/check"
 	"github.com/gantryhq/gantry/internal/plan"
 	"github.com/gantryhq/gantry/internal/sched"
@@ -62,7 +62,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		WriteError(w, http.StatusBadRequest, "invalid_request_error", "invalid_json", "the body is not the expected JSON: "+err.Error())
+		apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "invalid_json", "the body is not the expected JSON: "+err.Error())
 		return false
 	}
 	return true
@@ -78,15 +78,20 @@ func (s *Server) switchSlot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Model == "" {
-		WriteError(w, http.StatusBadRequest, "invalid_request_error", "model_missing", `want {"model": "<member of the slot>"}`)
+		apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "model_missing", `want {"model": "<member of the slot>"}`)
 		return
 	}
 	if err := s.sched.Switch(context.WithoutCancel(r.Context()), r.PathValue("slot"), req.Model); err != nil {
-		writeSchedErr(w, err)
+		apierr.WriteErr(w, err)
 		return
 	}
-	ms, _ := s.modelStatus(s.sched.Config().Resolve(req.Model).Name)
-	WriteJSON(w, http.StatusOK, ms)
+	// The model may be gone by now (a reload removed it): answer what is.
+	name := req.Model
+	if m := s.sched.Config().Resolve(req.Model); m != nil {
+		name = m.Name
+	}
+	ms, _ := s.modelStatus(name)
+	apierr.WriteJSON(w, http.StatusOK, ms)
 }
 
 // inventory lists the models on disk, configured and served, with their
@@ -99,16 +104,16 @@ func (s *Server) inventory(w http.ResponseWriter, r *http.Request) {
 	}
 	rows, err := plan.Inventory(s.sched.Config(), s.sched.Box(), served)
 	if err != nil {
-		WriteError(w, http.StatusInternalServerError, "server_error", "inventory", err.Error())
+		apierr.Write(w, http.StatusInternalServerError, "server_error", "inventory", err.Error())
 		return
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"models": rows})
+	apierr.WriteJSON(w, http.StatusOK, map[string]any{"models": rows})
 }
 
 // check runs the sanity checks (?all=1 starts on-demand models too); the
 // answer is 200 with ok=false when something failed.
 func (s *Server) check(w http.ResponseWriter, r *http.Request) {
-	WriteJSON(w, http.StatusOK, check.Run(r.Context(), s.sched, check.Options{All: isTrue(r.URL.Query().Get("all"))}))
+	apierr.WriteJSON(w, http.StatusOK, check.Run(r.Context(), s.sched, check.Options{All: isTrue(r.URL.Query().Get("all"))}))
 }
 
 // profileInfo is GET /api/profile.
@@ -126,7 +131,7 @@ func (s *Server) profileInfo() profileInfo {
 }
 
 func (s *Server) getProfile(w http.ResponseWriter, r *http.Request) {
-	WriteJSON(w, http.StatusOK, s.profileInfo())
+	apierr.WriteJSON(w, http.StatusOK, s.profileInfo())
 }
 
 // setProfile activates {"profile": NAME} ("" for none).
@@ -138,60 +143,18 @@ func (s *Server) setProfile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.sched.SetProfile(context.WithoutCancel(r.Context()), req.Profile); err != nil {
-		writeSchedErr(w, err)
+		apierr.WriteErr(w, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, s.profileInfo())
-}
-
-// Error is the OpenAI-shaped error body.
-type Error struct {
-	Error ErrorBody `json:"error"`
-}
-
-// ErrorBody is the inside of Error.
-type ErrorBody struct {
-	Message string `json:"message"`
-	Type    string `json:"type"`
-	Code    any    `json:"code"`
-}
-
-// WriteError writes an OpenAI-shaped error. typ is the OpenAI error type
-// (invalid_request_error, not_found_error, …); code a short machine word.
-func WriteError(w http.ResponseWriter, status int, typ, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(Error{ErrorBody{Message: msg, Type: typ, Code: code}}) //nolint:errcheck // client gone
-}
-
-// WriteJSON writes v as JSON with status.
-func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v) //nolint:errcheck // client gone
-}
-
-// writeSchedErr maps a scheduler error to its status.
-func writeSchedErr(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, sched.ErrUnknownModel):
-		WriteError(w, http.StatusNotFound, "not_found_error", "model_not_found", err.Error())
-	case errors.Is(err, sched.ErrInsufficientMemory):
-		WriteError(w, http.StatusServiceUnavailable, "server_error", "insufficient_memory", err.Error())
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		WriteError(w, http.StatusGatewayTimeout, "timeout_error", "timeout", err.Error())
-	default:
-		WriteError(w, http.StatusServiceUnavailable, "server_error", "engine_failed", err.Error())
-	}
+	apierr.WriteJSON(w, http.StatusOK, s.profileInfo())
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	apierr.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	WriteJSON(w, http.StatusOK, s.sched.Status())
+	apierr.WriteJSON(w, http.StatusOK, s.sched.Status())
 }
 
 func (s *Server) modelStatus(name string) (sched.ModelStatus, bool) {
@@ -209,41 +172,41 @@ func (s *Server) modelStatus(name string) (sched.ModelStatus, bool) {
 func (s *Server) start(w http.ResponseWriter, r *http.Request) {
 	p, err := s.sched.Process(r.PathValue("name"))
 	if err != nil {
-		writeSchedErr(w, err)
+		apierr.WriteErr(w, err)
 		return
 	}
 	name := p.Model().Name
 	if !isTrue(r.URL.Query().Get("wait")) {
 		if err := s.sched.Begin(name); err != nil {
-			writeSchedErr(w, err)
+			apierr.WriteErr(w, err)
 			return
 		}
 		ms, _ := s.modelStatus(name)
-		WriteJSON(w, http.StatusAccepted, ms)
+		apierr.WriteJSON(w, http.StatusAccepted, ms)
 		return
 	}
 	if err := s.sched.Start(r.Context(), name); err != nil {
-		writeSchedErr(w, err)
+		apierr.WriteErr(w, err)
 		return
 	}
 	ms, _ := s.modelStatus(name)
-	WriteJSON(w, http.StatusOK, ms)
+	apierr.WriteJSON(w, http.StatusOK, ms)
 }
 
 func (s *Server) stop(w http.ResponseWriter, r *http.Request) {
 	p, err := s.sched.Process(r.PathValue("name"))
 	if err != nil {
-		writeSchedErr(w, err)
+		apierr.WriteErr(w, err)
 		return
 	}
 	// The stop finishes even if the client goes away: a half-stopped engine
 	// helps nobody.
 	if err := s.sched.Stop(context.WithoutCancel(r.Context()), p.Model().Name); err != nil {
-		writeSchedErr(w, err)
+		apierr.WriteErr(w, err)
 		return
 	}
 	ms, _ := s.modelStatus(p.Model().Name)
-	WriteJSON(w, http.StatusOK, ms)
+	apierr.WriteJSON(w, http.StatusOK, ms)
 }
 
 func isTrue(s string) bool {
@@ -256,14 +219,14 @@ func isTrue(s string) bool {
 func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	p, err := s.sched.Process(r.PathValue("name"))
 	if err != nil {
-		writeSchedErr(w, err)
+		apierr.WriteErr(w, err)
 		return
 	}
 	tail := 100
 	if v := r.URL.Query().Get("tail"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			WriteError(w, http.StatusBadRequest, "invalid_request_error", "bad_tail", fmt.Sprintf("tail=%q: want a number ≥ 0", v))
+			apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "bad_tail", fmt.Sprintf("tail=%q: want a number ≥ 0", v))
 			return
 		}
 		tail = n
@@ -308,7 +271,7 @@ func (s *Server) eventStream(w http.ResponseWriter, r *http.Request) {
 		select {
 		case ev := <-ch:
 			b, _ := json.Marshal(ev)
-			sse.send(ev.Kind, string(b))
+			sse.send(string(ev.Kind), string(b))
 			sse.flush()
 		case <-keep.C:
 			sse.comment("keep-alive")

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/gantryhq/gantry/internal/api"
+	"github.com/gantryhq/gantry/internal/apierr"
 )
 
 // Keys holds the gateway's and the admin API's keys; Update swaps them
@@ -84,12 +84,12 @@ func (k *Keys) Gateway(next http.Handler) http.Handler {
 		}
 		key, ok := bearer(r)
 		if !ok {
-			api.WriteError(w, http.StatusUnauthorized, "invalid_request_error", "missing_api_key",
+			apierr.Write(w, http.StatusUnauthorized, "invalid_request_error", "missing_api_key",
 				"You didn't provide an API key. Send it as 'Authorization: Bearer <key>' (one of gantry's auth.api_keys).")
 			return
 		}
 		if !match(key, ks.api) && !match(key, ks.admin) { // an admin key may use the gateway too
-			api.WriteError(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
+			apierr.Write(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
 				"Incorrect API key provided. Use one of gantry's auth.api_keys.")
 			return
 		}
@@ -110,15 +110,15 @@ func (k *Keys) Admin(next http.Handler) http.Handler {
 		key, ok := bearer(r)
 		switch {
 		case !ok:
-			api.WriteError(w, http.StatusUnauthorized, "invalid_request_error", "missing_api_key",
+			apierr.Write(w, http.StatusUnauthorized, "invalid_request_error", "missing_api_key",
 				"The admin API needs a key: send 'Authorization: Bearer <admin key>' (gantry: --token or GANTRY_TOKEN).")
 		case match(key, ks.admin):
 			next.ServeHTTP(w, r)
 		case match(key, ks.api):
-			api.WriteError(w, http.StatusForbidden, "permission_error", "admin_key_required",
+			apierr.Write(w, http.StatusForbidden, "permission_error", "admin_key_required",
 				"This key may use the gateway but not the admin API; use one of auth.admin_keys.")
 		default:
-			api.WriteError(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
+			apierr.Write(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
 				"Incorrect API key provided for the admin API.")
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/gpu"
@@ -58,13 +59,32 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// validate is the one validation of a config file that `config validate`
+// and `doctor` both run: decoding, every rule of the config itself, and
+// what only the files and the box can tell — estimates, paths that do not
+// exist, known-bad engine × checkpoint × GPU combinations, models that
+// cannot fit. c is nil when the file could not be decoded (err says why).
+func validate(ctx context.Context, path string) (c *config.Config, probs config.Problems, err error) {
+	c, err = config.Load(path)
+	if errors.As(err, &probs) {
+		return nil, probs, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	probs = c.Validate() // warnings only
+	probs = append(probs, plan.Problems(c, plan.Make(c, localBox(ctx, c), nil))...)
+	sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
+	return c, probs, nil
+}
+
 func runConfig(e *env, args []string) error {
 	if len(args) == 0 || args[0] != "validate" {
 		return usagef("usage: gantry config validate [--config P] [--json]")
 	}
 	fs := flag.NewFlagSet("config validate", flag.ContinueOnError)
 	cfgFlag := fs.String("config", "", "config file")
-	asJSON := fs.Bool("json", false, "print problems as JSON")
+	asJSON := fs.Bool("json", false, "print problems (and the effective config) as JSON")
 	pos, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return err
@@ -75,41 +95,16 @@ func runConfig(e *env, args []string) error {
 		return usagef("gantry config validate takes no arguments besides --config")
 	}
 	path, _ := configPath(*cfgFlag)
-	c, err := config.Load(path)
-	var probs config.Problems
-	switch {
-	case errors.As(err, &probs):
-	case err != nil:
+	c, probs, err := validate(e.ctx, path)
+	if err != nil {
 		if *asJSON {
 			writeJSON(e.stdout, map[string]any{"valid": false, "file": path, "problems": []any{map[string]any{"message": err.Error()}}}) //nolint:errcheck
 			return &ExitError{Code: 1}
 		}
 		return err
-	default:
-		probs = c.Validate() // warnings only
-		// What only the files and the box can tell: estimates, known-bad
-		// engine × checkpoint × GPU combinations, models that cannot fit.
-		probs = append(probs, plan.Problems(c, plan.Make(c, localBox(e.ctx, c), nil))...)
-		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
 	}
 	if *asJSON {
-		type jp struct {
-			Line    int    `json:"line,omitempty"`
-			Path    string `json:"path,omitempty"`
-			Message string `json:"message"`
-			Warning bool   `json:"warning,omitempty"`
-		}
-		out := []jp{}
-		for _, p := range probs {
-			out = append(out, jp{p.Line, p.Path, p.Msg, p.Warning})
-		}
-		if err := writeJSON(e.stdout, map[string]any{"valid": probs.Errors() == 0, "file": path, "problems": out}); err != nil {
-			return err
-		}
-		if probs.Errors() > 0 {
-			return &ExitError{Code: 1}
-		}
-		return nil
+		return printValidation(e.stdout, path, c, probs)
 	}
 	for _, p := range probs {
 		fmt.Fprintln(e.stdout, p.String())
@@ -119,6 +114,39 @@ func runConfig(e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s: valid — %s, %s, %s, gateway on %s\n", path, plural(len(c.Models), "model"),
 		plural(len(c.Slots), "slot"), plural(len(c.Profiles), "profile"), c.Listen)
+	return nil
+}
+
+// printValidation is `config validate --json`: the verdict, the problems
+// and, when the file decoded, the effective config — defaults filled in,
+// keys and env left out, other secrets replaced.
+func printValidation(w io.Writer, path string, c *config.Config, probs config.Problems) error {
+	type jp struct {
+		Line    int    `json:"line,omitempty"`
+		Path    string `json:"path,omitempty"`
+		Message string `json:"message"`
+		Warning bool   `json:"warning,omitempty"`
+	}
+	out := []jp{}
+	for _, p := range probs {
+		out = append(out, jp{p.Line, p.Path, p.Msg, p.Warning})
+	}
+	res := map[string]any{"valid": probs.Errors() == 0, "file": path, "problems": out}
+	redact := strings.NewReplacer()
+	if c != nil {
+		res["config"] = c
+		redact = config.Redactor(c)
+	}
+	var buf strings.Builder
+	if err := writeJSON(&buf, res); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(w, redact.Replace(buf.String())); err != nil {
+		return err
+	}
+	if probs.Errors() > 0 {
+		return &ExitError{Code: 1}
+	}
 	return nil
 }
 

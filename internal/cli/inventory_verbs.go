@@ -91,10 +91,31 @@ func runInspect(e *env, args []string) error {
 		out.Findings = []plan.Finding{}
 	}
 	if *asJSON {
-		return writeJSON(e.stdout, out)
+		if err := writeJSON(e.stdout, out); err != nil {
+			return err
+		}
+	} else {
+		printInspection(e.stdout, out, box)
 	}
-	printInspection(e.stdout, out, box)
+	if why := unservable(info, p); why != "" {
+		return &ExitError{Code: 1, Err: fmt.Errorf("%s cannot be served as configured: %s", target, why)}
+	}
 	return nil
+}
+
+// unservable says why a model cannot be served as configured ("" when it
+// can): its files cannot be read whole, a rule blocks the start, or there
+// is no memory reservation to admit it with.
+func unservable(info *inventory.Model, p *plan.Model) string {
+	switch {
+	case len(info.Problems) > 0:
+		return info.Problems[0]
+	case p.Blocked() != nil:
+		return p.Blocked().Reason
+	case p.Bytes <= 0:
+		return p.Source
+	}
+	return ""
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -59,17 +59,30 @@ func doctor(ctx context.Context, cf clientFlags) []Check {
 	add := func(area, status, format string, args ...any) {
 		out = append(out, Check{area, status, fmt.Sprintf(format, args...)})
 	}
-	c, demo, err := loadConfig(cf.config, true)
+	// The same validation as `gantry config validate`, then what only the
+	// live machine can tell.
+	path, explicit := configPath(cf.config)
+	c, probs, err := validate(ctx, path)
+	demo := false
 	switch {
+	case errors.Is(err, config.ErrNotFound) && !explicit:
+		add("config", "warn", "no config at %s: `gantry serve` runs the demo; `gantry init` writes a starter config", path)
+		c, demo = config.Demo(), true
 	case err != nil:
 		add("config", "fail", "%v", err)
 		c = config.Demo()
-	case demo:
-		path, _ := configPath(cf.config)
-		add("config", "warn", "no config at %s: `gantry serve` runs the demo; `gantry init` writes a starter config", path)
+	case probs.Errors() > 0:
+		for _, p := range probs {
+			if !p.Warning {
+				add("config", "fail", "%s", p)
+			}
+		}
+		add("config", "fail", "%s: %d problem(s) (gantry config validate lists them)", path, probs.Errors())
+		if c == nil {
+			c = config.Demo()
+		}
 	default:
-		n := len(c.Validate())
-		add("config", "ok", "%s: valid (%d models, %d warnings)", c.File, len(c.Models), n)
+		add("config", "ok", "%s: valid (%d models, %d warnings)", path, len(c.Models), len(probs))
 	}
 	box := localBox(ctx, c)
 	f := box.Facts

@@ -60,6 +60,9 @@ type Config struct {
 	File string `yaml:"-" json:"file"`
 
 	doc *yaml.Node // the parsed document, for line numbers
+	// bad holds the key paths whose values did not decode: they get the
+	// default, so one bad value is reported once, not again as a zero.
+	bad map[string]bool
 }
 
 // Memory is the memory budget of the box.
@@ -258,6 +261,10 @@ func parse(name string, data []byte) (*Config, Problems) {
 			}
 		}
 	}
+	c.bad = map[string]bool{}
+	for _, p := range probs {
+		c.bad[p.Path] = true
+	}
 	c.applyDefaults()
 	return c, probs
 }
@@ -345,7 +352,13 @@ func ExpandHome(p string) string {
 	return p
 }
 
+// applyDefaults fills in what the file leaves unset. A value the file sets
+// is kept even when it is zero: idle_timeout: 0 (never idle out),
+// stop_timeout: 0 (no grace: SIGKILL), queue_limit: 0 (nobody waits),
+// health_interval: 0 (no checks), min_residency: 0s are choices, not
+// gaps (Validate refuses the zeros that mean nothing).
 func (c *Config) applyDefaults() {
+	unset := func(path ...string) bool { return !c.has(path...) || c.bad[strings.Join(path, ".")] }
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
@@ -356,41 +369,42 @@ func (c *Config) applyDefaults() {
 	if c.PortRange.First == 0 {
 		c.PortRange = PortRange{30100, 30999}
 	}
-	if c.Memory.Total == 0 {
+	if c.Memory.Total == 0 && unset("memory", "total") {
 		c.Memory.Total = SizeAuto
 	}
-	if c.Memory.Reserve == 0 && !c.has("memory", "reserve") { // reserve: 0 is a choice
+	if c.Memory.Reserve == 0 && unset("memory", "reserve") {
 		c.Memory.Reserve = 8 << 30
 	}
-	if c.Defaults.IdleTimeout == 0 {
-		c.Defaults.IdleTimeout = Duration(15 * 60e9)
+	d := &c.Defaults
+	if unset("defaults", "idle_timeout") {
+		d.IdleTimeout = Duration(15 * 60e9)
 	}
-	if c.Defaults.StartTimeout == 0 {
-		c.Defaults.StartTimeout = Duration(15 * 60e9)
+	if unset("defaults", "start_timeout") {
+		d.StartTimeout = Duration(15 * 60e9)
 	}
-	if c.Defaults.StopTimeout == 0 {
-		c.Defaults.StopTimeout = Duration(30e9)
+	if unset("defaults", "stop_timeout") {
+		d.StopTimeout = Duration(30e9)
 	}
-	if c.Defaults.QueueLimit == 0 {
-		c.Defaults.QueueLimit = 256
+	if unset("defaults", "queue_limit") {
+		d.QueueLimit = 256
 	}
-	if c.Defaults.HealthInterval == 0 {
-		c.Defaults.HealthInterval = Duration(10e9)
+	if unset("defaults", "health_interval") {
+		d.HealthInterval = Duration(10e9)
 	}
-	if c.Defaults.HealthFailures == 0 {
-		c.Defaults.HealthFailures = 3
+	if unset("defaults", "health_failures") {
+		d.HealthFailures = 3
 	}
-	if c.Defaults.AbandonedLoads == "" {
-		c.Defaults.AbandonedLoads = "continue"
+	if d.AbandonedLoads == "" {
+		d.AbandonedLoads = "continue"
 	}
-	if c.MaxBody == 0 {
+	if unset("max_body") {
 		c.MaxBody = 32 << 20
 	}
-	for _, sl := range c.Slots {
+	for name, sl := range c.Slots {
 		if sl == nil {
 			continue
 		}
-		if sl.MinResidency == 0 {
+		if unset("slots", name, "min_residency") {
 			sl.MinResidency = Duration(30e9)
 		}
 		if sl.DuringSwitch == "" {
@@ -422,6 +436,7 @@ func (c *Config) applyDefaults() {
 			c.Models[name] = m
 		}
 		m.Name = name
+		own := func(key string) bool { return !unset("models", name, key) }
 		if m.Mode == "" {
 			m.Mode = ModeOnDemand
 		}
@@ -433,26 +448,26 @@ func (c *Config) applyDefaults() {
 				m.Image = es.Image
 			}
 		}
-		if m.IdleTimeout == 0 {
-			m.IdleTimeout = c.Defaults.IdleTimeout
+		if !own("idle_timeout") {
+			m.IdleTimeout = d.IdleTimeout
 		}
-		if m.StartTimeout == 0 {
-			m.StartTimeout = c.Defaults.StartTimeout
+		if !own("start_timeout") {
+			m.StartTimeout = d.StartTimeout
 		}
-		if m.StopTimeout == 0 {
-			m.StopTimeout = c.Defaults.StopTimeout
+		if !own("stop_timeout") {
+			m.StopTimeout = d.StopTimeout
 		}
-		if m.QueueLimit == 0 {
-			m.QueueLimit = c.Defaults.QueueLimit
+		if !own("queue_limit") {
+			m.QueueLimit = d.QueueLimit
 		}
-		if m.HealthInterval == 0 {
-			m.HealthInterval = c.Defaults.HealthInterval
+		if !own("health_interval") {
+			m.HealthInterval = d.HealthInterval
 		}
-		if m.HealthFailures == 0 {
-			m.HealthFailures = c.Defaults.HealthFailures
+		if !own("health_failures") {
+			m.HealthFailures = d.HealthFailures
 		}
 		if m.AbandonedLoads == "" {
-			m.AbandonedLoads = c.Defaults.AbandonedLoads
+			m.AbandonedLoads = d.AbandonedLoads
 		}
 		if m.Engine == EngineCommand && m.Health == "" {
 			m.Health = "/health"

@@ -278,3 +278,35 @@ func TestSchemaCoversEveryKey(t *testing.T) {
 		}
 	}
 }
+
+// TestExplicitZeroIsKept: a zero the file writes is a choice, not "unset";
+// zeros that mean nothing are refused with the key's path.
+func TestExplicitZeroIsKept(t *testing.T) {
+	c, err := Parse("z.yaml", []byte(`
+defaults: {idle_timeout: 0s, queue_limit: 0, health_interval: 0s}
+slots:
+  s: {port: 30001, min_residency: 0s}
+models:
+  a: {engine: sim, memory: 1GiB, stop_timeout: 0s, slot: s}
+  b: {engine: sim, memory: 1GiB, idle_timeout: 10m, health_failures: 0}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Slots["s"].MinResidency; got != 0 {
+		t.Errorf("min_residency 0s became %s", got)
+	}
+	a, b := c.Models["a"], c.Models["b"]
+	if a.StopTimeout != 0 || a.IdleTimeout != 0 || a.QueueLimit != 0 || a.HealthInterval != 0 {
+		t.Errorf("a: stop %s idle %s queue %d health %s", a.StopTimeout, a.IdleTimeout, a.QueueLimit, a.HealthInterval)
+	}
+	if b.IdleTimeout.D() != 10*time.Minute || b.HealthFailures != 0 || a.HealthFailures != 3 || a.StartTimeout.D() != 15*time.Minute {
+		t.Errorf("b: idle %s health_failures %d; a: health_failures %d start %s", b.IdleTimeout, b.HealthFailures, a.HealthFailures, a.StartTimeout)
+	}
+	_, err = Parse("z.yaml", []byte("max_body: 0\nmemory: {total: 0}\ndefaults: {start_timeout: 0s, health_failures: -1, health_interval: -5s}\nmodels: {a: {engine: sim, memory: 1GiB}}\n"))
+	for _, want := range []string{"max_body: 0B is too small", "memory.total: 0B leaves nothing", "defaults.start_timeout: 0 leaves no time", "defaults.health_failures: must not be negative", "defaults.health_interval: must not be negative"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in %v", want, err)
+		}
+	}
+}

@@ -285,6 +285,7 @@ func (v *validator) run() {
 		}
 	}
 	if c.Memory.Total != SizeAuto && c.Memory.Total <= c.Memory.Reserve {
+		// also an explicit total of 0
 		v.add([]string{"memory", "total"}, "%s leaves nothing after memory.reserve %s", c.Memory.Total, c.Memory.Reserve)
 	}
 	if c.Memory.Reserve == SizeAuto {
@@ -299,6 +300,8 @@ func (v *validator) run() {
 	if c.Defaults.QueueLimit < 0 {
 		v.add([]string{"defaults", "queue_limit"}, "must not be negative")
 	}
+	v.timings([]string{"defaults"}, c.Defaults.StartTimeout, c.Defaults.StopTimeout, c.Defaults.IdleTimeout,
+		c.Defaults.HealthInterval, c.Defaults.HealthFailures)
 	if len(c.Models) == 0 {
 		v.warn([]string{"models"}, "no models configured: the gateway will have nothing to serve")
 	}
@@ -539,8 +542,26 @@ func (v *validator) model(name string, m *Model, p []string) {
 			v.add(append(at("env"), k), "%q is not a valid environment variable name", k)
 		}
 	}
-	if m.StopTimeout < 0 || m.StartTimeout < 0 || m.IdleTimeout < 0 {
-		v.add(p, "time-outs must not be negative")
+	v.timings(p, m.StartTimeout, m.StopTimeout, m.IdleTimeout, m.HealthInterval, m.HealthFailures)
+}
+
+// timings checks the time settings of a model or of defaults: none is
+// negative, and a start must have time to happen.
+func (v *validator) timings(p []string, start, stop, idle, healthEvery Duration, healthFailures int) {
+	at := func(k string) []string { return append(append([]string(nil), p...), k) }
+	for _, t := range []struct {
+		key string
+		d   Duration
+	}{{"start_timeout", start}, {"stop_timeout", stop}, {"idle_timeout", idle}, {"health_interval", healthEvery}} {
+		if t.d < 0 {
+			v.add(at(t.key), "must not be negative")
+		}
+	}
+	if start == 0 && v.c.has(at("start_timeout")...) {
+		v.add(at("start_timeout"), "0 leaves no time to start; give it the longest load you expect (default 15m)")
+	}
+	if healthFailures < 0 {
+		v.add(at("health_failures"), "must not be negative (0 turns the health checks off)")
 	}
 }
 

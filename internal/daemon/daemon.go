@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/gantryhq/gantry/internal/metrics"
 	"github.com/gantryhq/gantry/internal/sched"
 	"github.com/gantryhq/gantry/internal/sdnotify"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // Options for Run.
@@ -49,38 +49,35 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	hub := api.NewHub()
 	so := o.Sched
 	so.Logger = lg
-	// Engines' events arrive on their own goroutines, from inside
-	// sched.New on (an adopted or always-on engine), before the metrics
-	// and the gateway exist: the handler reaches them through pointers
-	// set once each is built.
-	var metP atomic.Pointer[metrics.Metrics]
-	var sP atomic.Pointer[sched.Scheduler]
-	var gwP atomic.Pointer[gateway.Gateway]
+	so.NewRunner = runners()
+	// Nothing emits events before Boot (New starts no engine, adoption
+	// happens in Boot): the handler reads s, gw and met, all set by then.
+	var (
+		s   *sched.Scheduler
+		gw  *gateway.Gateway
+		met *metrics.Metrics
+	)
 	so.OnEvent = func(ev sched.Event) {
 		hub.Publish(ev)
-		s, gw, met := sP.Load(), gwP.Load(), metP.Load()
-		if s != nil && gw != nil && ev.Kind == "state" && (ev.To == "failed" || ev.To == "stopped") {
+		if ev.Kind == status.KindState && (ev.To == string(status.Failed) || ev.To == string(status.Stopped)) {
 			// Pooled connections to a dead engine would fail the next
 			// request on its restarted successor.
 			if p, err := s.Process(ev.Model); err == nil {
 				gw.EngineGone(p.Launch().BaseURL)
 			}
 		}
-		if ev.Kind == "state" && s != nil {
+		if ev.Kind == status.KindState {
 			sdnotify.Status(summary(s.Status())) //nolint:errcheck // systemd's status line is best effort
 		}
-		if met != nil {
-			met.Event(ev)
-			if ev.LoadSeconds > 0 {
-				met.Started(ev.Model, time.Duration(ev.LoadSeconds*float64(time.Second)))
-			}
+		met.Event(ev)
+		if ev.LoadSeconds > 0 {
+			met.Started(ev.Model, time.Duration(ev.LoadSeconds*float64(time.Second)))
 		}
 	}
 	s, err := sched.New(cfg, so)
 	if err != nil {
 		return err
 	}
-	sP.Store(s)
 	current := cfg
 	var gpuFn func() gpu.Facts
 	if box := s.Box(); len(box.Facts.GPUs) > 0 {
@@ -88,8 +85,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 			return gpu.Detect(context.Background(), gpu.NvidiaSMI, gpu.SystemMemory)
 		})
 	}
-	met := metrics.New(o.Version, s, gpuFn)
-	metP.Store(met)
+	met = metrics.New(o.Version, s, gpuFn)
 	if gpuFn != nil {
 		s.SetGPUSource(gpuFn)
 	}
@@ -102,8 +98,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	api.New(s, hub, lg).Register(mux, keys.Admin)
 	mux.Handle("GET /metrics", keys.Admin(met.Handler()))
 	mux.Handle("GET /{$}", dashboard.Handler())
-	gw := gateway.New(s, lg, observer{met: met, hub: hub})
-	gwP.Store(gw)
+	gw = gateway.New(s, lg, observer{met: met, hub: hub})
 	defer gw.Close()
 	gw.Register(mux, keys.Gateway)
 
@@ -214,7 +209,7 @@ func firstLine(s string) string {
 }
 
 // summary is the one line systemctl status shows.
-func summary(st sched.Status) string {
+func summary(st status.Status) string {
 	n := map[string]int{}
 	for _, m := range st.Models {
 		n[string(m.State)]++
@@ -233,7 +228,7 @@ type observer struct {
 func (o observer) Request(model, route string, code int, total, ttfb time.Duration, chunks int) {
 	o.met.Request(model, route, code, total, ttfb, chunks)
 	if o.hub.Subscribers() > 0 {
-		o.hub.Publish(sched.Event{Kind: "request", Model: model, Reason: route, Code: code, Time: time.Now(),
+		o.hub.Publish(sched.Event{Kind: status.KindRequest, Model: model, Reason: route, Code: code, Time: time.Now(),
 			TTFBMS: float64(ttfb.Microseconds()) / 1000, DurationMS: float64(total.Microseconds()) / 1000, Chunks: chunks})
 	}
 }

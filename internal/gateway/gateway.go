@@ -6,7 +6,6 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gantryhq/gantry/internal/api"
+	"github.com/gantryhq/gantry/internal/apierr"
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/sched"
 )
@@ -116,7 +115,7 @@ func (g *Gateway) models(w http.ResponseWriter, r *http.Request) {
 			data = append(data, modelEntry{ID: a, Object: "model", OwnedBy: "gantry", Gantry: ai})
 		}
 	}
-	api.WriteJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+	apierr.WriteJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
 }
 
 // hopHeaders are not relayed (RFC 9110 §7.6.1), nor is the client's key.
@@ -178,20 +177,20 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			api.WriteError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
+			apierr.Write(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
 				fmt.Sprintf("the request body is over the gateway's limit of %s (max_body in the config)", config.FormatBytes(tooBig.Limit)))
 			return
 		}
-		api.WriteError(w, http.StatusBadRequest, "invalid_request_error", "bad_body", "could not read the request body: "+err.Error())
+		apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "bad_body", "could not read the request body: "+err.Error())
 		return
 	}
 	name, start, end, found, err := ModelField(body)
 	switch {
 	case err != nil:
-		api.WriteError(w, http.StatusBadRequest, "invalid_request_error", "invalid_json", "the body is not valid JSON: "+err.Error())
+		apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "invalid_json", "the body is not valid JSON: "+err.Error())
 		return
 	case !found || name == "":
-		api.WriteError(w, http.StatusBadRequest, "invalid_request_error", "model_missing",
+		apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "model_missing",
 			`the body names no "model"; known models: `+g.sched.KnownNames())
 		return
 	}
@@ -232,27 +231,10 @@ func (g *Gateway) readBody(r *http.Request) ([]byte, error) {
 }
 
 func (g *Gateway) acquireError(w http.ResponseWriter, r *http.Request, name string, err error) {
-	switch {
-	case errors.Is(err, sched.ErrUnknownModel):
-		api.WriteError(w, http.StatusNotFound, "invalid_request_error", "model_not_found",
-			fmt.Sprintf("the model %q does not exist here; known models: %s", name, g.sched.KnownNames()))
-	case errors.Is(err, sched.ErrQueueFull):
-		w.Header().Set("Retry-After", "1")
-		api.WriteError(w, http.StatusTooManyRequests, "rate_limit_error", "queue_full", err.Error())
-	case errors.Is(err, sched.ErrInsufficientMemory):
-		api.WriteError(w, http.StatusServiceUnavailable, "server_error", "insufficient_memory", err.Error())
-	case errors.Is(err, sched.ErrSlotSwitching):
-		w.Header().Set("Retry-After", "5")
-		api.WriteError(w, http.StatusServiceUnavailable, "server_error", "slot_switching", err.Error())
-	case errors.Is(err, sched.ErrClosed):
-		api.WriteError(w, http.StatusServiceUnavailable, "server_error", "shutting_down", err.Error())
-	case r.Context().Err() != nil:
-		// The client went away while the model loaded; nobody to answer.
-	case errors.Is(err, context.DeadlineExceeded):
-		api.WriteError(w, http.StatusServiceUnavailable, "server_error", "start_timeout", err.Error())
-	default:
-		api.WriteError(w, http.StatusServiceUnavailable, "server_error", "model_unavailable", err.Error())
+	if r.Context().Err() != nil {
+		return // the client went away while the model loaded; nobody to answer
 	}
+	apierr.WriteErr(w, err)
 }
 
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, lease *sched.Lease, body []byte) {
@@ -351,5 +333,5 @@ func (g *Gateway) deadMessage(lease *sched.Lease, err error) string {
 }
 
 func (g *Gateway) upstreamDead(w http.ResponseWriter, lease *sched.Lease, err error) {
-	api.WriteError(w, http.StatusBadGateway, "server_error", "upstream_error", g.deadMessage(lease, err))
+	apierr.Write(w, http.StatusBadGateway, "server_error", "upstream_error", g.deadMessage(lease, err))
 }

@@ -121,8 +121,8 @@ func behindGateway(b testing.TB, engineHandler http.Handler) (direct, proxied st
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := sched.New(c, sched.Options{MemoryTotal: 10 << 30, NewRunner: func(m *config.Model, l engine.Launch, _ string, o supervise.Options) (sched.Runner, error) {
-		return &readyRunner{m: m, l: l, o: o}, nil
+	s, err := sched.New(c, sched.Options{MemoryTotal: 10 << 30, NewRunner: func(sp sched.RunnerSpec) (sched.Runner, error) {
+		return &readyRunner{m: sp.Model, l: sp.Launch, o: sp.Options}, nil
 	}})
 	if err != nil {
 		b.Fatal(err)

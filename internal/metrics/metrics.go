@@ -82,7 +82,7 @@ func (m *Metrics) Event(ev sched.Event) {
 			m.events.WithLabelValues("failure", ev.Model).Inc()
 		}
 	case "eviction", "switch", "idle", "fallback":
-		m.events.WithLabelValues(ev.Kind, ev.Model).Inc()
+		m.events.WithLabelValues(string(ev.Kind), ev.Model).Inc()
 	}
 }
 
@@ -118,19 +118,34 @@ var (
 	dGPUPower = prometheus.NewDesc("gantry_gpu_power_watts", "GPU power draw.", []string{"gpu", "name"}, nil)
 )
 
-// engineNames maps each engine's metric names to gantry's one name.
-var engineNames = map[string]*prometheus.Desc{
-	"vllm:num_requests_running":     dRunning,
-	"sglang:num_running_reqs":       dRunning,
-	"llamacpp:requests_processing":  dRunning,
-	"vllm:num_requests_waiting":     dWaiting,
-	"sglang:num_queue_reqs":         dWaiting,
-	"llamacpp:requests_deferred":    dWaiting,
-	"vllm:kv_cache_usage_perc":      dKV,
-	"vllm:gpu_cache_usage_perc":     dKV,
-	"sglang:token_usage":            dKV,
-	"llamacpp:kv_cache_usage_ratio": dKV,
+// engineMetrics maps each engine's metric names to gantry's one name, in
+// order of preference: where an engine exports two names for one gauge
+// (vLLM renamed gpu_cache_usage_perc to kv_cache_usage_perc and exported
+// both for a while), the first listed is reported, on every scrape.
+var engineMetrics = []struct {
+	name string
+	desc *prometheus.Desc
+}{
+	{"vllm:num_requests_running", dRunning},
+	{"sglang:num_running_reqs", dRunning},
+	{"llamacpp:requests_processing", dRunning},
+	{"vllm:num_requests_waiting", dWaiting},
+	{"sglang:num_queue_reqs", dWaiting},
+	{"llamacpp:requests_deferred", dWaiting},
+	{"vllm:kv_cache_usage_perc", dKV},
+	{"vllm:gpu_cache_usage_perc", dKV},
+	{"sglang:token_usage", dKV},
+	{"llamacpp:kv_cache_usage_ratio", dKV},
 }
+
+// engineNames is the set of names engineMetrics knows.
+var engineNames = func() map[string]bool {
+	m := map[string]bool{}
+	for _, e := range engineMetrics {
+		m[e.name] = true
+	}
+	return m
+}()
 
 func (c *scrape) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dState, dInflight, dQueued, dReserved, dStarts, dBudget, dResAll, dTotal,
@@ -214,15 +229,30 @@ func (c *scrape) engine(ch chan<- prometheus.Metric, model, eng, url string) {
 	}
 	vals := ParseGauges(io.LimitReader(resp.Body, 8<<20), engineNames)
 	up = 1
-	seen := map[*prometheus.Desc]bool{}
-	for name, v := range vals {
-		d := engineNames[name]
-		if seen[d] {
-			continue // vLLM renamed gpu_cache_usage_perc; report one
-		}
-		seen[d] = true
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, model, eng)
+	for _, em := range Pick(vals) {
+		ch <- prometheus.MustNewConstMetric(em.desc, prometheus.GaugeValue, em.value, model, eng)
 	}
+}
+
+type picked struct {
+	desc  *prometheus.Desc
+	value float64
+}
+
+// Pick chooses, for each of gantry's engine gauges, the value of the
+// engine metric found first in engineMetrics' order.
+func Pick(vals map[string]float64) []picked {
+	var out []picked
+	seen := map[*prometheus.Desc]bool{}
+	for _, em := range engineMetrics {
+		v, ok := vals[em.name]
+		if !ok || seen[em.desc] {
+			continue
+		}
+		seen[em.desc] = true
+		out = append(out, picked{em.desc, v})
+	}
+	return out
 }
 
 // ParseGauges reads the Prometheus text format and sums the samples of the

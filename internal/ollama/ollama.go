@@ -38,6 +38,10 @@ type Server struct {
 	mu     sync.Mutex
 	users  map[*Model]bool // models loaded or loading
 	models []*Model
+
+	adoptMu sync.Mutex // one adoption for all the server's models
+	adopted bool
+	tried   int // models that tried to adopt
 }
 
 // NewServer prepares the shared server from the launch of one of its
@@ -50,7 +54,8 @@ func NewServer(m *config.Model, l engine.Launch, logPath string, o supervise.Opt
 	}
 	sm := *m
 	sm.Name = "ollama"
-	o.Restart = false // a dead server fails its models; the next request restarts it
+	o.Key = "ollama serve" // not a model name: a model may be called ollama
+	o.Restart = false      // a dead server fails its models; the next request restarts it
 	// The server's own state changes are not a model's: they fail the
 	// loaded models, whose events the scheduler sees.
 	o.OnEvent = func(ev supervise.Event) {
@@ -77,6 +82,56 @@ func (s *Server) serverGone(ev supervise.Event) {
 }
 
 func (s *Server) base() string { return s.launch.BaseURL }
+
+// adopt takes over the `ollama serve` a previous gantry started, once for
+// all models; it then unloads what that server holds that no configured
+// model names (it would hold memory outside the budget).
+func (s *Server) adopt(ctx context.Context) error {
+	s.adoptMu.Lock()
+	defer s.adoptMu.Unlock()
+	if s.adopted {
+		return nil
+	}
+	if s.proc.State() != supervise.Stopped {
+		return fmt.Errorf("ollama serve is %s", s.proc.State())
+	}
+	if err := s.proc.Adopt(ctx); err != nil {
+		return err
+	}
+	s.adopted = true
+	ps, err := s.loaded(ctx)
+	if err != nil {
+		return nil // the models' own checks say what is loaded
+	}
+	s.mu.Lock()
+	var names []string
+	for _, m := range s.models {
+		names = append(names, m.Name())
+	}
+	s.mu.Unlock()
+	for _, e := range ps {
+		if !slices.ContainsFunc(names, func(n string) bool { return sameModel(e.Name, n) || sameModel(e.Model, n) }) {
+			s.proc.Log().Mark("unloading %s: no configured model serves it", e.Name)
+			s.post(ctx, "/api/generate", map[string]any{"model": e.Name, "keep_alive": 0}, nil) //nolint:errcheck // best effort
+		}
+	}
+	return nil
+}
+
+// adoptTried counts one model's adoption attempt; when every model has
+// tried and none was taken, an adopted server serves nobody: stop it.
+func (s *Server) adoptTried(ctx context.Context) {
+	s.adoptMu.Lock()
+	s.tried++
+	tried, adopted := s.tried, s.adopted
+	s.adoptMu.Unlock()
+	s.mu.Lock()
+	all, idle := tried == len(s.models), len(s.users) == 0
+	s.mu.Unlock()
+	if adopted && all && idle {
+		s.proc.Stop(ctx) //nolint:errcheck // ends with the group gone
+	}
+}
 
 // acquire starts the server if needed and counts m as a user.
 func (s *Server) acquire(ctx context.Context, m *Model) error {
@@ -200,6 +255,7 @@ type Model struct {
 	started  time.Time
 	readyAt  time.Time
 	measured int64
+	adopted  bool
 	done     chan struct{}
 	err      error
 	restart  bool
@@ -256,6 +312,7 @@ func (md *Model) Start(ctx context.Context) error {
 	}
 	md.starts++
 	md.started = time.Now()
+	md.adopted = false
 	md.done = make(chan struct{})
 	done := md.done
 	md.mu.Unlock()
@@ -427,7 +484,7 @@ func listed(ps []psEntry, name string) bool {
 // serverGone marks a loaded model failed when its server died.
 func (md *Model) serverGone(ev supervise.Event) {
 	md.mu.Lock()
-	st := md.state
+	st, restart := md.state, md.restart
 	md.mu.Unlock()
 	if st != supervise.Ready {
 		return
@@ -436,9 +493,48 @@ func (md *Model) serverGone(ev supervise.Event) {
 	delete(md.srv.users, md)
 	md.srv.mu.Unlock()
 	md.set(supervise.Failed, "ollama serve went away: "+ev.Reason)
-	if md.restart {
+	if restart {
 		go md.Start(context.Background()) //nolint:errcheck // always-on: bring it back
 	}
+}
+
+// Adopt takes over this model from the `ollama serve` a previous gantry
+// left running: when that server is ours (found in the registry, same
+// launch, ready) and /api/ps lists the model, the server is adopted once
+// for all its models and this one is ready without a reload.
+func (md *Model) Adopt(ctx context.Context) error {
+	defer md.srv.adoptTried(ctx)
+	if err := md.srv.adopt(ctx); err != nil {
+		return err
+	}
+	ps, err := md.srv.loaded(ctx)
+	if err != nil {
+		return err
+	}
+	var size int64
+	found := false
+	for _, e := range ps {
+		if sameModel(e.Name, md.Name()) || sameModel(e.Model, md.Name()) {
+			size, found = e.Size, true
+		}
+	}
+	if !found {
+		return fmt.Errorf("%s is not loaded in the adopted ollama serve", md.Name())
+	}
+	md.mu.Lock()
+	if md.state != supervise.Stopped {
+		md.mu.Unlock()
+		return fmt.Errorf("%s is %s", md.m.Name, md.state)
+	}
+	now := time.Now()
+	md.started, md.readyAt, md.measured, md.adopted = now, now, size, true
+	md.mu.Unlock()
+	md.srv.mu.Lock()
+	md.srv.users[md] = true
+	md.srv.mu.Unlock()
+	md.srv.proc.Log().Mark("adopted %s, loaded in the ollama serve a previous gantry started", md.Name())
+	md.set(supervise.Ready, "adopted: still loaded in ollama serve")
+	return nil
 }
 
 // Close unloads the model and takes it off the server (a config reload
@@ -457,7 +553,7 @@ func (md *Model) Status() supervise.Status {
 	md.mu.Lock()
 	defer md.mu.Unlock()
 	st := supervise.Status{State: md.state, Reason: md.reason, Starts: md.starts, StartedAt: md.started,
-		ReadyAt: md.readyAt, LastLine: ps.LastLine}
+		ReadyAt: md.readyAt, LastLine: ps.LastLine, Adopted: md.adopted && md.state == supervise.Ready}
 	if md.state == supervise.Ready || md.state == supervise.Starting {
 		st.PID = ps.PID
 	}

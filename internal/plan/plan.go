@@ -7,13 +7,16 @@
 package plan
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"strconv"
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/gpu"
 	"github.com/gantryhq/gantry/internal/inventory"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // DefaultOverhead is what an engine needs beyond weights and KV cache
@@ -42,17 +45,9 @@ const (
 	LevelFixed   = "fixed"   // gantry adds what is missing
 )
 
-// Finding is one rule that applies to a model.
-type Finding struct {
-	Level  string `json:"level"`
-	Rule   string `json:"rule"`
-	Reason string `json:"reason"`
-	Fix    string `json:"fix"`
-}
-
-func (f Finding) String() string {
-	return fmt.Sprintf("%s: %s — %s", f.Level, f.Reason, f.Fix)
-}
+// Finding is one rule that applies to a model (a type of the API's, in
+// package status).
+type Finding = status.Finding
 
 // Model is the plan for one model.
 type Model struct {
@@ -119,6 +114,11 @@ func One(cfg *config.Config, m *config.Model, box Box, inspect Inspector) *Model
 	if path := cfg.ModelPath(m); path != "" {
 		info, err := inspect(path)
 		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			p.Source = "no estimate: " + path + " does not exist"
+			p.Findings = append(p.Findings, Finding{Level: LevelError, Rule: "path-missing",
+				Reason: fmt.Sprintf("%s does not exist", path),
+				Fix:    "correct path: (relative to <root>/models, or absolute), or put the model there first; `gantry models` lists what is on disk"})
 		case err != nil && m.Runtime == config.RuntimeDocker:
 			p.Source = "files not readable here: " + err.Error()
 		case err != nil:
@@ -147,6 +147,8 @@ func One(cfg *config.Config, m *config.Model, box Box, inspect Inspector) *Model
 		p.Bytes = p.Weights + p.KV + p.Overhead
 		p.Source = fmt.Sprintf("estimate: weights %s + KV cache %s (context %d × concurrency %d) + engine overhead %s",
 			config.FormatBytes(p.Weights), config.FormatBytes(p.KV), p.Context, max(m.Concurrency, 1), config.FormatBytes(p.Overhead))
+	case p.Info != nil && len(p.Info.Problems) > 0:
+		p.Source = "no estimate: the model's files could not be read (" + p.Info.Problems[0] + "); set memory:"
 	case p.Source == "":
 		p.Source = "no estimate: no model files to read (set memory:)"
 	}
@@ -181,21 +183,47 @@ func (p *Model) fraction(m *config.Model, box Box) {
 		}
 	}
 	if m.Engine == config.EngineVLLM && box.Facts.Unified && f > VLLMUnifiedCap {
-		p.Findings = append(p.Findings, Finding{LevelWarning, "vllm-unified-cap",
-			fmt.Sprintf("the reservation is %.2f of unified memory; vLLM cannot get more than %.2f on a box whose OS shares that memory", f, VLLMUnifiedCap),
-			fmt.Sprintf("gantry passes --gpu-memory-utilization %.2f; lower context or concurrency if vLLM runs short", VLLMUnifiedCap)})
+		p.Findings = append(p.Findings, Finding{Level: LevelWarning, Rule: "vllm-unified-cap", Reason: fmt.Sprintf("the reservation is %.2f of unified memory; vLLM cannot get more than %.2f on a box whose OS shares that memory", f, VLLMUnifiedCap),
+			Fix: fmt.Sprintf("gantry passes --gpu-memory-utilization %.2f; lower context or concurrency if vLLM runs short", VLLMUnifiedCap)})
 		f = VLLMUnifiedCap
 	}
 	f = min(max(f, 0.01), 0.95)
 	p.Fraction = strconv.FormatFloat(f, 'f', 2, 64)
 	if v := engine.FlagValue(m.Args, flag); v != "" {
 		if uf, err := strconv.ParseFloat(v, 64); err == nil && (uf-f > 0.02 || f-uf > 0.02) {
-			p.Findings = append(p.Findings, Finding{LevelWarning, "memory-flag-contradicts",
-				fmt.Sprintf("args set %s %s but the reservation is %s (%.2f of %s)", flag, v, config.FormatBytes(p.Bytes), f, config.FormatBytes(box.Total)),
-				"your flag wins; set memory: to match it, or drop the flag and let gantry size it"})
+			p.Findings = append(p.Findings, Finding{Level: LevelWarning, Rule: "memory-flag-contradicts", Reason: fmt.Sprintf("args set %s %s but the reservation is %s (%.2f of %s)", flag, v, config.FormatBytes(p.Bytes), f, config.FormatBytes(box.Total)),
+				Fix: "your flag wins; set memory: to match it, or drop the flag and let gantry size it"})
 		}
 		p.Fraction = ""
 	}
+}
+
+// Unreserved lists, as config problems, the models that have no memory
+// reservation: without one the scheduler cannot admit them, so it refuses
+// the config.
+func Unreserved(cfg *config.Config, plans map[string]*Model) config.Problems {
+	var out config.Problems
+	for _, name := range cfg.ModelNames() {
+		if p := plans[name]; p.Bytes <= 0 {
+			out = append(out, unreserved(cfg, name, p))
+		}
+	}
+	return out
+}
+
+func unreserved(cfg *config.Config, name string, p *Model) config.Problem {
+	k, l := keyLine(cfg, name, "memory")
+	return config.Problem{File: cfg.File, Line: l, Path: k, Msg: "memory: is required here (" + p.Source + ")"}
+}
+
+// keyLine is where a model's key is in the file: models.<name>.<key> when
+// the file sets it, else the model's own line.
+func keyLine(cfg *config.Config, name, key string) (string, int) {
+	path := []string{"models", name}
+	if l := cfg.Line(append(path, key)...); l > 0 && cfg.Line(path...) != l {
+		return "models." + name + "." + key, l
+	}
+	return "models." + name, cfg.Line(path...)
 }
 
 // Problems turns the plans into config problems: a model without a
@@ -205,17 +233,9 @@ func Problems(cfg *config.Config, plans map[string]*Model) config.Problems {
 	var out config.Problems
 	for _, name := range cfg.ModelNames() {
 		p := plans[name]
-		path := []string{"models", name}
-		at := func(key string) (string, int) {
-			if l := cfg.Line(append(path, key)...); l > 0 && cfg.Line(path...) != l {
-				return "models." + name + "." + key, l
-			}
-			return "models." + name, cfg.Line(path...)
-		}
+		at := func(key string) (string, int) { return keyLine(cfg, name, key) }
 		if p.Bytes <= 0 {
-			k, l := at("memory")
-			out = append(out, config.Problem{File: cfg.File, Line: l, Path: k,
-				Msg: "memory: is required here (" + p.Source + ")"})
+			out = append(out, unreserved(cfg, name, p))
 		}
 		for _, f := range p.Findings {
 			key := "engine"
@@ -224,6 +244,8 @@ func Problems(cfg *config.Config, plans map[string]*Model) config.Problems {
 				key = "memory"
 			case "context-above-max":
 				key = "context"
+			case "path-missing":
+				key = "path"
 			}
 			k, l := at(key)
 			// Not fitting this box is the box's matter, not the config's: the

@@ -21,6 +21,8 @@ type fakeRunner struct {
 	opts supervise.Options
 	load time.Duration
 	fail bool
+	// onClose, when set, is called by Close.
+	onClose func()
 
 	mu     sync.Mutex
 	state  supervise.State
@@ -106,7 +108,12 @@ func (f *fakeRunner) Stop(ctx context.Context) error {
 	return nil
 }
 
-func (f *fakeRunner) Close(ctx context.Context) error { return f.Stop(ctx) }
+func (f *fakeRunner) Close(ctx context.Context) error {
+	if f.onClose != nil {
+		f.onClose()
+	}
+	return f.Stop(ctx)
+}
 func (f *fakeRunner) Status() supervise.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -127,6 +134,11 @@ func (f *fakeRunner) wantState(t *testing.T, s supervise.State) {
 	}
 }
 
+// fakeRunners is a NewRunner of fake engines that load at once.
+func fakeRunners(sp RunnerSpec) (Runner, error) {
+	return &fakeRunner{m: sp.Model, opts: sp.Options, state: supervise.Stopped}, nil
+}
+
 // newTestSched builds a scheduler on fake engines that load in 10 s.
 func newTestSched(t *testing.T, yaml string, total int64) (*Scheduler, map[string]*fakeRunner) {
 	t.Helper()
@@ -139,9 +151,9 @@ func newTestSched(t *testing.T, yaml string, total int64) (*Scheduler, map[strin
 		if testing.Verbose() {
 			t.Logf("%s %s %s %s→%s %s", ev.Time.Format("04:05.000"), ev.Kind, ev.Model, ev.From, ev.To, ev.Reason)
 		}
-	}, MemoryTotal: total, NewRunner: func(m *config.Model, l engine.Launch, logPath string, o supervise.Options) (Runner, error) {
-		f := &fakeRunner{m: m, opts: o, load: 10 * time.Second, state: supervise.Stopped}
-		runners[m.Name] = f
+	}, MemoryTotal: total, NewRunner: func(sp RunnerSpec) (Runner, error) {
+		f := &fakeRunner{m: sp.Model, opts: sp.Options, load: 10 * time.Second, state: supervise.Stopped}
+		runners[sp.Model.Name] = f
 		return f, nil
 	}})
 	if err != nil {
@@ -454,9 +466,7 @@ func TestSavedProfileIsActiveAfterRestart(t *testing.T) {
 	if err := saveState(StatePath(c), persisted{Profile: "pa"}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(c, Options{MemoryTotal: 10 << 30, NewRunner: func(m *config.Model, l engine.Launch, _ string, o supervise.Options) (Runner, error) {
-		return &fakeRunner{m: m, opts: o, state: supervise.Stopped}, nil
-	}})
+	s, err := New(c, Options{MemoryTotal: 10 << 30, NewRunner: fakeRunners})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,9 +482,7 @@ func BenchmarkAcquireReady(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := New(c, Options{MemoryTotal: 10 << 30, NewRunner: func(m *config.Model, l engine.Launch, _ string, o supervise.Options) (Runner, error) {
-		return &fakeRunner{m: m, opts: o, state: supervise.Stopped}, nil
-	}})
+	s, err := New(c, Options{MemoryTotal: 10 << 30, NewRunner: fakeRunners})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/gantryhq/gantry/internal/diagnose"
 )
 
 // Log is an engine's output. The engine writes straight into the file —
@@ -237,6 +239,15 @@ func trimmed(s string) string {
 		s = s[:300] + "…"
 	}
 	return s
+}
+
+// Headline is the most informative of the last lines (diagnose.Headline):
+// a traceback's exception, else the last line reporting an error, never a
+// mark of gantry's own.
+func (l *Log) Headline() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return diagnose.Headline(l.tail(300))
 }
 
 // Follow returns the last n lines and a channel of the lines read after

@@ -93,11 +93,32 @@ func waitExit(pid int) {
 	}
 }
 
-// Cmdline is the argv of a running process, nil when it is gone.
-func Cmdline(pid int) []string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil || len(b) == 0 {
-		return nil
+// processGroup is the process group of pid, 0 when it is gone.
+func processGroup(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
 	}
-	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	_, pg, _ := parseStat(string(b))
+	return pg
+}
+
+// startTicks is when pid started, in clock ticks after boot (field 22 of
+// /proc/PID/stat); 0 when it is gone.
+func startTicks(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0
+	}
+	n, _ := strconv.ParseUint(f[19], 10, 64)
+	return n
 }

@@ -19,18 +19,20 @@ import (
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
-// State is where an engine process is in its life.
-type State string
+// State is where an engine process is in its life (status.State, which
+// the API's clients read).
+type State = status.State
 
 // The states. See Process for the transitions.
 const (
-	Stopped  State = "stopped"
-	Starting State = "starting"
-	Ready    State = "ready"
-	Stopping State = "stopping"
-	Failed   State = "failed"
+	Stopped  = status.Stopped
+	Starting = status.Starting
+	Ready    = status.Ready
+	Stopping = status.Stopping
+	Failed   = status.Failed
 )
 
 // Event reports a state change of one model's engine.
@@ -65,6 +67,11 @@ type Options struct {
 	LogKeep     int
 	// Redact replaces secrets in the engine's output before it is kept.
 	Redact *strings.Replacer
+	// Registry records the engine before it is spawned, for the next
+	// gantry to adopt or stop (nil: not recorded).
+	Registry *Registry
+	// Key names the engine in the registry; default the model's name.
+	Key string
 }
 
 // Process supervises the engine of one model. Its state machine:
@@ -89,6 +96,7 @@ type Process struct {
 	log    *Log
 	logger *slog.Logger
 	client *http.Client
+	spec   string // hash of the launch, for adoption
 
 	mu        sync.Mutex
 	state     State
@@ -115,6 +123,7 @@ type Process struct {
 type run struct {
 	cmd     *exec.Cmd
 	pgid    int
+	token   string        // its identity in the registry (TokenEnv)
 	exited  chan struct{} // closed after Wait returns
 	exitErr error
 	cancel  context.CancelFunc // cancels the start attempt's probing
@@ -151,6 +160,9 @@ func New(m *config.Model, l engine.Launch, logPath string, opts Options) (*Proce
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Key == "" {
+		opts.Key = m.Name
+	}
 	lg, err := NewLog(logPath, opts.LogMaxBytes, opts.LogKeep, 500)
 	if err != nil {
 		return nil, err
@@ -161,6 +173,7 @@ func New(m *config.Model, l engine.Launch, logPath string, opts Options) (*Proce
 		logger: opts.Logger.With("model", m.Name, "engine", m.Engine),
 		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		state:  Stopped, done: make(chan struct{}), kick: make(chan struct{}, 1),
+		spec: specOf(l.Argv, l.Env, l.Container),
 	}
 	go p.tail()
 	return p, nil
@@ -317,7 +330,7 @@ func (p *Process) beginLocked() (chan struct{}, *Event) {
 	p.starts++
 	p.startedAt = time.Now()
 	p.readyAt = time.Time{}
-	p.phase, p.detail, p.pid = "launching", "", 0
+	p.phase, p.detail, p.pid, p.adopted = "launching", "", 0, false
 	p.startDone = make(chan struct{})
 	p.startErr = nil
 	ev := p.setState(Starting, fmt.Sprintf("start %d", p.starts))
@@ -328,13 +341,16 @@ func (p *Process) beginLocked() (chan struct{}, *Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.model.StartTimeout.D())
 	r := &run{cancel: cancel, exited: make(chan struct{})}
 	p.cur = r
-	go p.startRun(ctx, r, p.startDone)
+	go p.startRun(ctx, r, p.startDone, false)
 	return p.startDone, ev
 }
 
-func (p *Process) startRun(ctx context.Context, r *run, done chan struct{}) {
+func (p *Process) startRun(ctx context.Context, r *run, done chan struct{}, adopted bool) {
 	defer r.cancel()
-	err := p.spawn(r)
+	var err error
+	if !adopted {
+		err = p.spawn(r)
+	}
 	if err == nil {
 		err = p.awaitReady(ctx, r)
 	}
@@ -389,16 +405,25 @@ func (p *Process) spawn(r *run) error {
 		return fmt.Errorf("log: %w", err)
 	}
 	defer out.Close() // the child has its own copy
+	// Recorded before it runs: a gantry killed from here on leaves a
+	// record by which the next one finds the engine, whatever its command
+	// line becomes.
+	r.token = newToken()
+	rec := Record{Token: r.token, Spec: p.spec, Argv: redactArgv(l.Argv), Port: p.model.Port, Started: time.Now()}
+	p.opts.Registry.put(p.opts.Key, rec)
 	cmd := exec.Command(l.Argv[0], l.Argv[1:]...)
-	cmd.Env = env
+	cmd.Env = append(env, TokenEnv+"="+r.token)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
+		p.opts.Registry.drop(p.opts.Key, r.token)
 		r.exitErr = err
 		close(r.exited)
 		return fmt.Errorf("launch %s: %w", l.Argv[0], err)
 	}
 	r.cmd, r.pgid = cmd, cmd.Process.Pid
+	rec.PID, rec.StartTicks = cmd.Process.Pid, startTicks(cmd.Process.Pid)
+	p.opts.Registry.put(p.opts.Key, rec)
 	p.log.Mark("pid %d (process group %d)", cmd.Process.Pid, cmd.Process.Pid)
 	p.mu.Lock()
 	p.pid = cmd.Process.Pid
@@ -461,9 +486,11 @@ func (p *Process) awaitReady(ctx context.Context, r *run) error {
 	}
 }
 
+// lastLineSuffix quotes the engine's most telling line (for a Python
+// traceback its exception), for a failure's reason.
 func (p *Process) lastLineSuffix() string {
 	p.log.Poll() // what the engine wrote last, before it went
-	if l := p.log.LastLine(); l != "" {
+	if l := p.log.Headline(); l != "" {
 		return "; last log line: " + l
 	}
 	return ""
@@ -573,202 +600,6 @@ func (p *Process) restart() {
 	_, ev := p.beginLocked()
 	p.mu.Unlock()
 	p.emit(ev)
-}
-
-// Stop stops the engine and waits until its whole process group is gone.
-// It is a no-op on a stopped engine and clears a failed one.
-func (p *Process) Stop(ctx context.Context) error {
-	p.mu.Lock()
-	if p.retry != nil {
-		p.retry.Stop()
-		p.retry = nil
-	}
-	r := p.cur
-	if p.state == Stopped || p.state == Failed || r == nil {
-		ev := p.setState(Stopped, "stopped")
-		p.cur = nil
-		p.failures = 0
-		p.mu.Unlock()
-		p.emit(ev)
-		return nil
-	}
-	if p.state == Stopping {
-		p.mu.Unlock()
-		select { // someone else is stopping it; wait for them
-		case <-r.exited:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	ev := p.setState(Stopping, "stop requested")
-	p.mu.Unlock()
-	p.emit(ev)
-	r.cancel()
-	p.log.Mark("stopping %s", p.model.Name)
-	err := p.terminate(ctx, r)
-	p.mu.Lock()
-	if p.cur == r {
-		p.cur = nil
-		p.pid = 0
-		p.failures = 0
-		ev = p.setState(Stopped, "stopped")
-	} else {
-		ev = nil
-	}
-	p.mu.Unlock()
-	p.emit(ev)
-	return err
-}
-
-// terminate asks the engine to stop, then kills its group after stop_timeout.
-func (p *Process) terminate(ctx context.Context, r *run) error {
-	grace := p.model.StopTimeout.D()
-	if r.pgid == 0 { // never launched
-		<-r.exited
-		return nil
-	}
-	if len(p.launch.Stop) > 0 {
-		stop := exec.Command(p.launch.Stop[0], p.launch.Stop[1:]...)
-		stop.Env = append(os.Environ(), p.launch.Env...)
-		stop.Stdout, stop.Stderr = p.log, p.log
-		stop.WaitDelay = 2 * time.Second
-		sctx, cancel := context.WithTimeout(ctx, grace+5*time.Second)
-		go func() {
-			<-sctx.Done()
-			if stop.Process != nil {
-				stop.Process.Kill() //nolint:errcheck
-			}
-		}()
-		_ = stop.Run()
-		cancel()
-	} else {
-		signalGroup(r.pgid, syscall.SIGTERM)
-	}
-	p.killGroup(r, grace)
-	return nil
-}
-
-// killGroup waits up to grace for the leader to exit and the group to empty,
-// then SIGKILLs whatever is left of the group and reaps the leader.
-func (p *Process) killGroup(r *run, grace time.Duration) {
-	if r.pgid == 0 {
-		return
-	}
-	deadline := time.Now().Add(grace)
-	select {
-	case <-r.exited:
-	case <-time.After(grace):
-	}
-	if !waitGroupGone(r.pgid, deadline) {
-		p.log.Mark("process group %d still alive after %s: SIGKILL", r.pgid, grace)
-		signalGroup(r.pgid, syscall.SIGKILL)
-	}
-	select {
-	case <-r.exited:
-	case <-time.After(10 * time.Second):
-		p.logger.Error("engine did not exit after SIGKILL", "pid", r.pgid)
-	}
-	for i := 0; i < 100 && groupAlive(r.pgid); i++ {
-		time.Sleep(10 * time.Millisecond) // the kernel reaps the group's members
-	}
-}
-
-// KillGroup stops a process group gantry no longer supervises (an engine
-// a previous gantry left behind): SIGTERM, up to grace for it to go, then
-// SIGKILL.
-func KillGroup(pgid int, grace time.Duration) {
-	signalGroup(pgid, syscall.SIGTERM)
-	if !waitGroupGone(pgid, time.Now().Add(grace)) {
-		signalGroup(pgid, syscall.SIGKILL)
-	}
-}
-
-// waitGroupGone waits until the group has no living member or until
-// passes, and reports whether it went. Other processes' exits give no
-// event to wait on: it polls.
-func waitGroupGone(pgid int, until time.Time) bool {
-	for groupAlive(pgid) {
-		if !time.Now().Before(until) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
-}
-
-func signalGroup(pgid int, sig syscall.Signal) {
-	if pgid > 0 {
-		_ = syscall.Kill(-pgid, sig)
-	}
-}
-
-// groupAlive reports whether any process of the group exists. Zombies of
-// the group count as gone: they hold no memory.
-func groupAlive(pgid int) bool {
-	if pgid <= 0 {
-		return false
-	}
-	if err := syscall.Kill(-pgid, 0); err != nil {
-		return false
-	}
-	return groupHasLiving(pgid)
-}
-
-// Close stops the engine and prevents further starts.
-func (p *Process) Close(ctx context.Context) error {
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
-	err := p.Stop(ctx)
-	p.endTail()
-	p.log.Close()
-	return err
-}
-
-// endTail stops the log tail; Close and Detach may both call it.
-func (p *Process) endTail() { p.tailOnce.Do(func() { close(p.done) }) }
-
-// Detach forgets the engine without stopping it (gantry is being replaced
-// and the next one adopts it) and prevents further starts.
-func (p *Process) Detach() {
-	p.mu.Lock()
-	p.closed = true
-	if p.retry != nil {
-		p.retry.Stop()
-	}
-	p.cur = nil
-	p.mu.Unlock()
-	p.endTail()
-	p.log.Close()
-}
-
-// Adopt takes over an engine a previous gantry started: pid leads its
-// process group and answers as ready. The engine is watched like one
-// gantry started (exit, health) and stopped the same way; it was not
-// started again, so a long load is not thrown away by a gantry restart.
-func (p *Process) Adopt(pid int) error {
-	p.mu.Lock()
-	if p.state != Stopped || p.closed {
-		p.mu.Unlock()
-		return fmt.Errorf("%s is %s", p.model.Name, p.state)
-	}
-	r := &run{pgid: pid, exited: make(chan struct{}), cancel: func() {}}
-	p.cur, p.pid, p.adopted = r, pid, true
-	now := time.Now()
-	p.startedAt, p.readyAt = now, now
-	p.phase, p.detail = "ready", ""
-	ev := p.setState(Ready, fmt.Sprintf("adopted running engine (pid %d) from a previous gantry", pid))
-	p.mu.Unlock()
-	p.log.Mark("adopted pid %d (process group %d) from a previous gantry", pid, pid)
-	go func() { // not our child: watch it by its pid
-		waitExit(pid)
-		r.exitErr = errors.New("exited (adopted; its exit status is not known)")
-		close(r.exited)
-	}()
-	go p.watch(r)
-	p.emit(ev)
-	return nil
 }
 
 // redactArgv hides values of flags that look like secrets in what gantry

@@ -276,7 +276,8 @@ func TestUnhealthyEngineIsRestarted(t *testing.T) {
 // gantry is not this process's child, yet its death is noticed (through a
 // pidfd) and reported like any other.
 func TestAdoptedEngineExitIsSeen(t *testing.T) {
-	first, _ := newSim(t, "", Options{})
+	reg := filepath.Join(t.TempDir(), "engines.json")
+	first, _ := newSim(t, "", Options{Registry: OpenRegistry(reg)})
 	if err := first.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -285,12 +286,12 @@ func TestAdoptedEngineExitIsSeen(t *testing.T) {
 	t.Cleanup(func() { syscall.Kill(-pid, syscall.SIGKILL) })
 
 	events := make(chan Event, 10)
-	second, err := New(first.Model(), first.Launch(), first.log.Path(), Options{OnEvent: func(ev Event) { events <- ev }})
+	second, err := New(first.Model(), first.Launch(), first.log.Path(), Options{OnEvent: func(ev Event) { events <- ev }, Registry: OpenRegistry(reg)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { second.Close(context.Background()) })
-	if err := second.Adopt(pid); err != nil {
+	if err := second.Adopt(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	waitEvent(t, events, Ready, 5*time.Second)

@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -77,4 +79,14 @@ func WaitHTTP(t testing.TB, url string, timeout time.Duration) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// Cmdline is the argv of a running process as /proc shows it, nil when
+// it is gone.
+func Cmdline(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
 }

@@ -1,0 +1,33 @@
+package daemon
+
+import (
+	"path/filepath"
+	"sync"
+
+	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/ollama"
+	"github.com/gantryhq/gantry/internal/sched"
+)
+
+// runners chooses each model's runner: engine ollama's models share one
+// `ollama serve` (built with the first of them, kept across reloads),
+// every other model is a supervised process of its own.
+func runners() sched.NewRunner {
+	var mu sync.Mutex
+	var srv *ollama.Server
+	return func(sp sched.RunnerSpec) (sched.Runner, error) {
+		if sp.Model.Engine != config.EngineOllama {
+			return sched.NewProcess(sp)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if srv == nil {
+			s, err := ollama.NewServer(sp.Model, sp.Launch, filepath.Join(sp.Config.Root, "logs", "ollama", "serve.log"), sp.Options)
+			if err != nil {
+				return nil, err
+			}
+			srv = s
+		}
+		return ollama.NewModel(sp.Model, srv, sp.Config.ModelPath(sp.Model), sp.Plan.Context, sp.Options), nil
+	}
+}

@@ -1,0 +1,263 @@
+package sched
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/plan"
+	"github.com/gantryhq/gantry/internal/status"
+	"github.com/gantryhq/gantry/internal/supervise"
+)
+
+// retryFailedAfter is how long a failed on-demand model with a fallback is
+// passed over before a request tries to start it again.
+const retryFailedAfter = 30 * time.Second
+
+// Lease is a ready engine handed to one request. Release it exactly once
+// when the response is done.
+type Lease struct {
+	// Model is the model that serves the request: the one asked for, or its
+	// fallback.
+	Model *config.Model
+	// BaseURL is the engine's address.
+	BaseURL string
+	// FallbackFor names the model that was asked for when a fallback serves.
+	FallbackFor string
+
+	s *Scheduler
+	e *entry
+}
+
+// Release ends the lease: the model's idle timer starts when its last
+// in-flight request is released.
+func (l *Lease) Release() {
+	s := l.s
+	s.mu.Lock()
+	l.e.inflight--
+	l.e.lastUsed = time.Now()
+	if l.e.inflight == 0 {
+		l.e.armIdleLocked(s)
+		s.broadcastLocked() // a drain may be waiting for this
+	}
+	s.mu.Unlock()
+}
+
+// Acquire returns a ready engine for the model (name or alias), starting
+// it, switching its slot or evicting idle models as needed, and waiting
+// while it loads. When the model cannot start and has a fallback, the
+// fallback serves.
+func (s *Scheduler) Acquire(ctx context.Context, name string) (*Lease, error) {
+	// The fast path: a ready model costs one lock and no allocation
+	// besides the lease.
+	s.mu.Lock()
+	e := s.lookupLocked(name)
+	if e == nil {
+		s.mu.Unlock()
+		return nil, s.unknown(name)
+	}
+	if e.state == supervise.Ready && !e.draining && !e.evicting {
+		l := e.leaseLocked(s)
+		s.mu.Unlock()
+		return l, nil
+	}
+	s.mu.Unlock()
+	return s.acquireSlow(ctx, e, "", 0)
+}
+
+func (e *entry) leaseLocked(s *Scheduler) *Lease {
+	e.inflight++
+	e.lastUsed = time.Now()
+	e.stopIdleLocked()
+	return &Lease{Model: e.m, BaseURL: e.baseURL, s: s, e: e}
+}
+
+func (s *Scheduler) acquireSlow(ctx context.Context, e *entry, fallbackFor string, depth int) (*Lease, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if n := e.queued; n >= e.m.QueueLimit {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: %d requests are already waiting for %s (queue_limit)", ErrQueueFull, n, e.m.Name)
+	}
+	if e.draining && s.conf.Load().Slots[e.m.Slot].DuringSwitch == "refuse" {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: slot %s is switching away from %s; retry shortly", ErrSlotSwitching, e.m.Slot, e.m.Name)
+	}
+	e.queued++
+	s.mu.Unlock()
+
+	err := s.ensure(ctx, e)
+
+	s.mu.Lock()
+	e.queued--
+	if err == nil {
+		l := e.leaseLocked(s)
+		l.FallbackFor = fallbackFor
+		s.mu.Unlock()
+		return l, nil
+	}
+	if ctx.Err() != nil && e.m.AbandonedLoads == "cancel" && e.queued == 0 && e.inflight == 0 &&
+		e.state == supervise.Starting && !e.alwaysOn {
+		// Everybody who wanted this load went away: stop it.
+		s.mu.Unlock()
+		s.logger.Info("load abandoned by every request: stopping", "model", e.m.Name)
+		go s.Stop(context.Background(), e.m.Name) //nolint:errcheck // shows in Status
+		return nil, err
+	}
+	fb := e.m.Fallback
+	chain := len(s.models) // a fallback chain is at most this long
+	e.armIdleLocked(s)
+	s.mu.Unlock()
+	if fb != "" && depth < chain && (errors.Is(err, ErrStartFailed) || errors.Is(err, ErrInsufficientMemory)) {
+		f, ferr := s.lookup(fb)
+		if ferr == nil {
+			s.emit(Event{Kind: status.KindFallback, Model: e.m.Name, To: f.m.Name, Reason: err.Error()})
+			if fallbackFor == "" {
+				fallbackFor = e.m.Name
+			}
+			return s.acquireSlow(ctx, f, fallbackFor, depth+1)
+		}
+	}
+	return nil, err
+}
+
+// Start starts a model (name or alias) through the same admission as a
+// request (memory, slot) and waits until it is ready.
+func (s *Scheduler) Start(ctx context.Context, name string) error {
+	e, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	e.queued++
+	s.mu.Unlock()
+	err = s.ensure(ctx, e)
+	s.mu.Lock()
+	e.queued--
+	e.armIdleLocked(s)
+	s.mu.Unlock()
+	return err
+}
+
+// Begin starts a model (if it is not running) without waiting for it to be
+// ready; the start goes on in the background and shows in Status. It
+// returns once the start is under way (or has already failed: then with
+// its error), so a status read right after already says "starting".
+func (s *Scheduler) Begin(name string) error {
+	e, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := s.Start(context.Background(), name)
+		if err != nil {
+			s.logger.Warn("start failed", "model", name, "err", err)
+		}
+		done <- err
+	}()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	deadline := time.Now().Add(2 * time.Second)
+	for e.state != supervise.Starting && e.state != supervise.Ready && time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			return err
+		default:
+		}
+		s.waitLocked(context.Background(), 10*time.Millisecond) //nolint:errcheck
+	}
+	return nil
+}
+
+// ensure makes e's engine ready: it waits out stops and switches under
+// way, switches e's slot to it, admits it into the memory budget (evicting
+// idle on-demand models LRU-first) and starts it. It returns nil when e is
+// ready and not being drained or stopped.
+func (s *Scheduler) ensure(ctx context.Context, e *entry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.releaseSlotLocked(e) // on every way out, with s.mu held
+	for {
+		if s.closed {
+			return ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		switch {
+		case e.state == supervise.Ready && !e.draining && !e.evicting:
+			return nil
+		case e.evicting || e.draining || e.state == supervise.Stopping:
+			// A stop or a slot switch is under way; once it is done the
+			// model is started again (never hung on a dying engine).
+			if err := s.waitLocked(ctx, 0); err != nil {
+				return err
+			}
+			continue
+		case e.state == supervise.Starting:
+			if err := s.startLocked(ctx, e); err != nil {
+				return err
+			}
+			continue
+		case e.state == supervise.Failed && e.alwaysOn:
+			return fmt.Errorf("%w: %s: %s", ErrStartFailed, e.m.Name, e.reason)
+		case e.state == supervise.Failed && e.m.Fallback != "" && time.Since(e.failedAt) < retryFailedAfter:
+			return fmt.Errorf("%w: %s: %s", ErrStartFailed, e.m.Name, e.reason)
+		}
+		// Stopped (or failed and worth another try): refuse what is known
+		// not to work, then take the slot, then the memory, then start.
+		for _, f := range e.plan.Findings {
+			// A model too big for the budget is admission's to refuse, with
+			// its own error and the holders named.
+			if f.Level == plan.LevelError && f.Rule != "does-not-fit" {
+				return fmt.Errorf("%w: %s: %s — %s", ErrStartFailed, e.m.Name, f.Reason, f.Fix)
+			}
+		}
+		if e.m.Slot != "" {
+			switched, err := s.takeSlotLocked(ctx, e)
+			if err != nil {
+				return err
+			}
+			if switched {
+				continue
+			}
+		}
+		if !e.holds {
+			ok, err := s.admitLocked(ctx, e)
+			if err != nil {
+				s.releaseSlotLocked(e)
+				return err
+			}
+			if !ok {
+				continue // evictions under way; look again
+			}
+		}
+		s.releaseSlotLocked(e)
+		if err := s.startLocked(ctx, e); err != nil {
+			return err
+		}
+	}
+}
+
+// startLocked starts (or joins the start of) e's engine with s.mu released.
+func (s *Scheduler) startLocked(ctx context.Context, e *entry) error {
+	s.mu.Unlock()
+	err := e.proc.Start(ctx)
+	s.mu.Lock()
+	if err == nil || ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if errors.Is(err, supervise.ErrClosed) {
+		return ErrClosed
+	}
+	if e.state == supervise.Stopping || e.state == supervise.Stopped && e.evicting {
+		return nil // stopped under us on purpose; ensure looks again
+	}
+	return fmt.Errorf("%w: %s: %v", ErrStartFailed, e.m.Name, err)
+}

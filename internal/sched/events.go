@@ -1,0 +1,87 @@
+package sched
+
+import (
+	"time"
+
+	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/diagnose"
+	"github.com/gantryhq/gantry/internal/status"
+	"github.com/gantryhq/gantry/internal/supervise"
+)
+
+// onProcEvent follows the engines' state changes; it runs without any lock
+// of the process held.
+func (s *Scheduler) onProcEvent(ev supervise.Event) {
+	s.mu.Lock()
+	e := s.models[ev.Model]
+	if e != nil {
+		if ev.To == supervise.Starting {
+			e.diagnosis = ""
+		}
+		// Events of one engine come from several goroutines and may arrive
+		// out of order: take the engine's state now, not the event's.
+		prev := e.state
+		e.state = e.proc.State()
+		e.reason = ev.Reason
+		switch e.state {
+		case supervise.Ready:
+			if prev != supervise.Ready {
+				e.readyAt = time.Now()
+			}
+			if mm, ok := e.proc.(interface{ MeasuredMemory() int64 }); ok {
+				if n := mm.MeasuredMemory(); n > 0 && int64(e.m.Memory) == 0 {
+					e.memory, e.memorySource = n, "measured: the engine reports "+config.FormatBytes(n)
+				}
+			}
+			e.armIdleLocked(s)
+		case supervise.Starting:
+			e.holds = true // always-on restarts reserve again
+		case supervise.Stopped:
+			e.holds, e.evicting = false, false
+			e.stopIdleLocked()
+		case supervise.Failed:
+			e.failedAt = ev.Time
+			if !e.alwaysOn {
+				e.holds = false
+			}
+			e.stopIdleLocked()
+		}
+		s.broadcastLocked()
+	}
+	s.mu.Unlock()
+	// The state is taken first (a request must not be sent to an engine
+	// known to be gone); the diagnosis, which reads the log, after.
+	diag := ""
+	if e != nil && (ev.To == supervise.Failed || ev.To == supervise.Ready) {
+		diag = s.diagnose(e, ev)
+		s.mu.Lock()
+		e.diagnosis = diag
+		s.mu.Unlock()
+	}
+	ev2 := Event{Kind: status.KindState, Model: ev.Model, From: string(ev.From), To: string(ev.To), Reason: ev.Reason, Time: ev.Time, Diagnosis: diag}
+	if ev.To == supervise.Ready && e != nil {
+		if st := e.proc.Status(); !st.StartedAt.IsZero() && !st.ReadyAt.IsZero() {
+			ev2.LoadSeconds = st.ReadyAt.Sub(st.StartedAt).Seconds()
+		}
+	}
+	s.emit(ev2)
+}
+
+// diagnose reads the engine's log (and the failure reason) for known
+// failure signatures. On a failure it asks nvidia-smi who holds GPU memory,
+// so the diagnosis can name the PIDs.
+func (s *Scheduler) diagnose(e *entry, ev supervise.Event) string {
+	var lines []string
+	if lg := e.proc.Log(); lg != nil {
+		lines = lg.Tail(300)
+	}
+	lines = append(lines, ev.Reason)
+	c := diagnose.Context{Port: e.m.Port, Engine: e.m.Engine}
+	if e.plan.Info != nil {
+		c.Quant = e.plan.Info.Quant.Method
+	}
+	if ev.To == supervise.Failed && s.procs != nil {
+		c.Procs = s.procs()
+	}
+	return diagnose.Summary(diagnose.Scan(lines, c))
+}

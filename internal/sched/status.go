@@ -1,0 +1,89 @@
+package sched
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+
+	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/gpu"
+	"github.com/gantryhq/gantry/internal/status"
+)
+
+// IsEmbedding reports whether a model serves embeddings rather than
+// generation: its files say so, or it is a sim started with --embedding.
+func (s *Scheduler) IsEmbedding(name string) bool {
+	e, err := s.lookup(name)
+	if err != nil {
+		return false
+	}
+	if e.plan.Info != nil && e.plan.Info.Kind == "embedding" {
+		return true
+	}
+	return e.m.Engine == config.EngineSim && slices.Contains(e.m.Args, "--embedding")
+}
+
+// SetGPUSource makes Status report live GPU telemetry from fn (a cached
+// nvidia-smi query) instead of the facts read at start.
+func (s *Scheduler) SetGPUSource(fn func() gpu.Facts) {
+	s.mu.Lock()
+	s.gpuNow = fn
+	s.mu.Unlock()
+}
+
+// Status returns every model's state, sorted by name.
+func (s *Scheduler) Status() Status {
+	s.mu.Lock()
+	fn := s.gpuNow
+	s.mu.Unlock()
+	var live *gpu.Facts
+	if fn != nil {
+		f := fn()
+		live = &f
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.gpu
+	if live != nil {
+		g = *live
+	}
+	st := Status{Models: []ModelStatus{}, Slots: []status.SlotStatus{}, Profile: s.profile, GPU: g,
+		Memory: status.MemoryStatus{TotalBytes: s.total, BudgetBytes: s.budget, ReservedBytes: s.reservedLocked()}}
+	for _, name := range s.conf.Load().ModelNames() {
+		e := s.models[name]
+		ps := e.proc.Status()
+		// The state the scheduler acts on; the engine's phase and detail live.
+		ms := ModelStatus{Name: name, Engine: e.m.Engine, State: e.state, Reason: ps.Reason, Phase: ps.Phase,
+			Detail: ps.Detail, Port: e.m.Port, PID: ps.PID, Starts: ps.Starts, MemoryBytes: e.memory,
+			Inflight: e.inflight, Queued: e.queued, Mode: e.m.Mode, AlwaysOn: e.alwaysOn, Slot: e.m.Slot,
+			Aliases: e.m.Aliases, Fallback: e.m.Fallback, Runtime: e.m.Runtime, LastLogLine: ps.LastLine,
+			MemorySource: cmp.Or(e.memorySource, e.plan.Source), Findings: e.plan.Findings, Diagnosis: e.diagnosis,
+			Adopted: ps.Adopted}
+		if !e.lastUsed.IsZero() {
+			t := e.lastUsed
+			ms.LastUsed = &t
+		}
+		if !ps.StartedAt.IsZero() {
+			ms.StartedAt = &ps.StartedAt
+		}
+		if !ps.ReadyAt.IsZero() {
+			ms.ReadyAt = &ps.ReadyAt
+		}
+		st.Models = append(st.Models, ms)
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.conf.Load().Slots)) {
+		ss := status.SlotStatus{Name: name, Port: s.conf.Load().Slots[name].Port, Members: []string{}}
+		for _, n := range s.conf.Load().ModelNames() {
+			e := s.models[n]
+			if e.m.Slot != name {
+				continue
+			}
+			ss.Members = append(ss.Members, n)
+			if e.holds && !e.draining {
+				ss.Current = n
+			}
+		}
+		st.Slots = append(st.Slots, ss)
+	}
+	return st
+}

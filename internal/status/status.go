@@ -1,0 +1,137 @@
+// Package status holds the data types of gantry's admin API — a model's
+// state, the whole picture /api/status returns, the events /api/events
+// streams — so that a client (the CLI talking to a remote gantry) can read
+// them without linking the scheduler that produces them.
+package status
+
+import (
+	"time"
+
+	"github.com/gantryhq/gantry/internal/gpu"
+)
+
+// State is where a model's engine is in its life.
+type State string
+
+// The states; supervise.Process documents the transitions.
+const (
+	Stopped  State = "stopped"
+	Starting State = "starting"
+	Ready    State = "ready"
+	Stopping State = "stopping"
+	Failed   State = "failed"
+)
+
+// Finding is one rule the planner applied to a model: a known-bad engine ×
+// checkpoint × box combination, or something gantry fixed for it.
+type Finding struct {
+	Level  string `json:"level"` // error (blocks the start), warning, fixed
+	Rule   string `json:"rule"`
+	Reason string `json:"reason"`
+	Fix    string `json:"fix"`
+}
+
+// ModelStatus is one model's state, as /api/status and `gantry ps` show it.
+type ModelStatus struct {
+	Name        string     `json:"name"`
+	Engine      string     `json:"engine"`
+	State       State      `json:"state"`
+	Reason      string     `json:"reason,omitempty"`
+	Phase       string     `json:"phase,omitempty"`
+	Detail      string     `json:"detail,omitempty"`
+	Port        int        `json:"port"`
+	PID         int        `json:"pid"`
+	Starts      int        `json:"starts"`
+	MemoryBytes int64      `json:"memory_bytes"`
+	Inflight    int        `json:"inflight"`
+	Queued      int        `json:"queued"`
+	LastUsed    *time.Time `json:"last_used"`
+	Diagnosis   string     `json:"diagnosis"`
+	Mode        string     `json:"mode"`
+	AlwaysOn    bool       `json:"always_on"`
+	Slot        string     `json:"slot,omitempty"`
+	Aliases     []string   `json:"aliases,omitempty"`
+	Fallback    string     `json:"fallback,omitempty"`
+	Runtime     string     `json:"runtime"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	ReadyAt     *time.Time `json:"ready_at,omitempty"`
+	LastLogLine string     `json:"last_log_line,omitempty"`
+	// Adopted is true for an engine a previous gantry started.
+	Adopted bool `json:"adopted,omitempty"`
+	// MemorySource says where memory_bytes comes from (config or estimate).
+	MemorySource string    `json:"memory_source"`
+	Findings     []Finding `json:"findings,omitempty"`
+}
+
+// MemoryStatus is the budget and what is reserved of it.
+type MemoryStatus struct {
+	TotalBytes    int64 `json:"total_bytes"`
+	BudgetBytes   int64 `json:"budget_bytes"`
+	ReservedBytes int64 `json:"reserved_bytes"`
+}
+
+// SlotStatus is which member holds a slot.
+type SlotStatus struct {
+	Name    string   `json:"name"`
+	Port    int      `json:"port"`
+	Current string   `json:"current,omitempty"`
+	Members []string `json:"members"`
+}
+
+// Status is the whole picture: every model sorted by name, the memory
+// budget, the slots and the active profile.
+type Status struct {
+	Models  []ModelStatus `json:"models"`
+	Memory  MemoryStatus  `json:"memory"`
+	Slots   []SlotStatus  `json:"slots"`
+	Profile string        `json:"profile"`
+	GPU     gpu.Facts     `json:"gpu"`
+}
+
+// Model returns one model's status (the zero value when absent).
+func (st Status) Model(name string) ModelStatus {
+	for _, m := range st.Models {
+		if m.Name == name {
+			return m
+		}
+	}
+	return ModelStatus{}
+}
+
+// EventKind says what an Event is about.
+type EventKind string
+
+// The kinds of events.
+const (
+	KindState    EventKind = "state"    // an engine changed state (From → To)
+	KindEviction EventKind = "eviction" // an idle model was stopped to make room
+	KindSwitch   EventKind = "switch"   // a slot switches members (Model is the slot)
+	KindProfile  EventKind = "profile"  // the active profile changed
+	KindFallback EventKind = "fallback" // a fallback serves for a model that could not
+	KindIdle     EventKind = "idle"     // an on-demand model idled out
+	KindReload   EventKind = "reload"   // the config was reloaded
+	KindRequest  EventKind = "request"  // a gateway request finished
+)
+
+// Event is something the scheduler did or saw, for /api/events and logs.
+type Event struct {
+	Kind   EventKind `json:"kind"`
+	Model  string    `json:"model,omitempty"`
+	From   string    `json:"from,omitempty"`
+	To     string    `json:"to,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	// Diagnosis is the known cause and fix of a failure, when found.
+	Diagnosis string `json:"diagnosis,omitempty"`
+	// LoadSeconds is, on a change to ready, how long the engine took.
+	LoadSeconds float64 `json:"load_seconds,omitempty"`
+	// Request events (for the dashboard's charts): status code, time to
+	// the first byte, total time, and streamed chunks (≈ tokens).
+	Code       int       `json:"code,omitempty"`
+	TTFBMS     float64   `json:"ttfb_ms,omitempty"`
+	DurationMS float64   `json:"duration_ms,omitempty"`
+	Chunks     int       `json:"chunks,omitempty"`
+	Time       time.Time `json:"time"`
+}
+
+// String is the finding as one line: "level: reason — fix".
+func (f Finding) String() string { return f.Level + ": " + f.Reason + " — " + f.Fix }
