@@ -14,7 +14,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/client"
 	"github.com/gantryhq/gantry/internal/config"
-	"github.com/gantryhq/gantry/internal/sched"
+	"github.com/gantryhq/gantry/internal/status"
 	"github.com/gantryhq/gantry/internal/supervise"
 )
 
@@ -102,7 +102,7 @@ func runPS(e *env, args []string) error {
 	return nil
 }
 
-func printStatus(w io.Writer, st sched.Status) {
+func printStatus(w io.Writer, st status.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tENGINE\tSTATE\tPORT\tPID\tMEMORY\tINFLIGHT\tQUEUED\tLAST USED\tNOTE")
 	for _, m := range st.Models {
@@ -193,7 +193,7 @@ func runStart(e *env, args []string) error {
 // phase, the time elapsed and the engine's last log line: a model load has
 // no byte total to show. On a terminal it redraws one line; elsewhere it
 // prints a line per phase.
-func waitStarted(e *env, c *client.Client, m sched.ModelStatus) (sched.ModelStatus, error) {
+func waitStarted(e *env, c *client.Client, m status.ModelStatus) (status.ModelStatus, error) {
 	tty := isTerminal(e.stderr)
 	began := time.Now()
 	lastShown := ""
@@ -241,7 +241,7 @@ func waitStarted(e *env, c *client.Client, m sched.ModelStatus) (sched.ModelStat
 	}
 }
 
-func readyIn(m sched.ModelStatus, began time.Time) string {
+func readyIn(m status.ModelStatus, began time.Time) string {
 	if m.StartedAt != nil && m.ReadyAt != nil {
 		return "loaded in " + m.ReadyAt.Sub(*m.StartedAt).Round(10*time.Millisecond).String()
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/inventory"
 	"github.com/gantryhq/gantry/internal/plan"
-	"github.com/gantryhq/gantry/internal/sched"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // Inspection is `gantry inspect --json`: the model's files, and the plan
@@ -199,14 +199,14 @@ func runModels(e *env, args []string) error {
 	if *root != "" {
 		c.Root = config.ExpandHome(*root)
 	}
-	var status *sched.Status
+	var live *status.Status
 	if st, err := cf.client().Status(e.ctx); err == nil {
-		status = &st
+		live = &st
 	}
 	var served map[string]string
-	if status != nil {
+	if live != nil {
 		served = map[string]string{}
-		for _, m := range status.Models {
+		for _, m := range live.Models {
 			served[m.Name] = string(m.State)
 		}
 	}
@@ -224,7 +224,7 @@ func runModels(e *env, args []string) error {
 			orDash(r.Engine), orDash(r.Quant), sizeOrDash(r.SizeBytes), sizeOrDash(r.Estimate))
 	}
 	tw.Flush()
-	if status == nil {
+	if live == nil {
 		fmt.Fprintln(e.stderr, "(gantry is not reachable: SERVED is unknown)")
 	}
 	return nil

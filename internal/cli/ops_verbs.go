@@ -16,7 +16,7 @@ import (
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/plan"
-	"github.com/gantryhq/gantry/internal/sched"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // Check is one line of `gantry doctor`.
@@ -155,13 +155,13 @@ func doctor(ctx context.Context, cf clientFlags) []Check {
 		}
 	}
 	// ports
-	var status *sched.Status
+	var live *status.Status
 	if st, err := cf.client().Status(ctx); err == nil {
-		status = &st
+		live = &st
 	}
 	running := map[int]string{}
-	if status != nil {
-		for _, m := range status.Models {
+	if live != nil {
+		for _, m := range live.Models {
 			if m.State != "stopped" {
 				running[m.Port] = m.Name
 			}
@@ -184,7 +184,7 @@ func doctor(ctx context.Context, cf clientFlags) []Check {
 		switch {
 		case err == nil:
 			ln.Close()
-		case p == c.ListenPort() && status != nil:
+		case p == c.ListenPort() && live != nil:
 			add("port", "ok", "%d: gantry is serving here", p)
 		case running[p] != "":
 			add("port", "ok", "%d: %s is running there", p, running[p])

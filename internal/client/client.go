@@ -15,7 +15,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/gantryhq/gantry/internal/sched"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // Client talks to one gantry daemon.
@@ -114,17 +114,17 @@ func (c *Client) getJSON(ctx context.Context, method, path string, out any) erro
 }
 
 // Status returns /api/status.
-func (c *Client) Status(ctx context.Context) (sched.Status, error) {
-	var s sched.Status
+func (c *Client) Status(ctx context.Context) (status.Status, error) {
+	var s status.Status
 	err := c.getJSON(ctx, http.MethodGet, "/api/status", &s)
 	return s, err
 }
 
 // Model returns one model's status.
-func (c *Client) Model(ctx context.Context, name string) (sched.ModelStatus, error) {
+func (c *Client) Model(ctx context.Context, name string) (status.ModelStatus, error) {
 	s, err := c.Status(ctx)
 	if err != nil {
-		return sched.ModelStatus{}, err
+		return status.ModelStatus{}, err
 	}
 	for _, m := range s.Models {
 		if m.Name == name {
@@ -136,20 +136,20 @@ func (c *Client) Model(ctx context.Context, name string) (sched.ModelStatus, err
 			}
 		}
 	}
-	return sched.ModelStatus{}, fmt.Errorf("unknown model %q", name)
+	return status.ModelStatus{}, fmt.Errorf("unknown model %q", name)
 }
 
 // Start asks the daemon to start a model and returns at once; poll Model
 // for progress.
-func (c *Client) Start(ctx context.Context, name string) (sched.ModelStatus, error) {
-	var m sched.ModelStatus
+func (c *Client) Start(ctx context.Context, name string) (status.ModelStatus, error) {
+	var m status.ModelStatus
 	err := c.getJSON(ctx, http.MethodPost, "/api/models/"+url.PathEscape(name)+"/start", &m)
 	return m, err
 }
 
 // Stop stops a model and returns when it has stopped.
-func (c *Client) Stop(ctx context.Context, name string) (sched.ModelStatus, error) {
-	var m sched.ModelStatus
+func (c *Client) Stop(ctx context.Context, name string) (status.ModelStatus, error) {
+	var m status.ModelStatus
 	err := c.getJSON(ctx, http.MethodPost, "/api/models/"+url.PathEscape(name)+"/stop", &m)
 	return m, err
 }
@@ -224,8 +224,8 @@ func (c *Client) postJSON(ctx context.Context, path string, in, out any) error {
 
 // Switch makes model the running member of slot; it returns when the model
 // is ready.
-func (c *Client) Switch(ctx context.Context, slot, model string) (sched.ModelStatus, error) {
-	var m sched.ModelStatus
+func (c *Client) Switch(ctx context.Context, slot, model string) (status.ModelStatus, error) {
+	var m status.ModelStatus
 	err := c.postJSON(ctx, "/api/slots/"+url.PathEscape(slot)+"/switch", map[string]string{"model": model}, &m)
 	return m, err
 }
