@@ -4,12 +4,17 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,15 +62,65 @@ func (s *Server) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handl
 	h("GET /api/events", s.eventStream)
 }
 
-// readJSON decodes a small JSON request body into v, answering 400 itself.
+// readJSON decodes a small JSON request body into v (a pointer to a
+// struct), answering 400 itself. It is strict where encoding/json is not:
+// keys must be exactly v's (encoding/json matches any case), each at most
+// once, and nothing may follow the object.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err == nil {
+		err = strictJSON(b, v)
+	}
+	if err != nil {
 		apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "invalid_json", "the body is not the expected JSON: "+err.Error())
 		return false
 	}
 	return true
+}
+
+// strictJSON decodes one JSON object b into the struct v: exact keys,
+// no duplicate, no trailing data.
+func strictJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return errors.New("want a JSON object")
+	}
+	known := map[string]bool{}
+	t := reflect.TypeOf(v).Elem()
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		known[name] = true
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		k, _ := tok.(string)
+		switch {
+		case !known[k]:
+			return fmt.Errorf("unknown key %s (keys are case-sensitive)", sched.Quote(k))
+		case seen[k]:
+			return fmt.Errorf("key %s given twice", sched.Quote(k))
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON object")
+	}
+	return json.Unmarshal(b, v)
 }
 
 // switchSlot makes {"model": M} the running member of the slot and answers

@@ -3,6 +3,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
@@ -21,6 +22,9 @@ type Keys struct {
 type keySet struct {
 	api   [][32]byte
 	admin [][32]byte
+	// replaced is closed when Update replaces this set: requests admitted
+	// under it check their key again.
+	replaced chan struct{}
 }
 
 // New returns the key checker; admin falls back to apiKeys when empty.
@@ -32,7 +36,7 @@ func New(apiKeys, adminKeys []string) *Keys {
 
 // Update replaces the keys.
 func (k *Keys) Update(apiKeys, adminKeys []string) {
-	ks := &keySet{}
+	ks := &keySet{replaced: make(chan struct{})}
 	for _, s := range apiKeys {
 		ks.api = append(ks.api, sha256.Sum256([]byte(s)))
 	}
@@ -42,7 +46,9 @@ func (k *Keys) Update(apiKeys, adminKeys []string) {
 	for _, s := range adminKeys {
 		ks.admin = append(ks.admin, sha256.Sum256([]byte(s)))
 	}
-	k.p.Store(ks)
+	if old := k.p.Swap(ks); old != nil {
+		close(old.replaced)
+	}
 }
 
 // Open reports whether the gateway needs no key.
@@ -99,21 +105,23 @@ func (k *Keys) Gateway(next http.Handler) http.Handler {
 
 // Admin requires an admin key (when any key is configured). A valid
 // gateway key that is not an admin key gets 403, not 401: it is known, but
-// not allowed here.
+// not allowed here. A request admitted with a key that a reload then
+// removes (or admitted without one before keys were set) is cut: an open
+// log or event stream does not outlive its key.
 func (k *Keys) Admin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ks := k.p.Load()
+		key, ok := bearer(r)
 		if len(ks.admin) == 0 {
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, k.revocable(r, ks, key))
 			return
 		}
-		key, ok := bearer(r)
 		switch {
 		case !ok:
 			apierr.Write(w, http.StatusUnauthorized, "invalid_request_error", "missing_api_key",
 				"The admin API needs a key: send 'Authorization: Bearer <admin key>' (gantry: --token or GANTRY_TOKEN).")
 		case match(key, ks.admin):
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, k.revocable(r, ks, key))
 		case match(key, ks.api):
 			apierr.Write(w, http.StatusForbidden, "permission_error", "admin_key_required",
 				"This key may use the gateway but not the admin API; use one of auth.admin_keys.")
@@ -122,4 +130,25 @@ func (k *Keys) Admin(next http.Handler) http.Handler {
 				"Incorrect API key provided for the admin API.")
 		}
 	})
+}
+
+// revocable returns r with a context that ends when the keys are replaced
+// by a set that no longer admits key.
+func (k *Keys) revocable(r *http.Request, ks *keySet, key string) *http.Request {
+	ctx, cancel := context.WithCancel(r.Context())
+	go func() {
+		defer cancel()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ks.replaced:
+			}
+			ks = k.p.Load()
+			if len(ks.admin) > 0 && (key == "" || !match(key, ks.admin)) {
+				return
+			}
+		}
+	}()
+	return r.WithContext(ctx)
 }

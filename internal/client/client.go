@@ -56,7 +56,9 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	if body != nil {
+	if body != nil || method != http.MethodGet {
+		// gantry refuses state-changing admin requests without it (no web
+		// page can send it cross-site without a CORS preflight).
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)
@@ -96,7 +98,9 @@ func decodeError(resp *http.Response) error {
 	case http.StatusUnauthorized:
 		ae.Message = "gantry refused the token (" + ae.Message + "): pass the right one with --token or GANTRY_TOKEN"
 	case http.StatusForbidden:
-		ae.Message = "gantry refused this token for the admin API (" + ae.Message + "): use an admin key"
+		if ae.Code == "admin_key_required" {
+			ae.Message = "gantry refused this token for the admin API (" + ae.Message + "): use an admin key"
+		}
 	}
 	return ae
 }

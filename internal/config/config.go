@@ -43,18 +43,27 @@ const (
 
 // Config is the whole configuration file after defaults are applied.
 type Config struct {
-	Listen    string                     `yaml:"listen" json:"listen"`
-	Root      string                     `yaml:"root" json:"root"`
-	PortRange PortRange                  `yaml:"port_range" json:"port_range"`
-	MaxBody   Size                       `yaml:"max_body" json:"max_body"`
-	Memory    Memory                     `yaml:"memory" json:"memory"`
-	Auth      Auth                       `yaml:"auth" json:"-"`
-	Defaults  Defaults                   `yaml:"defaults" json:"defaults"`
-	Models    map[string]*Model          `yaml:"models" json:"models"`
-	Engines   map[string]*EngineSettings `yaml:"engines" json:"engines"`
-	Services  map[string]*Service        `yaml:"services" json:"services"`
-	Slots     map[string]*Slot           `yaml:"slots" json:"slots"`
-	Profiles  map[string]*Profile        `yaml:"profiles" json:"profiles"`
+	Listen    string    `yaml:"listen" json:"listen"`
+	Root      string    `yaml:"root" json:"root"`
+	PortRange PortRange `yaml:"port_range" json:"port_range"`
+	MaxBody   Size      `yaml:"max_body" json:"max_body"`
+	// MaxBodyTotal caps the request bodies held in memory at once, all
+	// requests together (default 256MiB): a burst of large or trickled
+	// bodies gets 503s rather than the models' memory.
+	MaxBodyTotal Size `yaml:"max_body_total" json:"max_body_total"`
+	// AllowedHosts are Host names a loopback listener answers besides
+	// loopback ones (a reverse proxy's or a container's name for the box).
+	AllowedHosts []string `yaml:"allowed_hosts" json:"allowed_hosts,omitempty"`
+	// CORS is gantry's own CORS policy; engines' CORS headers never pass.
+	CORS     CORS                       `yaml:"cors" json:"cors"`
+	Memory   Memory                     `yaml:"memory" json:"memory"`
+	Auth     Auth                       `yaml:"auth" json:"-"`
+	Defaults Defaults                   `yaml:"defaults" json:"defaults"`
+	Models   map[string]*Model          `yaml:"models" json:"models"`
+	Engines  map[string]*EngineSettings `yaml:"engines" json:"engines"`
+	Services map[string]*Service        `yaml:"services" json:"services"`
+	Slots    map[string]*Slot           `yaml:"slots" json:"slots"`
+	Profiles map[string]*Profile        `yaml:"profiles" json:"profiles"`
 
 	// File is the path the config was read from ("" for the built-in demo).
 	File string `yaml:"-" json:"file"`
@@ -63,6 +72,13 @@ type Config struct {
 	// bad holds the key paths whose values did not decode: they get the
 	// default, so one bad value is reported once, not again as a zero.
 	bad map[string]bool
+}
+
+// CORS says which web origins may call gantry from a browser.
+type CORS struct {
+	// AllowedOrigins are origins such as http://localhost:8080 ("*" for
+	// any); none by default.
+	AllowedOrigins []string `yaml:"allowed_origins" json:"allowed_origins"`
 }
 
 // Memory is the memory budget of the box.
@@ -399,6 +415,9 @@ func (c *Config) applyDefaults() {
 	}
 	if unset("max_body") {
 		c.MaxBody = 32 << 20
+	}
+	if unset("max_body_total") {
+		c.MaxBodyTotal = 256 << 20
 	}
 	for name, sl := range c.Slots {
 		if sl == nil {

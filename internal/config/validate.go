@@ -297,6 +297,23 @@ func (v *validator) run() {
 	if c.MaxBody < 1024 {
 		v.add([]string{"max_body"}, "%s is too small for any request; the default is 32MiB", c.MaxBody)
 	}
+	if c.MaxBodyTotal < c.MaxBody {
+		v.add([]string{"max_body_total"}, "%s is less than max_body %s: one request could never be read", c.MaxBodyTotal, c.MaxBody)
+	}
+	for i, h := range c.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "/:@ *") {
+			v.add([]string{"allowed_hosts", strconv.Itoa(i)}, "%q: write a host name or IP address alone, without scheme, port or wildcard", h)
+		}
+	}
+	for i, o := range c.CORS.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			v.add([]string{"cors", "allowed_origins", strconv.Itoa(i)}, "%q is not an origin: write scheme://host[:port], e.g. http://localhost:8080", o)
+		}
+	}
 	if c.Defaults.QueueLimit < 0 {
 		v.add([]string{"defaults", "queue_limit"}, "must not be negative")
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/gantryhq/gantry/internal/dashboard"
 	"github.com/gantryhq/gantry/internal/gateway"
 	"github.com/gantryhq/gantry/internal/gpu"
+	"github.com/gantryhq/gantry/internal/guard"
 	"github.com/gantryhq/gantry/internal/metrics"
 	"github.com/gantryhq/gantry/internal/sched"
 	"github.com/gantryhq/gantry/internal/sdnotify"
@@ -107,8 +108,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		s.Close(context.Background()) //nolint:errcheck // nothing started yet
 		return fmt.Errorf("listen on %s: %w (is another gantry running? set listen: in the config)", cfg.Listen, err)
 	}
+	policy := guard.New(cfg.Listen, cfg.AllowedHosts, cfg.CORS.AllowedOrigins)
 	srv := &http.Server{
-		Handler: mux,
+		Handler: policy.Wrap(mux, isAdminPath),
 		// Slow clients are cut: headers within 10 s, the whole request
 		// (body included) within 2 minutes. No write time-out: streams last.
 		ReadHeaderTimeout: 10 * time.Second,
@@ -149,7 +151,7 @@ loop:
 			s.Detach()
 			return nil
 		case <-hup:
-			if next := reload(ctx, lg, s, keys, current); next != nil {
+			if next := reload(ctx, lg, s, keys, policy, current); next != nil {
 				current = next
 			}
 		}
@@ -166,10 +168,13 @@ loop:
 	return errors.Join(err, cerr)
 }
 
+// isAdminPath reports whether a path is the admin API's.
+func isAdminPath(p string) bool { return strings.HasPrefix(p, "/api/") }
+
 // reload re-reads the config file on SIGHUP. A config with any problem is
 // refused and the running one stays; otherwise only the models whose
 // settings changed are restarted. It returns the new config, or nil.
-func reload(ctx context.Context, lg *slog.Logger, s *sched.Scheduler, keys *auth.Keys, cur *config.Config) *config.Config {
+func reload(ctx context.Context, lg *slog.Logger, s *sched.Scheduler, keys *auth.Keys, policy *guard.Policy, cur *config.Config) *config.Config {
 	sdnotify.Reloading()                      //nolint:errcheck
 	defer sdnotify.Ready(summary(s.Status())) //nolint:errcheck
 	if cur.File == "" {
@@ -195,6 +200,7 @@ func reload(ctx context.Context, lg *slog.Logger, s *sched.Scheduler, keys *auth
 		return nil
 	}
 	keys.Update(next.Auth.APIKeys, next.Auth.AdminKeys)
+	policy.Update(cur.Listen, next.AllowedHosts, next.CORS.AllowedOrigins)
 	lg.Info("config reloaded", "restarted", ch.Restarted, "added", ch.Added, "removed", ch.Removed, "kept", len(ch.Kept))
 	return next
 }

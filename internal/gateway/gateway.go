@@ -14,10 +14,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gantryhq/gantry/internal/apierr"
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/guard"
 	"github.com/gantryhq/gantry/internal/sched"
 )
 
@@ -45,6 +47,9 @@ type Gateway struct {
 	// streams, whose events are small and which hold their buffer for the
 	// whole answer (500 streams × 32 KiB was a third of the heap).
 	bufs, sseBufs sync.Pool
+	// bodies counts the request body bytes held in memory, all requests
+	// together, against max_body_total.
+	bodies atomic.Int64
 }
 
 // New returns the gateway of a scheduler; obs may be nil.
@@ -118,12 +123,34 @@ func (g *Gateway) models(w http.ResponseWriter, r *http.Request) {
 	apierr.WriteJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
 }
 
-// hopHeaders are not relayed (RFC 9110 §7.6.1), nor is the client's key.
+// hopHeaders are not relayed (RFC 9110 §7.6.1, and the headers a
+// Connection header names: connectionNamed), nor is the client's key, nor
+// what only a browser sends about the page it came from.
 var hopHeaders = map[string]bool{
 	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Proxy-Authenticate": true,
 	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
 	"Authorization": true, "Content-Length": true, "X-Api-Key": true,
 	"Expect": true, // gantry already has the whole body; the engine must not answer 100 first
+	"Origin": true, "Referer": true, "Cookie": true,
+	"Sec-Fetch-Site": true, "Sec-Fetch-Mode": true, "Sec-Fetch-Dest": true, "Sec-Fetch-User": true,
+}
+
+// connectionNamed returns the headers h's Connection header lists: they
+// are hop-by-hop too (RFC 9110 §7.6.1). Nil, and free, when there is none.
+func connectionNamed(h http.Header) map[string]bool {
+	vs := h["Connection"]
+	if len(vs) == 0 {
+		return nil
+	}
+	named := map[string]bool{}
+	for _, v := range vs {
+		for _, tok := range strings.Split(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" {
+				named[http.CanonicalHeaderKey(tok)] = true
+			}
+		}
+	}
+	return named
 }
 
 // recorder notes the status and the time of the first byte for metrics.
@@ -173,19 +200,27 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
-	body, err := g.readBody(r)
+	body, held, err := g.readBody(r)
+	defer g.bodies.Add(-held)
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.As(err, &tooBig):
 			apierr.Write(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
 				fmt.Sprintf("the request body is over the gateway's limit of %s (max_body in the config)", config.FormatBytes(tooBig.Limit)))
-			return
+		case errors.Is(err, errBodiesFull):
+			w.Header().Set("Retry-After", "1")
+			apierr.Write(w, http.StatusServiceUnavailable, "server_error", "busy", err.Error())
+		default:
+			apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "bad_body", "could not read the request body: "+err.Error())
 		}
-		apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "bad_body", "could not read the request body: "+err.Error())
 		return
 	}
 	name, start, end, found, err := ModelField(body)
 	switch {
+	case errors.Is(err, ErrAmbiguousModel):
+		apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "ambiguous_model", err.Error())
+		return
 	case err != nil:
 		apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "invalid_json", "the body is not valid JSON: "+err.Error())
 		return
@@ -216,18 +251,80 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
 	g.forward(w, r, lease, body)
 }
 
-// readBody reads the whole body (the model is in it) within max_body.
-func (g *Gateway) readBody(r *http.Request) ([]byte, error) {
-	limit := int64(g.sched.Config().MaxBody)
+// errBodiesFull says max_body_total is reached.
+var errBodiesFull = errors.New("gantry holds as many request bodies as max_body_total allows; retry in a moment")
+
+// bodyChunk is the piece a large body is read in. A claim is not bytes:
+// memory is taken as bytes arrive, in pieces that go back to a pool when a
+// request is refused, so 40 connections claiming 32 MiB each and sending
+// 11 bytes take kilobytes, and 200 trickling ones take max_body_total.
+const bodyChunk = 64 << 10
+
+var chunks = sync.Pool{New: func() any { b := make([]byte, bodyChunk); return &b }}
+
+// readBody reads the whole body (the model is in it) within max_body. A
+// body that fits the first buffer (most do: sized from Content-Length, up
+// to bodyChunk) is read in place; a larger one in pooled chunks, joined at
+// the end. Every buffer counts against max_body_total for all requests
+// together; held is what the caller gives back (g.bodies) when done.
+func (g *Gateway) readBody(r *http.Request) (body []byte, held int64, err error) {
+	cfg := g.sched.Config()
+	limit := int64(cfg.MaxBody)
 	if r.ContentLength > limit {
-		return nil, &http.MaxBytesError{Limit: limit}
+		return nil, 0, &http.MaxBytesError{Limit: limit}
 	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+	total := int64(cfg.MaxBodyTotal)
+	take := func(n int) bool {
+		held += int64(n)
+		return g.bodies.Add(int64(n)) <= total
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(nil, r.Body, limit))
-	return buf.Bytes(), err
+	rd := http.MaxBytesReader(nil, r.Body, limit)
+	// +1: room to read the end of a body whose length was announced.
+	first := make([]byte, min(max(r.ContentLength+1, 512), bodyChunk))
+	if !take(len(first)) {
+		return nil, held, errBodiesFull
+	}
+	n, err := io.ReadFull(rd, first)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return first[:n], held, nil
+	case err != nil:
+		return nil, held, err
+	}
+	parts := [][]byte{first}
+	var pooled []*[]byte
+	defer func() {
+		for _, p := range pooled {
+			chunks.Put(p)
+		}
+		held -= int64(len(pooled) * bodyChunk)
+		g.bodies.Add(-int64(len(pooled) * bodyChunk))
+	}()
+	size := n
+	for {
+		p := chunks.Get().(*[]byte)
+		pooled = append(pooled, p)
+		if !take(bodyChunk) {
+			return nil, held, errBodiesFull
+		}
+		k, err := io.ReadFull(rd, *p)
+		parts = append(parts, (*p)[:k])
+		size += k
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return nil, held, err
+		}
+	}
+	if !take(size) {
+		return nil, held, errBodiesFull
+	}
+	body = make([]byte, 0, size)
+	for _, part := range parts {
+		body = append(body, part...)
+	}
+	return body, held, nil
 }
 
 func (g *Gateway) acquireError(w http.ResponseWriter, r *http.Request, name string, err error) {
@@ -248,8 +345,11 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, lease *sched.L
 	}
 	defer resp.Body.Close()
 	h := w.Header()
+	named := connectionNamed(resp.Header)
 	for k, vs := range resp.Header {
-		if !hopHeaders[k] {
+		// gantry answers CORS itself: an engine's Access-Control-* (vLLM
+		// sends *, llama-server reflects any origin) never reaches a browser.
+		if !hopHeaders[k] && !guard.CORSHeader(k) && !named[k] {
 			h[k] = vs
 		}
 	}

@@ -40,3 +40,46 @@ func TestStreamHeadersBeforeFirstEvent(t *testing.T) {
 		t.Fatalf("first line %q, %v", line, err)
 	}
 }
+
+// TestHopByHopAndBrowserHeadersStay: what a browser says of its page, the
+// client's key and every header a Connection header names stay with
+// gantry; the engine's CORS headers never reach the client.
+func TestHopByHopAndBrowserHeadersStay(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	_, gw := behindGateway(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		seen <- r.Header.Clone()
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Access-Control-Allow-Credentials", "true")
+		w.Header().Set("Connection", "X-Engine-Private")
+		w.Header().Set("X-Engine-Private", "secret")
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{}`)
+	}))
+	req, _ := http.NewRequest("POST", gw+"/v1/chat/completions", strings.NewReader(`{"model":"scout"}`))
+	req.Header.Set("Connection", "X-Client-Private, keep-alive")
+	req.Header.Set("X-Client-Private", "mine")
+	req.Header.Set("Origin", "http://evil.example")
+	req.Header.Set("Cookie", "session=1")
+	req.Header.Set("Authorization", "Bearer sk-client")
+	req.Header.Set("X-Passed", "yes")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h := <-seen
+	for _, k := range []string{"X-Client-Private", "Origin", "Cookie", "Authorization"} {
+		if h.Get(k) != "" {
+			t.Errorf("the engine got %s: %q", k, h.Get(k))
+		}
+	}
+	if h.Get("X-Passed") != "yes" {
+		t.Error("an ordinary header was dropped")
+	}
+	for _, k := range []string{"Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "X-Engine-Private"} {
+		if resp.Header.Get(k) != "" {
+			t.Errorf("the client got the engine's %s: %q", k, resp.Header.Get(k))
+		}
+	}
+}

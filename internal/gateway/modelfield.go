@@ -4,19 +4,27 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
 // maxDepth bounds nesting so that a hostile body cannot exhaust the stack.
 const maxDepth = 512
 
+// ErrAmbiguousModel is a body whose top level names the model more than
+// once, or in another case or an escaped form ("Model", "\u006dodel"):
+// JSON parsers disagree on such bodies (Python's takes the last exact
+// "model", Go's encoding/json any case), so gantry and the engine could
+// serve different models — one outside the memory budget.
+var ErrAmbiguousModel = errors.New(`the body names the model more than once, or as a key other than exactly "model": send one "model" key`)
+
 // ModelField finds the top-level "model" string of a JSON object without
 // decoding the body, and checks the whole body's syntax on the way (so a
 // malformed body gets gantry's 400, not an engine's). It returns the model
 // name and the byte range of its JSON string token, quotes included, so the
-// caller can replace the value in place. With several "model" keys the last
-// wins, as with the engines' JSON parsers. found is false when the object
-// has no "model" key.
+// caller can replace the value in place. found is false when the object
+// has no "model" key. One reading only: a body with more than one key
+// that means "model" to some parser is refused with ErrAmbiguousModel.
 func ModelField(b []byte) (model string, start, end int, found bool, err error) {
 	s := scanner{b: b}
 	s.ws()
@@ -36,7 +44,11 @@ func ModelField(b []byte) (model string, start, end int, found bool, err error) 
 				return "", 0, 0, false, s.fail("expected ':' after an object key")
 			}
 			s.ws()
-			if isModelKey(b[ks:ke], kesc) {
+			exact, fold := modelKey(b[ks:ke], kesc)
+			if fold && (!exact || found) {
+				return "", 0, 0, false, ErrAmbiguousModel
+			}
+			if exact {
 				if s.i >= len(b) || b[s.i] != '"' {
 					return "", 0, 0, false, s.fail(`"model" must be a string`)
 				}
@@ -72,12 +84,18 @@ func ModelField(b []byte) (model string, start, end int, found bool, err error) 
 	return model, start, end, found, nil
 }
 
-func isModelKey(tok []byte, esc bool) bool {
+// modelKey classifies an object key token: exact is the plain `"model"`;
+// fold is any key some JSON parser takes for it (any case, any escapes).
+func modelKey(tok []byte, esc bool) (exact, fold bool) {
 	if !esc {
-		return string(tok) == `"model"`
+		if len(tok) != len(`"model"`) {
+			return false, false // the fast path: most keys differ in length
+		}
+		k := string(tok[1 : len(tok)-1])
+		return k == "model", strings.EqualFold(k, "model")
 	}
 	var k string
-	return json.Unmarshal(tok, &k) == nil && k == "model"
+	return false, json.Unmarshal(tok, &k) == nil && strings.EqualFold(k, "model")
 }
 
 type scanner struct {

@@ -138,8 +138,9 @@ func (u *upstream) exchange(c *uconn, addr string, r *http.Request, body []byte)
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.WriteString(addr)
 	bw.WriteString("\r\n")
+	named := connectionNamed(r.Header)
 	for k, vs := range r.Header {
-		if hopHeaders[k] {
+		if hopHeaders[k] || named[k] {
 			continue
 		}
 		for _, v := range vs {

@@ -8,16 +8,29 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/gantryhq/gantry/internal/diagnose"
+)
+
+// MaxLine is the longest line kept in memory; the rest of a longer one is
+// cut with a marker (the file keeps it whole). MaxTail bounds the bytes of
+// all the lines kept. An engine printing megabyte lines must not take
+// gantry's memory, or a client's asking for the tail.
+const (
+	MaxLine = 64 << 10
+	MaxTail = 4 << 20
 )
 
 // Log is an engine's output. The engine writes straight into the file —
 // not through a pipe to gantry, so an engine outlives a gantry that dies
 // and is adopted by the next one — and gantry reads the file back (Poll)
 // into the last lines it keeps in memory for status, diagnosis and
-// followers, with secrets replaced. The file is rotated by size (copy,
-// then truncate: the engine's append-only handle stays valid).
+// followers, with secrets replaced and control characters made visible.
+// The file is rotated by size (copy, then truncate: the engine's
+// append-only handle stays valid). Log files are never opened through a
+// symbolic link: one planted in the logs folder cannot make gantry write
+// or truncate another file.
 type Log struct {
 	path     string
 	maxBytes int64
@@ -26,13 +39,17 @@ type Log struct {
 	mu      sync.Mutex
 	f       *os.File // gantry's own append handle, for its marks
 	off     int64    // how far Poll has read
-	partial []byte
-	lines   []string // ring of the last cap(lines) lines
-	next    int
-	full    bool
+	partial []byte   // the start of a line not yet ended, at most MaxLine
+	cut     int      // bytes of that line dropped beyond MaxLine
+	lines   []string // ring of the last lines
+	head, n int      // the oldest line's index, and how many there are
+	bytes   int      // of the n lines
 	subs    map[chan string]struct{}
 	redact  *strings.Replacer
 }
+
+// openFlags open a log file for appending, refusing a symbolic link.
+const openFlags = os.O_CREATE | os.O_WRONLY | os.O_APPEND | syscall.O_NOFOLLOW
 
 // NewLog opens (appending) the log at path, rotating it when it passes
 // maxBytes and keeping keep old files (path.1 … path.keep). It keeps the last
@@ -41,9 +58,9 @@ func NewLog(path string, maxBytes int64, keep, memLines int) (*Log, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("log folder: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, openFlags, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("open log: %w", err)
+		return nil, fmt.Errorf("open log %s: %w (a symbolic link is refused)", path, err)
 	}
 	st, err := f.Stat()
 	if err != nil {
@@ -67,7 +84,7 @@ func (l *Log) SetRedactor(r *strings.Replacer) {
 
 // Writer opens a new append-only handle for an engine's stdout and stderr.
 func (l *Log) Writer() (*os.File, error) {
-	return os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	return os.OpenFile(l.path, openFlags, 0o644)
 }
 
 // Write implements io.Writer for gantry's own writers (docker rm and
@@ -94,8 +111,8 @@ func (l *Log) Mark(format string, args ...any) {
 func (l *Log) Poll() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	st, err := os.Stat(l.path)
-	if err != nil {
+	st, err := os.Lstat(l.path)
+	if err != nil || !st.Mode().IsRegular() {
 		return false
 	}
 	if st.Size() < l.off { // truncated (rotated by us, or by hand)
@@ -104,7 +121,7 @@ func (l *Log) Poll() bool {
 	if st.Size() == l.off {
 		return false
 	}
-	f, err := os.Open(l.path)
+	f, err := os.OpenFile(l.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return false
 	}
@@ -125,32 +142,78 @@ func (l *Log) Poll() bool {
 func (l *Log) feed(data []byte) {
 	for len(data) > 0 {
 		i := bytes.IndexByte(data, '\n')
+		part := data
+		if i >= 0 {
+			part = data[:i]
+		}
+		room := MaxLine - len(l.partial)
+		if len(part) > room {
+			l.cut += len(part) - room
+			part = part[:room]
+		}
+		l.partial = append(l.partial, part...)
 		if i < 0 {
-			l.partial = append(l.partial, data...)
-			if len(l.partial) > 64<<10 { // a runaway line: cut it
-				l.addLine(string(l.partial))
-				l.partial = l.partial[:0]
-			}
 			return
 		}
-		line := data[:i]
-		if len(l.partial) > 0 {
-			line = append(l.partial, line...)
-			l.partial = l.partial[:0]
+		line := string(bytes.TrimRight(l.partial, "\r"))
+		if l.cut > 0 {
+			line += fmt.Sprintf(" … [%d bytes cut]", l.cut)
 		}
-		l.addLine(string(bytes.TrimRight(line, "\r")))
+		l.partial, l.cut = l.partial[:0], 0
+		l.addLine(line)
 		data = data[i+1:]
 	}
+}
+
+// Visible makes control characters visible (\r, \x1b, …) and drops the
+// terminal's colour and cursor sequences: a line gantry shows, streams as
+// server-sent events or prints must stay one line of text.
+func Visible(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == 0x1b && i+1 < len(s) && s[i+1] == '[':
+			// CSI: ESC [ parameters intermediates final byte (@ to ~).
+			j := i + 2
+			for j < len(s) && (s[j] < 0x40 || s[j] > 0x7e) {
+				j++
+			}
+			i = j
+		case c == '\r':
+			b.WriteString(`\r`)
+		case (c < 0x20 && c != '\t') || c == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 func (l *Log) addLine(s string) {
 	if l.redact != nil {
 		s = l.redact.Replace(s)
 	}
-	l.lines[l.next] = s
-	l.next = (l.next + 1) % len(l.lines)
-	if l.next == 0 {
-		l.full = true
+	s = Visible(s)
+	if l.n == len(l.lines) {
+		l.dropOldest()
+	}
+	l.lines[(l.head+l.n)%len(l.lines)] = s
+	l.n++
+	l.bytes += len(s)
+	for l.bytes > MaxTail && l.n > 1 {
+		l.dropOldest()
 	}
 	for ch := range l.subs {
 		select {
@@ -160,8 +223,16 @@ func (l *Log) addLine(s string) {
 	}
 }
 
+func (l *Log) dropOldest() {
+	l.bytes -= len(l.lines[l.head])
+	l.lines[l.head] = ""
+	l.head = (l.head + 1) % len(l.lines)
+	l.n--
+}
+
 // rotate copies the file to path.1 (shifting older ones) and truncates it;
-// the engine keeps appending through its own handle.
+// the engine keeps appending through its own handle. Neither the copy nor
+// the truncation goes through a symbolic link.
 func (l *Log) rotate() {
 	for i := l.keep - 1; i >= 1; i-- {
 		os.Rename(fmt.Sprintf("%s.%d", l.path, i), fmt.Sprintf("%s.%d", l.path, i+1)) //nolint:errcheck // may not exist
@@ -171,18 +242,24 @@ func (l *Log) rotate() {
 			return
 		}
 	}
-	if err := os.Truncate(l.path, 0); err == nil {
+	f, err := os.OpenFile(l.path, os.O_WRONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if f.Truncate(0) == nil {
 		l.off = 0
 	}
 }
 
 func copyFile(from, to string) error {
-	src, err := os.Open(from)
+	src, err := os.OpenFile(from, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	dst, err := os.Create(to)
+	os.Remove(to) //nolint:errcheck // a link or an old copy: replaced, never followed
+	dst, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
 		return err
 	}
@@ -193,29 +270,28 @@ func copyFile(from, to string) error {
 	return dst.Close()
 }
 
+// catchUp polls until the file is read to its end (bounded: Poll reads
+// at most 4 MiB at a time).
+func (l *Log) catchUp() {
+	for i := 0; i < 256 && l.Poll(); i++ {
+	}
+}
+
 // Tail returns up to n of the last lines, oldest first.
 func (l *Log) Tail(n int) []string {
-	l.Poll()
+	l.catchUp()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.tail(n)
 }
 
 func (l *Log) tail(n int) []string {
-	count := l.next
-	if l.full {
-		count = len(l.lines)
-	}
-	if n > count || n < 0 {
-		n = count
+	if n > l.n || n < 0 {
+		n = l.n
 	}
 	out := make([]string, 0, n)
-	for i := count - n; i < count; i++ {
-		idx := i
-		if l.full {
-			idx = (l.next + i) % len(l.lines)
-		}
-		out = append(out, l.lines[idx])
+	for i := l.n - n; i < l.n; i++ {
+		out = append(out, l.lines[(l.head+i)%len(l.lines)])
 	}
 	return out
 }
@@ -254,7 +330,7 @@ func (l *Log) Headline() string {
 // them, atomically, so no line is missed or repeated. Call the returned
 // function to stop following.
 func (l *Log) Follow(n int) ([]string, <-chan string, func()) {
-	l.Poll()
+	l.catchUp()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ch := make(chan string, 256)

@@ -1,0 +1,39 @@
+package auth
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// TestRemovedKeyEndsItsStream: an admin stream opened with a key that a
+// reload removes ends; one whose key stays goes on.
+func TestRemovedKeyEndsItsStream(t *testing.T) {
+	k := New(nil, []string{"old-admin", "kept-admin"})
+	ended := make(chan string, 2)
+	started := make(chan struct{}, 2)
+	h := k.Admin(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			ended <- r.Header.Get("Authorization")
+		case <-time.After(time.Second):
+			ended <- "still streaming"
+		}
+	}))
+	for _, key := range []string{"old-admin", "kept-admin"} {
+		r := httptest.NewRequest("GET", "/api/events", nil)
+		r.Header.Set("Authorization", "Bearer "+key)
+		go h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	<-started
+	<-started
+	k.Update(nil, []string{"kept-admin"})
+	if got := <-ended; got != "Bearer old-admin" {
+		t.Fatalf("first to end: %q, want the removed key's stream", got)
+	}
+	if got := <-ended; got != "still streaming" {
+		t.Errorf("the kept key's stream: %q", got)
+	}
+}
