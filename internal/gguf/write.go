@@ -148,11 +148,15 @@ type Tiny struct {
 func TinyVocab() (tokens []string, scores []float32, types []int32) {
 	tokens = []string{"<unk>", "<s>", "</s>"}
 	types = []int32{2, 3, 3}
-	for b := 0; b < 256; b++ {
-		tokens = append(tokens, fmt.Sprintf("<0x%02X>", b))
-		types = append(types, 6)
+	// Every printable ASCII character is a token of its own (a space is
+	// SentencePiece's ▁), and there are no byte tokens: whatever the
+	// random weights pick decodes to printable UTF-8 — engines refuse an
+	// answer that is not valid UTF-8 (llama-server with a 500).
+	for c := byte(0x21); c < 0x7f; c++ {
+		tokens = append(tokens, string(c))
+		types = append(types, 1)
 	}
-	for _, p := range []string{"▁", "▁H", "▁a", "▁d", "a", "e", "i", "l", "n", "o", "r", "s", "t", "H", "al", "lo", "Ha", "ll", "Hal", "Hallo", "▁Hallo", "▁die", "▁der", "▁und"} {
+	for _, p := range []string{"▁", "▁H", "▁a", "▁d", "al", "lo", "Ha", "ll", "Hal", "Hallo", "▁Hallo", "▁die", "▁der", "▁und"} {
 		tokens = append(tokens, p)
 		types = append(types, 1)
 	}
@@ -200,10 +204,17 @@ func TinyLlama(path string, t Tiny) ([]WriteTensor, error) {
 		return out
 	}
 	scale := 1 / math.Sqrt(float64(ne))
+	// The special tokens' output rows are zero: their logit is 0, below
+	// the best of ~100 random ones, so greedy decoding never ends an
+	// answer before it begins or emits an unknown token.
+	output := rnd(ne*nv, scale*4)
+	for tok := uint64(0); tok < 3; tok++ {
+		clear(output[tok*ne : (tok+1)*ne])
+	}
 	ts := []WriteTensor{
 		{"token_embd.weight", []uint64{ne, nv}, rnd(ne*nv, 0.5)},
 		{"output_norm.weight", []uint64{ne}, ones(ne)},
-		{"output.weight", []uint64{ne, nv}, rnd(ne*nv, scale)},
+		{"output.weight", []uint64{ne, nv}, output},
 	}
 	for b := 0; b < t.Blocks; b++ {
 		p := fmt.Sprintf("blk.%d.", b)
