@@ -3,6 +3,7 @@ package sim
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -156,7 +157,7 @@ func TestStreamIsPaced(t *testing.T) {
 	observe(t, base+"/health")
 	began := time.Now()
 	resp, err := http.Post(base+"/v1/chat/completions", "application/json",
-		strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}`))
+		strings.NewReader(`{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"x"}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +305,7 @@ func TestStampedEvents(t *testing.T) {
 	observe(t, base+"/health")
 	began := time.Now().UnixNano()
 	resp, err := http.Post(base+"/v1/chat/completions", "application/json",
-		strings.NewReader(`{"model":"m","stream":true,"messages":[]}`))
+		strings.NewReader(`{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,5 +332,86 @@ func TestStampedEvents(t *testing.T) {
 	}
 	if n != 4 { // three tokens and the usage
 		t.Errorf("%d events, want 4", n)
+	}
+}
+
+// TestUsageChunkOnlyWhenAsked: like vLLM, SGLang and llama.cpp, the sim
+// ends a stream with a usage chunk only when stream_options asks for it.
+func TestUsageChunkOnlyWhenAsked(t *testing.T) {
+	base := start(t, Options{Tokens: 2})
+	observe(t, base+"/health")
+	for _, ask := range []bool{false, true} {
+		body := `{"model":"m","stream":true,"messages":[]}`
+		if ask {
+			body = `{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[]}`
+		}
+		resp, err := http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := strings.Contains(string(b), `"usage"`); got != ask {
+			t.Errorf("include_usage %v: usage chunk %v\n%s", ask, got, b)
+		}
+	}
+}
+
+// TestToolCallWhenRequired: with tool_choice "required" the sim calls the
+// first tool, its required arguments filled, streamed in fragments.
+func TestToolCallWhenRequired(t *testing.T) {
+	base := start(t, Options{})
+	observe(t, base+"/health")
+	tools := `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"},"days":{"type":"integer"}},"required":["city","days"]}}}]`
+	resp, err := http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"m","messages":[],"tool_choice":"required",`+tools+`}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"finish_reason":"tool_calls"`) || !strings.Contains(string(b), `"arguments":"{\"city\":\"sim\",\"days\":1}"`) {
+		t.Errorf("%s", b)
+	}
+	resp, err = http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"m","stream":true,"messages":[],"tool_choice":"required",`+tools+`}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Count(string(b), `"arguments"`) != 3 || !strings.Contains(string(b), `"name":"get_weather"`) || !strings.HasSuffix(string(b), "data: [DONE]\n\n") {
+		t.Errorf("%s", b)
+	}
+}
+
+// TestEmbeddingsAsEnginesTakeThem: token-id inputs, base64 floats and
+// fewer dimensions, as vLLM and OpenAI's API take them.
+func TestEmbeddingsAsEnginesTakeThem(t *testing.T) {
+	base := start(t, Options{Embed: true, Dims: 8})
+	observe(t, base+"/health")
+	post := func(body string) (int, string) {
+		resp, err := http.Post(base+"/v1/embeddings", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	if code, b := post(`{"model":"m","input":[[1,2,3],[4,5]]}`); code != 200 || !strings.Contains(b, `"prompt_tokens":5`) || strings.Count(b, `"embedding":[`) != 2 {
+		t.Errorf("token ids: %d %s", code, b)
+	}
+	code, b := post(`{"model":"m","input":"x","encoding_format":"base64","dimensions":4}`)
+	var e struct {
+		Data []struct {
+			Embedding string `json:"embedding"`
+		} `json:"data"`
+	}
+	json.Unmarshal([]byte(b), &e)
+	raw, err := base64.StdEncoding.DecodeString(e.Data[0].Embedding)
+	if code != 200 || err != nil || len(raw) != 4*4 {
+		t.Errorf("base64, 4 dimensions: %d %s (%d bytes)", code, b, len(raw))
+	}
+	if code, _ := post(`{"model":"m","input":"x","dimensions":99}`); code != 400 {
+		t.Errorf("too many dimensions: %d", code)
 	}
 }
