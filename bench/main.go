@@ -32,7 +32,7 @@ var (
 	out     = flag.String("out", "BENCHMARKS.md", "file to write the table into (the part between the bench markers)")
 	prof    = flag.String("cpuprofile", "", "write gantry's CPU profile during one phase here (a name ending .trace or .allocs: its execution trace or allocations instead)")
 	phase   = flag.String("profile-phase", "streams", "the phase -cpuprofile covers: sixteen or streams")
-	only    = flag.String("only", "", "run one phase (one, sixteen, streams, cold, switch, scan, trickle) and write nothing")
+	only    = flag.String("only", "", "run one phase (one, routes, sixteen, streams, cold, switch, scan, trickle) and write nothing")
 	genv    = flag.String("gantry-env", "", "extra environment for gantry, e.g. GOGC=200 (experiments; the sims gantry starts inherit it)")
 	verbose = flag.Bool("v", false, "print every round of the 500-stream phase")
 	nrounds = flag.Int("rounds", 0, "rounds of 500 streams each way (default 15; 5 with -only streams, 3 with -quick)")
@@ -91,10 +91,12 @@ func run() error {
 		return fmt.Errorf("build: %w", err)
 	}
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort())
+	ollamaListen := fmt.Sprintf("127.0.0.1:%d", freePort())
 	fastPort, streamPort, slotPort := freePort(), freePort(), freePort()
 	cfg := fmt.Sprintf(`listen: %s
 root: %s
 memory: {total: 64GiB, reserve: 0GiB}
+ollama_api: {listen: %s}
 defaults: {idle_timeout: 1h, stop_timeout: 10s}
 slots:
   s: {port: %d, min_residency: 1ms}
@@ -104,7 +106,7 @@ models:
   cold: {engine: sim, memory: 1GiB, args: [--load-time, 200ms, --flavor, vllm]}
   a: {engine: sim, memory: 1GiB, slot: s, args: [--load-time, 300ms]}
   b: {engine: sim, memory: 1GiB, slot: s, args: [--load-time, 300ms]}
-`, listen, filepath.Join(dir, "ai"), slotPort, fastPort, streamPort)
+`, listen, filepath.Join(dir, "ai"), ollamaListen, slotPort, fastPort, streamPort)
 	cfgPath := filepath.Join(dir, "gantry.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return err
@@ -162,6 +164,9 @@ models:
 		return nil
 	case "scan":
 		return inventoryScan()
+	case "routes":
+		translatedRoutes(gw, "http://"+ollamaListen, 1000)
+		return nil
 	case "trickle":
 		trickle(gw, g.Process.Pid, 200, 256*1.048576)
 		return nil
@@ -171,6 +176,7 @@ models:
 		rounds = 500
 	}
 	oneClient(fast, rounds)
+	translatedRoutes(gw, "http://"+ollamaListen, rounds/2)
 	sixteen(fast, map[bool]time.Duration{true: time.Second, false: 3 * time.Second}[*quick])
 	streams(stream, roundsOr(map[bool]int{true: 3, false: 15}[*quick]))
 	runRSS := rss(g.Process.Pid)

@@ -80,8 +80,17 @@ func match(key string, set [][32]byte) bool {
 	return ok == 1
 }
 
-// Gateway requires an API key (when any is configured).
-func (k *Keys) Gateway(next http.Handler) http.Handler {
+// Gateway requires an API key (when any is configured), refusing in the
+// OpenAI shape.
+func (k *Keys) Gateway(next http.Handler) http.Handler { return k.GatewayShaped(apierr.Write)(next) }
+
+// GatewayShaped is Gateway refusing in the shape write writes (Anthropic's
+// clients read another one).
+func (k *Keys) GatewayShaped(write func(w http.ResponseWriter, status int, typ, code, msg string)) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler { return k.gateway(next, write) }
+}
+
+func (k *Keys) gateway(next http.Handler, write func(w http.ResponseWriter, status int, typ, code, msg string)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ks := k.p.Load()
 		if len(ks.api) == 0 {
@@ -90,12 +99,12 @@ func (k *Keys) Gateway(next http.Handler) http.Handler {
 		}
 		key, ok := bearer(r)
 		if !ok {
-			apierr.Write(w, http.StatusUnauthorized, "invalid_request_error", "missing_api_key",
-				"You didn't provide an API key. Send it as 'Authorization: Bearer <key>' (one of gantry's auth.api_keys).")
+			write(w, http.StatusUnauthorized, "invalid_request_error", "missing_api_key",
+				"You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>' (one of gantry's auth.api_keys).")
 			return
 		}
 		if !match(key, ks.api) && !match(key, ks.admin) { // an admin key may use the gateway too
-			apierr.Write(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
+			write(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
 				"Incorrect API key provided. Use one of gantry's auth.api_keys.")
 			return
 		}

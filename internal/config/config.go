@@ -55,15 +55,21 @@ type Config struct {
 	// loopback ones (a reverse proxy's or a container's name for the box).
 	AllowedHosts []string `yaml:"allowed_hosts" json:"allowed_hosts,omitempty"`
 	// CORS is gantry's own CORS policy; engines' CORS headers never pass.
-	CORS     CORS                       `yaml:"cors" json:"cors"`
-	Memory   Memory                     `yaml:"memory" json:"memory"`
-	Auth     Auth                       `yaml:"auth" json:"-"`
-	Defaults Defaults                   `yaml:"defaults" json:"defaults"`
-	Models   map[string]*Model          `yaml:"models" json:"models"`
-	Engines  map[string]*EngineSettings `yaml:"engines" json:"engines"`
-	Services map[string]*Service        `yaml:"services" json:"services"`
-	Slots    map[string]*Slot           `yaml:"slots" json:"slots"`
-	Profiles map[string]*Profile        `yaml:"profiles" json:"profiles"`
+	CORS CORS `yaml:"cors" json:"cors"`
+	// OllamaAPI serves Ollama's API for every model on a listener of its
+	// own; off when absent.
+	OllamaAPI *OllamaAPI                 `yaml:"ollama_api" json:"ollama_api,omitempty"`
+	Memory    Memory                     `yaml:"memory" json:"memory"`
+	Auth      Auth                       `yaml:"auth" json:"-"`
+	Defaults  Defaults                   `yaml:"defaults" json:"defaults"`
+	Models    map[string]*Model          `yaml:"models" json:"models"`
+	Engines   map[string]*EngineSettings `yaml:"engines" json:"engines"`
+	Services  map[string]*Service        `yaml:"services" json:"services"`
+	Slots     map[string]*Slot           `yaml:"slots" json:"slots"`
+	Profiles  map[string]*Profile        `yaml:"profiles" json:"profiles"`
+	// Presets are names clients may ask for, each served by a model with
+	// request parameters set or stripped.
+	Presets map[string]*Preset `yaml:"presets" json:"presets,omitempty"`
 
 	// File is the path the config was read from ("" for the built-in demo).
 	File string `yaml:"-" json:"file"`
@@ -72,6 +78,11 @@ type Config struct {
 	// bad holds the key paths whose values did not decode: they get the
 	// default, so one bad value is reported once, not again as a zero.
 	bad map[string]bool
+}
+
+// OllamaAPI is the listener of Ollama's API.
+type OllamaAPI struct {
+	Listen string `yaml:"listen" json:"listen"`
 }
 
 // CORS says which web origins may call gantry from a browser.
@@ -142,6 +153,10 @@ type Model struct {
 	HealthFailures int      `yaml:"health_failures" json:"health_failures"`
 	AbandonedLoads string   `yaml:"abandoned_loads" json:"abandoned_loads"`
 
+	// LoadingMessage shows a short visible note in a streamed chat answer
+	// while the model loads ("loading qwen3-32b: 45% …").
+	LoadingMessage bool `yaml:"loading_message" json:"loading_message,omitempty"`
+
 	// PortAssigned is true when gantry picked the port (none was configured).
 	PortAssigned bool `yaml:"-" json:"port_assigned,omitempty"`
 }
@@ -172,6 +187,18 @@ type Slot struct {
 	// DuringSwitch says what happens to new requests for the member being
 	// switched away: "wait" (default) queues them, "refuse" answers 503.
 	DuringSwitch string `yaml:"during_switch" json:"during_switch"`
+}
+
+// Preset is a name clients may ask for: model M serves it, with the
+// request's parameters in set applied (objects are merged) and those in
+// strip removed before the request reaches the engine.
+type Preset struct {
+	Model string         `yaml:"model" json:"model"`
+	Set   map[string]any `yaml:"set" json:"set,omitempty"`
+	Strip []string       `yaml:"strip" json:"strip,omitempty"`
+	// LoadingMessage shows a short note in a streamed chat answer while
+	// the model loads (as models.<name>.loading_message).
+	LoadingMessage bool `yaml:"loading_message" json:"loading_message,omitempty"`
 }
 
 // Profile is a named set of models that are always-on while it is active.

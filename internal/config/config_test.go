@@ -263,6 +263,9 @@ func TestSchemaCoversEveryKey(t *testing.T) {
 		{"services", reflect.TypeOf(Service{}), props(addl(sub("services")))},
 		{"slots", reflect.TypeOf(Slot{}), props(addl(sub("slots")))},
 		{"profiles", reflect.TypeOf(Profile{}), props(addl(sub("profiles")))},
+		{"presets", reflect.TypeOf(Preset{}), props(addl(sub("presets")))},
+		{"ollama_api", reflect.TypeOf(OllamaAPI{}), props(sub("ollama_api"))},
+		{"cors", reflect.TypeOf(CORS{}), props(sub("cors"))},
 	}
 	for _, c := range cases {
 		var keys []string

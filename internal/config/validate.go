@@ -332,6 +332,17 @@ func (v *validator) run() {
 	if lport > 0 {
 		portUsers[lport] = append(portUsers[lport], user{"listen (the gateway)", []string{"listen"}})
 	}
+	if oa := c.OllamaAPI; oa != nil {
+		p := []string{"ollama_api", "listen"}
+		if _, port, err := splitHostPort(oa.Listen); err != nil || port == 0 {
+			v.add(p, "%q is not host:port (e.g. 127.0.0.1:11435)", oa.Listen)
+		} else {
+			portUsers[port] = append(portUsers[port], user{"ollama_api.listen", p})
+			if len(c.Auth.APIKeys) == 0 && !IsLoopback(oa.Listen) {
+				v.add(p, "%s accepts connections from other machines but auth.api_keys is empty: add a key, or listen on 127.0.0.1", oa.Listen)
+			}
+		}
+	}
 	for _, name := range sortedKeys(c.Slots) {
 		s := c.Slots[name]
 		p := []string{"slots", name}
@@ -455,6 +466,27 @@ func (v *validator) run() {
 		for i, mn := range pr.AlwaysOn {
 			if c.Resolve(mn) == nil {
 				v.add([]string{"profiles", name, "always_on", strconv.Itoa(i)}, "%q is not a configured model", mn)
+			}
+		}
+	}
+	for _, name := range sortedKeys(c.Presets) {
+		p := c.Presets[name]
+		at := []string{"presets", name}
+		switch {
+		case p == nil || p.Model == "":
+			v.add(at, "a preset needs model: (the model that serves it)")
+			continue
+		case c.Resolve(p.Model) == nil:
+			v.add(append(at, "model"), "%q is not a configured model", p.Model)
+		case c.Resolve(name) != nil:
+			v.add(at, "%q is also a model name or alias; a preset needs a name of its own", name)
+		}
+		if !validName(name) {
+			v.add(at, "preset name %q: use letters, digits and . _ - : only", name)
+		}
+		for _, k := range []string{"model", "stream"} {
+			if _, ok := p.Set[k]; ok {
+				v.add(append(at, "set", k), "a preset may not set %s: the client's request decides it", k)
 			}
 		}
 	}

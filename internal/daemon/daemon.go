@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"syscall"
 	"time"
@@ -21,7 +21,6 @@ import (
 	"github.com/gantryhq/gantry/internal/dashboard"
 	"github.com/gantryhq/gantry/internal/gateway"
 	"github.com/gantryhq/gantry/internal/gpu"
-	"github.com/gantryhq/gantry/internal/guard"
 	"github.com/gantryhq/gantry/internal/metrics"
 	"github.com/gantryhq/gantry/internal/sched"
 	"github.com/gantryhq/gantry/internal/sdnotify"
@@ -101,28 +100,27 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	mux.Handle("GET /{$}", dashboard.Handler())
 	gw = gateway.New(s, lg, observer{met: met, hub: hub})
 	defer gw.Close()
-	gw.Register(mux, keys.Gateway)
+	gw.Register(mux, gateway.Wraps{Gateway: keys.Gateway, GatewayAnthropic: keys.GatewayShaped(gateway.AnthropicShape), Admin: keys.Admin})
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
+	ds := newDoors(lg)
+	if err := ds.open("listen", cfg.Listen, cfg, mux, isAdminPath); err != nil {
 		s.Close(context.Background()) //nolint:errcheck // nothing started yet
-		return fmt.Errorf("listen on %s: %w (is another gantry running? set listen: in the config)", cfg.Listen, err)
+		return fmt.Errorf("%w; set listen: in the config", err)
 	}
-	policy := guard.New(cfg.Listen, cfg.AllowedHosts, cfg.CORS.AllowedOrigins)
-	srv := &http.Server{
-		Handler: policy.Wrap(mux, isAdminPath),
-		// Slow clients are cut: headers within 10 s, the whole request
-		// (body included) within 2 minutes. No write time-out: streams last.
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(lg.Handler(), slog.LevelDebug),
+	if oa := cfg.OllamaAPI; oa != nil {
+		omux := http.NewServeMux()
+		gw.RegisterOllama(omux, gateway.Wraps{Gateway: keys.GatewayShaped(gateway.OllamaShape), Admin: keys.Admin})
+		if err := ds.open("ollama_api.listen", oa.Listen, cfg, omux, isUpstreamPath); err != nil {
+			ds.close()
+			s.Close(context.Background()) //nolint:errcheck // nothing started yet
+			return err
+		}
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	lg.Info("gantry listening", "addr", ln.Addr().String(), "models", len(cfg.Models))
+	ds.serve()
+	addr := ds.list[0].ln.Addr().String()
+	lg.Info("gantry serving", "addr", addr, "models", len(cfg.Models))
 	if o.Ready != nil {
-		o.Ready(ln.Addr().String())
+		o.Ready(addr)
 	}
 	s.Boot(ctx)
 	sdnotify.Ready(summary(s.Status())) //nolint:errcheck
@@ -138,29 +136,26 @@ loop:
 		select {
 		case <-ctx.Done():
 			break loop
-		case err = <-errc:
+		case err = <-ds.errc:
 			break loop
 		case <-usr2:
 			// Exit and leave the engines running: the next gantry (an
 			// upgrade) adopts them instead of loading them again.
 			lg.Info("SIGUSR2: exiting and leaving the engines to the next gantry")
 			sdnotify.Stopping() //nolint:errcheck
-			shCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			srv.Shutdown(shCtx) //nolint:errcheck
-			cancel()
+			ds.shutdown()
 			s.Detach()
 			return nil
 		case <-hup:
-			if next := reload(ctx, lg, s, keys, policy, current); next != nil {
+			if next := reload(ctx, lg, s, keys, current); next != nil {
 				current = next
+				ds.update(next)
 			}
 		}
 	}
 	sdnotify.Stopping() //nolint:errcheck
 	lg.Info("gantry stopping: stopping engines")
-	shCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	srv.Shutdown(shCtx) //nolint:errcheck // long streams are cut; engines matter more
-	cancel()
+	ds.shutdown()
 	cerr := s.Close(context.Background())
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
@@ -168,13 +163,10 @@ loop:
 	return errors.Join(err, cerr)
 }
 
-// isAdminPath reports whether a path is the admin API's.
-func isAdminPath(p string) bool { return strings.HasPrefix(p, "/api/") }
-
 // reload re-reads the config file on SIGHUP. A config with any problem is
 // refused and the running one stays; otherwise only the models whose
 // settings changed are restarted. It returns the new config, or nil.
-func reload(ctx context.Context, lg *slog.Logger, s *sched.Scheduler, keys *auth.Keys, policy *guard.Policy, cur *config.Config) *config.Config {
+func reload(ctx context.Context, lg *slog.Logger, s *sched.Scheduler, keys *auth.Keys, cur *config.Config) *config.Config {
 	sdnotify.Reloading()                      //nolint:errcheck
 	defer sdnotify.Ready(summary(s.Status())) //nolint:errcheck
 	if cur.File == "" {
@@ -194,13 +186,16 @@ func reload(ctx context.Context, lg *slog.Logger, s *sched.Scheduler, keys *auth
 		lg.Warn("listen changed; it takes effect when gantry restarts", "running", cur.Listen, "config", next.Listen)
 		next.Listen = cur.Listen
 	}
+	if !reflect.DeepEqual(next.OllamaAPI, cur.OllamaAPI) {
+		lg.Warn("ollama_api changed; it takes effect when gantry restarts")
+		next.OllamaAPI = cur.OllamaAPI
+	}
 	ch, err := s.Reload(ctx, next)
 	if err != nil {
 		lg.Error("reload refused; the running config stays", "file", cur.File, "err", err)
 		return nil
 	}
 	keys.Update(next.Auth.APIKeys, next.Auth.AdminKeys)
-	policy.Update(cur.Listen, next.AllowedHosts, next.CORS.AllowedOrigins)
 	lg.Info("config reloaded", "restarted", ch.Restarted, "added", ch.Added, "removed", ch.Removed, "kept", len(ch.Kept))
 	return next
 }

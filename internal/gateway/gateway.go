@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,10 +23,8 @@ import (
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/guard"
 	"github.com/gantryhq/gantry/internal/sched"
+	"github.com/gantryhq/gantry/internal/translate"
 )
-
-// Routes are the OpenAI-compatible paths the gateway relays by model.
-var Routes = []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank", "/rerank"}
 
 // Observer records finished requests (the metrics package is one).
 type Observer interface {
@@ -50,6 +50,8 @@ type Gateway struct {
 	// bodies counts the request body bytes held in memory, all requests
 	// together, against max_body_total.
 	bodies atomic.Int64
+	// native remembers which engines do not speak a translated API natively.
+	native nativeAPIs
 }
 
 // New returns the gateway of a scheduler; obs may be nil.
@@ -71,14 +73,6 @@ func New(s *sched.Scheduler, logger *slog.Logger, obs Observer) *Gateway {
 	}
 }
 
-// Register adds the gateway's routes to mux, each wrapped by wrap (auth).
-func (g *Gateway) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handler) {
-	mux.Handle("GET /v1/models", wrap(http.HandlerFunc(g.models)))
-	for _, p := range Routes {
-		mux.Handle("POST "+p, wrap(http.HandlerFunc(g.relay)))
-	}
-}
-
 // Close drops idle upstream connections.
 func (g *Gateway) Close() { g.up.closeIdle("") }
 
@@ -86,6 +80,7 @@ func (g *Gateway) Close() { g.up.closeIdle("") }
 // away, and a connection pooled to it must not serve its successor.
 func (g *Gateway) EngineGone(baseURL string) {
 	g.up.closeIdle(engineAddr(baseURL))
+	g.native.forget(engineAddr(baseURL))
 }
 
 // engineAddr is the host:port of an engine's base URL, the key of its
@@ -102,17 +97,21 @@ type modelEntry struct {
 }
 
 type gantryInfo struct {
-	State   string `json:"state"`
-	Engine  string `json:"engine"`
-	AliasOf string `json:"alias_of,omitempty"`
-	Slot    string `json:"slot,omitempty"`
+	State    string `json:"state"`
+	Engine   string `json:"engine"`
+	AliasOf  string `json:"alias_of,omitempty"`
+	PresetOf string `json:"preset_of,omitempty"`
+	Slot     string `json:"slot,omitempty"`
 }
 
-func (g *Gateway) models(w http.ResponseWriter, r *http.Request) {
+// modelList is every name a request may use: models, aliases, presets.
+func (g *Gateway) modelList() []modelEntry {
 	st := g.sched.Status()
 	data := []modelEntry{}
+	byName := map[string]gantryInfo{}
 	for _, m := range st.Models {
 		info := gantryInfo{State: string(m.State), Engine: m.Engine, Slot: m.Slot}
+		byName[m.Name] = info
 		data = append(data, modelEntry{ID: m.Name, Object: "model", OwnedBy: "gantry", Gantry: info})
 		for _, a := range m.Aliases {
 			ai := info
@@ -120,7 +119,19 @@ func (g *Gateway) models(w http.ResponseWriter, r *http.Request) {
 			data = append(data, modelEntry{ID: a, Object: "model", OwnedBy: "gantry", Gantry: ai})
 		}
 	}
-	apierr.WriteJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+	cfg := g.sched.Config()
+	for _, name := range slices.Sorted(maps.Keys(cfg.Presets)) {
+		if m := cfg.Resolve(cfg.Presets[name].Model); m != nil {
+			pi := byName[m.Name]
+			pi.PresetOf = m.Name
+			data = append(data, modelEntry{ID: name, Object: "model", OwnedBy: "gantry", Gantry: pi})
+		}
+	}
+	return data
+}
+
+func (g *Gateway) models(w http.ResponseWriter, r *http.Request) {
+	apierr.WriteJSON(w, http.StatusOK, map[string]any{"object": "list", "data": g.modelList()})
 }
 
 // hopHeaders are not relayed (RFC 9110 §7.6.1, and the headers a
@@ -185,18 +196,21 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
 	rec := &recorder{ResponseWriter: w}
 	model := "-" // unknown names do not become label values
-	defer func() {
-		var ttfb time.Duration
-		if !rec.first.IsZero() {
-			ttfb = rec.first.Sub(began)
-		}
-		code := rec.code
-		if code == 0 {
-			code = 499 // the client went away before an answer
-		}
-		g.obs.Request(model, r.URL.Path, code, time.Since(began), ttfb, rec.chunks)
-	}()
+	defer func() { g.observe(rec, r, model, began) }()
 	g.serve(rec, r, &model)
+}
+
+// observe reports a finished request to the observer.
+func (g *Gateway) observe(rec *recorder, r *http.Request, model string, began time.Time) {
+	var ttfb time.Duration
+	if !rec.first.IsZero() {
+		ttfb = rec.first.Sub(began)
+	}
+	code := rec.code
+	if code == 0 {
+		code = 499 // the client went away before an answer
+	}
+	g.obs.Request(model, r.URL.Path, code, time.Since(began), ttfb, rec.chunks)
 }
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
@@ -216,7 +230,8 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
 		}
 		return
 	}
-	name, start, end, found, err := ModelField(body)
+	f, err := topFields(body)
+	name, start, end, found := f.model, f.start, f.end, f.found
 	switch {
 	case errors.Is(err, ErrAmbiguousModel):
 		apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "ambiguous_model", err.Error())
@@ -229,12 +244,17 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
 			`the body names no "model"; known models: `+g.sched.KnownNames())
 		return
 	}
-	lease, err := g.sched.Acquire(r.Context(), name)
+	target, preset := g.resolvePreset(name)
+	lease, e, err := g.acquire(w, r, target, f.stream, preset)
 	if err != nil {
 		// The metrics label is the configured name, never a made-up one;
 		// resolved here, off the path of the requests that succeed.
-		if m := g.sched.Config().Resolve(name); m != nil {
+		if m := g.sched.Config().Resolve(target); m != nil {
 			*model = m.Name
+		}
+		if e.sent {
+			streamError(w, apierr.Map(err).Code, err.Error())
+			return
 		}
 		g.acquireError(w, r, name, err)
 		return
@@ -244,11 +264,35 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
 	if lease.FallbackFor != "" {
 		*model = lease.FallbackFor
 	}
-	if served := lease.Model.ServedName(); served != name {
+	switch served := lease.Model.ServedName(); {
+	case preset != nil:
+		if body, err = preset.apply(body, served); err != nil {
+			apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "invalid_json", err.Error())
+			return
+		}
+	case served != name:
 		// An alias, a fallback or an Ollama tag: say it as the engine knows it.
 		body = ReplaceModel(body, start, end, served)
 	}
-	g.forward(w, r, lease, body)
+	g.forward(w, r, lease, body, e)
+}
+
+// acquire leases a ready engine for target: at once when it is ready, else
+// waiting for it — for a streamed request with keep-alives (and a chat's
+// loading note) while it loads.
+func (g *Gateway) acquire(w http.ResponseWriter, r *http.Request, target string, stream bool, p *preset) (*sched.Lease, *early, error) {
+	if l := g.sched.TryAcquire(target); l != nil {
+		return l, &early{}, nil
+	}
+	if !stream {
+		l, err := g.sched.Acquire(r.Context(), target)
+		return l, &early{}, err
+	}
+	var note func(time.Duration) []byte
+	if r.URL.Path == "/v1/chat/completions" && g.wantsNote(target, p) {
+		note = g.loadingNote(target)
+	}
+	return g.acquireStreaming(w, r, target, note)
 }
 
 // errBodiesFull says max_body_total is reached.
@@ -334,16 +378,46 @@ func (g *Gateway) acquireError(w http.ResponseWriter, r *http.Request, name stri
 	apierr.WriteErr(w, err)
 }
 
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, lease *sched.Lease, body []byte) {
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, lease *sched.Lease, body []byte, e *early) {
 	resp, err := g.up.roundTrip(engineAddr(lease.BaseURL), r, body)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // client gone; the cancelled context already told the engine
 		}
+		if e.sent {
+			streamError(w, "upstream_error", g.deadMessage(lease, err))
+			return
+		}
 		g.upstreamDead(w, lease, err)
 		return
 	}
 	defer resp.Body.Close()
+	if e.sent {
+		// gantry's own headers went out while the model loaded: the
+		// engine's answer goes into that stream, an error as an event.
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			streamError(w, "engine_error", fmt.Sprintf("%s: %s", lease.Model.Name, translate.EngineError(b)))
+			return
+		}
+		g.copyBody(w, r, resp, lease, true)
+		return
+	}
+	g.writeHead(w, resp, lease)
+	sse := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	if ub, ok := resp.Body.(*upstreamBody); sse && ok && !ub.buffered() {
+		// The engine sent its headers and is still at the prompt (a long
+		// prefill takes seconds): the client gets them now, as it would
+		// from the engine. When the first event came with them, both go
+		// out in one write below.
+		http.NewResponseController(w).Flush() //nolint:errcheck // a gone client shows at the first write
+	}
+	g.copyBody(w, r, resp, lease, sse)
+}
+
+// writeHead writes the engine's status and headers, less the hop-by-hop
+// and CORS ones, with gantry's own.
+func (g *Gateway) writeHead(w http.ResponseWriter, resp *http.Response, lease *sched.Lease) {
 	h := w.Header()
 	named := connectionNamed(resp.Header)
 	for k, vs := range resp.Header {
@@ -361,15 +435,6 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, lease *sched.L
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
 	w.WriteHeader(resp.StatusCode)
-	sse := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
-	if ub, ok := resp.Body.(*upstreamBody); sse && ok && !ub.buffered() {
-		// The engine sent its headers and is still at the prompt (a long
-		// prefill takes seconds): the client gets them now, as it would
-		// from the engine. When the first event came with them, both go
-		// out in one write below.
-		http.NewResponseController(w).Flush() //nolint:errcheck // a gone client shows at the first write
-	}
-	g.copyBody(w, r, resp, lease, sse)
 }
 
 var dataPrefix = []byte("data:")

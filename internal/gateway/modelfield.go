@@ -26,10 +26,28 @@ var ErrAmbiguousModel = errors.New(`the body names the model more than once, or 
 // has no "model" key. One reading only: a body with more than one key
 // that means "model" to some parser is refused with ErrAmbiguousModel.
 func ModelField(b []byte) (model string, start, end int, found bool, err error) {
+	f, err := topFields(b)
+	return f.model, f.start, f.end, f.found, err
+}
+
+// fields are what the gateway reads of a body's top level: the model (its
+// value and byte range) and whether the request asks to stream.
+type fields struct {
+	model      string
+	start, end int
+	found      bool
+	stream     bool
+}
+
+// topFields is ModelField, and "stream": true seen on the way.
+func topFields(b []byte) (f fields, err error) {
+	var model string
+	var start, end int
+	var found bool
 	s := scanner{b: b}
 	s.ws()
 	if !s.eat('{') {
-		return "", 0, 0, false, s.fail("the body must be a JSON object")
+		return f, s.fail("the body must be a JSON object")
 	}
 	s.ws()
 	if !s.eat('}') {
@@ -37,24 +55,24 @@ func ModelField(b []byte) (model string, start, end int, found bool, err error) 
 			s.ws()
 			ks, ke, kesc, err := s.str()
 			if err != nil {
-				return "", 0, 0, false, err
+				return f, err
 			}
 			s.ws()
 			if !s.eat(':') {
-				return "", 0, 0, false, s.fail("expected ':' after an object key")
+				return f, s.fail("expected ':' after an object key")
 			}
 			s.ws()
 			exact, fold := modelKey(b[ks:ke], kesc)
 			if fold && (!exact || found) {
-				return "", 0, 0, false, ErrAmbiguousModel
+				return f, ErrAmbiguousModel
 			}
 			if exact {
 				if s.i >= len(b) || b[s.i] != '"' {
-					return "", 0, 0, false, s.fail(`"model" must be a string`)
+					return f, s.fail(`"model" must be a string`)
 				}
 				vs, ve, vesc, err := s.str()
 				if err != nil {
-					return "", 0, 0, false, err
+					return f, err
 				}
 				start, end, found = vs, ve, true
 				model = string(b[vs+1 : ve-1])
@@ -62,26 +80,28 @@ func ModelField(b []byte) (model string, start, end int, found bool, err error) 
 					// Rare: let encoding/json decode escapes and replace
 					// invalid UTF-8, exactly as the engines will see it.
 					if err := json.Unmarshal(b[vs:ve], &model); err != nil {
-						return "", 0, 0, false, fmt.Errorf("bad \"model\" string: %w", err)
+						return f, fmt.Errorf("bad \"model\" string: %w", err)
 					}
 				}
+			} else if string(b[ks:ke]) == `"stream"` && s.lit("true") == nil {
+				f.stream = true
 			} else if err := s.value(0); err != nil {
-				return "", 0, 0, false, err
+				return f, err
 			}
 			s.ws()
 			if s.eat('}') {
 				break
 			}
 			if !s.eat(',') {
-				return "", 0, 0, false, s.fail("expected ',' or '}' in the object")
+				return f, s.fail("expected ',' or '}' in the object")
 			}
 		}
 	}
 	s.ws()
 	if s.i != len(b) {
-		return "", 0, 0, false, s.fail("unexpected data after the JSON object")
+		return f, s.fail("unexpected data after the JSON object")
 	}
-	return model, start, end, found, nil
+	return fields{model: model, start: start, end: end, found: found, stream: f.stream}, nil
 }
 
 // modelKey classifies an object key token: exact is the plain `"model"`;

@@ -133,7 +133,7 @@ func behindGateway(b testing.TB, engineHandler http.Handler) (direct, proxied st
 	g := New(s, nil, nil)
 	b.Cleanup(g.Close)
 	mux := http.NewServeMux()
-	g.Register(mux, func(h http.Handler) http.Handler { return h })
+	g.Register(mux, Wraps{Gateway: func(h http.Handler) http.Handler { return h }})
 	gw := httptest.NewServer(mux)
 	b.Cleanup(gw.Close)
 	return up.URL, gw.URL

@@ -98,9 +98,41 @@ func (u *upstream) dial(ctx context.Context, addr string) (*uconn, error) {
 // closed early. A pooled connection the engine had closed is retried once
 // on a fresh one: nothing of the request reached the engine then.
 func (u *upstream) roundTrip(addr string, r *http.Request, body []byte) (*http.Response, error) {
+	return u.send(addr, r, r.Method, r.URL.RequestURI(), r.Header, body)
+}
+
+// send is roundTrip with the method, target and headers given apart from
+// the client's request r (whose context and method still rule): a
+// translated request goes to another route with other headers.
+func (u *upstream) send(addr string, r *http.Request, method, uri string, header http.Header, body []byte) (*http.Response, error) {
+	return u.sendBody(addr, r, method, uri, header, outBody{bytes: body})
+}
+
+// outBody is a request body: bytes in memory, or n bytes from a reader (an
+// upload spooled to disk, a relayed stream).
+type outBody struct {
+	bytes  []byte
+	stream io.Reader
+	n      int64
+}
+
+func (b outBody) len() int64 {
+	if b.stream != nil {
+		return b.n
+	}
+	return int64(len(b.bytes))
+}
+
+func (u *upstream) sendBody(addr string, r *http.Request, method, uri string, header http.Header, body outBody) (*http.Response, error) {
 	ctx := r.Context()
 	for attempt := 0; ; attempt++ {
 		c := u.get(addr)
+		if body.stream != nil && c != nil {
+			// A stream cannot be sent twice: no pooled connection the
+			// engine may have closed meanwhile.
+			u.put(addr, c)
+			c = nil
+		}
 		reused := c != nil
 		if c == nil {
 			var err error
@@ -110,7 +142,7 @@ func (u *upstream) roundTrip(addr string, r *http.Request, body []byte) (*http.R
 		}
 		// The client's cancel cuts the connection, and so the engine's work.
 		stop := context.AfterFunc(ctx, func() { c.c.SetDeadline(time.Unix(1, 0)) })
-		resp, err := u.exchange(c, addr, r, body)
+		resp, err := u.exchange(c, addr, r, method, uri, header, body)
 		if err != nil {
 			stop()
 			c.c.Close()
@@ -130,16 +162,16 @@ func (u *upstream) roundTrip(addr string, r *http.Request, body []byte) (*http.R
 // exchange writes the request straight from the client's: building a new
 // http.Request (a URL parse and a header map) cost an eighth of the
 // gateway's time per request.
-func (u *upstream) exchange(c *uconn, addr string, r *http.Request, body []byte) (*http.Response, error) {
+func (u *upstream) exchange(c *uconn, addr string, r *http.Request, method, uri string, header http.Header, body outBody) (*http.Response, error) {
 	bw := c.bw
-	bw.WriteString(r.Method)
+	bw.WriteString(method)
 	bw.WriteByte(' ')
-	bw.WriteString(r.URL.RequestURI())
+	bw.WriteString(uri)
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.WriteString(addr)
 	bw.WriteString("\r\n")
-	named := connectionNamed(r.Header)
-	for k, vs := range r.Header {
+	named := connectionNamed(header)
+	for k, vs := range header {
 		if hopHeaders[k] || named[k] {
 			continue
 		}
@@ -151,9 +183,15 @@ func (u *upstream) exchange(c *uconn, addr string, r *http.Request, body []byte)
 		}
 	}
 	bw.WriteString("Content-Length: ")
-	bw.WriteString(strconv.Itoa(len(body)))
+	bw.WriteString(strconv.FormatInt(body.len(), 10))
 	bw.WriteString("\r\n\r\n")
-	bw.Write(body)
+	if body.stream != nil {
+		if _, err := io.CopyN(bw, body.stream, body.n); err != nil {
+			return nil, err // not a stale connection: the body failed
+		}
+	} else {
+		bw.Write(body.bytes)
+	}
 	if err := bw.Flush(); err != nil {
 		return nil, &writeErr{err}
 	}

@@ -67,6 +67,17 @@ func (s *Scheduler) Acquire(ctx context.Context, name string) (*Lease, error) {
 	return s.acquireSlow(ctx, e, "", 0)
 }
 
+// TryAcquire is Acquire's fast path alone: a lease when the model (name or
+// alias) is ready now, nil when it is not (then Acquire waits for it).
+func (s *Scheduler) TryAcquire(name string) *Lease {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.lookupLocked(name); e != nil && e.state == supervise.Ready && !e.draining && !e.evicting {
+		return e.leaseLocked(s)
+	}
+	return nil
+}
+
 func (e *entry) leaseLocked(s *Scheduler) *Lease {
 	e.inflight++
 	e.lastUsed = time.Now()

@@ -1,0 +1,75 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gantryhq/gantry/internal/testbin"
+)
+
+// pythonClients is the Python that has the official client libraries
+// (openai, anthropic, ollama, langchain-openai); ./test.sh installs them
+// into a venv under ~/.cache/gantry-test.
+func pythonClients(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("GANTRY_CLIENTS_PYTHON")
+	if p == "" {
+		home, _ := os.UserHomeDir()
+		p = filepath.Join(home, ".cache", "gantry-test", "clients", "bin", "python")
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the client libraries' Python is missing (%v): run ./test.sh, which installs it", err)
+	}
+	return p
+}
+
+// runClient runs one of e2e/clients/*.py with env; it prints "ok" when
+// every assertion held.
+func runClient(t *testing.T, script string, env ...string) {
+	t.Helper()
+	cmd := exec.Command(pythonClients(t), filepath.Join("clients", script))
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(out)), "ok") {
+		t.Errorf("%s %v: %v\n%s", script, env, err, out)
+	}
+}
+
+const clientsConfig = `
+listen: LISTEN
+root: ROOT
+memory: {total: 64GiB, reserve: 0GiB}
+ollama_api: {listen: "OLLAMA_LISTEN"}
+models:
+  chat: {engine: sim, memory: 1GiB, aliases: [default], args: [--flavor, vllm, --itl, 2ms, --tokens, "8"]}
+  emb: {engine: sim, memory: 1GiB, args: [--embedding]}
+`
+
+// TestOfficialClients: the OpenAI, Anthropic and Ollama Python libraries,
+// unchanged, against gantry's gateway, Messages, Responses and Ollama APIs
+// on simulated engines (which answer tool choices and count tokens as
+// vLLM does).
+func TestOfficialClients(t *testing.T) {
+	olisten := "127.0.0.1:" + itoa(int64(testbin.FreePort(t)))
+	d := startDaemon(t, strings.ReplaceAll(clientsConfig, "OLLAMA_LISTEN", olisten))
+	base := []string{"GANTRY_URL=" + d.url, "GANTRY_OLLAMA_URL=http://" + olisten, "MODEL=default", "EMBED=emb"}
+	runClient(t, "openai_client.py", append(base, "TOOLS=1", "MEDIA=1")...)
+	runClient(t, "anthropic_client.py", append(base, "TOOLS=1", "COUNT=1")...)
+	runClient(t, "ollama_client.py", append(base[:len(base)-2], "MODEL=chat", "EMBED=emb")...)
+}
+
+// TestOfficialClientsOnRealOllama: the same libraries through gantry to a
+// real engine (Ollama serving the tiny GGUF): translation, not simulation.
+func TestOfficialClientsOnRealOllama(t *testing.T) {
+	olisten := "127.0.0.1:" + itoa(int64(testbin.FreePort(t)))
+	d := ollamaDaemon(t, "10m", `ollama_api: {listen: "`+olisten+`"}`+"\n")
+	env := []string{"GANTRY_URL=" + d.url, "GANTRY_OLLAMA_URL=http://" + olisten, "MODEL=tiny"}
+	runClient(t, "openai_client.py", env...)
+	runClient(t, "anthropic_client.py", env...)
+	runClient(t, "ollama_client.py", env...)
+	d.waitState("tiny", "ready", 10*time.Second)
+}

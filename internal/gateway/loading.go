@@ -1,0 +1,106 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gantryhq/gantry/internal/sched"
+)
+
+// While a streamed request waits for its model to load, its client is not
+// left silent: proxies and clients that cut an idle stream (nginx after
+// 60 s, many chat UIs sooner) see server-sent comments, and a model or
+// preset with loading_message: true shows a short note in the chat itself.
+// The first sign comes after loadingFirst (a ready or fast model answers
+// before, with its engine's own headers), then every loadingEvery.
+var (
+	loadingFirst = 2 * time.Second
+	loadingEvery = 10 * time.Second
+)
+
+// early is the state of a streamed answer whose headers gantry sent
+// itself, before the engine's.
+type early struct {
+	sent bool
+}
+
+// acquireStreaming is sched.Acquire for a streamed request: while the
+// model loads it sends the keep-alives, and note (when not nil) makes the
+// visible note. When it has sent anything, e.sent is true: the answer's
+// headers are out, and an error must go into the stream.
+func (g *Gateway) acquireStreaming(w http.ResponseWriter, r *http.Request, name string, note func(time.Duration) []byte) (*sched.Lease, *early, error) {
+	type result struct {
+		lease *sched.Lease
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		l, err := g.sched.Acquire(r.Context(), name)
+		done <- result{l, err}
+	}()
+	e := &early{}
+	began := time.Now()
+	t := time.NewTimer(loadingFirst)
+	defer t.Stop()
+	rc := http.NewResponseController(w)
+	for {
+		select {
+		case res := <-done:
+			return res.lease, e, res.err
+		case <-t.C:
+		}
+		waited := time.Since(began).Round(time.Second)
+		if !e.sent {
+			e.sent = true
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set("Cache-Control", "no-cache")
+			w.Header().Set("X-Accel-Buffering", "no")
+			w.WriteHeader(http.StatusOK)
+			if note != nil {
+				w.Write(note(waited)) //nolint:errcheck // a gone client ends the request's context
+			}
+		}
+		fmt.Fprintf(w, ": gantry is loading %s (%s)\n\n", name, waited)
+		rc.Flush() //nolint:errcheck // a gone client ends the request's context
+		t.Reset(loadingEvery)
+	}
+}
+
+// loadingNote is the visible note of a chat answer: one chunk whose text
+// says what loads and how far it is.
+func (g *Gateway) loadingNote(name string) func(time.Duration) []byte {
+	return func(waited time.Duration) []byte {
+		what := ""
+		if m := g.sched.Config().Resolve(name); m != nil {
+			st := g.sched.Status().Model(m.Name)
+			if st.Phase != "" {
+				what = ", " + st.Phase
+			}
+			name = m.Name
+		}
+		b, _ := json.Marshal(map[string]any{"id": "gantry-loading", "object": "chat.completion.chunk", "created": time.Now().Unix(),
+			"model": name, "choices": []any{map[string]any{"index": 0, "finish_reason": nil,
+				"delta": map[string]string{"role": "assistant", "content": fmt.Sprintf("(loading %s%s: %s so far …)\n\n", name, what, waited)}}}})
+		return append(append([]byte("data: "), b...), "\n\n"...)
+	}
+}
+
+// wantsNote reports whether a request for name should get the visible
+// note: its model, or the preset it asked for, says loading_message.
+func (g *Gateway) wantsNote(name string, p *preset) bool {
+	if p != nil && p.p.LoadingMessage {
+		return true
+	}
+	m := g.sched.Config().Resolve(name)
+	return m != nil && m.LoadingMessage
+}
+
+// streamError ends a stream whose headers are already out with the error,
+// as an OpenAI-shaped event.
+func streamError(w http.ResponseWriter, code, msg string) {
+	b, _ := json.Marshal(map[string]any{"error": map[string]string{"message": msg, "type": "server_error", "code": code}})
+	fmt.Fprintf(w, "data: %s\n\n", b)
+	http.NewResponseController(w).Flush() //nolint:errcheck // client gone
+}

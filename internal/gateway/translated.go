@@ -1,0 +1,319 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gantryhq/gantry/internal/apierr"
+	"github.com/gantryhq/gantry/internal/sched"
+	"github.com/gantryhq/gantry/internal/translate"
+)
+
+// call is one request of a translated API (Anthropic Messages, OpenAI
+// Responses, Ollama's API), parsed and ready for an engine.
+type call struct {
+	model  string // the name the client asked for
+	stream bool
+	// native is the engine route that speaks this API itself ("" never
+	// tried); nativeBody the client's body for it.
+	native     string
+	nativeBody []byte
+	// path is the engine route of the translation; body builds its body
+	// for the engine's name of the model.
+	path string
+	body func(served string) (any, error)
+	// answer turns the engine's answer into the client's; newStream
+	// translates a stream. asked is the client's model name.
+	answer    func(engine []byte, asked string, took time.Duration) ([]byte, error)
+	newStream func(asked string) translate.Stream
+	// streamType is the content type of a streamed answer.
+	streamType string
+	// errorShape writes an error the way this API's clients read them.
+	errorShape func(w http.ResponseWriter, status int, code, msg string)
+	// after, when set, runs when the request is done and its lease given
+	// back (Ollama's keep_alive: 0 stops the model).
+	after func(model string)
+	// notServed, when set, is what a 404 of the engine on path means.
+	notServed string
+	// early says whether gantry sent the stream's headers while the model
+	// loaded (then errors go into the stream).
+	early *early
+	// empty, when set, answers a request that needs no engine round trip
+	// once the model is ready (Ollama's load-only requests).
+	empty func(w http.ResponseWriter, lease *sched.Lease)
+}
+
+// nativeAPIs remembers which engines answered 404 for an API's native
+// route, so that they are asked in translation from then on; EngineGone
+// forgets an engine (its successor may be another version).
+type nativeAPIs struct{ m sync.Map } // "host:port route" → false
+
+func (n *nativeAPIs) worth(addr, route string) bool {
+	_, refused := n.m.Load(addr + " " + route)
+	return !refused
+}
+
+func (n *nativeAPIs) refused(addr, route string) { n.m.Store(addr+" "+route, false) }
+
+func (n *nativeAPIs) forget(addr string) {
+	n.m.Range(func(k, _ any) bool {
+		if addr == "" || strings.HasPrefix(k.(string), addr+" ") {
+			n.m.Delete(k)
+		}
+		return true
+	})
+}
+
+// translated serves a route whose requests parse turns into a call.
+func (g *Gateway) translated(parse func(body []byte) (*call, error), errorShape func(w http.ResponseWriter, status int, code, msg string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		began := time.Now()
+		rec := &recorder{ResponseWriter: w}
+		model := "-"
+		defer func() { g.observe(rec, r, model, began) }()
+		g.serveCall(rec, r, parse, errorShape, &model)
+	}
+}
+
+func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, parse func([]byte) (*call, error),
+	errorShape func(http.ResponseWriter, int, string, string), model *string) {
+	body, held, err := g.readBody(r)
+	defer g.bodies.Add(-held)
+	if err != nil {
+		a := bodyError(err)
+		if a.RetryAfter != "" {
+			w.Header().Set("Retry-After", a.RetryAfter)
+		}
+		errorShape(w, a.Status, a.Code, err.Error())
+		return
+	}
+	c, err := parse(body)
+	if err != nil {
+		errorShape(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	c.errorShape = errorShape
+	name, preset := g.resolvePreset(c.model)
+	// Keep-alives while the model loads go as server-sent comments: only
+	// into streams of events (Ollama's NDJSON has no comments).
+	lease, e, err := g.acquire(w, r, name, c.stream && c.streamType == "text/event-stream", preset)
+	c.early = e
+	if err != nil {
+		if m := g.sched.Config().Resolve(name); m != nil {
+			*model = m.Name
+		}
+		if e.sent {
+			w.Write(c.newStream(c.model).Fail(err.Error())) //nolint:errcheck // client gone
+			return
+		}
+		if r.Context().Err() == nil {
+			a := apierr.Map(err)
+			if a.RetryAfter != "" {
+				w.Header().Set("Retry-After", a.RetryAfter)
+			}
+			errorShape(w, a.Status, a.Code, err.Error())
+		}
+		return
+	}
+	defer func() {
+		lease.Release()
+		if c.after != nil {
+			c.after(lease.Model.Name)
+		}
+	}()
+	*model = lease.Model.Name
+	if c.empty != nil {
+		c.empty(w, lease)
+		return
+	}
+	addr := engineAddr(lease.BaseURL)
+	if c.native != "" && preset == nil && !e.sent && g.native.worth(addr, c.native) {
+		if g.relayNative(w, r, lease, c) {
+			return
+		}
+	}
+	g.relayTranslated(w, r, lease, c, preset)
+}
+
+// bodyError is how a failure to read a request body is answered.
+func bodyError(err error) apierr.Answer {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return apierr.Answer{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large"}
+	case errors.Is(err, errBodiesFull):
+		return apierr.Answer{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "busy", RetryAfter: "1"}
+	}
+	return apierr.Answer{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "bad_body"}
+}
+
+// relayNative sends the client's own body to an engine that serves the
+// API itself, and relays its answer unchanged. It reports false (nothing
+// written) when the engine does not know the route: then the request is
+// translated.
+func (g *Gateway) relayNative(w http.ResponseWriter, r *http.Request, lease *sched.Lease, c *call) bool {
+	body := c.nativeBody
+	if _, start, end, found, err := ModelField(body); err == nil && found {
+		body = ReplaceModel(body, start, end, lease.Model.ServedName())
+	}
+	addr := engineAddr(lease.BaseURL)
+	resp, err := g.up.send(addr, r, http.MethodPost, c.native, r.Header, body)
+	if err != nil {
+		if r.Context().Err() == nil {
+			c.errorShape(w, http.StatusBadGateway, "upstream_error", g.deadMessage(lease, err))
+		}
+		return true
+	}
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) //nolint:errcheck // drained for the connection's reuse
+		resp.Body.Close()
+		g.native.refused(addr, c.native)
+		return false
+	}
+	defer resp.Body.Close()
+	g.writeHead(w, resp, lease)
+	g.copyBody(w, r, resp, lease, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"))
+	return true
+}
+
+// relayTranslated sends the translated request and translates the answer.
+func (g *Gateway) relayTranslated(w http.ResponseWriter, r *http.Request, lease *sched.Lease, c *call, preset *preset) {
+	fail := func(status int, code, msg string) {
+		if c.early.sent {
+			w.Write(c.newStream(c.model).Fail(msg)) //nolint:errcheck // client gone
+			return
+		}
+		c.errorShape(w, status, code, msg)
+	}
+	out, err := c.body(lease.Model.ServedName())
+	if err != nil {
+		fail(http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	body, err := json.Marshal(out)
+	if err == nil && preset != nil {
+		body, err = preset.apply(body, lease.Model.ServedName())
+	}
+	if err != nil {
+		fail(http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	h := http.Header{"Content-Type": {"application/json"}}
+	began := time.Now()
+	resp, err := g.up.send(engineAddr(lease.BaseURL), r, http.MethodPost, c.path, h, body)
+	if err != nil {
+		if r.Context().Err() == nil {
+			fail(http.StatusBadGateway, "upstream_error", g.deadMessage(lease, err))
+		}
+		return
+	}
+	defer resp.Body.Close()
+	if !c.early.sent {
+		w.Header().Set("X-Gantry-Served-By", lease.Model.Name)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		msg := fmt.Sprintf("%s: %s", lease.Model.Name, translate.EngineError(b))
+		if resp.StatusCode == http.StatusNotFound && c.notServed != "" {
+			msg = lease.Model.Name + " " + c.notServed
+		}
+		fail(resp.StatusCode, "engine_error", msg)
+		return
+	}
+	if !c.stream {
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+		if err != nil {
+			c.errorShape(w, http.StatusBadGateway, "upstream_error", g.deadMessage(lease, err))
+			return
+		}
+		ans, err := c.answer(b, c.model, time.Since(began))
+		if err != nil {
+			c.errorShape(w, http.StatusBadGateway, "upstream_error", fmt.Sprintf("%s answered what gantry cannot translate: %v", lease.Model.Name, err))
+			return
+		}
+		apierr.WriteJSON(w, http.StatusOK, json.RawMessage(ans))
+		return
+	}
+	if !c.early.sent {
+		w.Header().Set("Content-Type", c.streamType)
+		w.Header().Set("Cache-Control", "no-cache")
+		w.WriteHeader(http.StatusOK)
+	}
+	g.pumpStream(w, r, resp.Body, c.newStream(c.model), lease)
+}
+
+// pumpStream feeds the engine's server-sent chat chunks to a translator and
+// writes what it makes, flushing after every engine event.
+func (g *Gateway) pumpStream(w http.ResponseWriter, r *http.Request, body io.Reader, tr translate.Stream, lease *sched.Lease) {
+	rc := http.NewResponseController(w)
+	br := bufio.NewReaderSize(body, 16<<10)
+	var line []byte
+	write := func(b []byte) bool {
+		if len(b) == 0 {
+			return true
+		}
+		if _, err := w.Write(b); err != nil {
+			return false
+		}
+		if rec, ok := w.(*recorder); ok {
+			rec.chunks++
+		}
+		return rc.Flush() == nil
+	}
+	for {
+		part, err := br.ReadSlice('\n')
+		line = append(line, part...)
+		if errors.Is(err, bufio.ErrBufferFull) {
+			if len(line) > 16<<20 {
+				write(tr.Fail(lease.Model.Name + " sent an event over 16 MiB"))
+				return
+			}
+			continue
+		}
+		if err != nil {
+			if r.Context().Err() != nil {
+				return
+			}
+			if err == io.EOF {
+				write(tr.End())
+				return
+			}
+			write(tr.Fail(g.deadMessage(lease, err)))
+			return
+		}
+		data, ok := bytes.CutPrefix(bytes.TrimRight(line, "\r\n"), dataPrefix)
+		line = line[:0]
+		if !ok {
+			continue // comments, event names, blank lines between events
+		}
+		data = bytes.TrimSpace(data)
+		if bytes.Equal(data, []byte("[DONE]")) {
+			write(tr.End())
+			return
+		}
+		if bytes.HasPrefix(data, []byte(`{"error"`)) {
+			var e struct {
+				Error json.RawMessage `json:"error"`
+			}
+			json.Unmarshal(data, &e) //nolint:errcheck // best effort: the message is what matters
+			write(tr.Fail(translate.EngineError(data)))
+			return
+		}
+		out, err := tr.Chunk(data)
+		if err != nil {
+			write(tr.Fail(fmt.Sprintf("%s sent an event gantry cannot read: %v", lease.Model.Name, err)))
+			return
+		}
+		if !write(out) {
+			return
+		}
+	}
+}

@@ -1,0 +1,171 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gantryhq/gantry/internal/apierr"
+)
+
+// upload relays a multipart/form-data request (audio to transcribe, an
+// image to edit) to the engine its "model" field names. The upload is
+// copied part by part into a temporary file — not memory — with the model
+// field said as the engine knows it, then sent from there with its length.
+func (g *Gateway) upload(w http.ResponseWriter, r *http.Request) {
+	began := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	model := "-"
+	defer func() { g.observe(rec, r, model, began) }()
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		openAIError(rec, http.StatusBadRequest, "multipart_required", r.URL.Path+" takes multipart/form-data with a model field and the file")
+		return
+	}
+	cfg := g.sched.Config()
+	limit := int64(cfg.MaxBody)
+	if r.ContentLength > limit {
+		openAIError(rec, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("the upload is over max_body (%s)", cfg.MaxBody))
+		return
+	}
+	spool, err := os.CreateTemp("", "gantry-upload-*")
+	if err != nil {
+		openAIError(rec, http.StatusInternalServerError, "spool", "cannot keep the upload: "+err.Error())
+		return
+	}
+	defer os.Remove(spool.Name())
+	defer spool.Close()
+	in := multipart.NewReader(http.MaxBytesReader(nil, r.Body, limit), params["boundary"])
+	out := multipart.NewWriter(spool)
+	// Every part is copied as it comes, but the model's: it is written last,
+	// as the engine knows the model (an alias or preset resolved).
+	var name string
+	var modelHeader map[string][]string
+	for {
+		p, err := in.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			a := bodyError(err)
+			openAIError(rec, a.Status, a.Code, "the upload is not valid multipart: "+err.Error())
+			return
+		}
+		if p.FormName() == "model" {
+			b, _ := io.ReadAll(io.LimitReader(p, 512))
+			name, modelHeader = strings.TrimSpace(string(b)), p.Header
+			continue
+		}
+		if err := writePart(out, p.Header, p); err != nil {
+			a := bodyError(err)
+			openAIError(rec, a.Status, a.Code, "could not read the upload: "+err.Error())
+			return
+		}
+	}
+	if name == "" {
+		openAIError(rec, http.StatusBadRequest, "model_missing", `the upload has no "model" field; known models: `+g.sched.KnownNames())
+		return
+	}
+	target, _ := g.resolvePreset(name)
+	lease, err := g.sched.Acquire(r.Context(), target)
+	if err != nil {
+		if r.Context().Err() == nil {
+			apierr.WriteErr(rec, err)
+		}
+		return
+	}
+	defer lease.Release()
+	model = lease.Model.Name
+	if err := writePart(out, modelHeader, strings.NewReader(lease.Model.ServedName())); err != nil {
+		openAIError(rec, http.StatusInternalServerError, "spool", err.Error())
+		return
+	}
+	if err := out.Close(); err != nil {
+		openAIError(rec, http.StatusInternalServerError, "spool", err.Error())
+		return
+	}
+	size, err := spool.Seek(0, io.SeekCurrent)
+	if err == nil {
+		_, err = spool.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		openAIError(rec, http.StatusInternalServerError, "spool", err.Error())
+		return
+	}
+	h := r.Header.Clone()
+	h.Set("Content-Type", out.FormDataContentType())
+	resp, err := g.up.sendBody(engineAddr(lease.BaseURL), r, r.Method, r.URL.RequestURI(), h, outBody{stream: spool, n: size})
+	if err != nil {
+		if r.Context().Err() == nil {
+			g.upstreamDead(rec, lease, err)
+		}
+		return
+	}
+	defer resp.Body.Close()
+	g.writeHead(rec, resp, lease)
+	g.copyBody(rec, r, resp, lease, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"))
+}
+
+func writePart(w *multipart.Writer, header map[string][]string, body io.Reader) error {
+	pw, err := w.CreatePart(header)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(pw, body)
+	return err
+}
+
+// upstreamRelay relays any request under /upstream/{model}/ to that
+// model's engine (starting it when needed), for engine-specific endpoints:
+// /tokenize, /detokenize, llama.cpp's /infill and /slots, SGLang's
+// /get_server_info. It needs an admin key: these routes can change an
+// engine's state.
+func (g *Gateway) upstreamRelay(w http.ResponseWriter, r *http.Request) {
+	began := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	model := "-"
+	defer func() { g.observe(rec, r, model, began) }()
+	lease, err := g.sched.Acquire(r.Context(), r.PathValue("model"))
+	if err != nil {
+		if r.Context().Err() == nil {
+			apierr.WriteErr(rec, err)
+		}
+		return
+	}
+	defer lease.Release()
+	model = lease.Model.Name
+	uri := "/" + r.PathValue("path")
+	if r.URL.RawQuery != "" {
+		uri += "?" + r.URL.RawQuery
+	}
+	body := outBody{stream: r.Body, n: r.ContentLength}
+	if r.ContentLength < 0 {
+		b, held, err := g.readBody(r)
+		defer g.bodies.Add(-held)
+		if err != nil {
+			a := bodyError(err)
+			openAIError(rec, a.Status, a.Code, err.Error())
+			return
+		}
+		body = outBody{bytes: b}
+	} else if r.ContentLength > int64(g.sched.Config().MaxBody) {
+		openAIError(rec, http.StatusRequestEntityTooLarge, "request_too_large", "the body is over max_body")
+		return
+	}
+	resp, err := g.up.sendBody(engineAddr(lease.BaseURL), r, r.Method, uri, r.Header, body)
+	if err != nil {
+		if r.Context().Err() == nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+			g.upstreamDead(rec, lease, err)
+		}
+		return
+	}
+	defer resp.Body.Close()
+	g.writeHead(rec, resp, lease)
+	g.copyBody(rec, r, resp, lease, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"))
+}
