@@ -115,7 +115,11 @@ func printStatus(w io.Writer, st status.Status) {
 			last = time.Since(*m.LastUsed).Round(time.Second).String() + " ago"
 		}
 		note := m.Diagnosis
-		if note == "" && (m.State == supervise.Failed || m.State == supervise.Starting) {
+		switch {
+		case note != "":
+		case m.State == supervise.Starting && m.Progress != nil:
+			note = describeProgress(m)
+		case m.State == supervise.Failed || m.State == supervise.Starting:
 			note = strings.TrimSpace(m.Phase + " " + m.Reason)
 		}
 		if m.Slot != "" {
@@ -189,47 +193,30 @@ func runStart(e *env, args []string) error {
 	return err
 }
 
-// waitStarted polls the model until it is ready or failed, showing the
-// phase, the time elapsed and the engine's last log line: a model load has
-// no byte total to show. On a terminal it redraws one line; elsewhere it
-// prints a line per phase.
+// waitStarted polls the model until it is ready or failed, showing its
+// progress (see progressView).
 func waitStarted(e *env, c *client.Client, m status.ModelStatus) (status.ModelStatus, error) {
-	tty := isTerminal(e.stderr)
-	began := time.Now()
-	lastShown := ""
+	v := newProgressView(e)
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		switch m.State {
 		case supervise.Ready:
-			if tty {
-				fmt.Fprint(e.stderr, "\r\033[K")
-			}
-			fmt.Fprintf(e.stdout, "%s is ready on port %d (%s)\n", m.Name, m.Port, readyIn(m, began))
+			v.clear()
+			fmt.Fprintf(e.stdout, "%s is ready on port %d (%s)\n", m.Name, m.Port, readyIn(m, v.began))
 			return m, nil
 		case supervise.Failed, supervise.Stopped:
-			if tty {
-				fmt.Fprint(e.stderr, "\r\033[K")
-			}
+			v.clear()
 			why := m.Reason
 			if m.Diagnosis != "" {
 				why += "\n  diagnosis: " + m.Diagnosis
 			}
 			return m, fmt.Errorf("%s did not start: %s\n  log: gantry logs %s", m.Name, why, m.Name)
 		}
-		line := fmt.Sprintf("starting %s: %s", m.Name, orDash(m.Phase))
-		if tty {
-			elapsed := time.Since(began).Round(100 * time.Millisecond)
-			fmt.Fprintf(e.stderr, "\r\033[K%s %s  %s", line, elapsed, trunc(m.LastLogLine, 60))
-		} else if line != lastShown {
-			fmt.Fprintln(e.stderr, line)
-			lastShown = line
-		}
+		v.show(m)
 		select {
 		case <-e.ctx.Done():
-			if tty {
-				fmt.Fprintln(e.stderr)
-			}
+			v.clear()
 			return m, e.ctx.Err()
 		case <-tick.C:
 		}

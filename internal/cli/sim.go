@@ -23,6 +23,7 @@ func runSim(e *env, args []string) error {
 	fs.BoolVar(&o.StampEvents, "stamp-events", false, `add "sim_unix_ns", the send instant, to every streamed event`)
 	fs.IntVar(&o.CrashAfter, "crash-after", 0, "exit after N requests (0 = never)")
 	fs.BoolVar(&o.HangLoad, "hang-load", false, "never become ready")
+	fs.BoolVar(&o.Progress, "progress", false, "print the engine's real load lines (shard and graph bars) during --load-time")
 	fs.BoolVar(&o.LoadUntilSignal, "load-until-signal", false, "load until SIGUSR1 arrives instead of for --load-time")
 	fs.IntVar(&o.FailHealthAfter, "fail-health-after", 0, "health fails after N good answers (0 = never)")
 	fs.BoolVar(&o.IgnoreSIGTERM, "ignore-sigterm", false, "ignore SIGTERM")

@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
+
+	"github.com/gantryhq/gantry/internal/client"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 func runSwitch(e *env, args []string) error {
@@ -20,7 +24,8 @@ func runSwitch(e *env, args []string) error {
 		return usagef("usage: gantry switch SLOT MODEL")
 	}
 	fmt.Fprintf(e.stderr, "switching slot %s to %s (in-flight requests finish first)…\n", pos[0], pos[1])
-	m, err := cf.client().Switch(e.ctx, pos[0], pos[1])
+	c := cf.client()
+	m, err := switchShowingProgress(e, c, pos[0], pos[1])
 	if err != nil {
 		return err
 	}
@@ -78,4 +83,32 @@ func runProfile(e *env, args []string) error {
 		fmt.Fprintln(e.stdout, "no profile active")
 	}
 	return nil
+}
+
+// switchShowingProgress asks for the switch (which answers once the new
+// member is ready) and meanwhile shows the new member's load.
+func switchShowingProgress(e *env, c *client.Client, slot, model string) (status.ModelStatus, error) {
+	type result struct {
+		m   status.ModelStatus
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		m, err := c.Switch(e.ctx, slot, model)
+		done <- result{m, err}
+	}()
+	v := newProgressView(e)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-done:
+			v.clear()
+			return r.m, r.err
+		case <-tick.C:
+			if m, err := c.Model(e.ctx, model); err == nil {
+				v.show(m)
+			}
+		}
+	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/progress"
 	"github.com/gantryhq/gantry/internal/supervise"
 )
 
@@ -246,7 +247,11 @@ type Model struct {
 	path   string // GGUF to register, "" for a tag already present
 	numCtx int64  // context to load with, 0 = the server's default
 	onEv   func(supervise.Event)
+	onProg func(model string, step progress.Step)
 	logger *slog.Logger
+	// prog follows the load in the server's log (Ollama loads one model
+	// at a time, so the runner's lines during our load are ours).
+	prog *progress.Tracker
 
 	mu       sync.Mutex
 	state    supervise.State
@@ -264,7 +269,8 @@ type Model struct {
 // NewModel returns the runner of model m (path: the GGUF to register, ""
 // when m.Model names a tag Ollama already has; numCtx: the planned context).
 func NewModel(m *config.Model, srv *Server, path string, numCtx int64, o supervise.Options) *Model {
-	md := &Model{m: m, srv: srv, path: path, numCtx: numCtx, onEv: o.OnEvent, logger: o.Logger, state: supervise.Stopped, restart: o.Restart}
+	md := &Model{m: m, srv: srv, path: path, numCtx: numCtx, onEv: o.OnEvent, onProg: o.OnProgress, logger: o.Logger,
+		state: supervise.Stopped, restart: o.Restart, prog: progress.NewTracker(time.Second)}
 	if md.logger == nil {
 		md.logger = slog.New(slog.DiscardHandler)
 	}
@@ -366,6 +372,8 @@ func (md *Model) loadSteps(ctx context.Context) error {
 		}
 	}
 	lg.Mark("loading %s", name)
+	stop := md.followLoad(lg)
+	defer stop()
 	load := map[string]any{"model": name, "keep_alive": -1}
 	if md.numCtx > 0 {
 		load["options"] = map[string]int64{"num_ctx": md.numCtx}
@@ -393,6 +401,29 @@ func (md *Model) loadSteps(ctx context.Context) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// followLoad feeds the server's output to the model's progress and
+// reports each step until stop is called.
+func (md *Model) followLoad(lg *supervise.Log) (stop func()) {
+	md.prog.Reset(time.Now())
+	remove := lg.AddHook(md.prog.Feed)
+	quit := make(chan struct{})
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case now := <-t.C:
+				if st, ok := md.prog.Take(now); ok && md.onProg != nil {
+					md.onProg(md.m.Name, st)
+				}
+			}
+		}
+	}()
+	return func() { remove(); close(quit) }
 }
 
 // create registers the GGUF with `ollama create NAME -f Modelfile`.
@@ -562,6 +593,8 @@ func (md *Model) Status() supervise.Status {
 		if ps.State == supervise.Ready {
 			st.Phase = "loading model"
 		}
+		step, _ := md.prog.Current()
+		st.Step = &step
 	}
 	return st
 }

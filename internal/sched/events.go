@@ -5,6 +5,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/diagnose"
+	"github.com/gantryhq/gantry/internal/progress"
 	"github.com/gantryhq/gantry/internal/status"
 	"github.com/gantryhq/gantry/internal/supervise"
 )
@@ -60,11 +61,52 @@ func (s *Scheduler) onProcEvent(ev supervise.Event) {
 	}
 	ev2 := Event{Kind: status.KindState, Model: ev.Model, From: string(ev.From), To: string(ev.To), Reason: ev.Reason, Time: ev.Time, Diagnosis: diag}
 	if ev.To == supervise.Ready && e != nil {
-		if st := e.proc.Status(); !st.StartedAt.IsZero() && !st.ReadyAt.IsZero() {
+		if st := e.proc.Status(); !st.StartedAt.IsZero() && !st.ReadyAt.IsZero() && !st.Adopted {
 			ev2.LoadSeconds = st.ReadyAt.Sub(st.StartedAt).Seconds()
+			s.rememberLoad(ev.Model, ev2.LoadSeconds)
 		}
 	}
 	s.emit(ev2)
+}
+
+// rememberLoad keeps how long a model's load took, for the next load's
+// estimate, across restarts.
+func (s *Scheduler) rememberLoad(model string, seconds float64) {
+	s.mu.Lock()
+	if s.loads == nil {
+		s.loads = map[string]float64{}
+	}
+	s.loads[model] = seconds
+	saved := s.persistedLocked()
+	s.mu.Unlock()
+	s.save(saved)
+}
+
+// onProgress turns an engine's load step into a progress event.
+func (s *Scheduler) onProgress(model string, step progress.Step) {
+	s.mu.Lock()
+	e := s.models[model]
+	var pr *status.Progress
+	if e != nil {
+		pr = s.progressLocked(model, step, e.proc.Status().StartedAt, time.Now())
+	}
+	s.mu.Unlock()
+	if pr != nil {
+		s.emit(Event{Kind: status.KindProgress, Model: model, Progress: pr})
+	}
+}
+
+// progressLocked is a load's progress for status and events: the step and
+// an estimate of the whole from the model's last load.
+func (s *Scheduler) progressLocked(model string, step progress.Step, began, now time.Time) *status.Progress {
+	if began.IsZero() {
+		return nil
+	}
+	elapsed := now.Sub(began)
+	last := time.Duration(s.loads[model] * float64(time.Second))
+	pct, eta := progress.Estimate(elapsed, last)
+	return &status.Progress{Phase: step.Phase, Fraction: step.Fraction, Done: step.Done, Total: step.Total,
+		ElapsedSeconds: elapsed.Seconds(), LastLoadSeconds: last.Seconds(), Percent: pct, ETASeconds: eta}
 }
 
 // diagnose reads the engine's log (and the failure reason) for known

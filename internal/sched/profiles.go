@@ -64,10 +64,9 @@ func (s *Scheduler) SetProfile(ctx context.Context, name string) error {
 		}
 	}
 	s.broadcastLocked()
+	saved := s.persistedLocked()
 	s.mu.Unlock()
-	if err := saveState(s.state, persisted{Profile: name}); err != nil {
-		s.logger.Warn("could not save the active profile", "err", err)
-	}
+	s.save(saved)
 	s.emit(Event{Kind: status.KindProfile, From: old, To: name})
 	var errs []error
 	for _, n := range stop {

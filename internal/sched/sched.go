@@ -47,6 +47,7 @@ type Scheduler struct {
 	closed    bool
 	events    func(Event)
 	registry  *supervise.Registry // the engine processes, for the next gantry
+	loads     map[string]float64  // model → seconds its last load took
 }
 
 // entry is one model's runtime record; guarded by Scheduler.mu.
@@ -138,7 +139,11 @@ func New(cfg *config.Config, o Options) (*Scheduler, error) {
 			return f.Procs
 		}
 	}
-	if st, err := loadState(o.StateFile); err == nil && st.Profile != "" {
+	st, err := loadState(o.StateFile)
+	if err == nil {
+		s.loads = st.LoadSeconds
+	}
+	if err == nil && st.Profile != "" {
 		if _, ok := cfg.Profiles[st.Profile]; ok {
 			s.profile = st.Profile
 		} else {
@@ -187,6 +192,7 @@ func (s *Scheduler) newEntry(cfg *config.Config, m *config.Model, pl *plan.Model
 	so.Restart = e.alwaysOn
 	so.Logger = o.Logger
 	so.OnEvent = s.onProcEvent
+	so.OnProgress = s.onProgress
 	so.Redact = config.Redactor(cfg)
 	if so.Registry == nil {
 		so.Registry = s.registry

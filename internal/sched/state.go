@@ -2,6 +2,7 @@ package sched
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
 
 	"github.com/gantryhq/gantry/internal/config"
@@ -11,6 +12,22 @@ import (
 // persisted is what gantry remembers across restarts.
 type persisted struct {
 	Profile string `json:"profile"`
+	// LoadSeconds is how long each model's last load took here, for the
+	// next load's progress estimate.
+	LoadSeconds map[string]float64 `json:"load_seconds,omitempty"`
+}
+
+// persistedLocked is what to save now.
+func (s *Scheduler) persistedLocked() persisted {
+	return persisted{Profile: s.profile, LoadSeconds: maps.Clone(s.loads)}
+}
+
+// save writes the state; a failure is logged (it costs only a restart's
+// memory of the profile and load times).
+func (s *Scheduler) save(p persisted) {
+	if err := saveState(s.state, p); err != nil {
+		s.logger.Warn("could not save gantry's state", "path", s.state, "err", err)
+	}
 }
 
 // enginesFile is <root>/state/engines.json, the registry of the engine

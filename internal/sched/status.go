@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/gpu"
@@ -68,6 +69,9 @@ func (s *Scheduler) Status() Status {
 		}
 		if !ps.ReadyAt.IsZero() {
 			ms.ReadyAt = &ps.ReadyAt
+		}
+		if ps.Step != nil && e.state == status.Starting {
+			ms.Progress = s.progressLocked(name, *ps.Step, ps.StartedAt, time.Now())
 		}
 		st.Models = append(st.Models, ms)
 	}

@@ -47,6 +47,7 @@ type Options struct {
 	IgnoreSIGTERM   bool // keep running on SIGTERM (only SIGKILL stops it)
 	SpawnChild      bool // start a grandchild in the same process group
 	IdleChild       bool // internal: be the grandchild (block until killed)
+	Progress        bool // print the flavor's real load lines while loading
 }
 
 // Validate checks the options; it is what `gantry sim` reports on bad flags.
@@ -94,6 +95,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
+	out = &lockedWriter{w: out}
 	lg := log.New(out, "", log.LstdFlags|log.Lmicroseconds)
 	if o.IdleChild {
 		if o.IgnoreSIGTERM {
@@ -140,6 +142,9 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 			}
 		}()
 	} else {
+		if o.Progress {
+			go printLoad(sigCtx, o.Flavor, o.LoadTime, out)
+		}
 		go func() {
 			if sleepCtx(sigCtx, o.LoadTime) {
 				close(loaded)

@@ -61,6 +61,30 @@ type ModelStatus struct {
 	// MemorySource says where memory_bytes comes from (config or estimate).
 	MemorySource string    `json:"memory_source"`
 	Findings     []Finding `json:"findings,omitempty"`
+	// Progress is how far the load has come, while the model starts.
+	Progress *Progress `json:"progress,omitempty"`
+}
+
+// Progress is how far a model's load has come: the phase the engine's own
+// lines show (checkpoint shards, CUDA graphs …) and an estimate of the
+// whole from the model's previous load.
+type Progress struct {
+	Phase string `json:"phase"`
+	// Fraction of the phase, 0 to 1, from the engine; -1 when it says none.
+	Fraction float64 `json:"fraction"`
+	// Done and Total count the phase's units (shards, graph shapes).
+	Done  int `json:"done,omitempty"`
+	Total int `json:"total,omitempty"`
+	// ElapsedSeconds since the start began.
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
+	// LastLoadSeconds is how long the model's previous load took (0:
+	// never loaded here before); Percent and ETASeconds come from it when
+	// known, else from the phase.
+	LastLoadSeconds float64 `json:"last_load_seconds,omitempty"`
+	// Percent is the estimate of the whole load, 0 to 99; -1 unknown.
+	Percent int `json:"percent"`
+	// ETASeconds is the estimated time left; -1 unknown.
+	ETASeconds float64 `json:"eta_seconds"`
 }
 
 // MemoryStatus is the budget and what is reserved of it.
@@ -111,6 +135,8 @@ const (
 	KindIdle     EventKind = "idle"     // an on-demand model idled out
 	KindReload   EventKind = "reload"   // the config was reloaded
 	KindRequest  EventKind = "request"  // a gateway request finished
+	KindProgress EventKind = "progress" // a load reached a new phase or step
+	KindDefault  EventKind = "default"  // a slot's default member comes back
 )
 
 // Event is something the scheduler did or saw, for /api/events and logs.
@@ -126,11 +152,13 @@ type Event struct {
 	LoadSeconds float64 `json:"load_seconds,omitempty"`
 	// Request events (for the dashboard's charts): status code, time to
 	// the first byte, total time, and streamed chunks (≈ tokens).
-	Code       int       `json:"code,omitempty"`
-	TTFBMS     float64   `json:"ttfb_ms,omitempty"`
-	DurationMS float64   `json:"duration_ms,omitempty"`
-	Chunks     int       `json:"chunks,omitempty"`
-	Time       time.Time `json:"time"`
+	Code       int     `json:"code,omitempty"`
+	TTFBMS     float64 `json:"ttfb_ms,omitempty"`
+	DurationMS float64 `json:"duration_ms,omitempty"`
+	Chunks     int     `json:"chunks,omitempty"`
+	// Progress is a progress event's reading.
+	Progress *Progress `json:"progress,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // String is the finding as one line: "level: reason — fix".

@@ -46,6 +46,11 @@ type Log struct {
 	bytes   int      // of the n lines
 	subs    map[chan string]struct{}
 	redact  *strings.Replacer
+	// hook sees every segment of raw output, split at \r as well as \n
+	// (tqdm redraws a bar with \r): load progress is read from it.
+	hooks  map[int]func(segment string)
+	hookID int
+	hooked int // bytes of partial already given to hook
 }
 
 // openFlags open a log file for appending, refusing a symbolic link.
@@ -80,6 +85,33 @@ func (l *Log) SetRedactor(r *strings.Replacer) {
 	l.mu.Lock()
 	l.redact = r
 	l.mu.Unlock()
+}
+
+// AddHook makes the log call f with every segment of the engine's output
+// (the text between carriage returns and newlines, unredacted), as it is
+// read, until remove is called; f runs with the log locked and must be
+// quick.
+func (l *Log) AddHook(f func(segment string)) (remove func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.hooks == nil {
+		l.hooks = map[int]func(string){}
+	}
+	l.hookID++
+	id := l.hookID
+	l.hooks[id] = f
+	return func() {
+		l.mu.Lock()
+		delete(l.hooks, id)
+		l.mu.Unlock()
+	}
+}
+
+// callHooks gives one segment to every hook.
+func (l *Log) callHooks(segment string) {
+	for _, f := range l.hooks {
+		f(segment)
+	}
 }
 
 // Writer opens a new append-only handle for an engine's stdout and stderr.
@@ -152,6 +184,9 @@ func (l *Log) feed(data []byte) {
 			part = part[:room]
 		}
 		l.partial = append(l.partial, part...)
+		if len(l.hooks) > 0 {
+			l.hookSegments(i >= 0)
+		}
 		if i < 0 {
 			return
 		}
@@ -159,9 +194,28 @@ func (l *Log) feed(data []byte) {
 		if l.cut > 0 {
 			line += fmt.Sprintf(" … [%d bytes cut]", l.cut)
 		}
-		l.partial, l.cut = l.partial[:0], 0
+		l.partial, l.cut, l.hooked = l.partial[:0], 0, 0
 		l.addLine(line)
 		data = data[i+1:]
+	}
+}
+
+// hookSegments gives the hook the segments of partial that a \r (or, with
+// ended, the line's end) completes and it has not seen.
+func (l *Log) hookSegments(ended bool) {
+	for {
+		rest := l.partial[l.hooked:]
+		j := bytes.IndexByte(rest, '\r')
+		if j < 0 {
+			if ended && len(rest) > 0 {
+				l.callHooks(string(rest))
+			}
+			return
+		}
+		if j > 0 {
+			l.callHooks(string(rest[:j]))
+		}
+		l.hooked += j + 1
 	}
 }
 

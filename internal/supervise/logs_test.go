@@ -142,3 +142,29 @@ func TestLogRefusesSymlinks(t *testing.T) {
 		t.Errorf("the link's target was changed: %q", b)
 	}
 }
+
+// TestLogHookSeesBarRedraws: a tqdm bar redrawn with \r, without a
+// newline yet, reaches the hook segment by segment as it arrives.
+func TestLogHookSeesBarRedraws(t *testing.T) {
+	l, err := NewLog(filepath.Join(t.TempDir(), "m.log"), 0, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var got []string
+	remove := l.AddHook(func(s string) { got = append(got, s) })
+	l.Write([]byte("Loading: 10%|█ | 1/10\rLoading: 20%|"))
+	l.Write([]byte("██ | 2/10\rLoad"))
+	if strings.Join(got, ";") != "Loading: 10%|█ | 1/10;Loading: 20%|██ | 2/10" {
+		t.Fatalf("before the newline: %q", got)
+	}
+	l.Write([]byte("ed.\ndone\n"))
+	if strings.Join(got, ";") != "Loading: 10%|█ | 1/10;Loading: 20%|██ | 2/10;Loaded.;done" {
+		t.Errorf("%q", got)
+	}
+	remove()
+	l.Write([]byte("after\n"))
+	if len(got) != 4 {
+		t.Errorf("a removed hook was called: %q", got)
+	}
+}

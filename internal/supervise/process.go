@@ -19,6 +19,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/progress"
 	"github.com/gantryhq/gantry/internal/status"
 )
 
@@ -70,6 +71,9 @@ type Options struct {
 	// Registry records the engine before it is spawned, for the next
 	// gantry to adopt or stop (nil: not recorded).
 	Registry *Registry
+	// OnProgress, when set, is called (without locks held) when the
+	// engine's output shows its load reached a new phase or step.
+	OnProgress func(model string, step progress.Step)
 	// Key names the engine in the registry; default the model's name.
 	Key string
 }
@@ -117,6 +121,10 @@ type Process struct {
 	tailOnce  sync.Once
 	kick      chan struct{} // wakes the tail when a start begins
 	adopted   bool
+
+	// prog follows the load's progress in the engine's output (fed by
+	// the log's hook).
+	prog *progress.Tracker
 }
 
 // run is one OS process of the engine.
@@ -174,7 +182,9 @@ func New(m *config.Model, l engine.Launch, logPath string, opts Options) (*Proce
 		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		state:  Stopped, done: make(chan struct{}), kick: make(chan struct{}, 1),
 		spec: specOf(l.Argv, l.Env, l.Container),
+		prog: progress.NewTracker(time.Second),
 	}
+	lg.AddHook(p.prog.Feed)
 	go p.tail()
 	return p, nil
 }
@@ -195,7 +205,25 @@ func (p *Process) tail() {
 		case <-time.After(d):
 		}
 		p.log.Poll()
+		p.reportProgress()
 	}
+}
+
+// reportProgress hands a new load step to OnProgress.
+func (p *Process) reportProgress() {
+	if p.opts.OnProgress == nil {
+		return
+	}
+	st, fresh := p.prog.Take(time.Now())
+	if fresh && p.State() == Starting {
+		p.opts.OnProgress(p.model.Name, st)
+	}
+}
+
+// Progress is the load's latest step, read from the engine's output, and
+// when the load began.
+func (p *Process) Progress() (progress.Step, time.Time) {
+	return p.prog.Current()
 }
 
 // SetRestart turns restarting after failures on or off (a profile switch
@@ -232,6 +260,9 @@ type Status struct {
 	StartedAt time.Time `json:"started_at,omitzero"`
 	ReadyAt   time.Time `json:"ready_at,omitzero"`
 	LastLine  string    `json:"last_log_line,omitempty"`
+	// Step is the load's latest step from the engine's output, while it
+	// starts (nil otherwise).
+	Step *progress.Step `json:"step,omitempty"`
 }
 
 // Status returns the current state.
@@ -241,6 +272,10 @@ func (p *Process) Status() Status {
 		Starts: p.starts, StartedAt: p.startedAt, ReadyAt: p.readyAt, Adopted: p.adopted && p.cur != nil}
 	p.mu.Unlock()
 	s.LastLine = p.log.LastLine()
+	if s.State == Starting {
+		st, _ := p.prog.Current()
+		s.Step = &st
+	}
 	return s
 }
 
@@ -331,6 +366,7 @@ func (p *Process) beginLocked() (chan struct{}, *Event) {
 	p.startedAt = time.Now()
 	p.readyAt = time.Time{}
 	p.phase, p.detail, p.pid, p.adopted = "launching", "", 0, false
+	p.prog.Reset(p.startedAt)
 	p.startDone = make(chan struct{})
 	p.startErr = nil
 	ev := p.setState(Starting, fmt.Sprintf("start %d", p.starts))

@@ -1,0 +1,112 @@
+// Package progress reads how far an engine's load has come from the lines
+// it prints: tqdm bars (vLLM's and SGLang's checkpoint shards and CUDA
+// graph capture), and the milestones each engine logs (weights loaded,
+// torch.compile, KV cache allocated, llama.cpp's tensors and context,
+// Ollama's "model load progress"). The patterns are the engines' real
+// lines, cited in the tests.
+package progress
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Phase names, shared by all engines.
+const (
+	Starting   = "starting"
+	Weights    = "loading weights"
+	Compiling  = "compiling"
+	KVCache    = "allocating KV cache"
+	Graphs     = "capturing CUDA graphs"
+	Context    = "creating context"
+	WarmingUp  = "warming up"
+	ServerUp   = "starting server"
+	LoadedWhen = "weights loaded"
+)
+
+// Step is one reading: the phase and, when the line says, how far in it.
+type Step struct {
+	Phase string `json:"phase"`
+	// Done and Total count the phase's units (shards, graph shapes) when
+	// the line gives them.
+	Done  int `json:"done,omitempty"`
+	Total int `json:"total,omitempty"`
+	// Fraction of the phase, 0 to 1; -1 when the line gives none.
+	Fraction float64 `json:"fraction"`
+}
+
+// tqdm is a tqdm bar: "<desc>: 56% Completed | 5/9 [00:13<00:11, 2.87s/it]"
+// (vLLM's shard loader) or "<desc>:  61%|██████    | 41/67 [00:06<00:04]".
+var tqdm = regexp.MustCompile(`([A-Za-z][^:%]*?):\s+(\d{1,3})%(?: Completed)?\s*\|[^|]*?\|?\s*(\d+)/(\d+)`)
+
+// milestone is a line that marks a phase.
+type milestone struct {
+	re    *regexp.Regexp
+	phase string
+	// fraction is the phase's fraction the line means (1: the phase is
+	// over), or -1; a group named "f" gives it (0 to 1) from the line.
+	fraction float64
+}
+
+var milestones = []milestone{
+	// vLLM
+	{regexp.MustCompile(`Loading weights took [\d.]+ seconds|Model loading took [\d.]+ GiB`), LoadedWhen, 1},
+	{regexp.MustCompile(`Dynamo bytecode transform time|Compiling a graph for dynamic shape|torch\.compile takes|Using cache directory: .* for vLLM's torch\.compile`), Compiling, -1},
+	{regexp.MustCompile(`Available KV cache memory|GPU KV cache size|# GPU blocks`), KVCache, 1},
+	{regexp.MustCompile(`Graph capturing finished in`), Graphs, 1},
+	{regexp.MustCompile(`Starting vLLM API server|Waiting for application startup`), ServerUp, -1},
+	// SGLang
+	{regexp.MustCompile(`Load weight begin`), Weights, -1},
+	{regexp.MustCompile(`Load weight end`), LoadedWhen, 1},
+	{regexp.MustCompile(`KV Cache is allocated|Memory pool end`), KVCache, 1},
+	{regexp.MustCompile(`Capture cuda graph begin`), Graphs, -1},
+	{regexp.MustCompile(`Capture cuda graph end`), Graphs, 1},
+	// llama.cpp (llama-server, and the runner inside Ollama)
+	{regexp.MustCompile(`llama_model_loader: loaded meta data`), Weights, 0},
+	{regexp.MustCompile(`load_tensors: loading model tensors`), Weights, -1},
+	{regexp.MustCompile(`llama_context: constructing|llama_init_from_model|llama_new_context_with_model`), Context, -1},
+	{regexp.MustCompile(`warming up the model`), WarmingUp, -1},
+	// Ollama's server (its DEBUG line carries the fraction)
+	{regexp.MustCompile(`model load progress (?P<f>[\d.]+)`), Weights, -1},
+	{regexp.MustCompile(`llm server loading model|starting llama server`), Weights, -1},
+}
+
+// Parse reads one line (a segment between carriage returns and newlines:
+// tqdm redraws with \r) and returns the load step it shows.
+func Parse(line string) (Step, bool) {
+	if m := tqdm.FindStringSubmatch(line); m != nil {
+		pct, _ := strconv.Atoi(m[2])
+		done, _ := strconv.Atoi(m[3])
+		total, _ := strconv.Atoi(m[4])
+		return Step{Phase: phaseOf(m[1]), Done: done, Total: total, Fraction: float64(min(pct, 100)) / 100}, true
+	}
+	for _, ms := range milestones {
+		m := ms.re.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		s := Step{Phase: ms.phase, Fraction: ms.fraction}
+		if i := ms.re.SubexpIndex("f"); i > 0 {
+			if f, err := strconv.ParseFloat(m[i], 64); err == nil && f >= 0 && f <= 1 {
+				s.Fraction = f
+			}
+		}
+		return s, true
+	}
+	return Step{}, false
+}
+
+// phaseOf names a tqdm bar's phase from its description.
+func phaseOf(desc string) string {
+	d := strings.ToLower(desc)
+	switch {
+	case strings.Contains(d, "checkpoint shards"), strings.Contains(d, "loading weights"), strings.Contains(d, "loading safetensors"):
+		return Weights
+	case strings.Contains(d, "capturing"), strings.Contains(d, "cuda graph"):
+		return Graphs
+	case strings.Contains(d, "compil"):
+		return Compiling
+	}
+	return strings.TrimSpace(d)
+}
