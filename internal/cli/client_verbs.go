@@ -118,7 +118,7 @@ func printStatus(w io.Writer, st status.Status) {
 		switch {
 		case note != "":
 		case m.State == supervise.Starting && m.Progress != nil:
-			note = describeProgress(m)
+			note = m.LoadText()
 		case m.State == supervise.Failed || m.State == supervise.Starting:
 			note = strings.TrimSpace(m.Phase + " " + m.Reason)
 		}

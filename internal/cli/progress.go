@@ -31,13 +31,13 @@ func (v *progressView) show(m status.ModelStatus) {
 		return
 	}
 	if !v.tty {
-		if line := fmt.Sprintf("starting %s: %s", m.Name, phaseOf(m)); line != v.lastShown {
+		if line := fmt.Sprintf("starting %s: %s", m.Name, m.LoadPhase()); line != v.lastShown {
 			fmt.Fprintln(v.e.stderr, line)
 			v.lastShown = line
 		}
 		return
 	}
-	line := fmt.Sprintf("starting %s: %s", m.Name, describeProgress(m))
+	line := fmt.Sprintf("starting %s: %s", m.Name, m.LoadText())
 	if m.Progress == nil {
 		line += fmt.Sprintf(" %s  %s", time.Since(v.began).Round(100*time.Millisecond), trunc(m.LastLogLine, 60))
 	} else {
@@ -55,39 +55,6 @@ func (v *progressView) clear() {
 	}
 }
 
-// phaseOf is what a starting model is doing: the engine's load phase when
-// its output shows one, else the supervisor's phase (launching, waiting for
-// the port …).
-func phaseOf(m status.ModelStatus) string {
-	if p := m.Progress; p != nil && p.Phase != "" && p.Phase != "starting" {
-		return p.Phase
-	}
-	return orDash(m.Phase)
-}
-
-// describeProgress is a load's progress as words: the phase's count, the
-// estimate of the whole from the last load, the time it has taken.
-//
-//	loading weights 3/4 · 45% · 18s, about 22s left (last load 40s)
-func describeProgress(m status.ModelStatus) string {
-	p := m.Progress
-	if p == nil {
-		return phaseOf(m)
-	}
-	parts := []string{phaseOf(m)}
-	if p.Total > 0 {
-		parts[0] += fmt.Sprintf(" %d/%d", p.Done, p.Total)
-	}
-	if p.Percent >= 0 {
-		parts = append(parts, fmt.Sprintf("%d%%", p.Percent))
-	}
-	t := seconds(p.ElapsedSeconds)
-	if p.ETASeconds >= 0 && p.LastLoadSeconds > 0 {
-		t += fmt.Sprintf(", about %s left (last load %s)", seconds(p.ETASeconds), seconds(p.LastLoadSeconds))
-	}
-	return strings.Join(append(parts, t), " · ")
-}
-
 // progressBar is a bar of width cells for percent (no bar when unknown).
 func progressBar(percent, width int) string {
 	if percent < 0 {
@@ -95,8 +62,4 @@ func progressBar(percent, width int) string {
 	}
 	n := min(percent, 100) * width / 100
 	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "] "
-}
-
-func seconds(s float64) string {
-	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
 }

@@ -288,9 +288,9 @@ func (g *Gateway) acquire(w http.ResponseWriter, r *http.Request, target string,
 		l, err := g.sched.Acquire(r.Context(), target)
 		return l, &early{}, err
 	}
-	var note func(time.Duration) []byte
+	var note func(model, load string, waited time.Duration) []byte
 	if r.URL.Path == "/v1/chat/completions" && g.wantsNote(target, p) {
-		note = g.loadingNote(target)
+		note = loadingNote
 	}
 	return g.acquireStreaming(w, r, target, note)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gantryhq/gantry/internal/sched"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // While a streamed request waits for its model to load, its client is not
@@ -30,7 +31,7 @@ type early struct {
 // model loads it sends the keep-alives, and note (when not nil) makes the
 // visible note. When it has sent anything, e.sent is true: the answer's
 // headers are out, and an error must go into the stream.
-func (g *Gateway) acquireStreaming(w http.ResponseWriter, r *http.Request, name string, note func(time.Duration) []byte) (*sched.Lease, *early, error) {
+func (g *Gateway) acquireStreaming(w http.ResponseWriter, r *http.Request, name string, note func(model, load string, waited time.Duration) []byte) (*sched.Lease, *early, error) {
 	type result struct {
 		lease *sched.Lease
 		err   error
@@ -42,6 +43,7 @@ func (g *Gateway) acquireStreaming(w http.ResponseWriter, r *http.Request, name 
 	}()
 	e := &early{}
 	began := time.Now()
+	lastPhase := ""
 	t := time.NewTimer(loadingFirst)
 	defer t.Stop()
 	rc := http.NewResponseController(w)
@@ -52,39 +54,43 @@ func (g *Gateway) acquireStreaming(w http.ResponseWriter, r *http.Request, name 
 		case <-t.C:
 		}
 		waited := time.Since(began).Round(time.Second)
+		st, load := g.loadStatus(name)
 		if !e.sent {
 			e.sent = true
 			w.Header().Set("Content-Type", "text/event-stream")
 			w.Header().Set("Cache-Control", "no-cache")
 			w.Header().Set("X-Accel-Buffering", "no")
 			w.WriteHeader(http.StatusOK)
-			if note != nil {
-				w.Write(note(waited)) //nolint:errcheck // a gone client ends the request's context
-			}
 		}
-		fmt.Fprintf(w, ": gantry is loading %s (%s)\n\n", name, waited)
+		// The note goes out first, and again when the load's phase moved
+		// on: a chat shows a line per phase, not one per tick.
+		if note != nil && st.LoadPhase() != lastPhase {
+			lastPhase = st.LoadPhase()
+			w.Write(note(st.Name, load, waited)) //nolint:errcheck // a gone client ends the request's context
+		}
+		fmt.Fprintf(w, ": gantry is loading %s (%s)\n\n", name, load)
 		rc.Flush() //nolint:errcheck // a gone client ends the request's context
 		t.Reset(loadingEvery)
 	}
 }
 
+// loadStatus is the status of the model name resolves to and its load's
+// progress as words (status.ModelStatus.LoadText).
+func (g *Gateway) loadStatus(name string) (status.ModelStatus, string) {
+	st := status.ModelStatus{Name: name}
+	if m := g.sched.Config().Resolve(name); m != nil {
+		st = g.sched.Status().Model(m.Name)
+	}
+	return st, st.LoadText()
+}
+
 // loadingNote is the visible note of a chat answer: one chunk whose text
 // says what loads and how far it is.
-func (g *Gateway) loadingNote(name string) func(time.Duration) []byte {
-	return func(waited time.Duration) []byte {
-		what := ""
-		if m := g.sched.Config().Resolve(name); m != nil {
-			st := g.sched.Status().Model(m.Name)
-			if st.Phase != "" {
-				what = ", " + st.Phase
-			}
-			name = m.Name
-		}
-		b, _ := json.Marshal(map[string]any{"id": "gantry-loading", "object": "chat.completion.chunk", "created": time.Now().Unix(),
-			"model": name, "choices": []any{map[string]any{"index": 0, "finish_reason": nil,
-				"delta": map[string]string{"role": "assistant", "content": fmt.Sprintf("(loading %s%s: %s so far …)\n\n", name, what, waited)}}}})
-		return append(append([]byte("data: "), b...), "\n\n"...)
-	}
+func loadingNote(model, load string, waited time.Duration) []byte {
+	b, _ := json.Marshal(map[string]any{"id": "gantry-loading", "object": "chat.completion.chunk", "created": time.Now().Unix(),
+		"model": model, "choices": []any{map[string]any{"index": 0, "finish_reason": nil,
+			"delta": map[string]string{"role": "assistant", "content": fmt.Sprintf("(loading %s: %s; waited %s …)\n\n", model, load, waited)}}}})
+	return append(append([]byte("data: "), b...), "\n\n"...)
 }
 
 // wantsNote reports whether a request for name should get the visible
