@@ -3,6 +3,7 @@ package cli
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -76,7 +77,8 @@ func endpointsDoc(c *config.Config, served map[string]string) string {
 	}
 	fmt.Fprintf(&b, "**Use this:** one OpenAI-compatible endpoint for every model: `%s/v1` (auth: %s).\n", gw, authNote)
 	b.WriteString("Pick the model with the request's `model` field (name or alias). Engine ports below are on 127.0.0.1 only, for debugging on the box.\n\n")
-	b.WriteString("| model | aliases | engine | mode | state | gateway URL | engine port | served name |\n|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("A model or slot with its own address (`listen:` in the config) also answers there, with the same API; there the `model` field may be left out.\n\n")
+	b.WriteString("| model | aliases | engine | mode | state | gateway URL | own URL | engine port | served name |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, n := range c.ModelNames() {
 		m := c.Models[n]
 		state := "unknown"
@@ -87,10 +89,16 @@ func endpointsDoc(c *config.Config, served map[string]string) string {
 		if m.Slot != "" {
 			mode += ", slot " + m.Slot
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | `%s/v1` | %d | `%s` |\n", n, strings.Join(m.Aliases, ", "), m.Engine, mode, state, gw, m.Port, n)
+		own := "-"
+		if m.Listen != "" {
+			own = "`http://" + docsAddr(m.Listen) + "/v1`"
+		} else if sl := c.Slots[m.Slot]; sl != nil && sl.Listen != "" {
+			own = "`http://" + docsAddr(sl.Listen) + "/v1` (slot)"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | `%s/v1` | %s | %d | `%s` |\n", n, strings.Join(m.Aliases, ", "), m.Engine, mode, state, gw, own, m.Port, n)
 	}
 	if len(c.Slots) > 0 {
-		b.WriteString("\n## Slots\n\n| slot | port | members |\n|---|---|---|\n")
+		b.WriteString("\n## Slots\n\n| slot | URL | engine port | default | members |\n|---|---|---|---|---|\n")
 		for _, s := range sortedNames(c.Slots) {
 			var members []string
 			for _, n := range c.ModelNames() {
@@ -98,7 +106,12 @@ func endpointsDoc(c *config.Config, served map[string]string) string {
 					members = append(members, n)
 				}
 			}
-			fmt.Fprintf(&b, "| %s | %d | %s |\n", s, c.Slots[s].Port, strings.Join(members, ", "))
+			sl := c.Slots[s]
+			url := "-"
+			if sl.Listen != "" {
+				url = "`http://" + docsAddr(sl.Listen) + "/v1`"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s |\n", s, url, sl.Port, orDash(sl.Default), strings.Join(members, ", "))
 		}
 	}
 	if len(c.Services) > 0 {
@@ -110,6 +123,22 @@ func endpointsDoc(c *config.Config, served map[string]string) string {
 	b.WriteString("\n## Admin\n\n")
 	fmt.Fprintf(&b, "Dashboard and admin API: `%s/` and `%s/api/status` (admin key when keys are set). Health: `%s/healthz`.\n", gw, gw, gw)
 	return b.String()
+}
+
+// docsAddr is the address to write for a listener: its own host, or this
+// machine's name when it listens on every interface (clients elsewhere
+// reach it by that name).
+func docsAddr(listen string) string {
+	h, p, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if h == "" || h == "0.0.0.0" || h == "::" {
+		if name, err := os.Hostname(); err == nil && name != "" {
+			return net.JoinHostPort(name, p)
+		}
+	}
+	return dialable(listen)
 }
 
 func sortedNames[V any](m map[string]V) []string {

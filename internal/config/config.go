@@ -157,6 +157,12 @@ type Model struct {
 	// while the model loads ("loading qwen3-32b: 45% …").
 	LoadingMessage bool `yaml:"loading_message" json:"loading_message,omitempty"`
 
+	// Listen is an address gantry itself serves this model on, with the
+	// whole gateway API (the seed's own address, e.g. 0.0.0.0:30000):
+	// every request there goes to this model. The engine runs on its own
+	// port on loopback.
+	Listen string `yaml:"listen" json:"listen,omitempty"`
+
 	// PortAssigned is true when gantry picked the port (none was configured).
 	PortAssigned bool `yaml:"-" json:"port_assigned,omitempty"`
 }
@@ -187,6 +193,23 @@ type Slot struct {
 	// DuringSwitch says what happens to new requests for the member being
 	// switched away: "wait" (default) queues them, "refuse" answers 503.
 	DuringSwitch string `yaml:"during_switch" json:"during_switch"`
+	// Listen is an address gantry serves the slot on: a member's name
+	// switches the slot to it, any other name (or none) goes to the
+	// current member, or the default when the slot is empty.
+	Listen string `yaml:"listen" json:"listen,omitempty"`
+	// RestoreDefault starts the default member again when another member
+	// idles out (default true); DefaultAfter waits that long first.
+	RestoreDefault *bool    `yaml:"restore_default" json:"restore_default"`
+	DefaultAfter   Duration `yaml:"default_after" json:"default_after"`
+	// PortAssigned is true when gantry picked the port (the slot has a
+	// listen and no port).
+	PortAssigned bool `yaml:"-" json:"port_assigned,omitempty"`
+}
+
+// Restores reports whether the slot's default comes back when another
+// member idles out.
+func (s *Slot) Restores() bool {
+	return s.Default != "" && (s.RestoreDefault == nil || *s.RestoreDefault)
 }
 
 // Preset is a name clients may ask for: model M serves it, with the
@@ -456,6 +479,10 @@ func (c *Config) applyDefaults() {
 		if sl.DuringSwitch == "" {
 			sl.DuringSwitch = "wait"
 		}
+		if sl.RestoreDefault == nil {
+			t := true
+			sl.RestoreDefault = &t
+		}
 	}
 	if c.Models == nil {
 		c.Models = map[string]*Model{}
@@ -546,6 +573,17 @@ func (c *Config) assignPorts() {
 	if op := c.Engines[EngineOllama].Port; op > 0 {
 		used[op] = true
 	}
+	// gantry's own doors: an engine may not take their ports.
+	for _, l := range c.doors() {
+		if _, p, err := splitHostPort(l); err == nil && p > 0 {
+			used[p] = true
+		}
+	}
+	for _, name := range sortedKeys(c.Slots) {
+		if s := c.Slots[name]; s != nil && s.Port == 0 && s.Listen != "" {
+			s.Port, s.PortAssigned = c.freePort(name, used), true
+		}
+	}
 	for _, name := range c.ModelNames() {
 		m := c.Models[name]
 		if m.Port != 0 {
@@ -566,20 +604,69 @@ func (c *Config) assignPorts() {
 			used[es.Port] = true
 			continue
 		}
-		r := c.PortRange
-		span := r.Last - r.First + 1
-		h := fnv.New32a()
-		h.Write([]byte(name))
-		start := int(h.Sum32() % uint32(span))
-		for i := 0; i < span; i++ {
-			p := r.First + (start+i)%span
-			if !used[p] {
-				m.Port, m.PortAssigned = p, true
-				used[p] = true
-				break
-			}
+		if p := c.freePort(name, used); p > 0 {
+			m.Port, m.PortAssigned = p, true
 		}
 	}
+}
+
+// freePort picks an unused port of port_range for name, by a hash of the
+// name, probing past used ones; it marks the port used (0: the range is
+// full, which validation reports).
+func (c *Config) freePort(name string, used map[int]bool) int {
+	r := c.PortRange
+	span := r.Last - r.First + 1
+	if span <= 0 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	start := int(h.Sum32() % uint32(span))
+	for i := 0; i < span; i++ {
+		p := r.First + (start+i)%span
+		if !used[p] {
+			used[p] = true
+			return p
+		}
+	}
+	return 0
+}
+
+// Door is an address gantry serves on besides listen: Ollama's API, a
+// model's or a slot's own listener.
+type Door struct {
+	// Key is the config key ("models.qwen.listen"), for messages.
+	Key  string
+	Addr string
+	// Model or Slot is what the door serves ("" for Ollama's API).
+	Model, Slot string
+}
+
+// Doors are the config's listeners besides listen, in a stable order.
+func (c *Config) Doors() []Door {
+	var ds []Door
+	if c.OllamaAPI != nil && c.OllamaAPI.Listen != "" {
+		ds = append(ds, Door{Key: "ollama_api.listen", Addr: c.OllamaAPI.Listen})
+	}
+	for _, name := range c.ModelNames() {
+		if l := c.Models[name].Listen; l != "" {
+			ds = append(ds, Door{Key: "models." + name + ".listen", Addr: l, Model: name})
+		}
+	}
+	for _, name := range sortedKeys(c.Slots) {
+		if s := c.Slots[name]; s != nil && s.Listen != "" {
+			ds = append(ds, Door{Key: "slots." + name + ".listen", Addr: s.Listen, Slot: name})
+		}
+	}
+	return ds
+}
+
+func (c *Config) doors() []string {
+	var out []string
+	for _, d := range c.Doors() {
+		out = append(out, d.Addr)
+	}
+	return out
 }
 
 // ModelNames returns the configured model names, sorted.

@@ -167,8 +167,11 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Models["qwen-uncensored"].Port != 30001 || c.Resolve("default") != c.Models["scout"] {
-		t.Errorf("slot port %d, default → %v", c.Models["qwen-uncensored"].Port, c.Resolve("default"))
+	if p := c.Models["qwen-uncensored"].Port; p == 30001 || p != c.Slots["private"].Port || c.Resolve("default") != c.Models["scout"] {
+		t.Errorf("slot port %d, default → %v", p, c.Resolve("default"))
+	}
+	if p := c.Models["scout"].Port; p == 30000 || c.Models["scout"].Listen != "0.0.0.0:30000" {
+		t.Errorf("scout's engine port %d: the seed's address is gantry's", p)
 	}
 }
 

@@ -332,22 +332,31 @@ func (v *validator) run() {
 	if lport > 0 {
 		portUsers[lport] = append(portUsers[lport], user{"listen (the gateway)", []string{"listen"}})
 	}
-	if oa := c.OllamaAPI; oa != nil {
-		p := []string{"ollama_api", "listen"}
-		if _, port, err := splitHostPort(oa.Listen); err != nil || port == 0 {
-			v.add(p, "%q is not host:port (e.g. 127.0.0.1:11435)", oa.Listen)
-		} else {
-			portUsers[port] = append(portUsers[port], user{"ollama_api.listen", p})
-			if len(c.Auth.APIKeys) == 0 && !IsLoopback(oa.Listen) {
-				v.add(p, "%s accepts connections from other machines but auth.api_keys is empty: add a key, or listen on 127.0.0.1", oa.Listen)
-			}
+	lkey := map[string]string{c.Listen: "listen"}
+	for _, d := range c.Doors() {
+		p := strings.Split(d.Key, ".")
+		if d.Model != "" || d.Slot != "" {
+			p = []string{p[0], strings.TrimSuffix(strings.TrimPrefix(d.Key, p[0]+"."), ".listen"), "listen"}
 		}
+		if _, port, err := splitHostPort(d.Addr); err != nil || port == 0 {
+			v.add(p, "%q is not host:port (e.g. 0.0.0.0:30000)", d.Addr)
+			continue
+		} else {
+			portUsers[port] = append(portUsers[port], user{d.Key, p})
+		}
+		if len(c.Auth.APIKeys) == 0 && !IsLoopback(d.Addr) {
+			v.add(p, "%s accepts connections from other machines but auth.api_keys is empty: add a key, or listen on 127.0.0.1", d.Addr)
+		}
+		if o, ok := lkey[d.Addr]; ok {
+			v.add(p, "%s is also %s: each listener needs its own address", d.Addr, o)
+		}
+		lkey[d.Addr] = d.Key
 	}
 	for _, name := range sortedKeys(c.Slots) {
 		s := c.Slots[name]
 		p := []string{"slots", name}
 		if s == nil || s.Port <= 0 || s.Port > 65535 {
-			v.add(append(p, "port"), "a slot needs a port from 1 to 65535")
+			v.add(append(p, "port"), "a slot needs a port from 1 to 65535 (or a listen, and gantry picks the engines' port)")
 			continue
 		}
 		portUsers[s.Port] = append(portUsers[s.Port], user{"slots." + name, append(p, "port")})
@@ -447,6 +456,9 @@ func (v *validator) run() {
 		}
 		if s.MinResidency < 0 {
 			v.add([]string{"slots", name, "min_residency"}, "must not be negative")
+		}
+		if s.DefaultAfter < 0 {
+			v.add([]string{"slots", name, "default_after"}, "must not be negative")
 		}
 		if s.Default == "" {
 			continue

@@ -116,6 +116,16 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 			return err
 		}
 	}
+	pinnedDoor := func(d config.Door) http.Handler {
+		m := http.NewServeMux()
+		gw.Register(m, gateway.Wraps{Gateway: keys.Gateway, GatewayAnthropic: keys.GatewayShaped(gateway.AnthropicShape), Admin: keys.Admin})
+		return gateway.Pinned(gateway.Pin{Model: d.Model, Slot: d.Slot}, m)
+	}
+	if err := ds.openPinned(cfg, pinnedDoor, isUpstreamPath, false); err != nil {
+		ds.close()
+		s.Close(context.Background()) //nolint:errcheck // nothing started yet
+		return err
+	}
 	ds.serve()
 	addr := ds.list[0].ln.Addr().String()
 	lg.Info("gantry serving", "addr", addr, "models", len(cfg.Models))
@@ -150,6 +160,9 @@ loop:
 			if next := reload(ctx, lg, s, keys, current); next != nil {
 				current = next
 				ds.update(next)
+				if err := ds.openPinned(next, pinnedDoor, isUpstreamPath, true); err != nil {
+					lg.Error("reload: a listener did not open", "err", err)
+				}
 			}
 		}
 	}

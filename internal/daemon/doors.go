@@ -2,6 +2,10 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"maps"
+	"slices"
+	"sync/atomic"
 	"fmt"
 	"log/slog"
 	"net"
@@ -18,11 +22,13 @@ import (
 // a model's or a slot's own address. Every door wears the same guard
 // (Host check, cross-site refusal, CORS) with its own address.
 type door struct {
-	name   string // the config key it comes from, for messages
-	addr   string
-	policy *guard.Policy
-	srv    *http.Server
-	ln     net.Listener
+	name    string // the config key it comes from, for messages
+	addr    string
+	policy  *guard.Policy
+	srv     *http.Server
+	ln      net.Listener
+	pinned  bool        // a model's or slot's own door, opened and closed on reload
+	removed atomic.Bool // closed on purpose: its end is no error
 }
 
 // doors are all of gantry's listeners.
@@ -36,9 +42,14 @@ func newDoors(lg *slog.Logger) *doors { return &doors{lg: lg, errc: make(chan er
 
 // open listens on addr; admin says which paths are the admin API's.
 func (ds *doors) open(name, addr string, cfg *config.Config, h http.Handler, admin func(string) bool) error {
+	_, err := ds.add(name, addr, cfg, h, admin)
+	return err
+}
+
+func (ds *doors) add(name, addr string, cfg *config.Config, h http.Handler, admin func(string) bool) (*door, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w (is another gantry, or an engine, on that port?)", name, addr, err)
+		return nil, fmt.Errorf("%s %s: %w (is another gantry, or an engine, on that port?)", name, addr, err)
 	}
 	d := &door{name: name, addr: addr, ln: ln, policy: guard.New(addr, cfg.AllowedHosts, cfg.CORS.AllowedOrigins)}
 	d.srv = &http.Server{
@@ -51,15 +62,65 @@ func (ds *doors) open(name, addr string, cfg *config.Config, h http.Handler, adm
 		ErrorLog:          slog.NewLogLogger(ds.lg.Handler(), slog.LevelDebug),
 	}
 	ds.list = append(ds.list, d)
-	return nil
+	return d, nil
 }
 
 // serve starts every door; a door that stops serving reports on errc.
 func (ds *doors) serve() {
 	for _, d := range ds.list {
-		go func() { ds.errc <- d.srv.Serve(d.ln) }()
-		ds.lg.Info("gantry listening", "on", d.name, "addr", d.ln.Addr().String())
+		ds.serveOne(d)
 	}
+}
+
+func (ds *doors) serveOne(d *door) {
+	go func() {
+		err := d.srv.Serve(d.ln)
+		if !d.removed.Load() {
+			ds.errc <- err
+		}
+	}()
+	ds.lg.Info("gantry listening", "on", d.name, "addr", d.ln.Addr().String())
+}
+
+// openPinned opens the config's model and slot doors (models.<name>.listen,
+// slots.<slot>.listen) that are not open yet and closes those the config
+// no longer has; handler builds a door's handler. On a reload a door that
+// cannot open is logged and left out (the rest of the config applies).
+func (ds *doors) openPinned(cfg *config.Config, handler func(config.Door) http.Handler, admin func(string) bool, serve bool) error {
+	want := map[string]config.Door{}
+	for _, d := range cfg.Doors() {
+		if d.Model != "" || d.Slot != "" {
+			want[d.Key+" "+d.Addr] = d
+		}
+	}
+	keep := ds.list[:0]
+	for _, d := range ds.list {
+		if _, ok := want[d.name+" "+d.addr]; d.pinned && !ok {
+			d.removed.Store(true)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			d.srv.Shutdown(ctx) //nolint:errcheck // streams still open are cut
+			cancel()
+			ds.lg.Info("gantry stopped listening", "on", d.name, "addr", d.addr)
+			continue
+		}
+		delete(want, d.name+" "+d.addr)
+		keep = append(keep, d)
+	}
+	ds.list = keep
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		cd := want[k]
+		d, err := ds.add(cd.Key, cd.Addr, cfg, handler(cd), admin)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		d.pinned = true
+		if serve {
+			ds.serveOne(d)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // update applies a reloaded config's hosts and origins to every door.

@@ -131,7 +131,11 @@ func (g *Gateway) modelList() []modelEntry {
 }
 
 func (g *Gateway) models(w http.ResponseWriter, r *http.Request) {
-	apierr.WriteJSON(w, http.StatusOK, map[string]any{"object": "list", "data": g.modelList()})
+	data := g.modelList()
+	if p, ok := pinOf(r); ok {
+		data = pinnedList(g.sched.Config(), p, data)
+	}
+	apierr.WriteJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
 }
 
 // hopHeaders are not relayed (RFC 9110 §7.6.1, and the headers a
@@ -230,6 +234,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
 		}
 		return
 	}
+	body = g.pinBody(r, body)
 	f, err := topFields(body)
 	name, start, end, found := f.model, f.start, f.end, f.found
 	switch {

@@ -95,7 +95,7 @@ func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, parse func([
 		errorShape(w, a.Status, a.Code, err.Error())
 		return
 	}
-	c, err := parse(body)
+	c, err := parse(g.pinBody(r, body))
 	if err != nil {
 		errorShape(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return

@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net/textproto"
 	"net/http"
 	"os"
 	"strings"
@@ -66,6 +67,12 @@ func (g *Gateway) upload(w http.ResponseWriter, r *http.Request) {
 			a := bodyError(err)
 			openAIError(rec, a.Status, a.Code, "could not read the upload: "+err.Error())
 			return
+		}
+	}
+	if p, ok := pinOf(r); ok {
+		name = g.pinned(p, name)
+		if modelHeader == nil {
+			modelHeader = textproto.MIMEHeader{"Content-Disposition": {`form-data; name="model"`}}
 		}
 	}
 	if name == "" {

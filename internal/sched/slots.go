@@ -137,3 +137,34 @@ func (s *Scheduler) Switch(ctx context.Context, slot, model string) error {
 	}
 	return s.Start(ctx, e.m.Name)
 }
+
+// SlotTarget is the member a request to the slot's own address goes to
+// when it names no member: the one being switched to, else the one
+// holding the slot, else the slot's default, else its first member by name.
+func (s *Scheduler) SlotTarget(slot string) string {
+	cfg := s.conf.Load()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.switching[slot]; e != nil {
+		return e.m.Name
+	}
+	first := ""
+	for _, name := range cfg.ModelNames() {
+		e := s.models[name]
+		if e == nil || e.m.Slot != slot {
+			continue
+		}
+		if e.holds && !e.draining {
+			return name
+		}
+		if first == "" {
+			first = name
+		}
+	}
+	if sl := cfg.Slots[slot]; sl != nil {
+		if m := cfg.Resolve(sl.Default); m != nil {
+			return m.Name
+		}
+	}
+	return first
+}

@@ -2,9 +2,14 @@ package sched
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/status"
+	"github.com/gantryhq/gantry/internal/supervise"
 )
 
 func TestResidencyLeft(t *testing.T) {
@@ -73,5 +78,85 @@ models:
 		if took := time.Since(began); took > 13*time.Second {
 			t.Errorf("the switch took %s with min_residency 0s", took)
 		}
+	})
+}
+
+// TestSlotDefaultComesBack: the slot's default starts at boot and does not
+// idle out; a member that takes the slot and idles out gives it back to
+// the default after default_after, with a default event.
+func TestSlotDefaultComesBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var events []Event
+		var mu sync.Mutex
+		c, err := config.Parse("t.yaml", []byte("root: "+t.TempDir()+"\nmemory: {reserve: 0GiB}\n"+`slots:
+  private: {port: 30001, default: qwen, default_after: 1m, min_residency: 0s}
+models:
+  qwen: {engine: sim, memory: 10GiB, slot: private, idle_timeout: 5m}
+  r1: {engine: sim, memory: 10GiB, slot: private, idle_timeout: 5m}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := map[string]*fakeRunner{}
+		s, err := New(c, Options{MemoryTotal: 100 << 30, OnEvent: func(ev Event) {
+			mu.Lock()
+			events = append(events, ev)
+			mu.Unlock()
+		}, NewRunner: func(sp RunnerSpec) (Runner, error) {
+			f := &fakeRunner{m: sp.Model, opts: sp.Options, load: 10 * time.Second, state: supervise.Stopped}
+			r[sp.Model.Name] = f
+			return f, nil
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close(context.Background())
+		s.Boot(context.Background())
+		time.Sleep(time.Hour) // the default is loaded and idle for long
+		synctest.Wait()
+		r["qwen"].wantState(t, "ready")
+
+		use(t, s, "r1") // takes the slot
+		r["qwen"].wantState(t, "stopped")
+		time.Sleep(5*time.Minute + time.Second) // r1 idles out
+		synctest.Wait()
+		r["r1"].wantState(t, "stopped")
+		r["qwen"].wantState(t, "stopped") // not before default_after
+		time.Sleep(time.Minute + 11*time.Second)
+		synctest.Wait()
+		r["qwen"].wantState(t, "ready")
+		mu.Lock()
+		defer mu.Unlock()
+		found := false
+		for _, ev := range events {
+			if ev.Kind == status.KindDefault && ev.Model == "qwen" && ev.From == "r1" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no default event: %+v", events)
+		}
+	})
+}
+
+// TestSlotDefaultStaysAwayWhenTaken: a request for another member during
+// default_after keeps the slot; the default does not push it out.
+func TestSlotDefaultStaysAwayWhenTaken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, r := newTestSched(t, `slots:
+  private: {port: 30001, default: qwen, default_after: 1m, min_residency: 0s}
+models:
+  qwen: {engine: sim, memory: 10GiB, slot: private, idle_timeout: 5m}
+  r1: {engine: sim, memory: 10GiB, slot: private, idle_timeout: 5m}
+`, 100<<30)
+		use(t, s, "r1")
+		time.Sleep(5*time.Minute + time.Second)
+		synctest.Wait()
+		r["r1"].wantState(t, "stopped")
+		use(t, s, "r1") // back within default_after
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		r["qwen"].wantState(t, "stopped")
+		r["r1"].wantState(t, "ready")
 	})
 }
