@@ -3,15 +3,15 @@ package daemon
 import (
 	"context"
 	"errors"
-	"maps"
-	"slices"
-	"sync/atomic"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gantryhq/gantry/internal/config"
