@@ -13,7 +13,8 @@ import (
 
 // TestDashboardInChromium drives the dashboard in headless Chromium as a
 // user would: sign in, start a model with its button, see it turn ready,
-// read its log, switch a slot, send a chat; and saves a screenshot.
+// read its log, switch a slot, send a chat and find it in the activity
+// table; and saves a screenshot.
 func TestDashboardInChromium(t *testing.T) {
 	d := startDaemon(t, `
 listen: LISTEN
@@ -79,6 +80,9 @@ profiles:
 	step(t, d, ctx, poll(`document.getElementById("chatstats").textContent.includes("tokens/s")`))
 	stats := step(t, d, ctx, chromedp.Text(`#chatstats`))
 	answer := step(t, d, ctx, chromedp.Text(`#answer`))
+	// The chat is in today's activity, with the engine's token count.
+	step(t, d, ctx, poll(`[...document.querySelectorAll("#totals tbody tr")].some(tr => tr.cells[0].textContent === "chat" && tr.cells[4].textContent === "16")`))
+	step(t, d, ctx, poll(`[...document.querySelectorAll("#activity tbody tr")].some(tr => tr.cells[1].textContent === "chat" && tr.cells[5].textContent.endsWith("/16"))`))
 	// Let the charts draw with the requests in them.
 	step(t, d, ctx, chromedp.Sleep(1200*time.Millisecond))
 	if !strings.Contains(logText, "sim: ready at") || !strings.Contains(answer, "Hallo") || !strings.Contains(stats, "16 tokens") {

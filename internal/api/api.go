@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantryhq/gantry/internal/activity"
 	"github.com/gantryhq/gantry/internal/apierr"
 	"github.com/gantryhq/gantry/internal/check"
 	"github.com/gantryhq/gantry/internal/plan"
@@ -26,9 +27,10 @@ import (
 
 // Server serves the admin API of one scheduler.
 type Server struct {
-	sched  *sched.Scheduler
-	logger *slog.Logger
-	events *Hub
+	sched    *sched.Scheduler
+	logger   *slog.Logger
+	events   *Hub
+	activity *activity.Store // nil: the activity log is off
 }
 
 // New returns the admin API for s; events may be nil.
@@ -60,6 +62,7 @@ func (s *Server) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handl
 	h("GET /api/inventory", s.inventory)
 	h("POST /api/check", s.check)
 	h("GET /api/events", s.eventStream)
+	h("GET /api/activity", s.activityLog)
 }
 
 // readJSON decodes a small JSON request body into v (a pointer to a

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -68,6 +69,37 @@ func bearer(r *http.Request) (string, bool) {
 		return h, true
 	}
 	return "", false
+}
+
+// Name names the key a request presents, for logs: "key N" for the Nth of
+// auth.api_keys, "admin key N" for one of auth.admin_keys only, "" when
+// there is none or it is not known. The key itself is never shown.
+func (k *Keys) Name(r *http.Request) string {
+	key, ok := bearer(r)
+	if !ok || key == "" {
+		return ""
+	}
+	ks := k.p.Load()
+	if i := index(key, ks.api); i >= 0 {
+		return fmt.Sprintf("key %d", i+1)
+	}
+	if i := index(key, ks.admin); i >= 0 {
+		return fmt.Sprintf("admin key %d", i+1)
+	}
+	return ""
+}
+
+// index is the position of key in set (-1: none), comparing every entry
+// in constant time.
+func index(key string, set [][32]byte) int {
+	h := sha256.Sum256([]byte(key))
+	at := -1
+	for i, s := range set {
+		if subtle.ConstantTimeCompare(h[:], s[:]) == 1 {
+			at = i
+		}
+	}
+	return at
 }
 
 // match compares in constant time (over hashes, so lengths leak nothing).

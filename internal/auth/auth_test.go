@@ -37,3 +37,16 @@ func TestRemovedKeyEndsItsStream(t *testing.T) {
 		t.Errorf("the kept key's stream: %q", got)
 	}
 }
+
+func TestKeyNames(t *testing.T) {
+	k := New([]string{"sk-a", "sk-b"}, []string{"sk-admin"})
+	for key, want := range map[string]string{"sk-a": "key 1", "sk-b": "key 2", "sk-admin": "admin key 1", "sk-nope": "", "": ""} {
+		r := httptest.NewRequest("POST", "/v1/chat/completions", nil)
+		if key != "" {
+			r.Header.Set("Authorization", "Bearer "+key)
+		}
+		if got := k.Name(r); got != want {
+			t.Errorf("%q: %q, want %q", key, got, want)
+		}
+	}
+}

@@ -7,9 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"text/tabwriter"
-	"time"
 
 	"github.com/gantryhq/gantry/internal/check"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 func runCheck(e *env, args []string) error {
@@ -67,25 +67,30 @@ func runEvents(e *env, args []string) error {
 			fmt.Fprintln(e.stdout, data)
 			return
 		}
-		var ev struct {
-			Kind, Model, From, To, Reason, Diagnosis string
-			Time                                     time.Time
-		}
+		var ev status.Event
 		json.Unmarshal([]byte(data), &ev) //nolint:errcheck // shown raw below if odd
-		line := fmt.Sprintf("%s  %-8s %-14s", ev.Time.Local().Format("15:04:05.000"), ev.Kind, ev.Model)
-		if ev.From != "" || ev.To != "" {
-			line += fmt.Sprintf(" %s → %s", orDash(ev.From), orDash(ev.To))
-		}
-		if ev.Reason != "" {
-			line += "  " + ev.Reason
-		}
-		if ev.Diagnosis != "" {
-			line += "  [" + ev.Diagnosis + "]"
-		}
-		fmt.Fprintln(e.stdout, line)
+		fmt.Fprintln(e.stdout, eventLine(ev))
 	})
 	if errors.Is(err, context.Canceled) || e.ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// eventLine is one event as `gantry events` and `gantry top` print it.
+func eventLine(ev status.Event) string {
+	line := fmt.Sprintf("%s  %-8s %-14s", ev.Time.Local().Format("15:04:05.000"), ev.Kind, ev.Model)
+	if ev.Progress != nil {
+		line += " " + status.ModelStatus{Progress: ev.Progress}.LoadText()
+	}
+	if ev.From != "" || ev.To != "" {
+		line += fmt.Sprintf(" %s → %s", orDash(ev.From), orDash(ev.To))
+	}
+	if ev.Reason != "" {
+		line += "  " + ev.Reason
+	}
+	if ev.Diagnosis != "" {
+		line += "  [" + ev.Diagnosis + "]"
+	}
+	return line
 }

@@ -59,6 +59,12 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// writeJSONLine writes v as one line of JSON (for streams a script reads
+// line by line).
+func writeJSONLine(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
+}
+
 // validate is the one validation of a config file that `config validate`
 // and `doctor` both run: decoding, every rule of the config itself, and
 // what only the files and the box can tell — estimates, paths that do not

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/gantryhq/gantry/internal/activity"
 	"github.com/gantryhq/gantry/internal/status"
 )
 
@@ -281,4 +282,32 @@ func (c *Client) Post(ctx context.Context, path string, body any) (*http.Respons
 		return nil, err
 	}
 	return c.do(ctx, http.MethodPost, path, strings.NewReader(string(b)))
+}
+
+// Activity returns the activity log's newest records and totals; q holds
+// model, since and limit.
+func (c *Client) Activity(ctx context.Context, q url.Values) (activity.Result, error) {
+	var res activity.Result
+	err := c.getJSON(ctx, http.MethodGet, "/api/activity?"+q.Encode(), &res)
+	return res, err
+}
+
+// FollowActivity calls fn with each new record (of model, "" all) until
+// ctx is done or the daemon goes away.
+func (c *Client) FollowActivity(ctx context.Context, model string, fn func(activity.Record)) error {
+	q := url.Values{"follow": {"1"}}
+	if model != "" {
+		q.Set("model", model)
+	}
+	resp, err := c.do(ctx, http.MethodGet, "/api/activity?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return ReadSSE(resp.Body, func(event, data string) {
+		var r activity.Record
+		if event == "activity" && json.Unmarshal([]byte(data), &r) == nil {
+			fn(r)
+		}
+	})
 }

@@ -58,15 +58,17 @@ type Config struct {
 	CORS CORS `yaml:"cors" json:"cors"`
 	// OllamaAPI serves Ollama's API for every model on a listener of its
 	// own; off when absent.
-	OllamaAPI *OllamaAPI                 `yaml:"ollama_api" json:"ollama_api,omitempty"`
-	Memory    Memory                     `yaml:"memory" json:"memory"`
-	Auth      Auth                       `yaml:"auth" json:"-"`
-	Defaults  Defaults                   `yaml:"defaults" json:"defaults"`
-	Models    map[string]*Model          `yaml:"models" json:"models"`
-	Engines   map[string]*EngineSettings `yaml:"engines" json:"engines"`
-	Services  map[string]*Service        `yaml:"services" json:"services"`
-	Slots     map[string]*Slot           `yaml:"slots" json:"slots"`
-	Profiles  map[string]*Profile        `yaml:"profiles" json:"profiles"`
+	OllamaAPI *OllamaAPI `yaml:"ollama_api" json:"ollama_api,omitempty"`
+	// Activity is the activity log's retention.
+	Activity Activity                   `yaml:"activity" json:"activity"`
+	Memory   Memory                     `yaml:"memory" json:"memory"`
+	Auth     Auth                       `yaml:"auth" json:"-"`
+	Defaults Defaults                   `yaml:"defaults" json:"defaults"`
+	Models   map[string]*Model          `yaml:"models" json:"models"`
+	Engines  map[string]*EngineSettings `yaml:"engines" json:"engines"`
+	Services map[string]*Service        `yaml:"services" json:"services"`
+	Slots    map[string]*Slot           `yaml:"slots" json:"slots"`
+	Profiles map[string]*Profile        `yaml:"profiles" json:"profiles"`
 	// Presets are names clients may ask for, each served by a model with
 	// request parameters set or stripped.
 	Presets map[string]*Preset `yaml:"presets" json:"presets,omitempty"`
@@ -79,6 +81,17 @@ type Config struct {
 	// default, so one bad value is reported once, not again as a zero.
 	bad map[string]bool
 }
+
+// Activity bounds the activity log (<root>/state/activity): records older
+// than KeepDays go, and beyond the newest KeepRows. Either 0 turns the
+// log off.
+type Activity struct {
+	KeepDays int `yaml:"keep_days" json:"keep_days"`
+	KeepRows int `yaml:"keep_rows" json:"keep_rows"`
+}
+
+// On reports whether requests are recorded.
+func (a Activity) On() bool { return a.KeepDays > 0 && a.KeepRows > 0 }
 
 // OllamaAPI is the listener of Ollama's API.
 type OllamaAPI struct {
@@ -468,6 +481,12 @@ func (c *Config) applyDefaults() {
 	}
 	if unset("max_body_total") {
 		c.MaxBodyTotal = 256 << 20
+	}
+	if unset("activity", "keep_days") {
+		c.Activity.KeepDays = 30
+	}
+	if unset("activity", "keep_rows") {
+		c.Activity.KeepRows = 1000000
 	}
 	for name, sl := range c.Slots {
 		if sl == nil {

@@ -268,6 +268,7 @@ func TestSchemaCoversEveryKey(t *testing.T) {
 		{"profiles", reflect.TypeOf(Profile{}), props(addl(sub("profiles")))},
 		{"presets", reflect.TypeOf(Preset{}), props(addl(sub("presets")))},
 		{"ollama_api", reflect.TypeOf(OllamaAPI{}), props(sub("ollama_api"))},
+		{"activity", reflect.TypeOf(Activity{}), props(sub("activity"))},
 		{"cors", reflect.TypeOf(CORS{}), props(sub("cors"))},
 	}
 	for _, c := range cases {

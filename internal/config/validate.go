@@ -314,6 +314,9 @@ func (v *validator) run() {
 			v.add([]string{"cors", "allowed_origins", strconv.Itoa(i)}, "%q is not an origin: write scheme://host[:port], e.g. http://localhost:8080", o)
 		}
 	}
+	if c.Activity.KeepDays < 0 || c.Activity.KeepRows < 0 {
+		v.add([]string{"activity"}, "keep_days and keep_rows must not be negative (0 turns the log off)")
+	}
 	if c.Defaults.QueueLimit < 0 {
 		v.add([]string{"defaults", "queue_limit"}, "must not be negative")
 	}

@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/gantryhq/gantry/internal/activity"
 	"github.com/gantryhq/gantry/internal/api"
 	"github.com/gantryhq/gantry/internal/auth"
 	"github.com/gantryhq/gantry/internal/config"
@@ -94,12 +96,29 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		s.Close(context.Background()) //nolint:errcheck // nothing started yet
 		return fmt.Errorf("listen %s is reachable from other machines but auth.api_keys is empty: refusing to serve an open gateway", cfg.Listen)
 	}
+	var act *activity.Store
+	if cfg.Activity.On() {
+		act, err = activity.Open(activity.Options{Dir: filepath.Join(cfg.Root, "state", "activity"),
+			KeepDays: cfg.Activity.KeepDays, KeepRows: cfg.Activity.KeepRows, Logger: lg})
+		if err != nil {
+			s.Close(context.Background()) //nolint:errcheck // nothing started yet
+			return fmt.Errorf("%w (set activity.keep_days: 0 to run without the activity log)", err)
+		}
+		defer act.Close() // after the doors: the last requests are written
+	}
 	mux := http.NewServeMux()
-	api.New(s, hub, lg).Register(mux, keys.Admin)
+	adm := api.New(s, hub, lg)
+	if act != nil {
+		adm.SetActivity(act)
+	}
+	adm.Register(mux, keys.Admin)
 	mux.Handle("GET /metrics", keys.Admin(met.Handler()))
 	mux.Handle("GET /{$}", dashboard.Handler())
 	gw = gateway.New(s, lg, observer{met: met, hub: hub})
 	defer gw.Close()
+	if act != nil {
+		gw.SetActivity(act, keys.Name)
+	}
 	gw.Register(mux, gateway.Wraps{Gateway: keys.Gateway, GatewayAnthropic: keys.GatewayShaped(gateway.AnthropicShape), Admin: keys.Admin})
 
 	ds := newDoors(lg)

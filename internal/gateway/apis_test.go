@@ -76,6 +76,12 @@ func (r *gatedRunner) Log() *supervise.Log { return nil }
 // port is written ENGINE_<name>; gates holds the gates of slow models.
 func testGateway(t *testing.T, yaml string, engines map[string]http.Handler, gates map[string]chan struct{}) string {
 	t.Helper()
+	return testGatewayWith(t, yaml, engines, gates, nil)
+}
+
+// testGatewayWith is testGateway with setup run on the gateway first.
+func testGatewayWith(t *testing.T, yaml string, engines map[string]http.Handler, gates map[string]chan struct{}, setup func(*Gateway)) string {
+	t.Helper()
 	for name, h := range engines {
 		srv := httptest.NewServer(h)
 		t.Cleanup(srv.Close)
@@ -95,6 +101,9 @@ func testGateway(t *testing.T, yaml string, engines map[string]http.Handler, gat
 	t.Cleanup(func() { s.Close(context.Background()) })
 	g := New(s, nil, nil)
 	t.Cleanup(g.Close)
+	if setup != nil {
+		setup(g)
+	}
 	mux := http.NewServeMux()
 	g.Register(mux, Wraps{Gateway: func(h http.Handler) http.Handler { return h }})
 	gw := httptest.NewServer(mux)

@@ -52,6 +52,9 @@ type Gateway struct {
 	bodies atomic.Int64
 	// native remembers which engines do not speak a translated API natively.
 	native nativeAPIs
+	// act, when set, gets a record of every request; keyName names keys.
+	act     ActivityLog
+	keyName func(*http.Request) string
 }
 
 // New returns the gateway of a scheduler; obs may be nil.
@@ -174,6 +177,7 @@ type recorder struct {
 	code   int
 	first  time.Time
 	chunks int
+	ex     exchange // the activity log's record (off: ex.tail is nil)
 }
 
 func (rw *recorder) WriteHeader(code int) {
@@ -190,6 +194,9 @@ func (rw *recorder) Write(b []byte) (int, error) {
 	if rw.first.IsZero() {
 		rw.first = time.Now()
 	}
+	if rw.ex.tail != nil {
+		rw.ex.keep(rw.code, b)
+	}
 	return rw.ResponseWriter.Write(b)
 }
 
@@ -198,7 +205,7 @@ func (rw *recorder) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
 
 func (g *Gateway) relay(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
-	rec := &recorder{ResponseWriter: w}
+	rec := g.newRecorder(w)
 	model := "-" // unknown names do not become label values
 	defer func() { g.observe(rec, r, model, began) }()
 	g.serve(rec, r, &model)
@@ -215,6 +222,7 @@ func (g *Gateway) observe(rec *recorder, r *http.Request, model string, began ti
 		code = 499 // the client went away before an answer
 	}
 	g.obs.Request(model, r.URL.Path, code, time.Since(began), ttfb, rec.chunks)
+	g.record(rec, r, began, ttfb, code)
 }
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
@@ -250,6 +258,16 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
 		return
 	}
 	target, preset := g.resolvePreset(name)
+	x := exchangeOf(w)
+	if x != nil {
+		x.asked, x.stream = name, f.stream
+		if preset != nil {
+			x.preset = name
+		}
+		if f.stream && !f.streamOptions && (r.URL.Path == "/v1/chat/completions" || r.URL.Path == "/v1/completions") {
+			x.stripUsage = true
+		}
+	}
 	lease, e, err := g.acquire(w, r, target, f.stream, preset)
 	if err != nil {
 		// The metrics label is the configured name, never a made-up one;
@@ -265,6 +283,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
 		return
 	}
 	defer lease.Release()
+	x.leased(lease)
 	*model = lease.Model.Name // the model asked for: the fallback's caller when one served
 	if lease.FallbackFor != "" {
 		*model = lease.FallbackFor
@@ -278,6 +297,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
 	case served != name:
 		// An alias, a fallback or an Ollama tag: say it as the engine knows it.
 		body = ReplaceModel(body, start, end, served)
+	}
+	if x != nil && x.stripUsage {
+		body = askUsage(body)
 	}
 	g.forward(w, r, lease, body, e)
 }
@@ -455,15 +477,24 @@ func (g *Gateway) copyBody(w http.ResponseWriter, r *http.Request, resp *http.Re
 	defer pool.Put(bp)
 	buf := *bp
 	rc := http.NewResponseController(w)
+	var strip *exchange // drops the usage chunk gantry asked for
+	if x := exchangeOf(w); sse && x != nil && x.stripUsage {
+		strip = x
+	}
+	var held []byte // an event not complete yet (only when stripping)
 	for {
 		n, rerr := resp.Body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
+		out := buf[:n]
+		if strip != nil {
+			out, held = strip.complete(held, out, rerr != nil)
+		}
+		if len(out) > 0 {
+			if _, werr := w.Write(out); werr != nil {
 				return // client gone; its context cancels the upstream request
 			}
 			if sse {
 				if rec, ok := w.(*recorder); ok {
-					rec.chunks += bytes.Count(buf[:n], dataPrefix)
+					rec.chunks += bytes.Count(out, dataPrefix)
 				}
 				if rc.Flush() != nil {
 					return

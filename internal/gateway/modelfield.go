@@ -37,6 +37,9 @@ type fields struct {
 	start, end int
 	found      bool
 	stream     bool
+	// streamOptions: the body sets stream_options itself (then gantry
+	// does not ask the engine for usage on its behalf).
+	streamOptions bool
 }
 
 // topFields is ModelField, and "stream": true seen on the way.
@@ -87,6 +90,8 @@ func topFields(b []byte) (f fields, err error) {
 				f.stream = true
 			} else if err := s.value(0); err != nil {
 				return f, err
+			} else if string(b[ks:ke]) == `"stream_options"` {
+				f.streamOptions = true
 			}
 			s.ws()
 			if s.eat('}') {
@@ -101,7 +106,7 @@ func topFields(b []byte) (f fields, err error) {
 	if s.i != len(b) {
 		return f, s.fail("unexpected data after the JSON object")
 	}
-	return fields{model: model, start: start, end: end, found: found, stream: f.stream}, nil
+	return fields{model: model, start: start, end: end, found: found, stream: f.stream, streamOptions: f.streamOptions}, nil
 }
 
 // modelKey classifies an object key token: exact is the plain `"model"`;

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/gantryhq/gantry/internal/activity"
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/sched"
@@ -45,14 +46,14 @@ const answer = `{"id":"x","object":"chat.completion","choices":[{"index":0,"mess
 // allocations; client and engine run in the same process, so allocs/op
 // counts all three).
 func BenchmarkProxyRequest(b *testing.B) {
-	direct, proxied := behindGateway(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	direct, proxied, recorded := behindGateways(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, answer)
 	}))
 	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
 	body := []byte(`{"model":"scout","messages":[{"role":"user","content":"Hallo, wie geht es dir heute?"}],"max_tokens":16}`)
-	for _, bc := range []struct{ name, url string }{{"direct", direct}, {"proxied", proxied}} {
+	for _, bc := range []struct{ name, url string }{{"direct", direct}, {"proxied", proxied}, {"proxied+activity", recorded}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -78,7 +79,7 @@ func BenchmarkProxyRequest(b *testing.B) {
 func BenchmarkProxyStream(b *testing.B) {
 	ev := []byte(`data: {"choices":[{"delta":{"content":" token"},"finish_reason":null,"index":0}],"created":1,"id":"x","model":"m","object":"chat.completion.chunk"}` + "\n\n")
 	next := make(chan bool)
-	direct, proxied := behindGateway(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	direct, proxied, recorded := behindGateways(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "text/event-stream")
 		fl := w.(http.Flusher)
@@ -90,7 +91,7 @@ func BenchmarkProxyStream(b *testing.B) {
 	}))
 	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
 	body := []byte(`{"model":"scout","stream":true,"messages":[{"role":"user","content":"x"}]}`)
-	for _, bc := range []struct{ name, url string }{{"direct", direct}, {"proxied", proxied}} {
+	for _, bc := range []struct{ name, url string }{{"direct", direct}, {"proxied", proxied}, {"proxied+activity", recorded}} {
 		b.Run(bc.name, func(b *testing.B) {
 			resp, err := client.Post(bc.url+"/v1/chat/completions", "application/json", bytes.NewReader(body))
 			if err != nil {
@@ -114,6 +115,13 @@ func BenchmarkProxyStream(b *testing.B) {
 // behindGateway serves engineHandler as the always-on model "scout" behind
 // a gateway and returns the engine's URL and the gateway's.
 func behindGateway(b testing.TB, engineHandler http.Handler) (direct, proxied string) {
+	direct, proxied, _ = behindGateways(b, engineHandler)
+	return direct, proxied
+}
+
+// behindGateways is behindGateway with a second gateway in front of the
+// same engine that records every request in an activity log.
+func behindGateways(b testing.TB, engineHandler http.Handler) (direct, proxied, recorded string) {
 	up := httptest.NewServer(engineHandler)
 	b.Cleanup(up.Close)
 	_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
@@ -130,11 +138,22 @@ func behindGateway(b testing.TB, engineHandler http.Handler) (direct, proxied st
 	if err := s.Start(context.Background(), "scout"); err != nil {
 		b.Fatal(err)
 	}
-	g := New(s, nil, nil)
-	b.Cleanup(g.Close)
-	mux := http.NewServeMux()
-	g.Register(mux, Wraps{Gateway: func(h http.Handler) http.Handler { return h }})
-	gw := httptest.NewServer(mux)
-	b.Cleanup(gw.Close)
-	return up.URL, gw.URL
+	serve := func(act *activity.Store) string {
+		g := New(s, nil, nil)
+		b.Cleanup(g.Close)
+		if act != nil {
+			g.SetActivity(act, func(*http.Request) string { return "" })
+		}
+		mux := http.NewServeMux()
+		g.Register(mux, Wraps{Gateway: func(h http.Handler) http.Handler { return h }})
+		gw := httptest.NewServer(mux)
+		b.Cleanup(gw.Close)
+		return gw.URL
+	}
+	act, err := activity.Open(activity.Options{Dir: b.TempDir(), KeepDays: 1, KeepRows: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { act.Close() })
+	return up.URL, serve(nil), serve(act)
 }

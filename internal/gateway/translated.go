@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gantryhq/gantry/internal/activity"
 	"github.com/gantryhq/gantry/internal/apierr"
 	"github.com/gantryhq/gantry/internal/sched"
 	"github.com/gantryhq/gantry/internal/translate"
@@ -76,7 +77,7 @@ func (n *nativeAPIs) forget(addr string) {
 func (g *Gateway) translated(parse func(body []byte) (*call, error), errorShape func(w http.ResponseWriter, status int, code, msg string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		began := time.Now()
-		rec := &recorder{ResponseWriter: w}
+		rec := g.newRecorder(w)
 		model := "-"
 		defer func() { g.observe(rec, r, model, began) }()
 		g.serveCall(rec, r, parse, errorShape, &model)
@@ -102,6 +103,13 @@ func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, parse func([
 	}
 	c.errorShape = errorShape
 	name, preset := g.resolvePreset(c.model)
+	x := exchangeOf(w)
+	if x != nil {
+		x.asked, x.stream = c.model, c.stream
+		if preset != nil {
+			x.preset = c.model
+		}
+	}
 	// Keep-alives while the model loads go as server-sent comments: only
 	// into streams of events (Ollama's NDJSON has no comments).
 	lease, e, err := g.acquire(w, r, name, c.stream && c.streamType == "text/event-stream", preset)
@@ -129,6 +137,7 @@ func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, parse func([
 			c.after(lease.Model.Name)
 		}
 	}()
+	x.leased(lease)
 	*model = lease.Model.Name
 	if c.empty != nil {
 		c.empty(w, lease)
@@ -247,7 +256,17 @@ func (g *Gateway) relayTranslated(w http.ResponseWriter, r *http.Request, lease 
 		w.Header().Set("Cache-Control", "no-cache")
 		w.WriteHeader(http.StatusOK)
 	}
-	g.pumpStream(w, r, resp.Body, c.newStream(c.model), lease)
+	tr := c.newStream(c.model)
+	g.pumpStream(w, r, resp.Body, tr, lease)
+	if u, ok := tr.(interface {
+		Usage() (prompt, completion, cached int)
+	}); ok {
+		if x := exchangeOf(w); x != nil {
+			if p, c, k := u.Usage(); p+c > 0 {
+				x.tokens = &activity.Tokens{Prompt: p, Completion: c, Cached: k}
+			}
+		}
+	}
 }
 
 // pumpStream feeds the engine's server-sent chat chunks to a translator and

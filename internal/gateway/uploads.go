@@ -21,7 +21,7 @@ import (
 // field said as the engine knows it, then sent from there with its length.
 func (g *Gateway) upload(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
-	rec := &recorder{ResponseWriter: w}
+	rec := g.newRecorder(w)
 	model := "-"
 	defer func() { g.observe(rec, r, model, began) }()
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -80,6 +80,10 @@ func (g *Gateway) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	target, _ := g.resolvePreset(name)
+	x := exchangeOf(rec)
+	if x != nil {
+		x.asked = name
+	}
 	lease, err := g.sched.Acquire(r.Context(), target)
 	if err != nil {
 		if r.Context().Err() == nil {
@@ -88,6 +92,7 @@ func (g *Gateway) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer lease.Release()
+	x.leased(lease)
 	model = lease.Model.Name
 	if err := writePart(out, modelHeader, strings.NewReader(lease.Model.ServedName())); err != nil {
 		openAIError(rec, http.StatusInternalServerError, "spool", err.Error())
@@ -135,9 +140,13 @@ func writePart(w *multipart.Writer, header map[string][]string, body io.Reader) 
 // engine's state.
 func (g *Gateway) upstreamRelay(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
-	rec := &recorder{ResponseWriter: w}
+	rec := g.newRecorder(w)
 	model := "-"
 	defer func() { g.observe(rec, r, model, began) }()
+	x := exchangeOf(rec)
+	if x != nil {
+		x.asked = r.PathValue("model")
+	}
 	lease, err := g.sched.Acquire(r.Context(), r.PathValue("model"))
 	if err != nil {
 		if r.Context().Err() == nil {
@@ -146,6 +155,7 @@ func (g *Gateway) upstreamRelay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer lease.Release()
+	x.leased(lease)
 	model = lease.Model.Name
 	uri := "/" + r.PathValue("path")
 	if r.URL.RawQuery != "" {

@@ -26,6 +26,10 @@ type Lease struct {
 	BaseURL string
 	// FallbackFor names the model that was asked for when a fallback serves.
 	FallbackFor string
+	// Cold says the model was not ready when asked for (it loaded, or its
+	// slot switched, or it was stopping); Waited is how long that took.
+	Cold   bool
+	Waited time.Duration
 
 	s *Scheduler
 	e *entry
@@ -64,7 +68,12 @@ func (s *Scheduler) Acquire(ctx context.Context, name string) (*Lease, error) {
 		return l, nil
 	}
 	s.mu.Unlock()
-	return s.acquireSlow(ctx, e, "", 0)
+	began := time.Now()
+	l, err := s.acquireSlow(ctx, e, "", 0)
+	if l != nil {
+		l.Cold, l.Waited = true, time.Since(began)
+	}
+	return l, err
 }
 
 // TryAcquire is Acquire's fast path alone: a lease when the model (name or

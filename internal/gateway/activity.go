@@ -1,0 +1,203 @@
+package gateway
+
+import (
+	"bytes"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gantryhq/gantry/internal/activity"
+	"github.com/gantryhq/gantry/internal/sched"
+)
+
+// ActivityLog receives one record per finished gateway request
+// (*activity.Store is the real one); Add must not block.
+type ActivityLog interface {
+	Add(activity.Pending)
+}
+
+// SetActivity makes the gateway record every request in log, naming the
+// key each one used with keyName (nil: no names). Call before serving.
+func (g *Gateway) SetActivity(log ActivityLog, keyName func(*http.Request) string) {
+	g.act, g.keyName = log, keyName
+}
+
+// tailSize is how much of an answer's end is kept for its usage: the
+// final chunk of a stream, or the end of a plain answer, is well within.
+const tailSize = 2048
+
+var tailPool = sync.Pool{New: func() any { b := make([]byte, 0, 2*tailSize); return &b }}
+
+// exchange is what the activity log records of one request, gathered on
+// its way through the gateway.
+type exchange struct {
+	asked, preset, served string
+	fallback, stream      bool
+	cold                  bool
+	waited                time.Duration
+	tokens                *activity.Tokens
+	// stripUsage: gantry asked the engine for usage in a stream the client
+	// did not ask it for, so the usage chunk is kept from the client.
+	stripUsage bool
+	tail       *[]byte // the answer's last bytes (pooled)
+	errBody    []byte  // the start of an error answer
+}
+
+// newRecorder wraps a request's writer; with the activity log on, its
+// exchange starts the request's record.
+func (g *Gateway) newRecorder(w http.ResponseWriter) *recorder {
+	rec := &recorder{ResponseWriter: w}
+	if g.act != nil {
+		rec.ex.tail = tailPool.Get().(*[]byte)
+	}
+	return rec
+}
+
+// leased notes who serves the request.
+func (x *exchange) leased(l *sched.Lease) {
+	if x == nil {
+		return
+	}
+	x.served, x.fallback, x.cold, x.waited = l.Model.Name, l.FallbackFor != "", l.Cold, l.Waited
+}
+
+// keep remembers what the client got: the start of an error answer, or
+// the last tailSize bytes of any other.
+func (x *exchange) keep(code int, b []byte) {
+	if code >= 400 {
+		if room := 1024 - len(x.errBody); room > 0 {
+			x.errBody = append(x.errBody, b[:min(room, len(b))]...)
+		}
+		return
+	}
+	t := *x.tail
+	if len(b) >= tailSize {
+		t = append(t[:0], b[len(b)-tailSize:]...)
+	} else {
+		if len(t)+len(b) > cap(t) {
+			n := copy(t, t[len(t)-(tailSize-len(b)):])
+			t = t[:n]
+		}
+		t = append(t, b...)
+	}
+	*x.tail = t
+}
+
+// record hands the finished request to the activity log.
+func (g *Gateway) record(rec *recorder, r *http.Request, began time.Time, ttfb time.Duration, code int) {
+	x := exchangeOf(rec)
+	if x == nil {
+		return
+	}
+	p := activity.Pending{Record: activity.Record{Time: began, Route: r.URL.Path, Model: x.asked, Served: x.served,
+		Preset: x.preset, Fallback: x.fallback, Status: code, Stream: x.stream, Tokens: x.tokens, Cold: x.cold},
+		TTFT: ttfb, Duration: time.Since(began), Waited: x.waited, ErrorBody: x.errBody}
+	if g.keyName != nil {
+		p.Key = g.keyName(r)
+	}
+	if t := *x.tail; len(t) > 0 && x.tokens == nil {
+		p.Tail = bytes.Clone(t[max(0, len(t)-tailSize):])
+	}
+	*x.tail = (*x.tail)[:0]
+	tailPool.Put(x.tail)
+	x.tail = nil
+	g.act.Add(p)
+}
+
+var (
+	usageKey    = []byte(`"usage"`)
+	emptyChoice = []byte(`"choices":[]`)
+	includeKey  = []byte(`"stream_options":{"include_usage":true},`)
+)
+
+// askUsage adds stream_options.include_usage to a streamed chat or
+// completion request that does not set stream_options, so the engine
+// reports the tokens in its last chunk (which the client then does not
+// get: see stripUsage).
+func askUsage(body []byte) []byte {
+	i := bytes.IndexByte(body, '{')
+	if i < 0 {
+		return body
+	}
+	out := make([]byte, 0, len(body)+len(includeKey))
+	out = append(out, body[:i+1]...)
+	out = append(out, includeKey...)
+	rest := bytes.TrimLeft(body[i+1:], " \t\r\n")
+	if len(rest) > 0 && rest[0] == '}' {
+		out = out[:len(out)-1] // an empty object: no comma
+	}
+	return append(out, body[i+1:]...)
+}
+
+// eventEnd is the end of the last complete server-sent event in b (0:
+// none).
+func eventEnd(b []byte) int {
+	end := 0
+	if i := bytes.LastIndex(b, []byte("\n\n")); i >= 0 {
+		end = i + 2
+	}
+	if i := bytes.LastIndex(b, []byte("\r\n\r\n")); i >= 0 && i+4 > end {
+		end = i + 4
+	}
+	return end
+}
+
+// dropUsage removes the usage-only chunks ("choices":[] with a usage) from
+// complete events, giving them to the exchange's tail instead.
+func (x *exchange) dropUsage(events []byte) []byte {
+	if !bytes.Contains(events, usageKey) {
+		return events
+	}
+	out := events[:0:0]
+	for len(events) > 0 {
+		n := nextEnd(events)
+		ev := events[:n]
+		if bytes.Contains(ev, usageKey) && bytes.Contains(ev, emptyChoice) {
+			x.keep(200, ev)
+		} else {
+			out = append(out, ev...)
+		}
+		events = events[n:]
+	}
+	return out
+}
+
+// exchangeOf is the exchange of a request's writer (nil: none).
+func exchangeOf(w http.ResponseWriter) *exchange {
+	if rec, ok := w.(*recorder); ok && rec.ex.tail != nil {
+		return &rec.ex
+	}
+	return nil
+}
+
+// complete takes what the engine sent (with held, the incomplete event of
+// the read before) and returns the complete events without the usage chunk,
+// and what stays held; at the end (last) nothing is held back.
+func (x *exchange) complete(held, read []byte, last bool) (out, stillHeld []byte) {
+	data := read
+	if len(held) > 0 {
+		data = append(held, read...)
+	}
+	end := len(data)
+	if !last {
+		end = eventEnd(data)
+	}
+	out = x.dropUsage(data[:end])
+	if end < len(data) {
+		// The rest is copied out: the read buffer is reused.
+		stillHeld = append(held[:0:0], data[end:]...)
+	}
+	return out, stillHeld
+}
+
+// nextEnd is the length of the first event of b, its blank line included.
+func nextEnd(b []byte) int {
+	i, j := bytes.Index(b, []byte("\n\n")), bytes.Index(b, []byte("\r\n\r\n"))
+	switch {
+	case i < 0 && j < 0:
+		return len(b)
+	case j < 0 || (i >= 0 && i+2 <= j+4):
+		return i + 2
+	}
+	return j + 4
+}
