@@ -19,12 +19,7 @@ import (
 // localBox describes this machine for planning: nvidia-smi, else
 // /proc/meminfo, and the config's memory settings.
 func localBox(ctx context.Context, c *config.Config) plan.Box {
-	facts := gpu.Detect(ctx, gpu.NvidiaSMI, gpu.SystemMemory)
-	total := int64(c.Memory.Total)
-	if total <= 0 {
-		total = facts.TotalBytes
-	}
-	return plan.Box{Facts: facts, Total: total, Budget: total - int64(c.Memory.Reserve)}
+	return plan.MakeBox(c, gpu.Detect(ctx, gpu.NvidiaSMI, gpu.ReadMemInfo), 0)
 }
 
 // configPath is --config, else $GANTRY_CONFIG, else the default path.

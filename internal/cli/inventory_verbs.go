@@ -25,6 +25,12 @@ type Inspection struct {
 	Source    string         `json:"estimate_source"`
 	Findings  []plan.Finding `json:"findings"`
 	AddedArgs []string       `json:"added_args,omitempty"`
+	// The engine's memory flags: fraction, vLLM's KV bytes, SGLang's
+	// token pool, and environment gantry adds.
+	MemoryFraction string   `json:"memory_fraction,omitempty"`
+	KVCacheBytes   int64    `json:"kv_cache_bytes,omitempty"`
+	MaxTotalTokens int64    `json:"max_total_tokens,omitempty"`
+	AddedEnv       []string `json:"added_env,omitempty"`
 }
 
 func runInspect(e *env, args []string) error {
@@ -86,7 +92,8 @@ func runInspect(e *env, args []string) error {
 	box := localBox(e.ctx, c)
 	p := plan.One(c, m, box, func(string) (*inventory.Model, error) { return info, nil })
 	out := Inspection{Model: info, Engine: m.Engine, Context: p.Context, Estimate: p.Bytes, Source: p.Source,
-		Findings: p.Findings, AddedArgs: p.Args}
+		Findings: p.Findings, AddedArgs: p.Args, MemoryFraction: p.Fraction, KVCacheBytes: p.KVCacheBytes,
+		MaxTotalTokens: p.MaxTotalTokens, AddedEnv: p.Env}
 	if out.Findings == nil {
 		out.Findings = []plan.Finding{}
 	}
@@ -161,6 +168,18 @@ func printInspection(w io.Writer, in Inspection, box plan.Box) {
 		row("estimate", fmt.Sprintf("%s for %s at context %d — %s", config.FormatBytes(in.Estimate), in.Engine, in.Context, in.Source))
 		row("budget", fmt.Sprintf("%s (%s)", config.FormatBytes(box.Budget), box.Facts.Source))
 	}
+	var flags []string
+	if in.MemoryFraction != "" {
+		flags = append(flags, "fraction "+in.MemoryFraction)
+	}
+	if in.KVCacheBytes > 0 {
+		flags = append(flags, fmt.Sprintf("--kv-cache-memory-bytes %d (%s)", in.KVCacheBytes, config.FormatBytes(in.KVCacheBytes)))
+	}
+	if in.MaxTotalTokens > 0 {
+		flags = append(flags, fmt.Sprintf("--max-total-tokens %d", in.MaxTotalTokens))
+	}
+	row("engine memory", strings.Join(flags, ", "))
+	row("engine env", strings.Join(in.AddedEnv, " "))
 	tw.Flush()
 	for _, p := range m.Problems {
 		fmt.Fprintf(w, "problem: %s\n", p)

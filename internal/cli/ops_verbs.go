@@ -110,6 +110,26 @@ func doctor(ctx context.Context, cf clientFlags) []Check {
 	} else {
 		add("memory", "fail", "the memory total is unknown (%s): set memory.total", f.Source)
 	}
+	if mi := f.Memory; f.Unified && mi != nil {
+		// What the kernel says and what CUDA sees differ on unified memory:
+		// the page cache is reclaimable for one, used for the other.
+		floor := mi.Total - box.Total
+		add("unified", "ok", "MemTotal %s, MemAvailable %s, page cache %s; CUDA would report %s free (MemFree: it counts the page cache as used); engines can get %s, the floor kept for the OS and driver %s",
+			config.FormatBytes(mi.Total), config.FormatBytes(mi.Available), config.FormatBytes(mi.Cached),
+			config.FormatBytes(mi.CUDAFree()), config.FormatBytes(box.Total), config.FormatBytes(floor))
+		wd := "off (memory.watchdog: 0)"
+		if c.Memory.Watchdog > 0 {
+			wd = "stops the newest load below MemAvailable " + c.Memory.Watchdog.String()
+		}
+		drop := "the model's own checkpoint pages are evicted before each start"
+		if c.Memory.DropCaches {
+			drop += "; memory.drop_caches: all clean caches too"
+			if os.Geteuid() != 0 {
+				add("unified", "warn", "memory.drop_caches needs root; gantry runs as uid %d and will only evict the model's own pages", os.Geteuid())
+			}
+		}
+		add("unified", "ok", "%s; the watchdog %s", drop, wd)
+	}
 	// docker, for models that run in containers
 	var images []string
 	for _, n := range c.ModelNames() {

@@ -112,6 +112,28 @@ type Memory struct {
 	Total Size `yaml:"total" json:"total"`
 	// Reserve is kept free for the OS and everything else.
 	Reserve Size `yaml:"reserve" json:"reserve"`
+	// Unified says whether GPU and CPU share the memory: "auto" (ask
+	// nvidia-smi: a GB10 does), "true" or "false". On unified memory gantry
+	// evicts a model's checkpoint from the page cache before its start,
+	// sizes total from what CUDA can get, and watches MemAvailable.
+	Unified string `yaml:"unified" json:"unified"`
+	// DropCaches: on unified memory, before a start, sync and drop every
+	// clean cache (root only) besides the model's own pages.
+	DropCaches bool `yaml:"drop_caches" json:"drop_caches"`
+	// Watchdog is the MemAvailable floor on unified memory: below it while
+	// an engine loads, gantry stops the newest load. 0 turns it off.
+	Watchdog Size `yaml:"watchdog" json:"watchdog"`
+}
+
+// UnifiedOn resolves memory.unified against what the box says.
+func (m Memory) UnifiedOn(detected bool) bool {
+	switch m.Unified {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	return detected
 }
 
 // Auth holds the keys of the gateway and the admin API.
@@ -481,6 +503,12 @@ func (c *Config) applyDefaults() {
 	}
 	if unset("max_body_total") {
 		c.MaxBodyTotal = 256 << 20
+	}
+	if c.Memory.Unified == "" {
+		c.Memory.Unified = "auto"
+	}
+	if unset("memory", "watchdog") {
+		c.Memory.Watchdog = 4 << 30
 	}
 	if unset("activity", "keep_days") {
 		c.Activity.KeepDays = 30

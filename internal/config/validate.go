@@ -288,6 +288,12 @@ func (v *validator) run() {
 		// also an explicit total of 0
 		v.add([]string{"memory", "total"}, "%s leaves nothing after memory.reserve %s", c.Memory.Total, c.Memory.Reserve)
 	}
+	if u := c.Memory.Unified; u != "auto" && u != "true" && u != "false" {
+		v.add([]string{"memory", "unified"}, "%q: want auto, true or false", u)
+	}
+	if c.Memory.Watchdog < 0 || c.Memory.Watchdog == SizeAuto {
+		v.add([]string{"memory", "watchdog"}, "want a size such as 4GiB (0 turns the watchdog off)")
+	}
 	if c.Memory.Reserve == SizeAuto {
 		v.add([]string{"memory", "reserve"}, "auto is only allowed for memory.total")
 	}

@@ -84,7 +84,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	var gpuFn func() gpu.Facts
 	if box := s.Box(); len(box.Facts.GPUs) > 0 {
 		gpuFn = gpu.Cached(5*time.Second, func() gpu.Facts {
-			return gpu.Detect(context.Background(), gpu.NvidiaSMI, gpu.SystemMemory)
+			return gpu.Detect(context.Background(), gpu.NvidiaSMI, gpu.ReadMemInfo)
 		})
 	}
 	met = metrics.New(o.Version, s, gpuFn)

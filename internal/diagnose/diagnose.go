@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/gantryhq/gantry/internal/gpu"
+	"github.com/gantryhq/gantry/internal/progress"
 )
 
 // Levels.
@@ -42,6 +43,13 @@ type Context struct {
 	// Quant is the checkpoint's quantization method as the inventory
 	// found it ("compressed-tensors", "modelopt", "fp8", …), "" unknown.
 	Quant string
+	// Unified: GPU and CPU share the memory (DGX Spark), where the page
+	// cache counts as used to CUDA.
+	Unified bool
+
+	// weightsSeen is set by Scan once a line shows the weights loading:
+	// a failure before it happened before any weight was read.
+	weightsSeen bool
 }
 
 // rule is one failure signature. It matches a log line (re), or the
@@ -92,6 +100,12 @@ var rules = []rule{
 		say: func(f found, c Context) (string, string) {
 			m := f.m
 			cause := fmt.Sprintf("vLLM wanted %s GiB (utilization %s) but only %s of %s GiB were free when it started", m[4], m[3], m[1], m[2])
+			if c.Unified {
+				// vllm-project/vllm#48140: on unified memory CUDA's free is
+				// MemFree, and the page cache counts as used.
+				return cause + " — on unified memory CUDA counts the page cache as used",
+					"gantry evicts the model's own checkpoint pages before each start; set memory.drop_caches: true (gantry as root) to drop the rest, or drop --gpu-memory-utilization from args so gantry passes its own share and the exact KV size"
+			}
 			fix := "memory is held by another process — often an orphaned vLLM EngineCore"
 			if len(c.Procs) > 0 {
 				var ps []string
@@ -123,8 +137,31 @@ var rules = []rule{
 			return "the engine had no memory left for its KV cache after loading the weights",
 				"raise memory: (gantry turns it into the engine's memory fraction), or lower context: / concurrency:"
 		}},
+	// The KV cache came out at zero or below: vLLM's profiling left it
+	// nothing — on unified memory because it counted the page cache or the
+	// compiler's heap as the model's (eugr/spark-vllm-docker#286,
+	// NVIDIA/xr-ai#462).
+	{name: "kv-cache-none", level: Error, re: regexp.MustCompile(`Available KV cache memory: (-[\d.]+ GiB)|No available memory for the cache blocks`),
+		say: func(f found, c Context) (string, string) {
+			what := "nothing"
+			if f.m[1] != "" {
+				what = f.m[1]
+			}
+			if c.Unified {
+				return "vLLM's memory profiling left the KV cache " + what + ": on unified memory it counts the page cache and the compiler's heap as the model's",
+					"gantry passes --kv-cache-memory-bytes (the exact size) unless args set --gpu-memory-utilization: drop that flag, or use a vLLM that takes the exact size (0.11 or newer)"
+			}
+			return "after the weights and activations vLLM had " + what + " left for the KV cache",
+				"raise memory: (gantry turns it into the engine's share), or lower context: / concurrency:"
+		}},
 	{name: "cuda-oom", level: Error, re: regexp.MustCompile(`CUDA out of memory|OutOfMemoryError|CUDA error: out of memory|cudaErrorMemoryAllocation|ggml_backend_cuda_buffer_type_alloc_buffer: allocating .* failed|unable to allocate CUDA\d* buffer`),
 		say: func(f found, c Context) (string, string) {
+			if c.Unified && !c.weightsSeen {
+				// Before any weight was read: CUDA's own bookkeeping
+				// (cudaMemGetInfo) saw too little free memory.
+				return "CUDA could not allocate before the weights loaded: on unified memory cudaMemGetInfo counts the page cache as used",
+					"gantry evicts the model's own checkpoint pages before each start; set memory.drop_caches: true (gantry as root) to drop the rest, or stop another model"
+			}
 			return "the engine ran out of GPU memory",
 				"lower context: or concurrency:, raise memory: (the engine's fraction follows it), or stop other models"
 		}},
@@ -228,7 +265,7 @@ func Rules() []string {
 	for _, r := range rules {
 		n = append(n, r.name)
 	}
-	return n
+	return append(n, "load-died-unified")
 }
 
 // Scan checks lines (oldest first) and returns what it finds, errors first,
@@ -243,9 +280,19 @@ func Scan(lines []string, c Context) []Diagnosis {
 			hits[r.name] = Diagnosis{Rule: r.name, Level: r.level, Cause: cause, Fix: fix, Line: trim(exc.String())}
 		}
 	}
+	var lastStep progress.Step
+	var lastStepLine string
 	for _, l := range lines {
 		if strings.HasPrefix(l, "[gantry]") {
 			continue // gantry's own marks quote the argv, not the engine's words
+		}
+		for _, seg := range strings.Split(l, "\r") {
+			if st, ok := progress.Parse(seg); ok {
+				lastStep, lastStepLine = st, seg
+				if st.Phase == progress.Weights || st.Phase == progress.LoadedWhen {
+					c.weightsSeen = true
+				}
+			}
 		}
 		for _, r := range rules {
 			if r.re == nil {
@@ -258,6 +305,9 @@ func Scan(lines []string, c Context) []Diagnosis {
 		}
 	}
 	var out []Diagnosis
+	if d, ok := loadDied(lines, lastStep, lastStepLine, c); ok && len(hits) == 0 {
+		out = append(out, d)
+	}
 	for _, lv := range []string{Error, Warning} {
 		for _, r := range rules {
 			if d, ok := hits[r.name]; ok && d.Level == lv {
@@ -266,6 +316,27 @@ func Scan(lines []string, c Context) []Diagnosis {
 		}
 	}
 	return out
+}
+
+// died is how an engine's end reads when the kernel (or docker) killed it.
+var died = regexp.MustCompile(`signal: killed|exit status 137|\bKilled\b|oom-kill|Out of memory: Killed process`)
+
+// loadDied is the failure of a load that stopped partway through the
+// weights with the process killed: on unified memory the page cache grew
+// until the kernel killed the engine (MiaAI-Lab/Qwen3.8-Flash-Next-Dual-
+// DGX-Sparks#35: loads died at 73 % and 97 % after a checkpoint copy).
+func loadDied(lines []string, last progress.Step, line string, c Context) (Diagnosis, bool) {
+	if !c.Unified || last.Phase != progress.Weights || last.Total == 0 || last.Done >= last.Total || len(lines) == 0 {
+		return Diagnosis{}, false
+	}
+	tail := strings.Join(lines[max(0, len(lines)-3):], "\n")
+	if !died.MatchString(tail) {
+		return Diagnosis{}, false
+	}
+	return Diagnosis{Rule: "load-died-unified", Level: Error,
+		Cause: fmt.Sprintf("the engine was killed while loading its weights (shard %d of %d): on unified memory the page cache grows into the memory the load needs", last.Done, last.Total),
+		Fix:   "gantry evicts the checkpoint's own pages before each start; set memory.drop_caches: true (gantry as root) after copying a large checkpoint, or free memory (stop another model)",
+		Line:  trim(strings.TrimSpace(line))}, true
 }
 
 // Summary is the first diagnosis as one line, "" when none.

@@ -64,6 +64,40 @@ func TestEveryRuleHasARealLine(t *testing.T) {
 	}
 }
 
+// TestUnifiedMemoryWording: the same lines on a unified-memory box name
+// the page cache and what gantry does about it; on a discrete GPU they do
+// not.
+func TestUnifiedMemoryWording(t *testing.T) {
+	free := "ValueError: Free memory on device cuda:0 (109.53/121.69 GiB) on startup is less than desired GPU memory utilization (0.91, 110.74 GiB)"
+	for _, c := range []struct {
+		lines   []string
+		unified bool
+		rule    string
+		says    string
+	}{
+		{[]string{free}, true, "vllm-free-memory", "page cache"},
+		{[]string{free}, false, "vllm-free-memory", "orphaned vLLM EngineCore"},
+		// Before any weight: cudaMemGetInfo (NVIDIA/xr-ai#462's "early cudaMemGetInfo failure").
+		{[]string{"INFO starting", "RuntimeError: CUDA error: out of memory"}, true, "cuda-oom", "before the weights loaded"},
+		{[]string{"Loading safetensors checkpoint shards:  50% Completed | 1/2 [00:01<00:01, 1.0s/it]", "RuntimeError: CUDA error: out of memory"}, true, "cuda-oom", "lower context"},
+		{[]string{"Available KV cache memory: -6.78 GiB"}, true, "kv-cache-none", "--kv-cache-memory-bytes"},
+		{[]string{"Available KV cache memory: -6.78 GiB"}, false, "kv-cache-none", "raise memory:"},
+		// A load killed partway is only the page cache's doing on unified memory.
+		{[]string{"Loading safetensors checkpoint shards:  72% Completed | 8/11 [01:02<00:23, 7.8s/it]", "exited while starting (signal: killed)"}, false, "", ""},
+	} {
+		ds := Scan(c.lines, Context{Engine: "vllm", Unified: c.unified})
+		if c.rule == "" {
+			if len(ds) != 0 {
+				t.Errorf("%v: %+v", c.lines, ds)
+			}
+			continue
+		}
+		if len(ds) == 0 || ds[0].Rule != c.rule || !strings.Contains(ds[0].String(), c.says) {
+			t.Errorf("unified %v %v: %+v, want %s saying %q", c.unified, c.lines, ds, c.rule, c.says)
+		}
+	}
+}
+
 func TestNoFalseAlarms(t *testing.T) {
 	quiet := []string{
 		"INFO 06-30 13:53:19 [compressed_tensors.py:123] Using scheme CompressedTensorsW8A8Fp8 for compressed-tensors",

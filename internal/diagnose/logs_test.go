@@ -37,7 +37,7 @@ func TestRealFailureLogs(t *testing.T) {
 				t.Fatalf("the file lacks # source:, # engine: or # want: (%v)", meta)
 			}
 			engines[meta["engine"]]++
-			ds := Scan(lines, Context{Engine: meta["engine"], Quant: meta["quant"], Port: 8000})
+			ds := Scan(lines, Context{Engine: meta["engine"], Quant: meta["quant"], Port: 8000, Unified: meta["unified"] == "true"})
 			if len(ds) == 0 || ds[0].Rule != meta["want"] {
 				t.Errorf("diagnosis %+v, want rule %s", ds, meta["want"])
 			}

@@ -58,6 +58,12 @@ type Resources struct {
 	Context int64
 	// ExtraArgs are flags the planner adds (before the model's args).
 	ExtraArgs []string
+	// KVCacheBytes is vLLM's --kv-cache-memory-bytes, MaxTotalTokens
+	// SGLang's --max-total-tokens (0: pass none).
+	KVCacheBytes, MaxTotalTokens int64
+	// Env is environment the planner adds (KEY=VALUE); the model's env:
+	// wins over it.
+	Env []string
 }
 
 // Adapter is one engine's knowledge.
@@ -113,6 +119,9 @@ func Build(m *config.Model, h Host, r Resources) (Launch, error) {
 	l.BaseURL = "http://127.0.0.1:" + strconv.Itoa(m.Port)
 	for _, k := range sortedEnvKeys(m.Env) {
 		l.Env = append(l.Env, k+"="+m.Env[k])
+	}
+	if m.Runtime != config.RuntimeDocker { // a container gets them as docker run -e
+		l.Env = append(l.Env, plannedEnv(m, r)...)
 	}
 	if l.MetricsURL != "" {
 		l.MetricsURL = l.BaseURL + l.MetricsURL
@@ -184,6 +193,26 @@ func HasFlag(args []string, flags ...string) bool {
 		}
 	}
 	return false
+}
+
+// plannedEnv is the planner's environment less what the model sets.
+func plannedEnv(m *config.Model, r Resources) []string {
+	var out []string
+	for _, kv := range r.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, ok := m.Env[k]; !ok {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// intFlag appends flag n unless n is 0 or the args set the flag.
+func intFlag(argv []string, m *config.Model, flag string, n int64) []string {
+	if n <= 0 || HasFlag(m.Args, flag) {
+		return argv
+	}
+	return append(argv, flag, strconv.FormatInt(n, 10))
 }
 
 // memFlag appends the planned memory fraction (the plan leaves it empty
@@ -274,11 +303,12 @@ func (sglang) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 			"--host", host, "--port", port, "--served-model-name", m.Name, "--enable-metrics"}
 		a = ctxFlag(a, m, r, "--context-length")
 		a = memFlag(a, m, r, "--mem-fraction-static")
+		a = intFlag(a, m, "--max-total-tokens", r.MaxTotalTokens)
 		return userArgs(a, m, r)
 	}
 	if m.Runtime == config.RuntimeDocker {
 		mounts, inside := modelMounts(m, h, "/root/.cache")
-		l := dockerRun(m, h, mounts, nil, append([]string{"python3"}, tail(inside, "0.0.0.0")...))
+		l := dockerRun(m, h, mounts, plannedEnv(m, r), append([]string{"python3"}, tail(inside, "0.0.0.0")...))
 		l.MetricsURL = "/metrics"
 		return l, nil
 	}
@@ -299,11 +329,12 @@ func (vllm) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 		a := []string{"serve", path, "--host", host, "--port", port, "--served-model-name", m.Name}
 		a = ctxFlag(a, m, r, "--max-model-len")
 		a = memFlag(a, m, r, "--gpu-memory-utilization")
+		a = intFlag(a, m, "--kv-cache-memory-bytes", r.KVCacheBytes)
 		return userArgs(a, m, r)
 	}
 	if m.Runtime == config.RuntimeDocker {
 		mounts, inside := modelMounts(m, h, "/root/.cache")
-		l := dockerRun(m, h, mounts, nil, append([]string{"vllm"}, tail(inside, "0.0.0.0")...))
+		l := dockerRun(m, h, mounts, plannedEnv(m, r), append([]string{"vllm"}, tail(inside, "0.0.0.0")...))
 		l.MetricsURL = "/metrics"
 		return l, nil
 	}
@@ -328,7 +359,7 @@ func (trtllm) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 	}
 	if m.Runtime == config.RuntimeDocker {
 		mounts, inside := modelMounts(m, h, "/root/.cache")
-		l := dockerRun(m, h, mounts, nil, append([]string{"trtllm-serve"}, tail(inside, "0.0.0.0")...))
+		l := dockerRun(m, h, mounts, plannedEnv(m, r), append([]string{"trtllm-serve"}, tail(inside, "0.0.0.0")...))
 		l.MetricsURL = "/metrics"
 		return l, nil
 	}

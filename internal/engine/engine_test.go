@@ -55,7 +55,8 @@ func TestGoldenArgv(t *testing.T) {
 					t.Fatal(err)
 				}
 				l, err := Build(c.Models["scout"], Host{Config: c, Self: "/usr/bin/gantry"},
-					Resources{MemoryBytes: 64 << 30, Fraction: "0.50", Context: 32768, ExtraArgs: []string{"--added-by-plan"}})
+					Resources{MemoryBytes: 64 << 30, Fraction: "0.50", Context: 32768, ExtraArgs: []string{"--added-by-plan"},
+						KVCacheBytes: 8 << 30, MaxTotalTokens: 32768, Env: []string{"PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True", "HF_TOKEN=planned-loses"}})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -55,6 +54,8 @@ type Facts struct {
 	Source string `json:"source"`
 	// Err is why nvidia-smi gave nothing ("" when it worked).
 	Err string `json:"error,omitempty"`
+	// Memory is /proc/meminfo as read (nil when it could not be).
+	Memory *MemInfo `json:"meminfo,omitempty"`
 }
 
 // QueryFields are the --query-gpu fields ParseGPUs expects, in order.
@@ -186,8 +187,10 @@ func NvidiaSMI(ctx context.Context, args ...string) ([]byte, error) {
 
 // Detect asks nvidia-smi (through run) and /proc/meminfo (through
 // sysMem) for the facts. It always answers: without a GPU, the facts say
-// so and TotalBytes is the system memory.
-func Detect(ctx context.Context, run Runner, sysMem func() (int64, error)) Facts {
+// so and TotalBytes is the system memory. On a unified-memory box
+// TotalBytes is MemTotal; what engines can really get is
+// MemInfo.Usable (the scheduler's memory.total: auto).
+func Detect(ctx context.Context, run Runner, sysMem func() (MemInfo, error)) Facts {
 	f := Facts{}
 	out, err := run(ctx, "--query-gpu="+QueryFields, "--format=csv,noheader,nounits")
 	if err == nil {
@@ -215,12 +218,13 @@ func Detect(ctx context.Context, run Runner, sysMem func() (int64, error)) Facts
 	case known && !f.Unified:
 		f.TotalBytes, f.Source = gpuTotal, "nvidia-smi memory.total"
 	default:
-		sys, err := sysMem()
+		mi, err := sysMem()
 		if err != nil {
 			f.Source = "unknown (" + err.Error() + ")"
 			return f
 		}
-		f.TotalBytes = sys
+		f.Memory = &mi
+		f.TotalBytes = mi.Total
 		switch {
 		case f.Unified:
 			f.Source = "/proc/meminfo (unified memory: GPU and CPU share it)"
@@ -231,38 +235,6 @@ func Detect(ctx context.Context, run Runner, sysMem func() (int64, error)) Facts
 		}
 	}
 	return f
-}
-
-// SystemMemory reads MemTotal from /proc/meminfo, in bytes.
-func SystemMemory() (int64, error) {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0, err
-	}
-	return ParseMemTotal(string(b))
-}
-
-// ParseMemTotal finds MemTotal in /proc/meminfo text.
-func ParseMemTotal(s string) (int64, error) {
-	for _, line := range strings.Split(s, "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || k != "MemTotal" {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			break
-		}
-		n, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("MemTotal: %w", err)
-		}
-		if len(f) > 1 && f[1] == "kB" {
-			n *= 1024
-		}
-		return n, nil
-	}
-	return 0, errors.New("no MemTotal in /proc/meminfo")
 }
 
 // SM returns the compute capability as a number (12.1 → 121), 0 if unknown.

@@ -32,7 +32,7 @@ func fixture(t *testing.T, gpus, apps string) Runner {
 
 const sys128G = 128501256192
 
-func sysMem() (int64, error) { return sys128G, nil }
+func sysMem() (MemInfo, error) { return MemInfo{Total: sys128G, Available: sys128G - 8<<30}, nil }
 
 func TestGB10UsesSystemMemory(t *testing.T) {
 	f := Detect(context.Background(), fixture(t, "gb10.csv", "gb10-apps.csv"), sysMem)
@@ -94,7 +94,43 @@ func TestParseErrors(t *testing.T) {
 	if _, err := ParseGPUs("0, GPU, u, d, 9.0, lots, 0, 0, 0, 0, 0\n"); err == nil {
 		t.Error("bad memory accepted")
 	}
-	if n, err := ParseMemTotal("MemFree: 1 kB\nMemTotal:       125490484 kB\n"); err != nil || n != 125490484*1024 {
-		t.Errorf("%d %v", n, err)
+	if m, err := ParseMemInfo("MemFree: 1 kB\nMemTotal:       125490484 kB\n"); err != nil || m.Total != 125490484*1024 || m.Free != 1024 {
+		t.Errorf("%+v %v", m, err)
+	}
+	if _, err := ParseMemInfo("MemFree: 1 kB\n"); err == nil {
+		t.Error("no MemTotal accepted")
+	}
+	if _, err := ParseMemInfo("MemTotal: lots kB\n"); err == nil {
+		t.Error("a bad number accepted")
+	}
+}
+
+// TestGB10MemInfo: on a Spark after a cold load, CUDA's free memory
+// (MemFree) is far below what the kernel can hand out (MemAvailable), and
+// what engines can use is capped at CUDA's share of the total.
+func TestGB10MemInfo(t *testing.T) {
+	b, err := os.ReadFile("testdata/gb10-meminfo.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ParseMemInfo(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gib := func(n int64) float64 { return float64(n) / (1 << 30) }
+	if g := gib(m.Total); g < 121.68 || g > 121.70 {
+		t.Errorf("MemTotal %.2f GiB", g)
+	}
+	if gib(m.Cached) < 78 || gib(m.CUDAFree()) > 34 || gib(m.Available) < 113 {
+		t.Errorf("%+v", m)
+	}
+	// 0.84 × 121.69 = 102.2 GiB: the cap, below MemAvailable.
+	if u := gib(m.Usable(0)); u < 102.1 || u > 102.3 {
+		t.Errorf("usable %.2f GiB", u)
+	}
+	// With gantry's own engines holding memory, what it would give back counts.
+	m.Available = 40 << 30
+	if u := m.Usable(30 << 30); u != 70<<30 {
+		t.Errorf("usable with give-back: %.2f GiB", gib(u))
 	}
 }

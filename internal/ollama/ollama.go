@@ -248,6 +248,7 @@ type Model struct {
 	numCtx int64  // context to load with, 0 = the server's default
 	onEv   func(supervise.Event)
 	onProg func(model string, step progress.Step)
+	before func(ctx context.Context, m *config.Model, phase func(string)) string
 	logger *slog.Logger
 	// prog follows the load in the server's log (Ollama loads one model
 	// at a time, so the runner's lines during our load are ours).
@@ -269,7 +270,7 @@ type Model struct {
 // NewModel returns the runner of model m (path: the GGUF to register, ""
 // when m.Model names a tag Ollama already has; numCtx: the planned context).
 func NewModel(m *config.Model, srv *Server, path string, numCtx int64, o supervise.Options) *Model {
-	md := &Model{m: m, srv: srv, path: path, numCtx: numCtx, onEv: o.OnEvent, onProg: o.OnProgress, logger: o.Logger,
+	md := &Model{m: m, srv: srv, path: path, numCtx: numCtx, onEv: o.OnEvent, onProg: o.OnProgress, before: o.BeforeSpawn, logger: o.Logger,
 		state: supervise.Stopped, restart: o.Restart, prog: progress.NewTracker(time.Second)}
 	if md.logger == nil {
 		md.logger = slog.New(slog.DiscardHandler)
@@ -369,6 +370,12 @@ func (md *Model) loadSteps(ctx context.Context) error {
 			if err := md.create(ctx, name); err != nil {
 				return err
 			}
+		}
+	}
+	if md.before != nil {
+		phase := func(name string) { md.prog.Set(progress.Step{Phase: name, Fraction: -1}) }
+		if note := md.before(ctx, md.m, phase); note != "" {
+			lg.Mark("%s", note)
 		}
 	}
 	lg.Mark("loading %s", name)

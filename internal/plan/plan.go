@@ -35,8 +35,11 @@ var DefaultOverhead = map[string]int64{
 const DefaultContext = 32768
 
 // VLLMUnifiedCap caps vLLM's --gpu-memory-utilization on unified-memory
-// boxes: the OS shares the memory, and 0.9 and more cannot be satisfied.
-const VLLMUnifiedCap = 0.85
+// boxes: vLLM checks that share of the total is free when it starts, and
+// CUDA's free memory on a GB10 tops out at 0.83–0.84 of it
+// (gpu.UnifiedCUDAShare); 0.82 leaves room for the variation between
+// boots.
+const VLLMUnifiedCap = gpu.UnifiedCUDAShare - 0.02
 
 // Level of a finding.
 const (
@@ -69,6 +72,14 @@ type Model struct {
 	Args []string `json:"added_args,omitempty"`
 	// Fraction is the memory fraction given to the engine, "" for none.
 	Fraction string `json:"memory_fraction,omitempty"`
+	// KVCacheBytes is the KV cache size given to vLLM
+	// (--kv-cache-memory-bytes), 0 for none.
+	KVCacheBytes int64 `json:"kv_cache_bytes,omitempty"`
+	// MaxTotalTokens is the token pool given to SGLang
+	// (--max-total-tokens), 0 for none.
+	MaxTotalTokens int64 `json:"max_total_tokens,omitempty"`
+	// Env is environment gantry adds to the engine (KEY=VALUE).
+	Env []string `json:"env,omitempty"`
 }
 
 // Blocked returns the first error finding, or nil.
@@ -83,7 +94,8 @@ func (m *Model) Blocked() *Finding {
 
 // Resources is what the engine adapter gets from the plan.
 func (m *Model) Resources() engine.Resources {
-	return engine.Resources{MemoryBytes: m.Bytes, Context: m.Context, ExtraArgs: m.Args, Fraction: m.Fraction}
+	return engine.Resources{MemoryBytes: m.Bytes, Context: m.Context, ExtraArgs: m.Args, Fraction: m.Fraction,
+		KVCacheBytes: m.KVCacheBytes, MaxTotalTokens: m.MaxTotalTokens, Env: m.Env}
 }
 
 // Box is the machine the plan is for.
@@ -153,6 +165,9 @@ func One(cfg *config.Config, m *config.Model, box Box, inspect Inspector) *Model
 		p.Source = "no estimate: no model files to read (set memory:)"
 	}
 	p.fraction(m, box)
+	p.kvFlags(m, cfg)
+	p.unifiedEnv(m, box)
+	p.startCheck(m, box)
 	p.rules(m, box)
 	return p
 }
@@ -174,10 +189,16 @@ func (p *Model) fraction(m *config.Model, box Box) {
 	if box.Total <= 0 || p.Bytes <= 0 {
 		return
 	}
-	f := float64(p.Bytes) / float64(box.Total)
+	// The engine takes its fraction of the total CUDA reports: on unified
+	// memory that is MemTotal, not the (smaller) total gantry budgets from.
+	engineTotal := box.Total
+	if box.Facts.Unified && box.Facts.Memory != nil && box.Facts.Memory.Total > 0 {
+		engineTotal = box.Facts.Memory.Total
+	}
+	f := float64(p.Bytes) / float64(engineTotal)
 	if m.Engine == config.EngineTRTLLM {
 		// trtllm's fraction is of the memory left after the weights.
-		free := float64(box.Total - p.Weights - p.Overhead)
+		free := float64(engineTotal - p.Weights - p.Overhead)
 		if p.Weights > 0 && free > 0 {
 			f = float64(p.KV) / free
 		}
@@ -191,7 +212,7 @@ func (p *Model) fraction(m *config.Model, box Box) {
 	p.Fraction = strconv.FormatFloat(f, 'f', 2, 64)
 	if v := engine.FlagValue(m.Args, flag); v != "" {
 		if uf, err := strconv.ParseFloat(v, 64); err == nil && (uf-f > 0.02 || f-uf > 0.02) {
-			p.Findings = append(p.Findings, Finding{Level: LevelWarning, Rule: "memory-flag-contradicts", Reason: fmt.Sprintf("args set %s %s but the reservation is %s (%.2f of %s)", flag, v, config.FormatBytes(p.Bytes), f, config.FormatBytes(box.Total)),
+			p.Findings = append(p.Findings, Finding{Level: LevelWarning, Rule: "memory-flag-contradicts", Reason: fmt.Sprintf("args set %s %s but the reservation is %s (%.2f of %s)", flag, v, config.FormatBytes(p.Bytes), f, config.FormatBytes(engineTotal)),
 				Fix: "your flag wins; set memory: to match it, or drop the flag and let gantry size it"})
 		}
 		p.Fraction = ""

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -60,8 +61,77 @@ func TestEstimate(t *testing.T) {
 
 func TestVLLMCapOnUnifiedMemory(t *testing.T) {
 	p := planOne(t, "{engine: vllm, runtime: native, path: /m, memory: 120GiB}", box(true, "12.1"), llama8B)
-	if p.Fraction != "0.85" || finding(p, "vllm-unified-cap") == nil {
+	if p.Fraction != "0.82" || finding(p, "vllm-unified-cap") == nil {
 		t.Errorf("fraction %s findings %v", p.Fraction, p.Findings)
+	}
+}
+
+// spark is a GB10 box as gantry plans for it: MemTotal 121.69 GiB, the
+// budget from what CUDA can get.
+func spark() Box {
+	b := box(true, "12.1")
+	b.Facts.Memory = &gpu.MemInfo{Total: 130664189788, Available: 113 << 30} // 121.69 GiB
+	b.Total, b.Budget = 102<<30, 94<<30
+	return b
+}
+
+// TestExactKVBudgets: vLLM gets --kv-cache-memory-bytes (what memory:
+// leaves after weights and overhead), SGLang --max-total-tokens (context ×
+// concurrency); a flag in args wins with a warning; an old vLLM image gets
+// none.
+func TestExactKVBudgets(t *testing.T) {
+	p := planOne(t, "{engine: vllm, runtime: native, path: /m, concurrency: 2}", spark(), llama8B)
+	kv := int64(2 * 32768 * 131072)
+	if p.KVCacheBytes != kv {
+		t.Errorf("vLLM KV bytes %d, want %d", p.KVCacheBytes, kv)
+	}
+	// The fraction is of MemTotal, as vLLM reckons it.
+	if want := strconv.FormatFloat(float64(p.Bytes)/(121.69*(1<<30)), 'f', 2, 64); p.Fraction != want {
+		t.Errorf("fraction %s, want %s", p.Fraction, want)
+	}
+	p = planOne(t, "{engine: vllm, runtime: native, path: /m, memory: 40GiB}", spark(), llama8B)
+	if p.KVCacheBytes != 40<<30-16060522496-3<<30 {
+		t.Errorf("KV bytes from memory: %d", p.KVCacheBytes)
+	}
+	p = planOne(t, "{engine: vllm, runtime: native, path: /m, args: [--kv-cache-memory-bytes, '1000']}", spark(), llama8B)
+	if p.KVCacheBytes != 0 || finding(p, "kv-flag-differs") == nil {
+		t.Errorf("args win: %d %v", p.KVCacheBytes, p.Findings)
+	}
+	p = planOne(t, "{engine: vllm, runtime: docker, image: 'vllm/vllm-openai:v0.9.2', path: /m}", spark(), llama8B)
+	if p.KVCacheBytes != 0 || finding(p, "kv-flag-unsupported") == nil {
+		t.Errorf("old image: %d %v", p.KVCacheBytes, p.Findings)
+	}
+	for image, ok := range map[string]bool{"vllm/vllm-openai:v0.10.2": false, "vllm/vllm-openai:v0.11.0": true,
+		"nvcr.io/nvidia/vllm:25.09-py3": false, "nvcr.io/nvidia/vllm:26.05.post1-py3": true, "my/vllm:spark": true, "": true} {
+		if got, _ := vllmHasKVBytes(image); got != ok {
+			t.Errorf("%q: %v", image, got)
+		}
+	}
+	p = planOne(t, "{engine: sglang, runtime: native, path: /m, context: 16384, concurrency: 3}", spark(), llama8B)
+	if p.MaxTotalTokens != 3*16384 {
+		t.Errorf("SGLang tokens %d", p.MaxTotalTokens)
+	}
+}
+
+func TestUnifiedEnvAndStartCheck(t *testing.T) {
+	p := planOne(t, "{engine: vllm, runtime: native, path: /m}", spark(), llama8B)
+	if len(p.Env) != 1 || p.Env[0] != "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True" {
+		t.Errorf("env %v", p.Env)
+	}
+	if p := planOne(t, "{engine: vllm, runtime: native, path: /m, env: {PYTORCH_CUDA_ALLOC_CONF: 'x'}}", spark(), llama8B); len(p.Env) != 0 {
+		t.Errorf("the model's own value must win: %v", p.Env)
+	}
+	if p := planOne(t, "{engine: vllm, runtime: native, path: /m}", box(false, "9.0"), llama8B); len(p.Env) != 0 {
+		t.Errorf("a discrete GPU gets no env: %v", p.Env)
+	}
+	// 0.87 of 121.69 GiB = 105.9 GiB, but CUDA gets at most 102.2 GiB.
+	p = planOne(t, "{engine: vllm, runtime: native, path: /m, args: [--gpu-memory-utilization, '0.87']}", spark(), llama8B)
+	f := finding(p, "fraction-above-unified")
+	if f == nil || f.Level != LevelError || !strings.Contains(f.Reason, "0.87 of 121.7GiB = 105.9GiB") || !strings.Contains(f.Reason, "102.2GiB") {
+		t.Errorf("%+v", f)
+	}
+	if p := planOne(t, "{engine: vllm, runtime: native, path: /m, args: [--gpu-memory-utilization, '0.80']}", spark(), llama8B); finding(p, "fraction-above-unified") != nil {
+		t.Error("0.80 fits")
 	}
 }
 

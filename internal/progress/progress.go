@@ -15,6 +15,7 @@ import (
 // Phase names, shared by all engines.
 const (
 	Starting   = "starting"
+	PageCache  = "freeing page cache"
 	Weights    = "loading weights"
 	Compiling  = "compiling"
 	KVCache    = "allocating KV cache"

@@ -45,6 +45,16 @@ func (t *Tracker) Feed(segment string) {
 	t.mu.Unlock()
 }
 
+// Set records a step gantry itself takes (freeing the page cache before
+// the engine runs), as if the engine had printed it.
+func (t *Tracker) Set(s Step) {
+	t.mu.Lock()
+	if s != t.step {
+		t.step, t.changed = s, true
+	}
+	t.mu.Unlock()
+}
+
 // Current is the latest step and when the load began.
 func (t *Tracker) Current() (Step, time.Time) {
 	t.mu.Lock()

@@ -118,7 +118,7 @@ func (s *Scheduler) diagnose(e *entry, ev supervise.Event) string {
 		lines = lg.Tail(300)
 	}
 	lines = append(lines, ev.Reason)
-	c := diagnose.Context{Port: e.m.Port, Engine: e.m.Engine}
+	c := diagnose.Context{Port: e.m.Port, Engine: e.m.Engine, Unified: s.unified()}
 	if e.plan.Info != nil {
 		c.Quant = e.plan.Info.Quant.Method
 	}

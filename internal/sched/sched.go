@@ -48,6 +48,9 @@ type Scheduler struct {
 	events    func(Event)
 	registry  *supervise.Registry // the engine processes, for the next gantry
 	loads     map[string]float64  // model → seconds its last load took
+	// detectedUnified is what nvidia-smi said; memory.unified may override.
+	detectedUnified bool
+	stopWatch       context.CancelFunc // ends the memory watchdog
 }
 
 // entry is one model's runtime record; guarded by Scheduler.mu.
@@ -100,6 +103,10 @@ type Options struct {
 	// StateFile is where the active profile is kept across restarts;
 	// default <root>/state/gantry.json.
 	StateFile string
+	// MemInfo replaces reading /proc/meminfo for the watchdog (tests);
+	// WatchEvery is how often it reads (default 1 s).
+	MemInfo    func() (gpu.MemInfo, error)
+	WatchEvery time.Duration
 }
 
 // New prepares a scheduler for cfg; it starts nothing (see Boot).
@@ -112,15 +119,20 @@ func New(cfg *config.Config, o Options) (*Scheduler, error) {
 	}
 	facts := o.GPU
 	if facts == nil {
-		f := gpu.Detect(context.Background(), gpu.NvidiaSMI, gpu.SystemMemory)
+		f := gpu.Detect(context.Background(), gpu.NvidiaSMI, gpu.ReadMemInfo)
 		facts = &f
 	}
-	total := int64(cfg.Memory.Total)
+	detected := facts.Unified
+	registry := supervise.OpenRegistry(enginesFile(cfg))
+	var ours int64
+	if facts.Memory != nil {
+		ours = ownedGPUBytes(facts.Procs, registry, supervise.ProcessGroup)
+	}
+	b := plan.MakeBox(cfg, *facts, ours)
+	facts = &b.Facts
+	total := b.Total
 	if o.MemoryTotal > 0 {
 		total = o.MemoryTotal
-	}
-	if total <= 0 {
-		total = facts.TotalBytes
 	}
 	if total <= 0 {
 		return nil, fmt.Errorf("memory.total is auto but the machine's memory is unknown (%s): set memory.total", facts.Source)
@@ -130,12 +142,12 @@ func New(cfg *config.Config, o Options) (*Scheduler, error) {
 	}
 	s := &Scheduler{logger: o.Logger, total: total, budget: total - int64(cfg.Memory.Reserve),
 		models: map[string]*entry{}, events: o.OnEvent, changed: make(chan struct{}),
-		switching: map[string]*entry{}, state: o.StateFile, gpu: *facts, opts: o}
+		switching: map[string]*entry{}, state: o.StateFile, gpu: *facts, opts: o, detectedUnified: detected}
 	s.conf.Store(cfg)
-	s.registry = supervise.OpenRegistry(enginesFile(cfg))
+	s.registry = registry
 	if o.GPU == nil && len(facts.GPUs) > 0 {
 		s.procs = func() []gpu.Proc {
-			f := gpu.Detect(context.Background(), gpu.NvidiaSMI, gpu.SystemMemory)
+			f := gpu.Detect(context.Background(), gpu.NvidiaSMI, gpu.ReadMemInfo)
 			return f.Procs
 		}
 	}
@@ -193,6 +205,7 @@ func (s *Scheduler) newEntry(cfg *config.Config, m *config.Model, pl *plan.Model
 	so.Logger = o.Logger
 	so.OnEvent = s.onProcEvent
 	so.OnProgress = s.onProgress
+	so.BeforeSpawn = s.beforeSpawn
 	so.Redact = config.Redactor(cfg)
 	if so.Registry == nil {
 		so.Registry = s.registry
@@ -260,6 +273,18 @@ func (s *Scheduler) Config() *config.Config { return s.conf.Load() }
 // background; failures are retried with backoff and show in Status.
 func (s *Scheduler) Boot(ctx context.Context) {
 	s.adopt()
+	read, every := s.opts.MemInfo, s.opts.WatchEvery
+	if read == nil {
+		read = gpu.ReadMemInfo
+	}
+	if every <= 0 {
+		every = time.Second
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	s.mu.Lock()
+	s.stopWatch = cancel
+	s.mu.Unlock()
+	go s.watchdog(wctx, read, every)
 	var names []string
 	s.mu.Lock()
 	for _, name := range s.conf.Load().ModelNames() {
@@ -350,6 +375,9 @@ func (s *Scheduler) Close(ctx context.Context) error {
 	s.mu.Lock()
 	models := s.models
 	s.closed = true
+	if s.stopWatch != nil {
+		s.stopWatch()
+	}
 	for _, e := range s.models {
 		e.stopIdleLocked()
 	}

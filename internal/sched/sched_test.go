@@ -24,11 +24,12 @@ type fakeRunner struct {
 	// onClose, when set, is called by Close.
 	onClose func()
 
-	mu     sync.Mutex
-	state  supervise.State
-	starts int
-	done   chan struct{}
-	err    error
+	mu      sync.Mutex
+	state   supervise.State
+	starts  int
+	started time.Time
+	done    chan struct{}
+	err     error
 }
 
 func (f *fakeRunner) emit(from, to supervise.State, reason string) {
@@ -57,6 +58,7 @@ func (f *fakeRunner) Start(ctx context.Context) error {
 	from := f.state
 	f.state = supervise.Starting
 	f.starts++
+	f.started = time.Now()
 	f.done = make(chan struct{})
 	done := f.done
 	f.mu.Unlock()
@@ -117,7 +119,7 @@ func (f *fakeRunner) Close(ctx context.Context) error {
 func (f *fakeRunner) Status() supervise.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return supervise.Status{State: f.state, Starts: f.starts}
+	return supervise.Status{State: f.state, Starts: f.starts, StartedAt: f.started}
 }
 func (f *fakeRunner) SetRestart(bool)          {}
 func (f *fakeRunner) State() supervise.State   { return f.current() }

@@ -63,6 +63,12 @@ type ModelStatus struct {
 	Findings     []Finding `json:"findings,omitempty"`
 	// Progress is how far the load has come, while the model starts.
 	Progress *Progress `json:"progress,omitempty"`
+	// The engine's memory flags gantry passes: the fraction (vLLM's
+	// --gpu-memory-utilization, SGLang's --mem-fraction-static, …), vLLM's
+	// exact KV cache size and SGLang's token pool; empty when none.
+	MemoryFraction string `json:"memory_fraction,omitempty"`
+	KVCacheBytes   int64  `json:"kv_cache_bytes,omitempty"`
+	MaxTotalTokens int64  `json:"max_total_tokens,omitempty"`
 }
 
 // Progress is how far a model's load has come: the phase the engine's own
@@ -137,6 +143,7 @@ const (
 	KindRequest  EventKind = "request"  // a gateway request finished
 	KindProgress EventKind = "progress" // a load reached a new phase or step
 	KindDefault  EventKind = "default"  // a slot's default member comes back
+	KindMemory   EventKind = "memory"   // unified memory: the page cache freed, the watchdog acted
 )
 
 // Event is something the scheduler did or saw, for /api/events and logs.

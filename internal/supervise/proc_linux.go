@@ -93,8 +93,8 @@ func waitExit(pid int) {
 	}
 }
 
-// processGroup is the process group of pid, 0 when it is gone.
-func processGroup(pid int) int {
+// ProcessGroup is the process group of pid, 0 when it is gone.
+func ProcessGroup(pid int) int {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0

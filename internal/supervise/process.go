@@ -74,6 +74,11 @@ type Options struct {
 	// OnProgress, when set, is called (without locks held) when the
 	// engine's output shows its load reached a new phase or step.
 	OnProgress func(model string, step progress.Step)
+	// BeforeSpawn, when set, runs before each launch of the engine (not
+	// an adoption); when it acts it names its phase of the start with
+	// phase, and what it returns is noted in the engine's log. The
+	// scheduler frees the page cache here on unified memory.
+	BeforeSpawn func(ctx context.Context, model *config.Model, phase func(string)) (note string)
 	// Key names the engine in the registry; default the model's name.
 	Key string
 }
@@ -384,6 +389,17 @@ func (p *Process) beginLocked() (chan struct{}, *Event) {
 func (p *Process) startRun(ctx context.Context, r *run, done chan struct{}, adopted bool) {
 	defer r.cancel()
 	var err error
+	if !adopted && p.opts.BeforeSpawn != nil {
+		phase := func(name string) {
+			p.prog.Set(progress.Step{Phase: name, Fraction: -1})
+			p.mu.Lock()
+			p.phase = name
+			p.mu.Unlock()
+		}
+		if note := p.opts.BeforeSpawn(ctx, p.model, phase); note != "" {
+			p.log.Mark("%s", note)
+		}
+	}
 	if !adopted {
 		err = p.spawn(r)
 	}

@@ -60,6 +60,24 @@ func OpenRegistry(path string) *Registry {
 	return r
 }
 
+// Records are every engine recorded: this gantry's and those the last one
+// left, unclaimed.
+func (r *Registry) Records() []Record {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Record, 0, len(r.cur)+len(r.prev))
+	for _, v := range r.prev {
+		out = append(out, v)
+	}
+	for _, v := range r.cur {
+		out = append(out, v)
+	}
+	return out
+}
+
 // put records key's engine (and writes the file at once).
 func (r *Registry) put(key string, rec Record) {
 	if r == nil {
@@ -161,7 +179,7 @@ func Locate(rec Record) int {
 		if err != nil || !hasToken(pid, rec.Token) {
 			continue
 		}
-		if pg := processGroup(pid); pg > 0 {
+		if pg := ProcessGroup(pid); pg > 0 {
 			return pg
 		}
 		return pid
