@@ -192,6 +192,14 @@ type Model struct {
 	// while the model loads ("loading qwen3-32b: 45% …").
 	LoadingMessage bool `yaml:"loading_message" json:"loading_message,omitempty"`
 
+	// GPUs are the GPUs a container gets: "all" (default), "none", a
+	// count, or device IDs separated by commas.
+	GPUs string `yaml:"gpus" json:"gpus,omitempty"`
+	// Pull says when gantry pulls the container's image: "never" (the
+	// default: a missing image fails the start, `gantry pull` fetches it)
+	// or "missing".
+	Pull string `yaml:"pull" json:"pull,omitempty"`
+
 	// Listen is an address gantry itself serves this model on, with the
 	// whole gateway API (the seed's own address, e.g. 0.0.0.0:30000):
 	// every request there goes to this model. The engine runs on its own
@@ -206,6 +214,8 @@ type Model struct {
 type EngineSettings struct {
 	Binary string `yaml:"binary" json:"binary,omitempty"`
 	Image  string `yaml:"image" json:"image,omitempty"`
+	// Pull is the engine's models' default for models.<name>.pull.
+	Pull string `yaml:"pull" json:"pull,omitempty"`
 	Port   int    `yaml:"port" json:"port,omitempty"`
 	// Overhead is what the engine needs beyond weights and KV cache, for
 	// estimates (default per engine).
@@ -566,6 +576,18 @@ func (c *Config) applyDefaults() {
 		if m.Image == "" && m.Runtime == RuntimeDocker {
 			if es := c.Engines[m.Engine]; es != nil {
 				m.Image = es.Image
+			}
+		}
+		if m.Runtime == RuntimeDocker {
+			if m.GPUs == "" {
+				m.GPUs = "all"
+			}
+			if m.Pull == "" {
+				if es := c.Engines[m.Engine]; es != nil && es.Pull != "" {
+					m.Pull = es.Pull
+				} else {
+					m.Pull = "never"
+				}
 			}
 		}
 		if !own("idle_timeout") {

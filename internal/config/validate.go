@@ -558,6 +558,12 @@ func (v *validator) model(name string, m *Model, p []string) {
 		} else if tag := imageTag(m.Image); tag == "" || tag == "latest" {
 			v.warn(at("image"), "%q is not pinned: name a version tag so an engine upgrade is a decision", m.Image)
 		}
+		if !validGPUs(m.GPUs) {
+			v.add(at("gpus"), "%q: write all, none, a count (2) or device IDs (0,1 or GPU-…)", m.GPUs)
+		}
+		if m.Pull != "never" && m.Pull != "missing" {
+			v.add(at("pull"), "%q: want never or missing", m.Pull)
+		}
 	default:
 		v.add(at("runtime"), "%q is not a runtime (native or docker)", m.Runtime)
 	}
@@ -653,6 +659,22 @@ func validName(s string) bool {
 
 // imageTag returns the tag of a container image reference, "" when there is
 // none; a digest (@sha256:…) counts as pinned.
+// validGPUs reports whether s is all, none, a count, or device IDs.
+func validGPUs(s string) bool {
+	if s == "all" || s == "none" {
+		return true
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		return n > 0
+	}
+	for _, id := range strings.Split(s, ",") {
+		if strings.TrimSpace(id) == "" || strings.ContainsAny(id, " \t") {
+			return false
+		}
+	}
+	return s != ""
+}
+
 func imageTag(image string) string {
 	if strings.Contains(image, "@") {
 		return "digest"

@@ -20,6 +20,7 @@ import (
 	"github.com/gantryhq/gantry/internal/api"
 	"github.com/gantryhq/gantry/internal/auth"
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/container"
 	"github.com/gantryhq/gantry/internal/dashboard"
 	"github.com/gantryhq/gantry/internal/gateway"
 	"github.com/gantryhq/gantry/internal/gpu"
@@ -52,6 +53,17 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	so := o.Sched
 	so.Logger = lg
 	so.NewRunner = runners()
+	if so.Docker == nil {
+		// The Engine API client (DOCKER_HOST honoured) for docker-runtime
+		// models; it connects on first use.
+		d, err := container.New()
+		if err != nil {
+			lg.Warn("no Docker client: docker-runtime models cannot start", "err", err)
+		} else {
+			so.Docker = d
+			defer d.Close()
+		}
+	}
 	// Nothing emits events before Boot (New starts no engine, adoption
 	// happens in Boot): the handler reads s, gw and met, all set by then.
 	var (

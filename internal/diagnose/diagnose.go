@@ -237,12 +237,23 @@ var rules = []rule{
 			return fmt.Sprintf("the engine program %s is not installed here", bin),
 				fmt.Sprintf("install it, set engines.%s.binary, or use runtime: docker", c.Engine)
 		}},
-	{name: "docker-daemon", level: Error, re: regexp.MustCompile(`Cannot connect to the Docker daemon|docker: Error response from daemon: could not select device driver`),
+	{name: "docker-daemon", level: Error, re: regexp.MustCompile(`Cannot connect to the Docker daemon|the Docker daemon does not answer|could not select device driver "[^"]*" with capabilities: \[\[gpu\]\]`),
 		say: func(f found, c Context) (string, string) {
 			if strings.Contains(f.m[0], "device driver") {
-				return "docker cannot give the container a GPU", "install the NVIDIA Container Toolkit and restart docker"
+				return "docker cannot give the container a GPU (no NVIDIA runtime in the daemon)",
+					"install the NVIDIA Container Toolkit and run nvidia-ctk runtime configure --runtime=docker, then restart dockerd (or gpus: none for a CPU engine)"
 			}
-			return "docker is not running", "start it (systemctl start docker) or use runtime: native"
+			return "the Docker daemon does not answer", "start it (systemctl start docker), check DOCKER_HOST, or use runtime: native"
+		}},
+	// gantry's mark when the daemon reports OOMKilled for the container.
+	{name: "container-oom", level: Error, re: regexp.MustCompile(`the container was OOM-killed`),
+		say: func(f found, c Context) (string, string) {
+			if c.Unified {
+				return "the kernel killed the container for memory: on unified memory the engine, the page cache and the OS share it",
+					"lower memory: / context: / concurrency:, stop another model, or set memory.drop_caches: true"
+			}
+			return "the kernel killed the container for memory (host RAM, not GPU memory)",
+				"give the engine less host memory to hold (fewer CPU-side caches, smaller swap space), or stop other work on the box"
 		}},
 	{name: "marlin-fp4-fallback", level: Warning, re: regexp.MustCompile(`Weight-only FP4 compression will be used leveraging the Marlin kernel`),
 		say: func(f found, c Context) (string, string) {

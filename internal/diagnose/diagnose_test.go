@@ -26,6 +26,9 @@ func TestRulesOnRealLines(t *testing.T) {
 		{"ValueError: The repository for /model contains custom code which must be executed to correctly load the model. Please pass the argument `trust_remote_code=True` to allow custom code to be run.", "trust-remote-code", "--trust-remote-code"},
 		{`launch python3: exec: "python3": executable file not found in $PATH`, "binary-missing", "engines.vllm.binary"},
 		{"docker: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?", "docker-daemon", "systemctl start docker"},
+		// dockerd 20.10 without the NVIDIA runtime (moby/moby#40205's wording, quoted in issue 15).
+		{`Error response from daemon: could not select device driver "" with capabilities: [[gpu]]`, "docker-daemon", "nvidia-ctk runtime configure"},
+		{"exited (the container was OOM-killed (exit code 137)); last log line: Loading weights", "container-oom", "host RAM"}, // gantry's reason from the daemon's OOMKilled
 		{"(Worker_TP0 pid=646817) WARNING 03-17 17:06:53 [marlin_utils_fp4.py:257] Your GPU does not have native support for FP4 computation but FP4 quantization is being used. Weight-only FP4 compression will be used leveraging the Marlin kernel. This may degrade performance for compute-heavy workloads.", "marlin-fp4-fallback", "FP8"},
 	}
 	for _, c := range cases {

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/gantryhq/gantry/internal/config"
 )
@@ -38,6 +39,44 @@ type Launch struct {
 	BaseURL string
 	// MetricsURL is the engine's Prometheus endpoint, "" if it has none.
 	MetricsURL string
+	// Box is the container of a docker-runtime engine, as gantry creates
+	// it through the Docker Engine API (Argv is then the equivalent
+	// `docker run`, for systemd units and for people to read); nil for a
+	// native engine.
+	Box *ContainerSpec
+}
+
+// ContainerSpec is a container as gantry asks the Docker Engine for it.
+type ContainerSpec struct {
+	// Name is gantry-<model>; labels, not the name, say what is gantry's.
+	Name  string
+	Image string
+	// Argv is the engine's own command, program first (vllm serve …);
+	// fitted to the image's entrypoint when the container is created.
+	Argv []string
+	// Env is KEY=VALUE for the container: the model's env: (values go
+	// through the API, never into argv or logs) and the planner's.
+	Env []string
+	// Mounts are the model folder (read-only) and the engine's cache.
+	Mounts []Mount
+	// Port is published on 127.0.0.1, the same number inside.
+	Port int
+	// GPUs: "all", "none", a count, or device IDs separated by commas.
+	GPUs string
+	// ShmSize is /dev/shm's size; IPCHost shares the host's IPC namespace
+	// (the engines' NCCL and shared-memory tensors want one or the other).
+	ShmSize int64
+	IPCHost bool
+	// Pull: "missing" pulls an absent image before the start, "never" fails.
+	Pull string
+	// StopTimeout is the grace before SIGKILL on a stop.
+	StopTimeout time.Duration
+}
+
+// Mount is a bind mount of a host path.
+type Mount struct {
+	Source, Target string
+	ReadOnly       bool
 }
 
 // Host facts the adapters need beyond the model's own config.
@@ -148,9 +187,12 @@ func ContainerName(model string) string { return "gantry-" + model }
 func dockerRun(m *config.Model, h Host, mounts []string, env []string, inner []string) Launch {
 	name := ContainerName(m.Name)
 	port := strconv.Itoa(m.Port)
-	argv := []string{"docker", "run", "--rm", "--name", name,
-		"--gpus", "all", "--ipc=host", "--shm-size", "16g",
-		"-p", "127.0.0.1:" + port + ":" + port}
+	argv := []string{"docker", "run", "--rm", "--name", name}
+	if m.GPUs != "none" && m.GPUs != "" {
+		argv = append(argv, "--gpus", m.GPUs)
+	}
+	argv = append(argv, "--ipc=host", "--shm-size", "16g",
+		"-p", "127.0.0.1:"+port+":"+port)
 	for _, v := range mounts {
 		argv = append(argv, "-v", v)
 	}
@@ -166,11 +208,23 @@ func dockerRun(m *config.Model, h Host, mounts []string, env []string, inner []s
 	if stop < 1 {
 		stop = 1
 	}
+	box := &ContainerSpec{Name: name, Image: m.Image, Argv: inner, Port: m.Port, GPUs: m.GPUs,
+		ShmSize: 16 << 30, IPCHost: true, Pull: m.Pull, StopTimeout: m.StopTimeout.D()}
+	for _, k := range sortedEnvKeys(m.Env) {
+		box.Env = append(box.Env, k+"="+m.Env[k])
+	}
+	box.Env = append(box.Env, env...)
+	for _, v := range mounts {
+		src, rest, _ := strings.Cut(v, ":")
+		target, mode, _ := strings.Cut(rest, ":")
+		box.Mounts = append(box.Mounts, Mount{Source: src, Target: target, ReadOnly: mode == "ro"})
+	}
 	return Launch{
 		Argv:      argv,
 		Container: name,
 		PreStart:  []string{"docker", "rm", "-f", name},
 		Stop:      []string{"docker", "stop", "-t", strconv.Itoa(stop), name},
+		Box:       box,
 	}
 }
 

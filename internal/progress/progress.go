@@ -16,6 +16,7 @@ import (
 const (
 	Starting   = "starting"
 	PageCache  = "freeing page cache"
+	Pulling    = "pulling image"
 	Weights    = "loading weights"
 	Compiling  = "compiling"
 	KVCache    = "allocating KV cache"

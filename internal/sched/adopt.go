@@ -3,6 +3,9 @@ package sched
 import (
 	"context"
 	"time"
+
+	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/supervise"
 )
 
 // adopt takes over the engines a previous gantry left running: each
@@ -35,6 +38,57 @@ func (s *Scheduler) adopt() {
 		s.logger.Info("adopted a running engine", "model", e.m.Name, "pid", e.proc.Status().PID)
 	}
 	s.registry.Sweep(s.logger, 5*time.Second)
+	s.sweepContainers()
+}
+
+// usesDocker reports whether a model runs in a container.
+func (s *Scheduler) usesDocker() bool {
+	cfg := s.conf.Load()
+	for _, n := range cfg.ModelNames() {
+		if cfg.Models[n].Runtime == config.RuntimeDocker {
+			return true
+		}
+	}
+	return false
+}
+
+// sweepContainers removes the containers of this gantry's root that no
+// model adopted: a crash's leftovers, or ones launched with a config that
+// changed. No "No such container" at the next start, no port held.
+func (s *Scheduler) sweepContainers() {
+	if s.opts.Docker == nil {
+		return
+	}
+	keep := map[string]bool{}
+	s.mu.Lock()
+	for _, e := range s.models {
+		if c, ok := e.proc.(interface{ ContainerID() string }); ok {
+			if id := c.ContainerID(); id != "" {
+				keep[id] = true
+			}
+		}
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pctx, pcancel := context.WithTimeout(ctx, 3*time.Second)
+	err := s.opts.Docker.Ping(pctx)
+	pcancel()
+	if err != nil {
+		// No daemon, no containers to sweep; say so only if some model
+		// needs one.
+		if s.usesDocker() {
+			s.logger.Warn("docker-runtime models cannot start until the daemon answers", "err", err)
+		}
+		return
+	}
+	gone, err := supervise.SweepContainers(ctx, s.opts.Docker, s.conf.Load().Root, keep)
+	if err != nil {
+		s.logger.Warn("leftover containers not removed", "err", err)
+	}
+	for _, name := range gone {
+		s.logger.Info("removed a leftover container of a previous gantry", "container", name)
+	}
 }
 
 // Detach forgets every engine without stopping it: gantry exits and the

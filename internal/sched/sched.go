@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/container"
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/gpu"
 	"github.com/gantryhq/gantry/internal/plan"
@@ -103,6 +104,9 @@ type Options struct {
 	// StateFile is where the active profile is kept across restarts;
 	// default <root>/state/gantry.json.
 	StateFile string
+	// Docker runs the docker-runtime models' containers (nil: none can
+	// start; the daemon builds it when the config has such models).
+	Docker *container.Client
 	// MemInfo replaces reading /proc/meminfo for the watchdog (tests);
 	// WatchEvery is how often it reads (default 1 s).
 	MemInfo    func() (gpu.MemInfo, error)
@@ -206,6 +210,7 @@ func (s *Scheduler) newEntry(cfg *config.Config, m *config.Model, pl *plan.Model
 	so.OnEvent = s.onProcEvent
 	so.OnProgress = s.onProgress
 	so.BeforeSpawn = s.beforeSpawn
+	so.Docker, so.Root = o.Docker, cfg.Root
 	so.Redact = config.Redactor(cfg)
 	if so.Registry == nil {
 		so.Registry = s.registry

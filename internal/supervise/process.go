@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/container"
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/progress"
 	"github.com/gantryhq/gantry/internal/status"
@@ -81,6 +82,11 @@ type Options struct {
 	BeforeSpawn func(ctx context.Context, model *config.Model, phase func(string)) (note string)
 	// Key names the engine in the registry; default the model's name.
 	Key string
+	// Docker runs the engines whose launch is a container (runtime:
+	// docker); nil when no daemon is configured. Root labels them as this
+	// gantry's (its root folder).
+	Docker *container.Client
+	Root   string
 }
 
 // Process supervises the engine of one model. Its state machine:
@@ -136,6 +142,7 @@ type Process struct {
 type run struct {
 	cmd     *exec.Cmd
 	pgid    int
+	ctr     string // the container's ID, for a docker-runtime engine
 	token   string        // its identity in the registry (TokenEnv)
 	exited  chan struct{} // closed after Wait returns
 	exitErr error
@@ -436,9 +443,13 @@ func (p *Process) startRun(ctx context.Context, r *run, done chan struct{}, adop
 	p.emit(ev)
 }
 
-// spawn runs PreStart and starts the process in its own group.
+// spawn runs PreStart and starts the process in its own group (or, for a
+// docker-runtime engine, its container).
 func (p *Process) spawn(r *run) error {
 	l := p.launch
+	if l.Box != nil {
+		return p.spawnContainer(r)
+	}
 	p.log.Mark("starting %s (start %d): %s", p.model.Name, p.starts, strings.Join(redactArgv(l.Argv), " "))
 	env := append(os.Environ(), l.Env...)
 	if len(l.PreStart) > 0 {
@@ -590,8 +601,12 @@ func (p *Process) watch(r *run) {
 			continue
 		}
 		// Kill first, then report: a restart must find the port free.
-		signalGroup(r.pgid, syscall.SIGTERM)
-		p.killGroup(r, min(p.model.StopTimeout.D(), 5*time.Second))
+		if r.ctr != "" {
+			p.stopContainer(context.Background(), r, min(p.model.StopTimeout.D(), 5*time.Second)) //nolint:errcheck // reported below
+		} else {
+			signalGroup(r.pgid, syscall.SIGTERM)
+			p.killGroup(r, min(p.model.StopTimeout.D(), 5*time.Second))
+		}
 		p.mu.Lock()
 		if p.cur != r || p.state != Ready {
 			p.mu.Unlock()
@@ -609,7 +624,12 @@ func (p *Process) watch(r *run) {
 // GPU memory and sockets — and then the failure is reported, so a restart
 // finds the port and memory free.
 func (p *Process) exited(r *run) {
-	p.killGroup(r, 0)
+	if r.ctr != "" {
+		// A container that ended is removed: the name is free for the next start.
+		p.opts.Docker.Remove(context.Background(), r.ctr) //nolint:errcheck // gone already, or the sweep takes it
+	} else {
+		p.killGroup(r, 0)
+	}
 	p.mu.Lock()
 	if p.cur != r || p.state != Ready {
 		p.mu.Unlock()

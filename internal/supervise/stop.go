@@ -57,6 +57,9 @@ func (p *Process) Stop(ctx context.Context) error {
 // terminate asks the engine to stop, then kills its group after stop_timeout.
 func (p *Process) terminate(ctx context.Context, r *run) error {
 	grace := p.model.StopTimeout.D()
+	if r.ctr != "" {
+		return p.stopContainer(ctx, r, grace)
+	}
 	if r.pgid == 0 { // never launched
 		<-r.exited
 		p.opts.Registry.drop(p.opts.Key, r.token)
