@@ -216,7 +216,7 @@ type EngineSettings struct {
 	Image  string `yaml:"image" json:"image,omitempty"`
 	// Pull is the engine's models' default for models.<name>.pull.
 	Pull string `yaml:"pull" json:"pull,omitempty"`
-	Port   int    `yaml:"port" json:"port,omitempty"`
+	Port int    `yaml:"port" json:"port,omitempty"`
 	// Overhead is what the engine needs beyond weights and KV cache, for
 	// estimates (default per engine).
 	Overhead Size `yaml:"overhead" json:"overhead,omitempty"`

@@ -270,7 +270,7 @@ func (c *Client) Stop(ctx context.Context, id string, grace time.Duration) error
 // Found is a container of gantry's.
 type Found struct {
 	ID, Name, Model, Spec string
-	Running              bool
+	Running               bool
 	// Started is when it started (zero when unknown).
 	Started time.Time
 }

@@ -142,7 +142,7 @@ type Process struct {
 type run struct {
 	cmd     *exec.Cmd
 	pgid    int
-	ctr     string // the container's ID, for a docker-runtime engine
+	ctr     string        // the container's ID, for a docker-runtime engine
 	token   string        // its identity in the registry (TokenEnv)
 	exited  chan struct{} // closed after Wait returns
 	exitErr error
