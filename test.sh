@@ -13,8 +13,11 @@ export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 log "go $(go version | awk '{print $3}') on $(nproc) cores"
 
 # Debian packages the tests use: promtool (metrics), systemd-analyze
-# (units), chromium (dashboard), nlohmann-json (to build Ollama).
+# (units), chromium (dashboard), nlohmann-json (to build Ollama), a Docker
+# daemon and a registry (containers).
 need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v chromium >/dev/null || need+=(chromium)
@@ -51,6 +54,30 @@ if [ ! -x "$clients/bin/python" ] || [ "$(cat "$clients/.pins" 2>/dev/null)" != 
 fi
 export GANTRY_CLIENTS_PYTHON="$clients/bin/python"
 
+# The container suite's own Docker daemon (Debian's dockerd, its state
+# under the cache, stopped at the end). A do-nothing
+# nvidia-container-runtime-hook on its PATH makes dockerd register its
+# nvidia driver, so GPU device requests pass on a machine without GPUs —
+# for the tests only; a test starts a second daemon without it.
+stop_dockerd() { :; }
+if [ "$(id -u)" -eq 0 ] && [ -z "${GANTRY_TEST_DOCKER_HOST:-}" ]; then
+  dk="$cache/dockerd"
+  mkdir -p "$dk/hook"
+  printf '#!/bin/sh\n# gantry test stand-in: no GPU here, nothing to set up\nexit 0\n' > "$dk/hook/nvidia-container-runtime-hook"
+  chmod +x "$dk/hook/nvidia-container-runtime-hook"
+  if [ -f "$dk/docker.pid" ] && kill -0 "$(cat "$dk/docker.pid")" 2>/dev/null; then
+    kill "$(cat "$dk/docker.pid")"; sleep 2
+  fi
+  log "starting dockerd for the container tests"
+  PATH="$dk/hook:$PATH" dockerd --data-root "$dk/data" --exec-root /run/gantry-test-docker \
+    --host "unix://$dk/docker.sock" --pidfile "$dk/docker.pid" >"$dk/log" 2>&1 &
+  export GANTRY_TEST_DOCKER_HOST="unix://$dk/docker.sock"
+  for _ in $(seq 1 60); do DOCKER_HOST="$GANTRY_TEST_DOCKER_HOST" docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  DOCKER_HOST="$GANTRY_TEST_DOCKER_HOST" docker info >/dev/null 2>&1 || { tail -20 "$dk/log"; echo "dockerd did not start"; exit 1; }
+  stop_dockerd() { kill "$(cat "$dk/docker.pid")" 2>/dev/null || true; }
+  trap stop_dockerd EXIT
+fi
+
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*'))
 if [ -n "$unformatted" ]; then
@@ -62,7 +89,7 @@ go vet ./...
 
 log "go test -race"
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+trap 'rm -f "$out"; stop_dockerd' EXIT
 status=0
 go test -race -count=1 -timeout 20m -v ./... >"$out" 2>&1 || status=$?
 grep -E '^(ok|FAIL|panic:)|^\s*--- FAIL' "$out" || true

@@ -1,11 +1,16 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // containerDaemon starts gantry against the test Docker daemon with
@@ -63,4 +68,127 @@ func TestContainerImageContracts(t *testing.T) {
 	if logs := d.logs("ngc"); !strings.Contains(logs, "== NVIDIA CUDA (stand-in entrypoint) ==") || !strings.Contains(logs, `standin: vllm ["serve"`) {
 		t.Errorf("the NGC wrapper did not run the command:\n%s", logs)
 	}
+}
+
+// containerOf is the ID of the model's container, "" when none runs.
+func containerOf(t *testing.T, model string) string {
+	t.Helper()
+	return docker(t, "ps", "-q", "--no-trunc", "--filter", "label=gantry.model="+model)
+}
+
+// TestContainerAdoptedAfterKill9: gantry killed with -9 leaves its engine's
+// container running; the next gantry finds it by its labels and adopts it
+// (same container, no reload). A container launched with another config
+// is removed instead, without "No such container" noise.
+func TestContainerAdoptedAfterKill9(t *testing.T) {
+	loadImage(t, vllmOpenAI)
+	d := containerDaemon(t, `
+  vo: {engine: vllm, runtime: docker, image: "`+vllmOpenAI.tag+`", path: m, memory: 2GiB}
+`)
+	c := d.oai("")
+	if _, err := c.Chat.Completions.New(context.Background(), chatParams("vo", "hi")); err != nil {
+		t.Fatal(err)
+	}
+	before := containerOf(t, "vo")
+	d.cmd.Process.Kill()
+	<-d.done
+	if containerOf(t, "vo") != before {
+		t.Fatal("the container did not outlive gantry's kill -9")
+	}
+	d2 := d.again()
+	d2.waitState("vo", "ready", 20*time.Second)
+	st := d2.status().Model("vo")
+	if !st.Adopted || containerOf(t, "vo") != before {
+		t.Errorf("not adopted: %+v (container %s, was %s)", st, containerOf(t, "vo"), before)
+	}
+	c2 := d2.oai("")
+	if _, err := c2.Chat.Completions.New(context.Background(), chatParams("vo", "again")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Killed again, and the config changes: the old container is not adopted but removed.
+	d2.cmd.Process.Kill()
+	<-d2.done
+	cfg, _ := os.ReadFile(d.config)
+	os.WriteFile(d.config, []byte(strings.Replace(string(cfg), "memory: 2GiB", "memory: 3GiB", 1)), 0o644)
+	d3 := d2.again()
+	for deadline := time.Now().Add(20 * time.Second); containerOf(t, "vo") != "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	}
+	if id := containerOf(t, "vo"); id != "" {
+		t.Errorf("the leftover container %s of a changed config is still there", id)
+	}
+	c3 := d3.oai("")
+	if _, err := c3.Chat.Completions.New(context.Background(), chatParams("vo", "third")); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(d3.logs("vo"), "No such container") {
+		t.Errorf("No such container noise:\n%s", d3.logs("vo"))
+	}
+}
+
+// TestContainerStartFailures: each failure said plainly, before or after
+// the container runs: the image is not present (gantry pull), it is built
+// for another architecture, and the engine refuses a flag (its own words).
+func TestContainerStartFailures(t *testing.T) {
+	other := "arm64"
+	if runtime.GOARCH == "arm64" {
+		other = "amd64"
+	}
+	foreign := vllmOpenAI
+	foreign.tag, foreign.arch = "gantry-test/vllm-openai:v0.11.0-"+other, other
+	loadImage(t, vllmOpenAI)
+	loadImage(t, foreign)
+	d := containerDaemon(t, `
+  missing: {engine: vllm, runtime: docker, image: "gantry-test/not-there:v1", path: m, memory: 2GiB}
+  foreign: {engine: vllm, runtime: docker, image: "`+foreign.tag+`", path: m, memory: 2GiB}
+  badflag: {engine: vllm, runtime: docker, image: "`+vllmOpenAI.tag+`", path: m, memory: 2GiB, args: [--no-such-flag]}
+`)
+	for model, want := range map[string]string{
+		"missing": "image gantry-test/not-there:v1 is not present: run gantry pull",
+		"foreign": "is built for linux/" + other + ", this machine is " + runtime.GOARCH,
+		"badflag": "vllm: error: unrecognized arguments: --no-such-flag",
+	} {
+		out, code := d.gantry("start", model)
+		if code == 0 || !strings.Contains(out, want) {
+			t.Errorf("%s: exit %d, want %q in:\n%s", model, code, want, out)
+		}
+	}
+	if strings.Contains(d.logs("badflag"), "docker run --help") {
+		t.Error("the docker CLI's help line became the engine's last line")
+	}
+}
+
+// TestContainerKilledMidStream: `docker kill` of an always-on model's
+// container during a stream ends the stream with an error event, not a
+// hang; gantry sees the exit at once and starts a new container.
+func TestContainerKilledMidStream(t *testing.T) {
+	loadImage(t, vllmOpenAI)
+	d := containerDaemon(t, `
+  vo: {engine: vllm, runtime: docker, image: "`+vllmOpenAI.tag+`", path: m, memory: 2GiB, mode: always-on, env: {STANDIN_ITL: 300ms}}
+`)
+	d.waitState("vo", "ready", 30*time.Second)
+	first := containerOf(t, "vo")
+	resp, err := http.Post(d.url+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model":"vo","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	if _, err := rd.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	docker(t, "kill", first)
+	rest, _ := io.ReadAll(rd)
+	if !strings.Contains(string(rest), `"code":"upstream_error"`) {
+		t.Errorf("the stream did not end with an error event:\n%s", rest)
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if id := containerOf(t, "vo"); id != "" && id != first {
+			if st := d.status().Model("vo"); st.State == "ready" {
+				return
+			}
+		}
+	}
+	t.Fatalf("no new container after the kill: %+v\n%s", d.status().Model("vo"), d.logs("vo"))
 }

@@ -33,8 +33,14 @@ func dockerHost(t *testing.T) string {
 // docker runs the docker CLI against the test daemon.
 func docker(t *testing.T, args ...string) string {
 	t.Helper()
+	return dockerAt(t, dockerHost(t), args...)
+}
+
+// dockerAt runs the docker CLI against the daemon at host.
+func dockerAt(t *testing.T, host string, args ...string) string {
+	t.Helper()
 	cmd := exec.Command("docker", args...)
-	cmd.Env = append(os.Environ(), "DOCKER_HOST="+dockerHost(t))
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+host)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -141,6 +147,13 @@ func loadImage(t *testing.T, im imageSpec) {
 	path := filepath.Join(t.TempDir(), "image.tar")
 	os.WriteFile(path, img.Bytes(), 0o644)
 	docker(t, "load", "-i", path)
+}
+
+// loadImageAt loads the image into the daemon at host.
+func loadImageAt(t *testing.T, host string, im imageSpec) {
+	t.Helper()
+	t.Setenv("GANTRY_TEST_DOCKER_HOST", host)
+	loadImage(t, im)
 }
 
 func sortStrings(s []string) {

@@ -63,6 +63,7 @@ func (s *Server) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handl
 	h("POST /api/check", s.check)
 	h("GET /api/events", s.eventStream)
 	h("GET /api/activity", s.activityLog)
+	h("POST /api/pull", s.pull)
 }
 
 // readJSON decodes a small JSON request body into v (a pointer to a

@@ -82,6 +82,7 @@ func verbs() []verb {
 		{"profile", "[NAME | --none]", "show or switch the active profile", runProfile},
 		{"logs", "[-f] [-n N] MODEL", "show (and follow) a model's engine log", runLogs},
 		{"events", "[--json]", "follow gantry's events: state changes, load progress, switches, evictions, failures", runEvents},
+		{"pull", "MODEL… | --all", "pull the container images of docker-runtime models, with progress", runPull},
 		{"top", "", "a live view: models, load progress, memory, in-flight, tokens/s, the last requests (q quits)", runTop},
 		{"activity", "[-f] [--model M] [--since S] [-n N] [--json]", "the activity log: each request's model, key, status, tokens, speed; totals", runActivity},
 		{"chat", "MODEL PROMPT|-", "send one user message, stream the answer, print tokens/s", runChat},

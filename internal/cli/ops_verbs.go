@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/container"
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/plan"
 	"github.com/gantryhq/gantry/internal/status"
@@ -138,23 +139,7 @@ func doctor(ctx context.Context, cf clientFlags) []Check {
 		}
 	}
 	if len(images) > 0 {
-		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		v, err := exec.CommandContext(dctx, "docker", "version", "--format", "{{.Server.Version}}").CombinedOutput()
-		cancel()
-		if err != nil {
-			add("docker", "fail", "%d model(s) run in containers but docker is not usable: %s", len(images), firstLine(string(v), err))
-		} else {
-			add("docker", "ok", "docker %s", strings.TrimSpace(string(v)))
-			for _, img := range uniq(images) {
-				ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				if exec.CommandContext(ictx, "docker", "image", "inspect", img).Run() != nil {
-					add("image", "warn", "%s is not pulled yet: the first start pulls it (docker pull %s)", img, img)
-				} else {
-					add("image", "ok", "%s", img)
-				}
-				cancel()
-			}
-		}
+		doctorImages(ctx, add, uniq(images))
 	}
 	// engine programs for native models
 	self, _ := os.Executable()
@@ -385,4 +370,37 @@ func modelKey(path string, used map[string]bool) string {
 	}
 	used[k] = true
 	return k
+}
+
+// doctorImages checks the Docker daemon (through the Engine API, as gantry
+// serve uses it) and each configured image: present or not, digest,
+// architecture against this machine's, size.
+func doctorImages(ctx context.Context, add func(area, status, format string, args ...any), images []string) {
+	d, err := container.New()
+	if err == nil {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = d.Ping(pctx)
+		cancel()
+	}
+	if err != nil {
+		add("docker", "fail", "%d image(s) configured but the Docker daemon is not usable: %v", len(images), err)
+		return
+	}
+	defer d.Close()
+	add("docker", "ok", "the Docker daemon answers (DOCKER_HOST %s)", firstNonEmpty(os.Getenv("DOCKER_HOST"), "unset: the local socket"))
+	for _, ref := range images {
+		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		im, err := d.InspectImage(ictx, ref)
+		cancel()
+		switch {
+		case err != nil:
+			add("image", "fail", "%s: %v", ref, err)
+		case !im.Present:
+			add("image", "warn", "%s is not present: gantry pull fetches it (or set pull: missing)", ref)
+		case im.Architecture != "" && im.Architecture != container.HostArch():
+			add("image", "fail", "%s is built for %s/%s but this machine is %s: pull the %s variant", ref, im.OS, im.Architecture, container.HostArch(), container.HostArch())
+		default:
+			add("image", "ok", "%s: present, %s/%s, %s, digest %s", ref, im.OS, im.Architecture, config.FormatBytes(im.Size), firstNonEmpty(im.Digest, "none (built or loaded here)"))
+		}
+	}
 }

@@ -4,6 +4,7 @@ package client
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/gantryhq/gantry/internal/activity"
+	"github.com/gantryhq/gantry/internal/container"
 	"github.com/gantryhq/gantry/internal/status"
 )
 
@@ -310,4 +312,35 @@ func (c *Client) FollowActivity(ctx context.Context, model string, fn func(activ
 			fn(r)
 		}
 	})
+}
+
+// Pull asks the daemon to pull the images of models (all docker-runtime
+// models with all), calling progress with each step; it returns the
+// results per image.
+func (c *Client) Pull(ctx context.Context, models []string, all bool, progress func(container.Pull)) ([]status.PullResult, error) {
+	body, _ := json.Marshal(map[string]any{"models": models, "all": all})
+	resp, err := c.do(ctx, http.MethodPost, "/api/pull", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var done struct {
+		Results []status.PullResult `json:"results"`
+	}
+	got := false
+	err = ReadSSE(resp.Body, func(event, data string) {
+		switch event {
+		case "pull":
+			var p container.Pull
+			if json.Unmarshal([]byte(data), &p) == nil && progress != nil {
+				progress(p)
+			}
+		case "done":
+			got = json.Unmarshal([]byte(data), &done) == nil
+		}
+	})
+	if err == nil && !got {
+		err = errors.New("the daemon ended the pull without a result")
+	}
+	return done.Results, err
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/container"
 	"github.com/gantryhq/gantry/internal/gpu"
 	"github.com/gantryhq/gantry/internal/status"
 )
@@ -91,3 +92,7 @@ func (s *Scheduler) Status() Status {
 	}
 	return st
 }
+
+// Docker is the client of the docker-runtime models' daemon, nil when
+// there is none.
+func (s *Scheduler) Docker() *container.Client { return s.opts.Docker }

@@ -144,6 +144,7 @@ const (
 	KindProgress EventKind = "progress" // a load reached a new phase or step
 	KindDefault  EventKind = "default"  // a slot's default member comes back
 	KindMemory   EventKind = "memory"   // unified memory: the page cache freed, the watchdog acted
+	KindPull     EventKind = "pull"     // an image pull began or ended (Model is the image)
 )
 
 // Event is something the scheduler did or saw, for /api/events and logs.
@@ -170,3 +171,12 @@ type Event struct {
 
 // String is the finding as one line: "level: reason — fix".
 func (f Finding) String() string { return f.Level + ": " + f.Reason + " — " + f.Fix }
+
+// PullResult is one image's pull, as POST /api/pull ends with it.
+type PullResult struct {
+	Image  string   `json:"image"`
+	Models []string `json:"models"`
+	OK     bool     `json:"ok"`
+	Bytes  int64    `json:"bytes,omitempty"`
+	Error  string   `json:"error,omitempty"`
+}
