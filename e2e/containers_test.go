@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -26,7 +27,10 @@ func containerDaemon(t *testing.T, models string) *daemon {
 	t.Cleanup(func() {
 		d.stop()
 		// gantry's stop leaves no container of its own.
-		if out := docker(t, "ps", "-a", "-q", "--filter", "label=gantry.root="+filepath.Join(d.home, "ai")); out != "" {
+		cmd := exec.Command("docker", "ps", "-a", "-q", "--filter", "label=gantry.root="+filepath.Join(d.home, "ai"))
+		cmd.Env = append(os.Environ(), "DOCKER_HOST="+host)
+		b, err := cmd.Output()
+		if out := strings.TrimSpace(string(b)); err == nil && out != "" {
 			t.Errorf("containers left after gantry stopped: %s", out)
 			docker(t, append([]string{"rm", "-f"}, strings.Fields(out)...)...)
 		}

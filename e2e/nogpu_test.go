@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,5 +79,32 @@ func TestContainerWithoutGPURuntime(t *testing.T) {
 	out, _ = d.gantry("start", "cpu")
 	if strings.Contains(out, "GPU") {
 		t.Errorf("gpus: none still asked for a GPU:\n%s", out)
+	}
+}
+
+// TestContainerDaemonDown: with the daemon gone, a request for a
+// container model is answered at once with the reason naming the daemon
+// (no hang), and ps says it too.
+func TestContainerDaemonDown(t *testing.T) {
+	t.Setenv("GANTRY_TEST_DOCKER_HOST", "unix:///run/gantry-test-no-such-docker.sock")
+	d := containerDaemon(t, `
+  vo: {engine: vllm, runtime: docker, image: "`+vllmOpenAI.tag+`", path: m, memory: 2GiB}
+`)
+	began := time.Now()
+	resp, err := http.Post(d.url+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"vo","messages":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "the Docker daemon does not answer at unix:///run/gantry-test-no-such-docker.sock") {
+		t.Errorf("%d %s", resp.StatusCode, b)
+	}
+	if took := time.Since(began); took > 10*time.Second {
+		t.Errorf("the refusal took %s", took)
+	}
+	ps, _ := d.gantry("ps")
+	if !strings.Contains(ps, "Docker daemon does not answer") {
+		t.Errorf("ps:\n%s", ps)
 	}
 }
