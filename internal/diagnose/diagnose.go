@@ -154,6 +154,13 @@ var rules = []rule{
 			return "after the weights and activations vLLM had " + what + " left for the KV cache",
 				"raise memory: (gantry turns it into the engine's share), or lower context: / concurrency:"
 		}},
+	// vLLM refuses a context longer than the model's own
+	// (vllm/config/model.py, ModelConfig's max_model_len check).
+	{name: "context-too-long", level: Error, re: regexp.MustCompile(`User-specified max_model_len \((\d+)\) is greater than the derived max_model_len \((\w+)=(\d+)`),
+		say: func(f found, c Context) (string, string) {
+			return fmt.Sprintf("the context %s is longer than the model allows (%s %s)", f.m[1], f.m[2], f.m[3]),
+				fmt.Sprintf("lower context: to %s or less (and drop --max-model-len from args if you set it)", f.m[3])
+		}},
 	{name: "cuda-oom", level: Error, re: regexp.MustCompile(`CUDA out of memory|OutOfMemoryError|CUDA error: out of memory|cudaErrorMemoryAllocation|ggml_backend_cuda_buffer_type_alloc_buffer: allocating .* failed|unable to allocate CUDA\d* buffer`),
 		say: func(f found, c Context) (string, string) {
 			if c.Unified && !c.weightsSeen {

