@@ -49,7 +49,8 @@ models:
   emb: {engine: sim, memory: 1GiB, args: [--embedding]}
 `
 
-// TestOfficialClients: the OpenAI, Anthropic and Ollama Python libraries,
+// TestOfficialClients: the OpenAI, Anthropic and Ollama Python libraries
+// and LangChain's ChatOpenAI / OpenAIEmbeddings,
 // unchanged, against gantry's gateway, Messages, Responses and Ollama APIs
 // on simulated engines (which answer tool choices and count tokens as
 // vLLM does).
@@ -60,6 +61,7 @@ func TestOfficialClients(t *testing.T) {
 	runClient(t, "openai_client.py", append(base, "TOOLS=1", "MEDIA=1")...)
 	runClient(t, "anthropic_client.py", append(base, "TOOLS=1", "COUNT=1")...)
 	runClient(t, "ollama_client.py", append(base[:len(base)-2], "MODEL=chat", "EMBED=emb")...)
+	runClient(t, "langchain_client.py", base...)
 }
 
 // TestOfficialClientsOnRealOllama: the same libraries through gantry to a

@@ -41,6 +41,9 @@ type exchange struct {
 	stripUsage bool
 	tail       *[]byte // the answer's last bytes (pooled)
 	errBody    []byte  // the start of an error answer
+	// usage is the usage chunk kept from the client: apart from the tail,
+	// which the events written after it (in the same read) could push out.
+	usage []byte
 }
 
 // newRecorder wraps a request's writer; with the activity log on, its
@@ -95,8 +98,9 @@ func (g *Gateway) record(rec *recorder, r *http.Request, began time.Time, ttfb t
 	if g.keyName != nil {
 		p.Key = g.keyName(r)
 	}
-	if t := *x.tail; len(t) > 0 && x.tokens == nil {
-		p.Tail = bytes.Clone(t[max(0, len(t)-tailSize):])
+	if t := *x.tail; (len(t) > 0 || len(x.usage) > 0) && x.tokens == nil {
+		// The kept usage chunk last: the usage parser reads the last one.
+		p.Tail = append(bytes.Clone(t[max(0, len(t)-tailSize):]), x.usage...)
 	}
 	*x.tail = (*x.tail)[:0]
 	tailPool.Put(x.tail)
@@ -143,7 +147,7 @@ func eventEnd(b []byte) int {
 }
 
 // dropUsage removes the usage-only chunks ("choices":[] with a usage) from
-// complete events, giving them to the exchange's tail instead.
+// complete events, keeping the last for the record.
 func (x *exchange) dropUsage(events []byte) []byte {
 	if !bytes.Contains(events, usageKey) {
 		return events
@@ -153,7 +157,7 @@ func (x *exchange) dropUsage(events []byte) []byte {
 		n := nextEnd(events)
 		ev := events[:n]
 		if bytes.Contains(ev, usageKey) && bytes.Contains(ev, emptyChoice) {
-			x.keep(200, ev)
+			x.usage = append(x.usage[:0], ev...)
 		} else {
 			out = append(out, ev...)
 		}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"io"
+	"net/http/httptest"
 	"net/http"
 	"strings"
 	"sync"
@@ -123,6 +124,37 @@ func TestActivityRecordsUsage(t *testing.T) {
 	})
 	if n != 1 {
 		t.Errorf("gantry asked for usage %d times, want once (the client that asked did so itself)", n)
+	}
+}
+
+// TestUsageChunkInOneReadWithTheStream: the engine's whole stream —
+// sixteen chunks, the usage chunk and [DONE] — in one read: the chunks
+// written after the usage chunk was kept must not push it out of the
+// record (they did, from the 2 KiB tail).
+func TestUsageChunkInOneReadWithTheStream(t *testing.T) {
+	rec := &recorder{ResponseWriter: httptest.NewRecorder()}
+	rec.ex.tail = tailPool.Get().(*[]byte)
+	rec.ex.stripUsage = true
+	var b strings.Builder
+	for i := 0; i < 16; i++ {
+		b.WriteString("data: " + chatChunk(strings.Repeat("token", 20)) + "\n\n")
+	}
+	b.WriteString(`data: {"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":16}}` + "\n\ndata: [DO")
+	first := b.String()
+	second := "NE]\n\n"
+	out, held := rec.ex.complete(nil, []byte(first), false)
+	rec.Write(out)
+	out, held = rec.ex.complete(held, []byte(second), true)
+	rec.Write(out)
+	if len(held) != 0 || strings.Contains(rec.ResponseWriter.(*httptest.ResponseRecorder).Body.String(), "usage") {
+		t.Fatalf("the client got the usage chunk, or something is held: %q", held)
+	}
+	var log pendings
+	g := &Gateway{act: &log}
+	g.record(rec, httptest.NewRequest("POST", "/v1/chat/completions", nil), time.Now(), 0, 200)
+	p := log.wait(t, 1)[0]
+	if r := p.Finish(); r.Tokens == nil || r.Tokens.Completion != 16 {
+		t.Errorf("tokens %+v", r.Tokens)
 	}
 }
 

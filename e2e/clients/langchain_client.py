@@ -1,0 +1,29 @@
+"""LangChain's ChatOpenAI and OpenAIEmbeddings against gantry's gateway:
+invoke, stream, batch and embeddings, as a RAG pipeline calls them.
+
+env: GANTRY_URL, MODEL (a chat model), EMBED (an embedding model), KEY."""
+import os
+
+from langchain_openai import ChatOpenAI, OpenAIEmbeddings
+
+url = os.environ["GANTRY_URL"] + "/v1"
+key = os.environ.get("KEY", "none")
+model, embed = os.environ["MODEL"], os.environ["EMBED"]
+
+chat = ChatOpenAI(base_url=url, api_key=key, model=model, max_tokens=8, max_retries=0)
+msg = chat.invoke("Hallo, wie geht es dir?")
+assert msg.content, msg
+assert msg.usage_metadata and msg.usage_metadata["output_tokens"] > 0, msg.usage_metadata
+
+parts = [c.content for c in chat.stream("Erzähl mir etwas.")]
+assert len(parts) > 1 and "".join(parts), parts
+
+outs = chat.batch(["eins", "zwei", "drei"])
+assert len(outs) == 3 and all(o.content for o in outs), outs
+
+emb = OpenAIEmbeddings(base_url=url, api_key=key, model=embed, check_embedding_ctx_length=False, max_retries=0)
+vecs = emb.embed_documents(["gantry", "serves", "models"])
+assert len(vecs) == 3 and all(len(v) > 0 for v in vecs), [len(v) for v in vecs]
+q = emb.embed_query("gantry")
+assert len(q) == len(vecs[0])
+print("ok")
