@@ -2,8 +2,8 @@ package gateway
 
 import (
 	"io"
-	"net/http/httptest"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
