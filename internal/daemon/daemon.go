@@ -157,13 +157,16 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		s.Close(context.Background()) //nolint:errcheck // nothing started yet
 		return err
 	}
+	// Adoption first: a request that reached a model before its engine
+	// was adopted would start a second one (the listeners are open, so
+	// clients queue rather than being refused; nothing is accepted yet).
+	s.Boot(ctx)
 	ds.serve()
 	addr := ds.list[0].ln.Addr().String()
 	lg.Info("gantry serving", "addr", addr, "models", len(cfg.Models))
 	if o.Ready != nil {
 		o.Ready(addr)
 	}
-	s.Boot(ctx)
 	sdnotify.Ready(summary(s.Status())) //nolint:errcheck
 
 	hup := make(chan os.Signal, 1)

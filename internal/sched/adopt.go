@@ -2,6 +2,7 @@ package sched
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/gantryhq/gantry/internal/config"
@@ -29,7 +30,11 @@ func (s *Scheduler) adopt() {
 		err := a.Adopt(ctx)
 		cancel()
 		if err != nil {
-			s.logger.Debug("nothing adopted", "model", e.m.Name, "why", err)
+			if errors.Is(err, supervise.ErrNothingToAdopt) {
+				s.logger.Debug("nothing adopted", "model", e.m.Name)
+			} else {
+				s.logger.Info("the previous gantry's engine is not adopted; it is stopped", "model", e.m.Name, "why", err)
+			}
 			continue
 		}
 		s.mu.Lock()
