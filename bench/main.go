@@ -33,6 +33,7 @@ var (
 	prof    = flag.String("cpuprofile", "", "write gantry's CPU profile during one phase here (a name ending .trace or .allocs: its execution trace or allocations instead)")
 	phase   = flag.String("profile-phase", "streams", "the phase -cpuprofile covers: sixteen or streams")
 	only    = flag.String("only", "", "run one phase (one, routes, sixteen, streams, cold, switch, scan, trickle) and write nothing")
+	noAct   = flag.Bool("no-activity", false, "run gantry with its activity log off (activity: {keep_days: 0}), to compare")
 	genv    = flag.String("gantry-env", "", "extra environment for gantry, e.g. GOGC=200 (experiments; the sims gantry starts inherit it)")
 	verbose = flag.Bool("v", false, "print every round of the 500-stream phase")
 	nrounds = flag.Int("rounds", 0, "rounds of 500 streams each way (default 15; 5 with -only streams, 3 with -quick)")
@@ -96,6 +97,7 @@ func run() error {
 	cfg := fmt.Sprintf(`listen: %s
 root: %s
 memory: {total: 64GiB, reserve: 0GiB}
+activity: {keep_days: %d}
 ollama_api: {listen: %s}
 defaults: {idle_timeout: 1h, stop_timeout: 10s}
 slots:
@@ -106,7 +108,7 @@ models:
   cold: {engine: sim, memory: 1GiB, args: [--load-time, 200ms, --flavor, vllm]}
   a: {engine: sim, memory: 1GiB, slot: s, args: [--load-time, 300ms]}
   b: {engine: sim, memory: 1GiB, slot: s, args: [--load-time, 300ms]}
-`, listen, filepath.Join(dir, "ai"), ollamaListen, slotPort, fastPort, streamPort)
+`, listen, filepath.Join(dir, "ai"), map[bool]int{true: 0, false: 30}[*noAct], ollamaListen, slotPort, fastPort, streamPort)
 	cfgPath := filepath.Join(dir, "gantry.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return err

@@ -196,3 +196,36 @@ func TestContainerKilledMidStream(t *testing.T) {
 	}
 	t.Fatalf("no new container after the kill: %+v\n%s", d.status().Model("vo"), d.logs("vo"))
 }
+
+// TestContainerAdoptedWhileLoading: gantry killed with -9 while a
+// container loads; the next gantry adopts the load (the same container,
+// still loading) and serves when it is ready — the load is not thrown away.
+func TestContainerAdoptedWhileLoading(t *testing.T) {
+	loadImage(t, vllmOpenAI)
+	d := containerDaemon(t, `
+  vo: {engine: vllm, runtime: docker, image: "`+vllmOpenAI.tag+`", path: m, memory: 2GiB, env: {STANDIN_LOAD_TIME: 6s}}
+`)
+	go d.gantry("start", "vo")
+	var id string
+	for deadline := time.Now().Add(20 * time.Second); id == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		id = containerOf(t, "vo")
+	}
+	if id == "" {
+		t.Fatal("no container started")
+	}
+	d.cmd.Process.Kill()
+	<-d.done
+	d2 := d.again()
+	st := d2.status().Model("vo")
+	if st.State != "starting" || !st.Adopted && !strings.Contains(st.Reason, "adopted") {
+		t.Errorf("after the restart: %+v", st)
+	}
+	d2.waitState("vo", "ready", 30*time.Second)
+	if got := containerOf(t, "vo"); got != id {
+		t.Errorf("the load was thrown away: container %s, was %s", got, id)
+	}
+	c := d2.oai("")
+	if _, err := c.Chat.Completions.New(context.Background(), chatParams("vo", "hi")); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -23,8 +23,9 @@ func (g *Gateway) SetActivity(log ActivityLog, keyName func(*http.Request) strin
 }
 
 // tailSize is how much of an answer's end is kept for its usage: the
-// final chunk of a stream, or the end of a plain answer, is well within.
-const tailSize = 2048
+// final chunk of a stream, or the end of a plain answer, is well within
+// (a stream's usage chunk gantry asked for is kept apart, whole).
+const tailSize = 1024
 
 var tailPool = sync.Pool{New: func() any { b := make([]byte, 0, 2*tailSize); return &b }}
 
@@ -98,9 +99,12 @@ func (g *Gateway) record(rec *recorder, r *http.Request, began time.Time, ttfb t
 	if g.keyName != nil {
 		p.Key = g.keyName(r)
 	}
-	if t := *x.tail; (len(t) > 0 || len(x.usage) > 0) && x.tokens == nil {
-		// The kept usage chunk last: the usage parser reads the last one.
-		p.Tail = append(bytes.Clone(t[max(0, len(t)-tailSize):]), x.usage...)
+	switch t := *x.tail; {
+	case x.tokens != nil:
+	case len(x.usage) > 0:
+		p.Tail, x.usage = x.usage, nil // all the record needs of the stream; its own copy
+	case len(t) > 0:
+		p.Tail = bytes.Clone(t[max(0, len(t)-tailSize):])
 	}
 	*x.tail = (*x.tail)[:0]
 	tailPool.Put(x.tail)
@@ -152,16 +156,18 @@ func (x *exchange) dropUsage(events []byte) []byte {
 	if !bytes.Contains(events, usageKey) {
 		return events
 	}
-	out := events[:0:0]
-	for len(events) > 0 {
-		n := nextEnd(events)
-		ev := events[:n]
+	// In place: the events are the engine's read, gantry's own until the
+	// next read.
+	out := events[:0]
+	for rest := events; len(rest) > 0; {
+		n := nextEnd(rest)
+		ev := rest[:n]
 		if bytes.Contains(ev, usageKey) && bytes.Contains(ev, emptyChoice) {
-			x.usage = append(x.usage[:0], ev...)
+			x.usage = append(x.usage[:0:0], ev...)
 		} else {
-			out = append(out, ev...)
+			out = append(out, ev...) // copy moves left: never past what it reads
 		}
-		events = events[n:]
+		rest = rest[n:]
 	}
 	return out
 }
