@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -78,26 +77,7 @@ func (e *sinceError) Error() string {
 func (s *Server) followActivity(w http.ResponseWriter, r *http.Request, model string) {
 	ch, stop := s.activity.Subscribe()
 	defer stop()
-	sse := newSSE(w)
-	sse.comment("gantry activity")
-	keep := time.NewTicker(15 * time.Second)
-	defer keep.Stop()
-	for {
-		select {
-		case rec, ok := <-ch:
-			if !ok {
-				return // gantry stops
-			}
-			if model != "" && rec.Model != model && rec.Served != model {
-				continue
-			}
-			b, _ := json.Marshal(rec)
-			sse.send("activity", string(b))
-			sse.flush()
-		case <-keep.C:
-			sse.comment("keep-alive")
-		case <-r.Context().Done():
-			return
-		}
-	}
+	follow(w, r, "gantry activity", ch, func(rec activity.Record) (string, bool) {
+		return "activity", model == "" || rec.Model == model || rec.Served == model
+	})
 }

@@ -322,15 +322,29 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 func (s *Server) eventStream(w http.ResponseWriter, r *http.Request) {
 	ch, stop := s.events.Subscribe()
 	defer stop()
+	follow(w, r, "gantry events", ch, func(ev Event) (string, bool) { return string(ev.Kind), true })
+}
+
+// follow streams what ch carries as server-sent events — each JSON, named
+// (or skipped) by name — with a keep-alive comment every 15 s, until the
+// client goes or ch closes.
+func follow[T any](w http.ResponseWriter, r *http.Request, greeting string, ch <-chan T, name func(T) (string, bool)) {
 	sse := newSSE(w)
-	sse.comment("gantry events")
+	sse.comment(greeting)
 	keep := time.NewTicker(15 * time.Second)
 	defer keep.Stop()
 	for {
 		select {
-		case ev := <-ch:
-			b, _ := json.Marshal(ev)
-			sse.send(string(ev.Kind), string(b))
+		case v, ok := <-ch:
+			if !ok {
+				return // gantry stops
+			}
+			event, send := name(v)
+			if !send {
+				continue
+			}
+			b, _ := json.Marshal(v)
+			sse.send(event, string(b))
 			sse.flush()
 		case <-keep.C:
 			sse.comment("keep-alive")
