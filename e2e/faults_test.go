@@ -29,6 +29,7 @@ var documented = map[string]bool{
 	"invalid_json": true, "model_missing": true, "model_not_found": true, "request_too_large": true,
 	"queue_full": true, "upstream_error": true, "insufficient_memory": true, "model_unavailable": true,
 	"slot_switching": true, "start_timeout": true, "shutting_down": true, "invalid_api_key": true, "missing_api_key": true,
+	"peer_down": true, "peer_unreachable": true,
 }
 
 type tally struct {
@@ -36,7 +37,8 @@ type tally struct {
 	sent, completed, refused, lost atomic.Int64
 	mu                             sync.Mutex
 	why                            map[string]int
-	allowConnErrors                bool // gantry itself is killed in this row
+	allowConnErrors                bool   // gantry itself is killed in this row
+	key                            string // the gateway's key, when it has one
 }
 
 func newTally(name string) *tally { return &tally{name: name, why: map[string]int{}} }
@@ -57,6 +59,9 @@ func (t *tally) do(ctx context.Context, url, model string, stream bool) {
 	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"x"}],"stream":%v}`, model, stream)
 	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/chat/completions", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	if t.key != "" {
+		req.Header.Set("Authorization", "Bearer "+t.key)
+	}
 	resp, err := faultClient.Do(req)
 	if err != nil {
 		if t.allowConnErrors {

@@ -27,6 +27,8 @@ type daemon struct {
 	out    *syncBuffer
 	done   chan struct{}
 	args   []string
+	// wrap runs gantry through another command (ip netns exec NS).
+	wrap []string
 }
 
 // syncBuffer collects a process's output while tests read it.
@@ -86,7 +88,8 @@ func startDaemonWith(t *testing.T, mkcfg func(home string) string, extraArgs ...
 // launch starts the gantry process of d and waits until it answers.
 func (d *daemon) launch() {
 	t := d.t
-	d.cmd = exec.Command(testbin.Gantry(t), d.args...)
+	argv := append(append(append([]string{}, d.wrap...), testbin.Gantry(t)), d.args...)
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Env = append(cleanEnv(), "HOME="+d.home)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
@@ -108,7 +111,7 @@ func (d *daemon) launch() {
 // again starts a new gantry on the same home, config and address, after
 // the previous one has gone (killed, or detached).
 func (d *daemon) again() *daemon {
-	n := &daemon{t: d.t, url: d.url, home: d.home, config: d.config, out: d.out, args: d.args}
+	n := &daemon{t: d.t, url: d.url, home: d.home, config: d.config, out: d.out, args: d.args, wrap: d.wrap}
 	n.launch()
 	return n
 }

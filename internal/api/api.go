@@ -23,6 +23,7 @@ import (
 	"github.com/gantryhq/gantry/internal/check"
 	"github.com/gantryhq/gantry/internal/plan"
 	"github.com/gantryhq/gantry/internal/sched"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // Server serves the admin API of one scheduler.
@@ -31,7 +32,17 @@ type Server struct {
 	logger   *slog.Logger
 	events   *Hub
 	activity *activity.Store // nil: the activity log is off
+	peers    Peers           // nil: no peers
 }
+
+// Peers is what the admin API shows of the other boxes (*peers.Set).
+type Peers interface {
+	// Status is every peer's state and its models at the last check.
+	Status() []status.PeerStatus
+}
+
+// SetPeers makes /api/status?peers=1 show the peers. Call before serving.
+func (s *Server) SetPeers(p Peers) { s.peers = p }
 
 // New returns the admin API for s; events may be nil.
 func New(s *sched.Scheduler, events *Hub, logger *slog.Logger) *Server {
@@ -212,8 +223,13 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	apierr.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// status answers GET /api/status; with ?peers=1 the peers' models too.
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	apierr.WriteJSON(w, http.StatusOK, s.sched.Status())
+	st := s.sched.Status()
+	if s.peers != nil && r.URL.Query().Get("peers") == "1" {
+		st.Peers = s.peers.Status()
+	}
+	apierr.WriteJSON(w, http.StatusOK, st)
 }
 
 func (s *Server) modelStatus(name string) (sched.ModelStatus, bool) {

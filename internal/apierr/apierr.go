@@ -27,6 +27,8 @@ const (
 	SlotSwitching           // 503 slot_switching, Retry-After
 	StartFailed             // 503 model_unavailable
 	Closed                  // 503 shutting_down
+	PeerDown                // 503 peer_down, Retry-After: the peer that serves the model is down
+	PeerUnreachable         // 502 peer_unreachable: a relay to a peer failed
 )
 
 // Error is a classified error: a sentinel the producer wraps with detail
@@ -82,6 +84,10 @@ func Map(err error) Answer {
 		return Answer{http.StatusServiceUnavailable, "server_error", "model_unavailable", ""}
 	case Closed:
 		return Answer{http.StatusServiceUnavailable, "server_error", "shutting_down", ""}
+	case PeerDown:
+		return Answer{http.StatusServiceUnavailable, "server_error", "peer_down", "5"}
+	case PeerUnreachable:
+		return Answer{http.StatusBadGateway, "server_error", "peer_unreachable", ""}
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return Answer{http.StatusGatewayTimeout, "timeout_error", "timeout", ""}

@@ -31,6 +31,8 @@ func TestOneMapping(t *testing.T) {
 		{sched.ErrSlotSwitching, 503, "slot_switching", "5"},
 		{sched.ErrStartFailed, 503, "model_unavailable", ""},
 		{sched.ErrClosed, 503, "shutting_down", ""},
+		{apierr.New(apierr.PeerDown, "peer down"), 503, "peer_down", "5"},
+		{apierr.New(apierr.PeerUnreachable, "peer unreachable"), 502, "peer_unreachable", ""},
 		{context.DeadlineExceeded, 504, "timeout", ""},
 		{errors.New("anything else"), 503, "model_unavailable", ""},
 	}

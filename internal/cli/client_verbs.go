@@ -87,11 +87,11 @@ func runPS(e *env, args []string) error {
 	fs := flag.NewFlagSet("ps", flag.ContinueOnError)
 	var cf clientFlags
 	cf.register(fs)
-	asJSON := fs.Bool("json", false, "print /api/status as JSON")
+	asJSON := fs.Bool("json", false, "print /api/status?peers=1 as JSON")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	st, err := cf.client().Status(e.ctx)
+	st, err := cf.client().StatusAll(e.ctx)
 	if err != nil {
 		return err
 	}
@@ -144,6 +144,26 @@ func printStatus(w io.Writer, st status.Status) {
 	}
 	if st.Profile != "" {
 		fmt.Fprintf(w, "profile: %s\n", st.Profile)
+	}
+	printPeers(w, st.Peers)
+}
+
+// printPeers shows each peer's state and the models it serves.
+func printPeers(w io.Writer, ps []status.PeerStatus) {
+	for _, p := range ps {
+		line := fmt.Sprintf("peer %s (%s): %s", p.Name, p.URL, p.State)
+		if p.Error != "" {
+			line += " — " + trunc(p.Error, 100)
+		}
+		fmt.Fprintln(w, line)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, m := range p.Models {
+			if m.AliasOf != "" {
+				continue
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t@%s\n", m.Name, m.Engine, m.State, p.Name)
+		}
+		tw.Flush()
 	}
 }
 

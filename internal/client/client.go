@@ -127,6 +127,13 @@ func (c *Client) Status(ctx context.Context) (status.Status, error) {
 	return s, err
 }
 
+// StatusAll is Status with the peers' models (/api/status?peers=1).
+func (c *Client) StatusAll(ctx context.Context) (status.Status, error) {
+	var s status.Status
+	err := c.getJSON(ctx, http.MethodGet, "/api/status?peers=1", &s)
+	return s, err
+}
+
 // Model returns one model's status.
 func (c *Client) Model(ctx context.Context, name string) (status.ModelStatus, error) {
 	s, err := c.Status(ctx)

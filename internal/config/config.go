@@ -71,6 +71,9 @@ type Config struct {
 	// Presets are names clients may ask for, each served by a model with
 	// request parameters set or stripped.
 	Presets map[string]*Preset `yaml:"presets" json:"presets,omitempty"`
+	// Peers are other gantry instances (other boxes) whose models this
+	// one lists and relays to.
+	Peers map[string]*Peer `yaml:"peers" json:"peers,omitempty"`
 
 	// File is the path the config was read from ("" for the built-in demo).
 	File string `yaml:"-" json:"file"`
@@ -204,6 +207,11 @@ type Model struct {
 	// every request there goes to this model. The engine runs on its own
 	// port on loopback.
 	Listen string `yaml:"listen" json:"listen,omitempty"`
+
+	// Prefer is where a model configured here and on a peer starts when
+	// neither has it ready: "local" (default) or a peer's name. The other
+	// box is the failover.
+	Prefer string `yaml:"prefer" json:"prefer,omitempty"`
 
 	// PortAssigned is true when gantry picked the port (none was configured).
 	PortAssigned bool `yaml:"-" json:"port_assigned,omitempty"`
@@ -476,6 +484,7 @@ func (c *Config) applyDefaults() {
 		c.Root = DefaultRoot
 	}
 	c.Root = ExpandHome(c.Root)
+	c.applyPeerDefaults()
 	if c.PortRange.First == 0 {
 		c.PortRange = PortRange{30100, 30999}
 	}

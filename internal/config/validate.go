@@ -370,6 +370,7 @@ func (v *validator) run() {
 		}
 		portUsers[s.Port] = append(portUsers[s.Port], user{"slots." + name, append(p, "port")})
 	}
+	v.peers()
 	ollamaUsers := 0
 	for _, name := range c.ModelNames() {
 		m := c.Models[name]

@@ -25,6 +25,7 @@ import (
 	"github.com/gantryhq/gantry/internal/gateway"
 	"github.com/gantryhq/gantry/internal/gpu"
 	"github.com/gantryhq/gantry/internal/metrics"
+	"github.com/gantryhq/gantry/internal/peers"
 	"github.com/gantryhq/gantry/internal/sched"
 	"github.com/gantryhq/gantry/internal/sdnotify"
 	"github.com/gantryhq/gantry/internal/status"
@@ -123,6 +124,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if act != nil {
 		adm.SetActivity(act)
 	}
+	box := peers.New(cfg, func(ev status.Event) {
+		lg.Info("peer "+ev.To, "peer", ev.Model, "err", ev.Reason)
+		hub.Publish(ev)
+	})
+	defer box.Close()
+	adm.SetPeers(box)
 	adm.Register(mux, keys.Admin)
 	mux.Handle("GET /metrics", keys.Admin(met.Handler()))
 	mux.Handle("GET /{$}", dashboard.Handler())
@@ -131,6 +138,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if act != nil {
 		gw.SetActivity(act, keys.Name)
 	}
+	gw.SetPeers(box)
 	gw.Register(mux, gateway.Wraps{Gateway: keys.Gateway, GatewayAnthropic: keys.GatewayShaped(gateway.AnthropicShape), Admin: keys.Admin})
 
 	ds := newDoors(lg)
@@ -193,6 +201,7 @@ loop:
 		case <-hup:
 			if next := reload(ctx, lg, s, keys, current); next != nil {
 				current = next
+				box.Update(next)
 				ds.update(next)
 				if err := ds.openPinned(next, pinnedDoor, isUpstreamPath, true); err != nil {
 					lg.Error("reload: a listener did not open", "err", err)

@@ -22,6 +22,7 @@ import (
 	"github.com/gantryhq/gantry/internal/apierr"
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/guard"
+	"github.com/gantryhq/gantry/internal/peers"
 	"github.com/gantryhq/gantry/internal/sched"
 	"github.com/gantryhq/gantry/internal/translate"
 )
@@ -55,6 +56,9 @@ type Gateway struct {
 	// act, when set, gets a record of every request; keyName names keys.
 	act     ActivityLog
 	keyName func(*http.Request) string
+	// peers, when set, are the other boxes whose models are listed and
+	// relayed to.
+	peers *peers.Set
 }
 
 // New returns the gateway of a scheduler; obs may be nil.
@@ -105,10 +109,13 @@ type gantryInfo struct {
 	AliasOf  string `json:"alias_of,omitempty"`
 	PresetOf string `json:"preset_of,omitempty"`
 	Slot     string `json:"slot,omitempty"`
+	// Peer names the other gantry that serves the model.
+	Peer string `json:"peer,omitempty"`
 }
 
-// modelList is every name a request may use: models, aliases, presets.
-func (g *Gateway) modelList() []modelEntry {
+// modelList is every name a request may use: models, aliases, presets,
+// and — for a request not from a peer — the peers' models.
+func (g *Gateway) modelList(r *http.Request) []modelEntry {
 	st := g.sched.Status()
 	data := []modelEntry{}
 	byName := map[string]gantryInfo{}
@@ -130,11 +137,14 @@ func (g *Gateway) modelList() []modelEntry {
 			data = append(data, modelEntry{ID: name, Object: "model", OwnedBy: "gantry", Gantry: pi})
 		}
 	}
+	if g.relayable(r) {
+		data = append(data, g.peerModels(data)...)
+	}
 	return data
 }
 
 func (g *Gateway) models(w http.ResponseWriter, r *http.Request) {
-	data := g.modelList()
+	data := g.modelList(r)
 	if p, ok := pinOf(r); ok {
 		data = pinnedList(g.sched.Config(), p, data)
 	}
@@ -268,8 +278,26 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
 			x.stripUsage = true
 		}
 	}
+	if preset == nil && g.relayable(r) {
+		if p, err := g.peerFor(r, target); p != nil || err != nil {
+			*model = g.labelOf(target)
+			if err != nil {
+				apierr.WriteErr(w, err)
+				return
+			}
+			if g.toPeer(w, r, p, target, body, nil) {
+				return
+			}
+		}
+	}
 	lease, e, err := g.acquire(w, r, target, f.stream, preset)
 	if err != nil {
+		if p := g.failover(r, target); p != nil && !e.sent && preset == nil {
+			*model = g.labelOf(target)
+			if g.relayPeer(w, r, p, body) == nil {
+				return
+			}
+		}
 		// The metrics label is the configured name, never a made-up one;
 		// resolved here, off the path of the requests that succeed.
 		if m := g.sched.Config().Resolve(target); m != nil {
@@ -466,9 +494,20 @@ func (g *Gateway) writeHead(w http.ResponseWriter, resp *http.Response, lease *s
 
 var dataPrefix = []byte("data:")
 
-// copyBody relays the response. Server-sent events are flushed as each read
-// returns, so every event reaches the client when the engine sends it.
+// copyBody relays the engine's response; one cut short ends with the
+// reason the engine's state gives.
 func (g *Gateway) copyBody(w http.ResponseWriter, r *http.Request, resp *http.Response, lease *sched.Lease, sse bool) {
+	if err := g.pump(w, r, resp, sse); err != nil {
+		g.logger.Warn("engine response cut", "model", lease.Model.Name, "err", err)
+		cutShort(w, sse, g.deadMessage(lease, err))
+	}
+}
+
+// pump copies a response's body to the client. Server-sent events are
+// flushed as each read returns, so every event reaches the client when the
+// engine sends it. The error is the read's that cut the answer short; nil
+// when it ended or the client went away.
+func (g *Gateway) pump(w http.ResponseWriter, r *http.Request, resp *http.Response, sse bool) error {
 	pool := &g.bufs
 	if sse {
 		pool = &g.sseBufs
@@ -490,35 +529,38 @@ func (g *Gateway) copyBody(w http.ResponseWriter, r *http.Request, resp *http.Re
 		}
 		if len(out) > 0 {
 			if _, werr := w.Write(out); werr != nil {
-				return // client gone; its context cancels the upstream request
+				return nil // client gone; its context cancels the upstream request
 			}
 			if sse {
 				if rec, ok := w.(*recorder); ok {
 					rec.chunks += bytes.Count(out, dataPrefix)
 				}
 				if rc.Flush() != nil {
-					return
+					return nil
 				}
 			}
 		}
 		if rerr == io.EOF {
-			return
+			return nil
 		}
 		if rerr != nil {
 			if r.Context().Err() != nil {
-				return
+				return nil
 			}
-			g.logger.Warn("engine response cut", "model", lease.Model.Name, "err", rerr)
-			if sse {
-				// Tell the client why the stream ends, instead of a silent hang or cut.
-				msg := g.deadMessage(lease, rerr)
-				fmt.Fprintf(w, "data: {\"error\":{\"message\":%q,\"type\":\"server_error\",\"code\":\"upstream_error\"}}\n\n", msg)
-				rc.Flush() //nolint:errcheck
-				return
-			}
-			panic(http.ErrAbortHandler) // a plain response cannot carry the error: abort the connection
+			return rerr
 		}
 	}
+}
+
+// cutShort ends an answer that was cut: a stream with an error event that
+// says why (not a silent hang or cut), a plain answer by aborting the
+// connection, since it cannot carry the error.
+func cutShort(w http.ResponseWriter, sse bool, msg string) {
+	if !sse {
+		panic(http.ErrAbortHandler)
+	}
+	fmt.Fprintf(w, "data: {\"error\":{\"message\":%q,\"type\":\"server_error\",\"code\":\"upstream_error\"}}\n\n", msg)
+	http.NewResponseController(w).Flush() //nolint:errcheck // the client may be gone too
 }
 
 func (g *Gateway) deadMessage(lease *sched.Lease, err error) string {

@@ -111,7 +111,7 @@ func quote(s string) string {
 // model answers GET /v1/models/{id}: a model, an alias or a preset.
 func (g *Gateway) model(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	for _, e := range g.modelList() {
+	for _, e := range g.modelList(r) {
 		if e.ID == id {
 			apierr.WriteJSON(w, http.StatusOK, e)
 			return

@@ -110,11 +110,32 @@ func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, parse func([
 			x.preset = c.model
 		}
 	}
+	// Ollama's API has no route on a peer's gateway: its models are served
+	// here only.
+	toPeer := preset == nil && !strings.HasPrefix(r.URL.Path, "/api/") && g.relayable(r)
+	if toPeer {
+		if p, err := g.peerFor(r, name); p != nil || err != nil {
+			*model = g.labelOf(name)
+			if err != nil {
+				writeShaped(w, errorShape, err)
+				return
+			}
+			if g.toPeer(w, r, p, name, body, errorShape) {
+				return
+			}
+		}
+	}
 	// Keep-alives while the model loads go as server-sent comments: only
 	// into streams of events (Ollama's NDJSON has no comments).
 	lease, e, err := g.acquire(w, r, name, c.stream && c.streamType == "text/event-stream", preset)
 	c.early = e
 	if err != nil {
+		if p := g.failover(r, name); toPeer && p != nil && !e.sent {
+			*model = g.labelOf(name)
+			if g.relayPeer(w, r, p, body) == nil {
+				return
+			}
+		}
 		if m := g.sched.Config().Resolve(name); m != nil {
 			*model = m.Name
 		}

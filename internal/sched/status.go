@@ -96,3 +96,15 @@ func (s *Scheduler) Status() Status {
 // Docker is the client of the docker-runtime models' daemon, nil when
 // there is none.
 func (s *Scheduler) Docker() *container.Client { return s.opts.Docker }
+
+// StateOf is the state of a model (name or alias), cheaply, for routing;
+// ok is false for a name the config does not know.
+func (s *Scheduler) StateOf(name string) (state status.State, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.lookupLocked(name)
+	if e == nil {
+		return "", false
+	}
+	return e.state, true
+}

@@ -116,6 +116,35 @@ type Status struct {
 	Slots   []SlotStatus  `json:"slots"`
 	Profile string        `json:"profile"`
 	GPU     gpu.Facts     `json:"gpu"`
+	// Peers are the other gantry instances and their models: only when
+	// asked for (/api/status?peers=1).
+	Peers []PeerStatus `json:"peers,omitempty"`
+}
+
+// Peer states.
+const (
+	PeerUp      = "up"
+	PeerDown    = "down"
+	PeerUnknown = "unknown" // not checked yet
+)
+
+// PeerStatus is another gantry (another box) as this one sees it: up or
+// down, and the models it had at its last check.
+type PeerStatus struct {
+	Name      string      `json:"name"`
+	URL       string      `json:"url"`
+	State     string      `json:"state"` // PeerUp, PeerDown or PeerUnknown
+	Error     string      `json:"error,omitempty"`
+	CheckedAt *time.Time  `json:"checked_at,omitempty"`
+	Models    []PeerModel `json:"models"`
+}
+
+// PeerModel is one name a peer serves, as its /v1/models says.
+type PeerModel struct {
+	Name    string `json:"name"`
+	Engine  string `json:"engine,omitempty"`
+	State   State  `json:"state"`
+	AliasOf string `json:"alias_of,omitempty"`
 }
 
 // Model returns one model's status (the zero value when absent).
@@ -145,6 +174,7 @@ const (
 	KindDefault  EventKind = "default"  // a slot's default member comes back
 	KindMemory   EventKind = "memory"   // unified memory: the page cache freed, the watchdog acted
 	KindPull     EventKind = "pull"     // an image pull began or ended (Model is the image)
+	KindPeer     EventKind = "peer"     // a peer went up or down (Model is the peer, To its state)
 )
 
 // Event is something the scheduler did or saw, for /api/events and logs.
