@@ -29,6 +29,9 @@ func runSim(e *env, args []string) error {
 	fs.BoolVar(&o.IgnoreSIGTERM, "ignore-sigterm", false, "ignore SIGTERM")
 	fs.BoolVar(&o.SpawnChild, "spawn-child", false, "start a grandchild in the same process group")
 	fs.BoolVar(&o.IdleChild, "idle-child", false, "internal: be the grandchild")
+	fs.IntVar(&o.NNodes, "nnodes", 1, "ranks of a model across nodes (as SGLang's flag)")
+	fs.IntVar(&o.NodeRank, "node-rank", 0, "this process's rank: 0 serves, ≥ 1 answer health only")
+	fs.StringVar(&o.DistInitAddr, "dist-init-addr", "", "rank 0's HOST:PORT where the ranks meet")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err

@@ -213,6 +213,16 @@ type Model struct {
 	// box is the failover.
 	Prefer string `yaml:"prefer" json:"prefer,omitempty"`
 
+	// Nodes spread one model over several boxes on the engine's own
+	// multi-node launch: "local" and peers' names, in rank order. The box
+	// listed first leads: it starts the other ranks through their gantry,
+	// serves the requests and stops the group when a rank dies. Each box
+	// lists the model with the same nodes (from its own point of view).
+	Nodes []string `yaml:"nodes" json:"nodes,omitempty"`
+	// DistInitAddr is rank 0's host:port as the other nodes reach it
+	// (SGLang's --dist-init-addr, vLLM's --master-addr/--master-port).
+	DistInitAddr string `yaml:"dist_init_addr" json:"dist_init_addr,omitempty"`
+
 	// PortAssigned is true when gantry picked the port (none was configured).
 	PortAssigned bool `yaml:"-" json:"port_assigned,omitempty"`
 }

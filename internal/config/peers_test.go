@@ -45,3 +45,49 @@ func TestPeerProblems(t *testing.T) {
 		}
 	}
 }
+
+func TestNodes(t *testing.T) {
+	c, err := Parse("t.yaml", []byte(`
+peers: {b: {url: "http://10.0.0.2:4000"}}
+models:
+  lead: {engine: sglang, runtime: native, path: /m, memory: 1GiB, nodes: [local, b], dist_init_addr: "10.0.0.1:29500"}
+  follow: {engine: sglang, runtime: native, path: /m, memory: 1GiB, nodes: [b, local], dist_init_addr: "10.0.0.2:29500"}
+  one: {engine: sim, memory: 1GiB}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lead, follow, one := c.Models["lead"], c.Models["follow"], c.Models["one"]
+	if !lead.MultiNode() || !lead.Leads() || lead.Follower() || lead.Rank() != 0 || lead.Leader() != "" {
+		t.Errorf("lead: %+v", lead)
+	}
+	if !follow.Follower() || follow.Rank() != 1 || follow.Leader() != "b" || follow.Leads() {
+		t.Errorf("follow: rank %d leader %q", follow.Rank(), follow.Leader())
+	}
+	if one.MultiNode() || !one.Leads() || one.Rank() != 0 {
+		t.Errorf("one: %+v", one)
+	}
+	bad := map[string]string{
+		"nodes: [local]": "one node is no group",
+		"nodes: [local, c], dist_init_addr: \"h:1\"":                              `"c" is neither "local" nor a peer`,
+		"nodes: [b, b], dist_init_addr: \"h:1\"":                                  "listed twice",
+		"nodes: [local, b]":                                                       "needs rank 0's host:port",
+		"nodes: [local, b], dist_init_addr: nohost":                               "is not host:port",
+		"dist_init_addr: \"h:1\"":                                                 "only for a model with nodes",
+		"nodes: [local, b], dist_init_addr: \"h:1\", runtime: docker, image: x:1": "runs natively",
+	}
+	for extra, want := range bad {
+		rt := "runtime: native, "
+		if strings.Contains(extra, "runtime:") {
+			rt = ""
+		}
+		src := "peers: {b: {url: \"http://10.0.0.2:4000\"}}\nmodels:\n  m: {engine: sglang, " + rt + "path: /m, memory: 1GiB, " + extra + "}\n"
+		if _, err := Parse("t.yaml", []byte(src)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want %q", extra, err, want)
+		}
+	}
+	src := "peers: {b: {url: \"http://10.0.0.2:4000\"}}\nmodels:\n  m: {engine: llamacpp, path: /m.gguf, memory: 1GiB, nodes: [local, b], dist_init_addr: \"h:1\"}\n"
+	if _, err := Parse("t.yaml", []byte(src)); err == nil || !strings.Contains(err.Error(), "engine llamacpp cannot span nodes") {
+		t.Errorf("llamacpp across nodes: %v", err)
+	}
+}

@@ -376,6 +376,7 @@ func (v *validator) run() {
 		m := c.Models[name]
 		p := []string{"models", name}
 		v.model(name, m, p)
+		v.nodes(name, m, p)
 		if m.Slot != "" || m.Port <= 0 {
 			continue
 		}

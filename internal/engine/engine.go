@@ -358,6 +358,7 @@ func (sglang) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 		a = ctxFlag(a, m, r, "--context-length")
 		a = memFlag(a, m, r, "--mem-fraction-static")
 		a = intFlag(a, m, "--max-total-tokens", r.MaxTotalTokens)
+		a = append(a, nodeFlags(m)...)
 		return userArgs(a, m, r)
 	}
 	if m.Runtime == config.RuntimeDocker {
@@ -384,6 +385,7 @@ func (vllm) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 		a = ctxFlag(a, m, r, "--max-model-len")
 		a = memFlag(a, m, r, "--gpu-memory-utilization")
 		a = intFlag(a, m, "--kv-cache-memory-bytes", r.KVCacheBytes)
+		a = append(a, nodeFlags(m)...)
 		return userArgs(a, m, r)
 	}
 	if m.Runtime == config.RuntimeDocker {
@@ -397,6 +399,10 @@ func (vllm) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 }
 
 func (vllm) Probe(ctx context.Context, c *http.Client, base string, m *config.Model) Readiness {
+	if m.Follower() {
+		// A headless rank serves no HTTP at all: running is all it says.
+		return Readiness{Ready: true}
+	}
 	return probeHealth(ctx, c, base+"/health", "loading")
 }
 
@@ -512,6 +518,7 @@ func (sim) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 		self = "gantry"
 	}
 	argv := []string{self, "sim", "--port", strconv.Itoa(m.Port), "--model", m.Name}
+	argv = append(argv, nodeFlags(m)...)
 	argv = append(argv, m.Args...)
 	return Launch{Argv: argv, MetricsURL: "/metrics"}, nil
 }
@@ -535,4 +542,34 @@ func FlagValue(args []string, flag string) string {
 		}
 	}
 	return ""
+}
+
+// nodeFlags are the engine's own multi-node flags for this box's rank of
+// a model across nodes (none for a model on one box):
+//
+//   - SGLang: --nnodes N --node-rank R --dist-init-addr HOST:PORT (ranks ≥ 1
+//     serve no API; they answer /health from a stand-in server once loaded:
+//     launch_dummy_health_check_server in python/sglang/srt/entrypoints/engine.py).
+//   - vLLM, its own multi-node launch without Ray (docs/serving/
+//     parallelism_scaling.md, "Running vLLM with MultiProcessing"): --nnodes
+//     N --node-rank R --master-addr HOST --master-port PORT, and --headless
+//     on ranks ≥ 1.
+//   - gantry sim: SGLang's flags.
+func nodeFlags(m *config.Model) []string {
+	if !m.MultiNode() {
+		return nil
+	}
+	n, r := strconv.Itoa(len(m.Nodes)), strconv.Itoa(m.Rank())
+	if m.Engine != config.EngineVLLM {
+		return []string{"--nnodes", n, "--node-rank", r, "--dist-init-addr", m.DistInitAddr}
+	}
+	host, port, _ := strings.Cut(m.DistInitAddr, ":")
+	if i := strings.LastIndex(m.DistInitAddr, ":"); i >= 0 {
+		host, port = strings.Trim(m.DistInitAddr[:i], "[]"), m.DistInitAddr[i+1:]
+	}
+	f := []string{"--nnodes", n, "--node-rank", r, "--master-addr", host, "--master-port", port}
+	if m.Follower() {
+		f = append(f, "--headless")
+	}
+	return f
 }

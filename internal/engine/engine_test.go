@@ -146,3 +146,45 @@ func TestProbeHealth(t *testing.T) {
 		t.Errorf("closed: got %+v", r)
 	}
 }
+
+// TestNodeFlags pins each engine's own multi-node flags for both ranks of
+// a two-box group (sources cited at nodeFlags).
+func TestNodeFlags(t *testing.T) {
+	cases := []struct {
+		engine string
+		nodes  string
+		want   string
+	}{
+		{"sglang", "[local, b]", "--nnodes 2 --node-rank 0 --dist-init-addr 10.0.0.1:29500"},
+		{"sglang", "[b, local]", "--nnodes 2 --node-rank 1 --dist-init-addr 10.0.0.1:29500"},
+		{"vllm", "[local, b]", "--nnodes 2 --node-rank 0 --master-addr 10.0.0.1 --master-port 29500"},
+		{"vllm", "[b, local]", "--nnodes 2 --node-rank 1 --master-addr 10.0.0.1 --master-port 29500 --headless"},
+		{"sim", "[b, local]", "--nnodes 2 --node-rank 1 --dist-init-addr 10.0.0.1:29500"},
+	}
+	for _, c := range cases {
+		cfg, err := config.Parse("n.yaml", []byte(fmt.Sprintf(`
+peers: {b: {url: "http://10.0.0.2:4000"}}
+models:
+  big: {engine: %s, runtime: native, path: /m, memory: 10GiB, port: 30000, nodes: %s, dist_init_addr: "10.0.0.1:29500"}
+`, c.engine, c.nodes)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := Build(cfg.Models["big"], Host{Config: cfg}, Resources{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if argv := strings.Join(l.Argv, " "); !strings.Contains(argv, c.want) {
+			t.Errorf("%s %s: argv %s lacks %q", c.engine, c.nodes, argv, c.want)
+		}
+	}
+	// A headless vLLM rank serves no HTTP: running is its readiness.
+	cfg, _ := config.Parse("n.yaml", []byte(`
+peers: {b: {url: "http://10.0.0.2:4000"}}
+models:
+  big: {engine: vllm, runtime: native, path: /m, memory: 10GiB, nodes: [b, local], dist_init_addr: "10.0.0.1:29500"}
+`))
+	if rd := (vllm{}).Probe(context.Background(), http.DefaultClient, "http://127.0.0.1:1", cfg.Models["big"]); !rd.Ready {
+		t.Errorf("a headless vLLM rank is not ready: %+v", rd)
+	}
+}

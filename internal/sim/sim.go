@@ -48,6 +48,14 @@ type Options struct {
 	SpawnChild      bool // start a grandchild in the same process group
 	IdleChild       bool // internal: be the grandchild (block until killed)
 	Progress        bool // print the flavor's real load lines while loading
+
+	// NNodes, NodeRank and DistInitAddr make the sim one rank of a model
+	// across nodes, as SGLang's flags of the same names do: rank 0 waits
+	// for every rank before it loads and serves; ranks ≥ 1 answer health
+	// only; when any rank dies the others exit.
+	NNodes       int
+	NodeRank     int
+	DistInitAddr string
 }
 
 // Validate checks the options; it is what `gantry sim` reports on bad flags.
@@ -72,7 +80,7 @@ func (o *Options) Validate() error {
 	case o.Dims < 1 || o.Dims > 65536:
 		return fmt.Errorf("--dims must be from 1 to 65536")
 	}
-	return nil
+	return o.validateNodes()
 }
 
 // server is the running engine's state.
@@ -87,6 +95,7 @@ type server struct {
 	tokens   atomic.Int64
 	crashMu  sync.Mutex
 	readyNS  atomic.Int64 // when the sim turned ready, for benchmarks
+	group    []net.Conn   // to the other ranks of a model across nodes
 }
 
 // Run serves until ctx is done or SIGTERM arrives (then it drains in-flight
@@ -120,8 +129,21 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	}
 	lg.Printf("sim: model %s, flavor %s, loading (load time %s) (unix_ns=%d)", o.Model, o.Flavor, o.LoadTime, time.Now().UnixNano())
 
+	lost, err := s.joinGroup(sigCtx)
+	defer s.leaveGroup()
+	if err != nil {
+		if sigCtx.Err() != nil {
+			lg.Printf("sim: stopped while waiting for the other ranks")
+			return nil
+		}
+		return err
+	}
 	addr := net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
-	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	handler := s.routes()
+	if o.NodeRank > 0 {
+		handler = s.rankRoutes()
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 
 	// Engines differ in what a client sees while they load: vLLM and
 	// trtllm-serve open their port only when ready; SGLang opens it midway
@@ -207,6 +229,9 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	case <-sigCtx.Done():
 	case err := <-errc:
 		return err
+	case why := <-lost:
+		lg.Printf("sim: rank %d: NCCL error: the group is broken: %v; exiting", o.NodeRank, why)
+		return fmt.Errorf("rank %d of %d: the group is broken: %v", o.NodeRank, o.NNodes, why)
 	}
 	lg.Printf("sim: shutting down, draining %d in-flight requests (unix_ns=%d)", s.running.Load(), time.Now().UnixNano())
 	shCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
