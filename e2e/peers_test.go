@@ -29,12 +29,15 @@ type twoBoxes struct {
 	clientB      string
 	peerA, peerB string // how each gantry reaches the other
 	portA, portB int
+	distPort     int // rank 0's (box A's) port where the ranks of duo meet
 	netns        bool
 }
 
 // makeTwoBoxes builds the namespaces, or — where they cannot be made (not
 // root, no `ip`) — falls back to 127.0.0.2 and 127.0.0.3, where a cut
-// link is a frozen peer (SIGSTOP: no answers and no resets either).
+// link is a frozen peer (SIGSTOP: no answers and no resets either). The
+// boxes' port ranges differ: in the fallback their engines share one
+// loopback.
 func makeTwoBoxes(t *testing.T) *twoBoxes {
 	id := os.Getpid() % 100000
 	b := &twoBoxes{t: t, nsA: fmt.Sprintf("gantry-a%d", id), nsB: fmt.Sprintf("gantry-b%d", id)}
@@ -88,7 +91,7 @@ func makeTwoBoxes(t *testing.T) *twoBoxes {
 			t.Logf("network namespaces cannot be made here (%v): the boxes are 127.0.0.2 and 127.0.0.3 on this host's loopback, and a cut link is a frozen peer (SIGSTOP)", err)
 			b.clientA, b.clientB = "127.0.0.2", "127.0.0.3"
 			b.peerA, b.peerB = b.clientA, b.clientB
-			b.portA, b.portB = testbin.FreePort(t), testbin.FreePort(t)
+			b.portA, b.portB, b.distPort = testbin.FreePort(t), testbin.FreePort(t), testbin.FreePort(t)
 			return b
 		}
 	}
@@ -96,7 +99,7 @@ func makeTwoBoxes(t *testing.T) *twoBoxes {
 	b.netns, b.link = true, fmt.Sprintf("gab%d", id)
 	b.clientA, b.clientB = "10.213.1.2", "10.213.2.2"
 	b.peerA, b.peerB = "10.213.0.1", "10.213.0.2"
-	b.portA, b.portB = 4000, 4000
+	b.portA, b.portB, b.distPort = 4000, 4000, 29500
 	return b
 }
 
@@ -114,6 +117,7 @@ func (b *twoBoxes) start(ns, host string, port int, peerURL, cfg string) *daemon
 	cfg = strings.ReplaceAll(cfg, "LISTEN", listen)
 	cfg = strings.ReplaceAll(cfg, "ROOT", home+"/ai")
 	cfg = strings.ReplaceAll(cfg, "PEERURL", peerURL)
+	cfg = strings.ReplaceAll(cfg, "DISTADDR", fmt.Sprintf("%s:%d", b.peerA, b.distPort))
 	d.config = home + "/gantry.yaml"
 	if err := os.WriteFile(d.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -155,6 +159,7 @@ func (b *twoBoxes) heal(peerB *daemon) {
 
 const boxA = `listen: LISTEN
 root: ROOT
+port_range: 31000-31499
 auth: {api_keys: [sk-a]}
 memory: {total: 48GiB, reserve: 8GiB}
 peers:
@@ -162,10 +167,13 @@ peers:
 models:
   alpha: {engine: sim, memory: 4GiB, args: [--load-time, 200ms, --itl, 5ms]}
   both: {engine: sim, memory: 4GiB, prefer: b, args: [--load-time, 200ms, --itl, 5ms, --tokens, 40]}
+  duo: {engine: sim, memory: 4GiB, mode: always-on, nodes: [local, b], dist_init_addr: "DISTADDR",
+        args: [--flavor, sglang, --load-time, 300ms, --itl, 5ms, --tokens, 20]}
 `
 
 const boxB = `listen: LISTEN
 root: ROOT
+port_range: 31500-31999
 auth: {api_keys: [sk-b]}
 memory: {total: 48GiB, reserve: 8GiB}
 peers:
@@ -173,6 +181,8 @@ peers:
 models:
   beta: {engine: sim, memory: 4GiB, aliases: [bee], args: [--load-time, 1500ms, --itl, 10ms, --tokens, 60]}
   both: {engine: sim, memory: 4GiB, args: [--load-time, 200ms, --itl, 5ms, --tokens, 40]}
+  duo: {engine: sim, memory: 4GiB, nodes: [a, local], dist_init_addr: "DISTADDR",
+        args: [--flavor, sglang, --load-time, 300ms, --itl, 5ms, --tokens, 20]}
 `
 
 // ask sends a chat request with key and returns the answer.
@@ -317,6 +327,10 @@ func TestFaultPeers(t *testing.T) {
 		}
 	})
 
+	t.Run("one model across both boxes", func(t *testing.T) {
+		duoTests(t, boxes, a, b)
+	})
+
 	t.Run("the peer killed mid-stream, then back", func(t *testing.T) {
 		sc, done := streamFirst(t, a.url, "sk-a", "beta")
 		defer done()
@@ -421,4 +435,116 @@ func waitRefused(ta *tally, n int64, within time.Duration) {
 	for ta.refused.Load() < n && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// modelOf is one model's status on d, asked with key.
+func modelOf(t *testing.T, d *daemon, key, model string) status.ModelStatus {
+	t.Helper()
+	req, _ := http.NewRequest("GET", d.url+"/api/status", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st status.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Model(model)
+}
+
+// waitModel waits until model on d is in state (and, when pidNot is not
+// 0, runs under another pid than that).
+func waitModel(t *testing.T, d *daemon, key, model string, state status.State, pidNot int, within time.Duration) status.ModelStatus {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var ms status.ModelStatus
+	for time.Now().Before(deadline) {
+		ms = modelOf(t, d, key, model)
+		if ms.State == state && (pidNot == 0 || ms.PID != pidNot) {
+			return ms
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s on %s not %s within %s: %+v", model, d.url, state, within, ms)
+	return ms
+}
+
+// duoTests drive duo, a model whose rank 0 is on box A (the leader) and
+// rank 1 on box B, on the sim's multi-node flags.
+func duoTests(t *testing.T, boxes *twoBoxes, a, b *daemon) {
+	lead := waitModel(t, a, "sk-a", "duo", status.Ready, 0, 60*time.Second)
+	follow := waitModel(t, b, "sk-b", "duo", status.Ready, 0, 20*time.Second)
+	if len(lead.Ranks) != 2 || lead.Ranks[1].Node != "b" || follow.Rank != 1 || follow.PID == 0 {
+		t.Fatalf("the group: leader %+v, follower rank %d pid %d", lead.Ranks, follow.Rank, follow.PID)
+	}
+	out, _ := a.gantry("ps")
+	if !strings.Contains(out, "rank 1 @b") {
+		t.Errorf("gantry ps on the leader does not show rank 1:\n%s", out)
+	}
+	out, _ = b.gantry("ps")
+	if !strings.Contains(out, "rank 1 of 2, led by a") {
+		t.Errorf("gantry ps on the follower does not say who leads:\n%s", out)
+	}
+	// Requests go to rank 0 only, from either box.
+	if resp, body := ask(t, a.url, "sk-a", "duo", true); resp.StatusCode != 200 || !strings.Contains(body, "[DONE]") {
+		t.Errorf("duo on A: %d %.200s", resp.StatusCode, body)
+	}
+	if resp, body := ask(t, b.url, "sk-b", "duo", false); resp.StatusCode != 200 || resp.Header.Get("X-Gantry-Peer") != "a" {
+		t.Errorf("duo asked of B was not relayed to its leader: %d peer %q %s", resp.StatusCode, resp.Header.Get("X-Gantry-Peer"), body)
+	}
+	// The follower refuses to start its rank on its own.
+	if out, code := b.gantry("start", "duo"); code == 0 || !strings.Contains(out, "peer a leads") {
+		t.Errorf("gantry start duo on the follower: exit %d: %s", code, out)
+	}
+
+	t.Run("a rank killed: the group stops and restarts, lost = 0", func(t *testing.T) {
+		ta := newTally("rank 1 of a model across two boxes killed (kill -9) under load: the group stops and restarts")
+		ta.key = "sk-a"
+		stop := make(chan struct{})
+		wg := ta.load(a.url, 4, true, func() string { return "duo" }, stop)
+		waitCompleted(ta, 10, 20*time.Second)
+		old0 := modelOf(t, a, "sk-a", "duo").PID
+		old1 := modelOf(t, b, "sk-b", "duo").PID
+		syscall.Kill(old1, syscall.SIGKILL)
+		waitModel(t, a, "sk-a", "duo", status.Ready, old0, 60*time.Second)
+		waitModel(t, b, "sk-b", "duo", status.Ready, old1, 20*time.Second)
+		before := ta.completed.Load()
+		waitCompletedAfter(ta, before+10, 20*time.Second)
+		close(stop)
+		wg.Wait()
+		record(t, ta)
+		if ta.completed.Load() <= before {
+			t.Errorf("duo served nothing after its group restarted")
+		}
+	})
+
+	t.Run("a partition during the group's start", func(t *testing.T) {
+		if out, code := a.gantry("stop", "duo"); code != 0 {
+			t.Fatalf("gantry stop duo: %s", out)
+		}
+		waitModel(t, b, "sk-b", "duo", status.Stopped, 0, 20*time.Second)
+		boxes.cut(b)
+		healed := false
+		defer func() {
+			if !healed {
+				boxes.heal(b)
+			}
+		}()
+		began := time.Now()
+		out, code := a.gantry("start", "duo")
+		if code == 0 || !strings.Contains(out, "rank 1 on b") {
+			t.Errorf("gantry start duo with the link cut: exit %d: %s", code, out)
+		}
+		if took := time.Since(began); took > 20*time.Second {
+			t.Errorf("the start with the link cut took %s to fail", took)
+		}
+		boxes.heal(b)
+		healed = true
+		peerState(t, a, "sk-a", "b", status.PeerUp, 15*time.Second)
+		// duo is always-on: its restart (with backoff) brings the group back.
+		waitModel(t, a, "sk-a", "duo", status.Ready, 0, 60*time.Second)
+		waitModel(t, b, "sk-b", "duo", status.Ready, 0, 20*time.Second)
+	})
 }

@@ -66,6 +66,8 @@ func (s *Server) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handl
 	h("GET /api/models", s.status)
 	h("POST /api/models/{name}/start", s.start)
 	h("POST /api/models/{name}/stop", s.stop)
+	h("POST /api/models/{name}/rank", s.startRank)
+	h("GET /api/models/{name}/rank", s.rankStatus)
 	h("POST /api/slots/{slot}/switch", s.switchSlot)
 	h("GET /api/profile", s.getProfile)
 	h("POST /api/profile", s.setProfile)

@@ -125,12 +125,22 @@ func printStatus(w io.Writer, st status.Status) {
 		if m.Slot != "" {
 			note = strings.TrimSpace("slot " + m.Slot + " " + note)
 		}
+		if m.Rank > 0 {
+			note = strings.TrimSpace(fmt.Sprintf("rank %d of %d, led by %s ", m.Rank, len(m.Nodes), m.Nodes[0]) + note)
+		}
 		state := string(m.State)
 		if m.AlwaysOn {
 			state += "*" // always-on, by mode or profile
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", m.Name, m.Engine, state, m.Port, pid,
 			config.FormatBytes(m.MemoryBytes), m.Inflight, m.Queued, last, trunc(note, 80))
+		for _, r := range m.Ranks {
+			rpid := "-"
+			if r.PID > 0 {
+				rpid = fmt.Sprint(r.PID)
+			}
+			fmt.Fprintf(tw, "  rank %d @%s\t\t%s\t\t%s\t\t\t\t\t%s\n", r.Rank, r.Node, r.State, rpid, trunc(r.Reason, 80))
+		}
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "memory: %s reserved of %s budget (%s total)\n", config.FormatBytes(st.Memory.ReservedBytes),

@@ -51,9 +51,16 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		lg = slog.New(slog.DiscardHandler)
 	}
 	hub := api.NewHub()
+	// The peers are watched from the start: a model across nodes starts
+	// its other ranks through them.
+	box := peers.New(cfg, func(ev status.Event) {
+		lg.Info("peer "+ev.To, "peer", ev.Model, "err", ev.Reason)
+		hub.Publish(ev)
+	})
+	defer box.Close()
 	so := o.Sched
 	so.Logger = lg
-	so.NewRunner = runners()
+	so.NewRunner = runners(box, lg)
 	if so.Docker == nil {
 		// The Engine API client (DOCKER_HOST honoured) for docker-runtime
 		// models; it connects on first use.
@@ -124,11 +131,6 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if act != nil {
 		adm.SetActivity(act)
 	}
-	box := peers.New(cfg, func(ev status.Event) {
-		lg.Info("peer "+ev.To, "peer", ev.Model, "err", ev.Reason)
-		hub.Publish(ev)
-	})
-	defer box.Close()
 	adm.SetPeers(box)
 	adm.Register(mux, keys.Admin)
 	mux.Handle("GET /metrics", keys.Admin(met.Handler()))

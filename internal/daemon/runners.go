@@ -1,21 +1,29 @@
 package daemon
 
 import (
+	"log/slog"
 	"path/filepath"
 	"sync"
 
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/group"
 	"github.com/gantryhq/gantry/internal/ollama"
+	"github.com/gantryhq/gantry/internal/peers"
 	"github.com/gantryhq/gantry/internal/sched"
 )
 
 // runners chooses each model's runner: engine ollama's models share one
-// `ollama serve` (built with the first of them, kept across reloads),
-// every other model is a supervised process of its own.
-func runners() sched.NewRunner {
+// `ollama serve` (built with the first of them, kept across reloads), a
+// model across nodes that this box leads is its rank 0 with the other
+// ranks started and watched through the peers, every other model is a
+// supervised process of its own.
+func runners(box *peers.Set, lg *slog.Logger) sched.NewRunner {
 	var mu sync.Mutex
 	var srv *ollama.Server
 	return func(sp sched.RunnerSpec) (sched.Runner, error) {
+		if sp.Model.MultiNode() && sp.Model.Leads() {
+			return group.Wrap(sp, box, lg, sched.NewProcess)
+		}
 		if sp.Model.Engine != config.EngineOllama {
 			return sched.NewProcess(sp)
 		}

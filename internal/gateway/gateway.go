@@ -120,6 +120,9 @@ func (g *Gateway) modelList(r *http.Request) []modelEntry {
 	data := []modelEntry{}
 	byName := map[string]gantryInfo{}
 	for _, m := range st.Models {
+		if m.Rank > 0 {
+			continue // a rank of a group another box leads: served there, listed by that peer
+		}
 		info := gantryInfo{State: string(m.State), Engine: m.Engine, Slot: m.Slot}
 		byName[m.Name] = info
 		data = append(data, modelEntry{ID: m.Name, Object: "model", OwnedBy: "gantry", Gantry: info})

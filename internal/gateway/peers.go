@@ -71,6 +71,9 @@ func (g *Gateway) peerFor(r *http.Request, name string) (*peers.Peer, error) {
 		return nil, nil
 	}
 	st, here := g.sched.StateOf(name)
+	if m := g.sched.Config().Resolve(name); m != nil && m.Follower() {
+		here = false // this box runs a rank of it; the leader serves it
+	}
 	if !here {
 		if p := holders[0]; p.Up() {
 			return p, nil
@@ -173,7 +176,7 @@ func (g *Gateway) toPeer(w http.ResponseWriter, r *http.Request, p *peers.Peer, 
 	case r.Context().Err() != nil:
 		return true // the client went away: nobody to answer
 	}
-	if _, here := g.sched.StateOf(name); here {
+	if m := g.sched.Config().Resolve(name); m != nil && !m.Follower() {
 		g.logger.Warn("peer unreachable; serving here", "model", name, "err", err)
 		return false
 	}

@@ -212,6 +212,13 @@ func (p *Peer) Up() bool {
 	return p.state == status.PeerUp
 }
 
+// State is PeerUp, PeerDown or PeerUnknown (not checked yet).
+func (p *Peer) State() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state
+}
+
 // Err is why the peer is down ("" when it is not).
 func (p *Peer) Err() string {
 	p.mu.Lock()
@@ -295,6 +302,9 @@ func (p *Peer) check() {
 	models, err := p.fetchModels(ctx)
 	if p.done.Err() != nil {
 		return
+	}
+	if err != nil && ctx.Err() == context.DeadlineExceeded {
+		err = fmt.Errorf("no answer to GET /v1/models within %s (connect_timeout)", p.cfg.ConnectTimeout)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -62,7 +62,7 @@ func (s *Scheduler) Acquire(ctx context.Context, name string) (*Lease, error) {
 		s.mu.Unlock()
 		return nil, s.unknown(name)
 	}
-	if e.state == supervise.Ready && !e.draining && !e.evicting {
+	if e.state == supervise.Ready && !e.draining && !e.evicting && !e.m.Follower() {
 		l := e.leaseLocked(s)
 		s.mu.Unlock()
 		return l, nil
@@ -81,10 +81,20 @@ func (s *Scheduler) Acquire(ctx context.Context, name string) (*Lease, error) {
 func (s *Scheduler) TryAcquire(name string) *Lease {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.lookupLocked(name); e != nil && e.state == supervise.Ready && !e.draining && !e.evicting {
+	if e := s.lookupLocked(name); e != nil && e.state == supervise.Ready && !e.draining && !e.evicting && !e.m.Follower() {
 		return e.leaseLocked(s)
 	}
 	return nil
+}
+
+// followerErr refuses to serve or start, on its own, a rank ≥ 1 of a
+// model across nodes: its leader starts it, and requests go there.
+func followerErr(m *config.Model) error {
+	if !m.Follower() {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is rank %d of a group that peer %s leads: requests and starts go there",
+		ErrStartFailed, m.Name, m.Rank(), m.Leader())
 }
 
 func (e *entry) leaseLocked(s *Scheduler) *Lease {
@@ -95,6 +105,9 @@ func (e *entry) leaseLocked(s *Scheduler) *Lease {
 }
 
 func (s *Scheduler) acquireSlow(ctx context.Context, e *entry, fallbackFor string, depth int) (*Lease, error) {
+	if err := followerErr(e.m); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -153,10 +166,17 @@ func (s *Scheduler) Start(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if err := followerErr(e.m); err != nil {
+		return err
+	}
+	return s.start(ctx, e)
+}
+
+func (s *Scheduler) start(ctx context.Context, e *entry) error {
 	s.mu.Lock()
 	e.queued++
 	s.mu.Unlock()
-	err = s.ensure(ctx, e)
+	err := s.ensure(ctx, e)
 	s.mu.Lock()
 	e.queued--
 	e.armIdleLocked(s)
@@ -173,9 +193,31 @@ func (s *Scheduler) Begin(name string) error {
 	if err != nil {
 		return err
 	}
+	if err := followerErr(e.m); err != nil {
+		return err
+	}
+	return s.begin(e)
+}
+
+// BeginRank is Begin for this box's rank ≥ 1 of a model across nodes, on
+// its leader's word: through the same admission (memory on this box's
+// budget), without waiting for the load, which needs every rank.
+func (s *Scheduler) BeginRank(name string) error {
+	e, err := s.lookup(name)
+	if err != nil {
+		return err
+	}
+	if !e.m.Follower() {
+		return fmt.Errorf("%w: %s is not a rank this box runs for another's lead", ErrStartFailed, e.m.Name)
+	}
+	return s.begin(e)
+}
+
+func (s *Scheduler) begin(e *entry) error {
+	name := e.m.Name
 	done := make(chan error, 1)
 	go func() {
-		err := s.Start(context.Background(), name)
+		err := s.start(context.Background(), e)
 		if err != nil {
 			s.logger.Warn("start failed", "model", name, "err", err)
 		}

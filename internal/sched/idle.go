@@ -11,7 +11,7 @@ import (
 // armIdleLocked starts the idle timer of an on-demand model that is ready
 // and has nothing in flight or waiting.
 func (e *entry) armIdleLocked(s *Scheduler) {
-	if e.alwaysOn || e.inflight > 0 || e.queued > 0 || e.state != supervise.Ready || e.m.IdleTimeout <= 0 ||
+	if e.alwaysOn || e.m.Follower() || e.inflight > 0 || e.queued > 0 || e.state != supervise.Ready || e.m.IdleTimeout <= 0 ||
 		s.restingDefault(e) {
 		return
 	}

@@ -14,6 +14,9 @@ import (
 // alwaysOnIn reports whether m is always-on in cfg by its mode or the
 // active profile.
 func (s *Scheduler) alwaysOnIn(cfg *config.Config, m *config.Model) bool {
+	if m.Follower() {
+		return false // the leader decides when its group runs
+	}
 	if m.AlwaysOn() {
 		return true
 	}

@@ -74,6 +74,12 @@ func (s *Scheduler) Status() Status {
 		if ps.Step != nil && e.state == status.Starting {
 			ms.Progress = s.progressLocked(name, *ps.Step, ps.StartedAt, time.Now())
 		}
+		if e.m.MultiNode() {
+			ms.Nodes, ms.Rank = e.m.Nodes, e.m.Rank()
+			if g, ok := e.proc.(interface{ Ranks() []status.RankStatus }); ok {
+				ms.Ranks = g.Ranks()
+			}
+		}
 		st.Models = append(st.Models, ms)
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.conf.Load().Slots)) {

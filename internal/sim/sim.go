@@ -230,7 +230,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	case err := <-errc:
 		return err
 	case why := <-lost:
-		lg.Printf("sim: rank %d: NCCL error: the group is broken: %v; exiting", o.NodeRank, why)
+		lg.Printf("sim: rank %d: a rank left the group (%v); exiting, as the engines' ranks do when one connection breaks", o.NodeRank, why)
 		return fmt.Errorf("rank %d of %d: the group is broken: %v", o.NodeRank, o.NNodes, why)
 	}
 	lg.Printf("sim: shutting down, draining %d in-flight requests (unix_ns=%d)", s.running.Load(), time.Now().UnixNano())

@@ -69,6 +69,20 @@ type ModelStatus struct {
 	MemoryFraction string `json:"memory_fraction,omitempty"`
 	KVCacheBytes   int64  `json:"kv_cache_bytes,omitempty"`
 	MaxTotalTokens int64  `json:"max_total_tokens,omitempty"`
+	// Nodes and Rank place a model across nodes (nodes: in the config);
+	// on the leader, Ranks is every rank's state.
+	Nodes []string     `json:"nodes,omitempty"`
+	Rank  int          `json:"rank,omitempty"`
+	Ranks []RankStatus `json:"ranks,omitempty"`
+}
+
+// RankStatus is one rank of a model across nodes, as its leader sees it.
+type RankStatus struct {
+	Rank   int    `json:"rank"`
+	Node   string `json:"node"` // "local" or the peer's name
+	State  State  `json:"state"`
+	PID    int    `json:"pid,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // Progress is how far a model's load has come: the phase the engine's own

@@ -80,6 +80,11 @@ type Options struct {
 	// phase, and what it returns is noted in the engine's log. The
 	// scheduler frees the page cache here on unified memory.
 	BeforeSpawn func(ctx context.Context, model *config.Model, phase func(string)) (note string)
+	// Prepare, when set, runs before each launch (not an adoption), after
+	// BeforeSpawn: what the engine needs elsewhere first (a model across
+	// nodes: the other ranks). Its error fails the start — with the
+	// restart and backoff of any failed start — and nothing is launched.
+	Prepare func(ctx context.Context) error
 	// Key names the engine in the registry; default the model's name.
 	Key string
 	// Docker runs the engines whose launch is a container (runtime:
@@ -407,7 +412,12 @@ func (p *Process) startRun(ctx context.Context, r *run, done chan struct{}, adop
 			p.log.Mark("%s", note)
 		}
 	}
-	if !adopted {
+	if !adopted && p.opts.Prepare != nil {
+		if err = p.opts.Prepare(ctx); err != nil {
+			close(r.exited) // nothing was launched
+		}
+	}
+	if err == nil && !adopted {
 		err = p.spawn(r)
 	}
 	if err == nil {

@@ -176,3 +176,24 @@ func (p *Process) Detach() {
 	p.endTail()
 	p.log.Close()
 }
+
+// Kill ends the engine at once, as if it had died: SIGKILL to its group
+// (a container is stopped without grace), reason noted in its log. It is
+// then failed like any engine that exits — and restarted when always-on.
+// A model across nodes uses it when another rank dies: the group cannot
+// go on without it. It is a no-op when no engine runs.
+func (p *Process) Kill(reason string) {
+	p.mu.Lock()
+	r := p.cur
+	live := r != nil && (p.state == Starting || p.state == Ready)
+	p.mu.Unlock()
+	if !live {
+		return
+	}
+	p.log.Mark("killed by gantry: %s", reason)
+	if r.ctr != "" {
+		p.stopContainer(context.Background(), r, 0) //nolint:errcheck // its end is reported as an exit
+		return
+	}
+	signalGroup(r.pgid, syscall.SIGKILL)
+}

@@ -1,0 +1,62 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/gantryhq/gantry/internal/apierr"
+)
+
+// RankRequest is what a leader sends to start this box's rank of a model
+// across nodes (POST /api/models/{name}/rank): the group as the leader's
+// config has it, checked against this box's.
+type RankRequest struct {
+	NNodes       int    `json:"nnodes"`
+	DistInitAddr string `json:"dist_init_addr"`
+}
+
+// startRank answers POST /api/models/{name}/rank: this box's rank ≥ 1 of
+// a model across nodes starts (memory on this box's budget) and the answer
+// comes once the start is under way (202), not when it is loaded — the
+// load needs every rank, rank 0 included.
+func (s *Server) startRank(w http.ResponseWriter, r *http.Request) {
+	var req RankRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	p, err := s.sched.Process(r.PathValue("name"))
+	if err != nil {
+		apierr.WriteErr(w, err)
+		return
+	}
+	m := p.Model()
+	switch {
+	case !m.Follower():
+		apierr.Write(w, http.StatusConflict, "invalid_request_error", "not_a_rank",
+			fmt.Sprintf("%s is not a rank ≥ 1 here: this box's config does not list it with nodes: led by another box", m.Name))
+		return
+	case req.NNodes != len(m.Nodes) || req.DistInitAddr != m.DistInitAddr:
+		apierr.Write(w, http.StatusConflict, "invalid_request_error", "group_mismatch",
+			fmt.Sprintf("the leader's group of %s (%d nodes, rank 0 at %s) is not this box's (%d nodes, rank 0 at %s): make nodes and dist_init_addr agree on both boxes",
+				m.Name, req.NNodes, req.DistInitAddr, len(m.Nodes), m.DistInitAddr))
+		return
+	}
+	if err := s.sched.BeginRank(m.Name); err != nil {
+		apierr.WriteErr(w, err)
+		return
+	}
+	ms, _ := s.modelStatus(m.Name)
+	apierr.WriteJSON(w, http.StatusAccepted, ms)
+}
+
+// rankStatus answers GET /api/models/{name}/rank: the model's status, for
+// the leader's watch over its group.
+func (s *Server) rankStatus(w http.ResponseWriter, r *http.Request) {
+	p, err := s.sched.Process(r.PathValue("name"))
+	if err != nil {
+		apierr.WriteErr(w, err)
+		return
+	}
+	ms, _ := s.modelStatus(p.Model().Name)
+	apierr.WriteJSON(w, http.StatusOK, ms)
+}
