@@ -32,7 +32,7 @@ var (
 	out     = flag.String("out", "BENCHMARKS.md", "file to write the table into (the part between the bench markers)")
 	prof    = flag.String("cpuprofile", "", "write gantry's CPU profile during one phase here (a name ending .trace or .allocs: its execution trace or allocations instead)")
 	phase   = flag.String("profile-phase", "streams", "the phase -cpuprofile covers: sixteen or streams")
-	only    = flag.String("only", "", "run one phase (one, routes, sixteen, streams, cold, switch, scan, trickle) and write nothing")
+	only    = flag.String("only", "", "run one phase (one, routes, sixteen, streams, peer, cold, switch, scan, trickle) and write nothing")
 	noAct   = flag.Bool("no-activity", false, "run gantry with its activity log off (activity: {keep_days: 0}), to compare")
 	genv    = flag.String("gantry-env", "", "extra environment for gantry, e.g. GOGC=200 (experiments; the sims gantry starts inherit it)")
 	verbose = flag.Bool("v", false, "print every round of the 500-stream phase")
@@ -172,6 +172,8 @@ models:
 	case "trickle":
 		trickle(gw, g.Process.Pid, 200, 256*1.048576)
 		return nil
+	case "peer":
+		return peerRelay(bin, dir, gw, 1000, roundsOr(5))
 	}
 	rounds := 3000
 	if *quick {
@@ -185,6 +187,9 @@ models:
 	record("gantry RSS after the 500-stream run", fmt.Sprintf("%.1f MB", runRSS), "≤ 60 MB", yes(runRSS <= 60))
 	record("stdlib proxy RSS after the 500-stream run", fmt.Sprintf("%.1f MB", rss(stdlib.Process.Pid)), "", nil)
 	record("gantry RSS idle (after start)", fmt.Sprintf("%.1f MB", idleRSS), "≤ 25 MB", yes(idleRSS <= 25))
+	if err := peerRelay(bin, dir, gw, rounds/2, map[bool]int{true: 3, false: 7}[*quick]); err != nil {
+		return err
+	}
 	coldStarts(gw, map[bool]int{true: 10, false: 50}[*quick])
 	slotSwitch(gw, map[bool]int{true: 4, false: 10}[*quick])
 	if err := inventoryScan(); err != nil {

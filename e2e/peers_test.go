@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/gantryhq/gantry/internal/status"
 	"github.com/gantryhq/gantry/internal/testbin"
 )
@@ -324,6 +326,19 @@ func TestFaultPeers(t *testing.T) {
 		out, code := a.gantry("ps")
 		if code != 0 || !strings.Contains(out, "peer b (") || !strings.Contains(out, "@b") || !strings.Contains(out, "beta") {
 			t.Errorf("gantry ps on A (exit %d):\n%s", code, out)
+		}
+	})
+
+	t.Run("the dashboard shows the peer's models", func(t *testing.T) {
+		ctx := chromium(t)
+		step(t, a, ctx, chromedp.Navigate(a.url+"/"))
+		step(t, a, ctx, chromedp.WaitVisible(`#loginform`))
+		step(t, a, ctx, chromedp.SendKeys(`#key`, "sk-a"))
+		step(t, a, ctx, chromedp.Click(`#loginform button`))
+		step(t, a, ctx, chromedp.WaitVisible(`tr[data-peer-model="beta"]`))
+		text := step(t, a, ctx, chromedp.Text(`tr[data-peer-model="beta"]`))
+		if !strings.Contains(text, "beta @b") || !strings.Contains(text, "ready") {
+			t.Errorf("beta's row on A's dashboard: %q", text)
 		}
 	})
 
