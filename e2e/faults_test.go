@@ -207,6 +207,7 @@ func writeReliability(path string) {
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %s |\n", r.name, r.sent.Load(), r.completed.Load(), r.refused.Load(), r.lost.Load(), strings.Join(why, "; "))
 	}
 	b.WriteString("\nThe one refusal that is not an HTTP answer: requests in flight while gantry itself is killed (`kill -9`) lose their connection, and new ones are refused until it is back; clients retry. The engines survive, and the restarted gantry adopts them.\n")
+	b.WriteString("\nThe rows about two boxes run two gantry instances, each in a network namespace of its own joined by a veth pair (`e2e/peers_test.go`; 127.0.0.2 and .3 where namespaces cannot be made), with clients on box A asking for a model only box B has (`beta`) and one both have (`both`, preferring B), or for `duo`, whose rank 0 runs on A and rank 1 on B. A cut link is `ip link set down` on A's end of the pair: no reset reaches either side, and A's checks of B take it for down.\n")
 	os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
