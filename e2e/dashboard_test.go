@@ -32,7 +32,7 @@ profiles:
   hybrid: {always_on: [chat]}
 `)
 	d.waitState("chat", "ready", 20*time.Second)
-	ctx := chromium(t)
+	ctx := browser(t)
 
 	row := func(m string) string { return `tr[data-model="` + m + `"]` }
 	poll := func(js string) chromedp.Action[bool] {
@@ -81,26 +81,6 @@ profiles:
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s (%d bytes)", out, len(png))
-}
-
-// chromium is a headless Chromium's context for one test, ended with it.
-func chromium(t *testing.T) context.Context {
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath("/usr/bin/chromium"),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1100),
-	)
-	actx, cancel1 := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel2 := chromedp.NewContext(actx)
-	ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() { cancel3(); cancel2(); cancel1() })
-	return ctx
 }
 
 // step runs one browser action, failing the test with gantry's output.

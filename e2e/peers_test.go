@@ -330,7 +330,7 @@ func TestFaultPeers(t *testing.T) {
 	})
 
 	t.Run("the dashboard shows the peer's models", func(t *testing.T) {
-		ctx := chromium(t)
+		ctx := browser(t)
 		step(t, a, ctx, chromedp.Navigate(a.url+"/"))
 		step(t, a, ctx, chromedp.WaitVisible(`#loginform`))
 		step(t, a, ctx, chromedp.SendKeys(`#key`, "sk-a"))
