@@ -2,7 +2,8 @@
 // serve`: gantry, not Ollama, decides what is loaded. A model is loaded
 // with /api/generate and keep_alive -1, is ready when /api/ps lists it,
 // and is unloaded with keep_alive 0; a path: to a GGUF file is registered
-// with `ollama create` first. The server starts with the first model and
+// first through the API (the blob uploaded, then /api/create), which works
+// for a server in a container too. The server starts with the first model and
 // stops when the last one is unloaded; if it dies, its models fail and the
 // next request brings them back.
 package ollama
@@ -15,9 +16,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -366,7 +364,7 @@ func (md *Model) loadSteps(ctx context.Context) error {
 			return err
 		}
 		if !ok {
-			lg.Mark("registering %s from %s (ollama create)", name, md.path)
+			lg.Mark("registering %s from %s (uploaded to ollama, /api/create)", name, md.path)
 			if err := md.create(ctx, name); err != nil {
 				return err
 			}
@@ -431,37 +429,6 @@ func (md *Model) followLoad(lg *supervise.Log) (stop func()) {
 		}
 	}()
 	return func() { remove(); close(quit) }
-}
-
-// create registers the GGUF with `ollama create NAME -f Modelfile`.
-func (md *Model) create(ctx context.Context, name string) error {
-	dir, err := os.MkdirTemp("", "gantry-ollama-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	abs, err := filepath.Abs(md.path)
-	if err != nil {
-		return err
-	}
-	mf := filepath.Join(dir, "Modelfile")
-	if err := os.WriteFile(mf, []byte("FROM "+abs+"\n"), 0o644); err != nil {
-		return err
-	}
-	l := md.srv.launch
-	cmd := exec.CommandContext(ctx, l.Argv[0], "create", name, "-f", mf)
-	cmd.Env = append(os.Environ(), l.Env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("ollama create %s: %v: %s", name, err, lastLine(out.String()))
-	}
-	return nil
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // Stop unloads the model (keep_alive 0) and, when it was the last one,
