@@ -16,13 +16,14 @@ log "go $(go version | awk '{print $3}') on $(nproc) cores"
 
 # Debian packages the tests use: promtool (metrics), systemd-analyze
 # (units), chromium (dashboard), nlohmann-json and stb (to build Ollama), a
-# Docker daemon and a registry (containers).
+# Docker daemon, a registry and debootstrap (containers).
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v chromium >/dev/null || need+=(chromium)
+command -v debootstrap >/dev/null || need+=(debootstrap)
 dpkg -s nlohmann-json3-dev >/dev/null 2>&1 || need+=(nlohmann-json3-dev)
 dpkg -s libstb-dev >/dev/null 2>&1 || need+=(libstb-dev)
 if [ ${#need[@]} -gt 0 ]; then
@@ -99,6 +100,15 @@ if [ ! -x "$openwebui/bin/open-webui" ] || [ "$(cat "$openwebui/.pins" 2>/dev/nu
     echo "$openwebui_pin" > "$openwebui/.pins" ) >"$cache/openwebui-install.log" 2>&1 &
   pids+=("$!:open-webui:$cache/openwebui-install.log")
 fi
+# A Debian root for the image of a real engine in a container (Ollama in
+# Debian, imported with `docker import`: no registry), made once.
+rootfs="$cache/debian-bookworm-minbase.tar"
+if [ ! -s "$rootfs" ] && [ "$(id -u)" -eq 0 ]; then
+  log "making a Debian root with debootstrap into $rootfs (once)"
+  ( d=$(mktemp -d) && debootstrap --variant=minbase bookworm "$d/root" http://deb.debian.org/debian &&
+    tar -C "$d/root" -cf "$rootfs.tmp" . && mv "$rootfs.tmp" "$rootfs" && rm -rf "$d" ) >"$cache/debootstrap.log" 2>&1 &
+  pids+=("$!:debootstrap:$cache/debootstrap.log")
+fi
 for p in "${pids[@]}"; do
   pid=${p%%:*} rest=${p#*:} name=${rest%%:*} logf=${rest#*:}
   wait "$pid" || { tail -30 "$logf"; echo "installing $name failed (log: $logf)"; exit 1; }
@@ -108,6 +118,7 @@ export GANTRY_CLIENTS_PYTHON="$clients/bin/python"
 export GANTRY_VLLM="$vllm/bin/vllm"
 export GANTRY_LLAMACPP_PYTHON="$llamacpp/bin/python"
 export GANTRY_OPENWEBUI="$openwebui/bin/open-webui"
+export GANTRY_DEBIAN_ROOTFS="$rootfs"
 
 # The tiny real model (random Llama, safetensors, trained tokenizer, chat
 # template), made once by e2e/realengines/make_tiny.py with vLLM's torch.

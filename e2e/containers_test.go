@@ -15,13 +15,17 @@ import (
 )
 
 // containerDaemon starts gantry against the test Docker daemon with
-// models of yaml (ROOT and LISTEN replaced); the model folder "m" exists.
-func containerDaemon(t *testing.T, models string) *daemon {
+// models of yaml (ROOT and LISTEN replaced); the model folder "m" exists,
+// and each prepare runs on the models folder before gantry starts.
+func containerDaemon(t *testing.T, models string, prepare ...func(models string)) *daemon {
 	t.Helper()
 	host := dockerHost(t)
 	t.Setenv("DOCKER_HOST", host) // gantry serve inherits the environment
 	d := startDaemonWith(t, func(home string) string {
 		os.MkdirAll(filepath.Join(home, "ai", "models", "m"), 0o755)
+		for _, p := range prepare {
+			p(filepath.Join(home, "ai", "models"))
+		}
 		return "listen: LISTEN\nroot: ROOT\nmemory: {total: 64GiB, reserve: 4GiB}\nmodels:\n" + models
 	})
 	t.Cleanup(func() {
