@@ -147,9 +147,14 @@ if [ "$(id -u)" -eq 0 ] && [ -z "${GANTRY_TEST_DOCKER_HOST:-}" ]; then
     kill "$(cat "$dk/docker.pid")"; sleep 2
   fi
   log "starting dockerd for the container tests"
-  PATH="$dk/hook:$PATH" dockerd --data-root "$dk/data" --exec-root /run/gantry-test-docker \
-    --host "unix://$dk/docker.sock" --pidfile "$dk/docker.pid" >"$dk/log" 2>&1 &
+  # start.sh starts it; a fault test stops it under load and runs start.sh
+  # again (GANTRY_TEST_DOCKERD_START), as a daemon restart does.
+  printf '#!/bin/sh\nPATH="%s/hook:$PATH" exec dockerd --data-root "%s/data" --exec-root /run/gantry-test-docker --host "unix://%s/docker.sock" --pidfile "%s/docker.pid" >>"%s/log" 2>&1\n' \
+    "$dk" "$dk" "$dk" "$dk" "$dk" > "$dk/start.sh"
+  chmod +x "$dk/start.sh"
+  "$dk/start.sh" &
   export GANTRY_TEST_DOCKER_HOST="unix://$dk/docker.sock"
+  export GANTRY_TEST_DOCKERD_START="$dk/start.sh" GANTRY_TEST_DOCKERD_PID="$dk/docker.pid"
   for _ in $(seq 1 60); do DOCKER_HOST="$GANTRY_TEST_DOCKER_HOST" docker info >/dev/null 2>&1 && break; sleep 0.5; done
   DOCKER_HOST="$GANTRY_TEST_DOCKER_HOST" docker info >/dev/null 2>&1 || { tail -20 "$dk/log"; echo "dockerd did not start"; exit 1; }
   stop_dockerd() { kill "$(cat "$dk/docker.pid")" 2>/dev/null || true; }

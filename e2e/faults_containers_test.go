@@ -1,6 +1,11 @@
 package e2e
 
 import (
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -36,4 +41,75 @@ func TestFaultContainerKilled(t *testing.T) {
 	if ta.completed.Load() < before+20 {
 		t.Errorf("the new container served %d requests, want 20: %+v", ta.completed.Load()-before, d.status().Model("vo"))
 	}
+}
+
+// TestFaultDockerdRestarted: the Docker daemon stops under load (its
+// containers end with it: gantry sets no restart policy) and comes back;
+// meanwhile requests are refused with a documented error naming the
+// daemon, and gantry starts the always-on model again once it answers.
+func TestFaultDockerdRestarted(t *testing.T) {
+	start, pidfile := os.Getenv("GANTRY_TEST_DOCKERD_START"), os.Getenv("GANTRY_TEST_DOCKERD_PID")
+	if start == "" || pidfile == "" {
+		t.Fatal("no restartable test Docker daemon: run ./test.sh, which starts dockerd and sets GANTRY_TEST_DOCKERD_START and GANTRY_TEST_DOCKERD_PID")
+	}
+	loadImage(t, vllmOpenAI)
+	d := containerDaemon(t, `
+  vo: {engine: vllm, runtime: docker, image: "`+vllmOpenAI.tag+`", path: m, memory: 2GiB, mode: always-on, env: {STANDIN_ITL: 20ms}}
+`)
+	d.waitState("vo", "ready", 30*time.Second)
+	ta := newTally("the Docker daemon stopped under load and started again (its containers end with it; gantry starts a new one when it answers)")
+	stop := make(chan struct{})
+	wg := ta.load(d.url, 6, true, func() string { return "vo" }, stop)
+	waitCompleted(ta, 20, 30*time.Second)
+
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	restarted := false
+	t.Cleanup(func() { // the rest of the suite needs the daemon
+		if !restarted {
+			startDockerd(t, start)
+		}
+	})
+	syscall.Kill(pid, syscall.SIGTERM)
+	for deadline := time.Now().Add(30 * time.Second); alive(pid) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitRefused(ta, 10, 20*time.Second)
+	if ms := d.status().Model("vo"); ms.State == "ready" {
+		t.Errorf("vo is ready with the daemon down: %+v", ms)
+	}
+	startDockerd(t, start)
+	restarted = true
+	d.waitState("vo", "ready", 90*time.Second)
+	before := ta.completed.Load()
+	waitCompletedAfter(ta, before+20, 30*time.Second)
+	close(stop)
+	wg.Wait()
+	record(t, ta)
+	if ta.completed.Load() < before+20 {
+		t.Errorf("after the daemon came back, %d requests completed, want 20", ta.completed.Load()-before)
+	}
+}
+
+// startDockerd runs the test daemon's start script, detached (it outlives
+// the test), and waits until the daemon answers.
+func startDockerd(t *testing.T, script string) {
+	t.Helper()
+	cmd := exec.Command(script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go cmd.Wait()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		c := exec.Command("docker", "info")
+		c.Env = append(os.Environ(), "DOCKER_HOST="+dockerHost(t))
+		if c.Run() == nil {
+			return
+		}
+	}
+	t.Fatal("the test Docker daemon did not come back within 60s")
 }
