@@ -157,6 +157,9 @@ if [ "$(id -u)" -eq 0 ] && [ -z "${GANTRY_TEST_DOCKER_HOST:-}" ]; then
   export GANTRY_TEST_DOCKERD_START="$dk/start.sh" GANTRY_TEST_DOCKERD_PID="$dk/docker.pid"
   for _ in $(seq 1 60); do DOCKER_HOST="$GANTRY_TEST_DOCKER_HOST" docker info >/dev/null 2>&1 && break; sleep 0.5; done
   DOCKER_HOST="$GANTRY_TEST_DOCKER_HOST" docker info >/dev/null 2>&1 || { tail -20 "$dk/log"; echo "dockerd did not start"; exit 1; }
+  # The tests load their images afresh each run: drop the last run's, now
+  # untagged, so the daemon's data under the cache does not grow.
+  DOCKER_HOST="$GANTRY_TEST_DOCKER_HOST" docker image prune -f >/dev/null
   stop_dockerd() { kill "$(cat "$dk/docker.pid")" 2>/dev/null || true; }
   trap stop_dockerd EXIT
 fi

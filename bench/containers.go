@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// containerStarts measures what running an engine as a container adds to
+// its start: two engines that are ready as soon as they listen — the
+// stand-in of the suite's vllm/vllm-openai test image as a container on the
+// Docker daemon at dockerHost (the image e2e's container tests load;
+// inspect, create, start, publish, follow, probe) and gantry sim natively —
+// each started and stopped n times, interleaved, through the admin API
+// (start answers when ready).
+func containerStarts(bin, dir, dockerHost string, n int) error {
+	const image = "gantry-test/vllm-openai:v0.11.0"
+	check := exec.Command("docker", "image", "inspect", image)
+	check.Env = append(os.Environ(), "DOCKER_HOST="+dockerHost)
+	if out, err := check.CombinedOutput(); err != nil {
+		return fmt.Errorf("the container phase needs the image %s on %s (the e2e container tests load it): %v %s", image, dockerHost, err, out)
+	}
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort())
+	models := filepath.Join(dir, "box", "models")
+	os.MkdirAll(filepath.Join(models, "m"), 0o755)
+	cfg := fmt.Sprintf(`listen: %s
+root: %s
+memory: {total: 8GiB, reserve: 0GiB}
+activity: {keep_days: 0}
+models:
+  box: {engine: vllm, runtime: docker, image: %q, path: m, memory: 1GiB, port: %d}
+  native: {engine: sim, memory: 1GiB, args: [--flavor, vllm]}
+`, listen, filepath.Join(dir, "box"), image, freePort())
+	path := filepath.Join(dir, "box.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	g := exec.Command(bin, "serve", "--config", path)
+	g.Env = append(os.Environ(), "DOCKER_HOST="+dockerHost)
+	var glog bytes.Buffer
+	g.Stdout, g.Stderr = &glog, &glog
+	if err := g.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		g.Process.Signal(syscall.SIGTERM)
+		g.Wait()
+	}()
+	gw := "http://" + listen
+	if err := waitOK(gw+"/healthz", 20*time.Second); err != nil {
+		return fmt.Errorf("%v\n%s", err, glog.String())
+	}
+	times := map[string][]time.Duration{}
+	for i := 0; i < n; i++ {
+		order := []string{"box", "native"}
+		if i%2 == 1 {
+			order = []string{"native", "box"}
+		}
+		for _, m := range order {
+			t0 := time.Now()
+			if err := admin("POST", gw+"/api/models/"+m+"/start?wait=1", ""); err != nil {
+				return fmt.Errorf("%v\n%s", err, glog.String())
+			}
+			times[m] = append(times[m], time.Since(t0))
+			if err := admin("POST", gw+"/api/models/"+m+"/stop", ""); err != nil {
+				return err
+			}
+		}
+	}
+	b, nat := pct(times["box"], 50), pct(times["native"], 50)
+	record(fmt.Sprintf("start to ready of an engine ready at once: container / native (%d starts each) p50", n),
+		fmt.Sprintf("%.0f / %.0f ms (+%.0f ms)", ms(b), ms(nat), ms(b-nat)), "", nil)
+	record("start to ready, container / native, max", fmt.Sprintf("%.0f / %.0f ms", ms(pct(times["box"], 100)), ms(pct(times["native"], 100))), "", nil)
+	return nil
+}
