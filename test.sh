@@ -16,7 +16,7 @@ log "go $(go version | awk '{print $3}') on $(nproc) cores"
 
 # Debian packages the tests use: promtool (metrics), systemd-analyze
 # (units), chromium (dashboard), nlohmann-json and stb (to build Ollama), a
-# Docker daemon, a registry and debootstrap (containers).
+# Docker daemon, a registry, debootstrap and Podman (containers).
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v docker-registry >/dev/null || need+=(docker-registry)
@@ -24,6 +24,7 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v chromium >/dev/null || need+=(chromium)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v podman >/dev/null || need+=(podman)
 dpkg -s nlohmann-json3-dev >/dev/null 2>&1 || need+=(nlohmann-json3-dev)
 dpkg -s libstb-dev >/dev/null 2>&1 || need+=(libstb-dev)
 if [ ${#need[@]} -gt 0 ]; then
@@ -164,6 +165,26 @@ if [ "$(id -u)" -eq 0 ] && [ -z "${GANTRY_TEST_DOCKER_HOST:-}" ]; then
   trap stop_dockerd EXIT
 fi
 
+# Podman's Docker-compatible API, for the test that runs containers there
+# (its state under the cache, stopped at the end). The nofile and nproc
+# limits stay within this machine's hard limits: Podman raises them past
+# what a process without CAP_SYS_RESOURCE may set.
+stop_podman() { :; }
+if [ "$(id -u)" -eq 0 ] && [ -z "${GANTRY_TEST_PODMAN_HOST:-}" ]; then
+  pd="$cache/podman" prun=/run/gantry-test-podman
+  mkdir -p "$pd" "$prun"
+  printf '[containers]\ndefault_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]\n' > "$pd/containers.conf"
+  CONTAINERS_CONF="$pd/containers.conf" podman --root "$pd/root" --runroot "$prun/run" \
+    system service --time=0 "unix://$prun/p.sock" >"$pd/log" 2>&1 &
+  podman_pid=$!
+  export GANTRY_TEST_PODMAN_HOST="unix://$prun/p.sock"
+  for _ in $(seq 1 40); do DOCKER_HOST="$GANTRY_TEST_PODMAN_HOST" docker version >/dev/null 2>&1 && break; sleep 0.5; done
+  DOCKER_HOST="$GANTRY_TEST_PODMAN_HOST" docker version >/dev/null 2>&1 || { tail -20 "$pd/log"; echo "podman's service did not start"; exit 1; }
+  DOCKER_HOST="$GANTRY_TEST_PODMAN_HOST" docker image prune -f >/dev/null
+  stop_podman() { kill "$podman_pid" 2>/dev/null || true; }
+  trap 'stop_dockerd; stop_podman' EXIT
+fi
+
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*'))
 if [ -n "$unformatted" ]; then
@@ -175,7 +196,7 @@ go vet ./...
 
 log "go test -race"
 out=$(mktemp)
-trap 'rm -f "$out"; stop_dockerd' EXIT
+trap 'rm -f "$out"; stop_dockerd; stop_podman' EXIT
 status=0
 go test -race -count=1 -timeout 20m -v ./... >"$out" 2>&1 || status=$?
 grep -E '^(ok|FAIL|panic:)|^\s*--- FAIL' "$out" || true
@@ -189,6 +210,18 @@ if [ "$status" -ne 0 ]; then
   grep -E '^\s*--- FAIL' "$out"
   echo "$passed passed, $failed failed"
   exit "$status"
+fi
+if [ -n "${GANTRY_TEST_PODMAN_HOST:-}" ]; then
+  # The container tests again, on Podman's Docker-compatible API.
+  log "container tests on Podman"
+  pout=$(mktemp)
+  GANTRY_TEST_DOCKER_HOST="$GANTRY_TEST_PODMAN_HOST" go test -count=1 -v \
+    -run 'TestContainer(ImageContracts|AdoptedAfterKill9|StartFailures|KilledMidStream|AdoptedWhileLoading)$|TestRealOllamaInContainer$|TestFaultContainerKilled$' \
+    ./e2e >"$pout" 2>&1 || { grep -E '^\s+[a-z_]+_test\.go:[0-9]+: |^\s*--- FAIL' "$pout" | head -100; echo "container tests on Podman failed"; exit 1; }
+  podman_passed=$(grep -cE '^\s*--- PASS' "$pout" || true)
+  echo "ok   e2e containers on Podman ($podman_passed tests)"
+  passed=$((passed + podman_passed))
+  rm -f "$pout"
 fi
 log "fuzz (a short run of each target)"
 targets="internal/gateway:FuzzModelField internal/gateway:FuzzSSERelay internal/config:FuzzParse internal/gguf:FuzzParse

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -39,6 +40,9 @@ const (
 // Client is a connection to the Docker daemon.
 type Client struct {
 	c *client.Client
+
+	mu     sync.Mutex
+	engine string // the daemon's product, once it has answered /version
 }
 
 // New connects to the daemon DOCKER_HOST names (default the local socket).
@@ -151,6 +155,9 @@ func (c *Client) Start(ctx context.Context, spec *engine.ContainerSpec, labels m
 		host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
 	if dr := deviceRequest(spec.GPUs); dr != nil {
+		if name := c.engineName(ctx); strings.Contains(name, "Podman") {
+			return Started{}, fmt.Errorf("%w (%s)", ErrPodmanGPU, name)
+		}
 		host.DeviceRequests = []container.DeviceRequest{*dr}
 	}
 	res, err := c.c.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: host, Name: spec.Name})
@@ -162,6 +169,29 @@ func (c *Client) Start(ctx context.Context, spec *engine.ContainerSpec, labels m
 		return Started{}, Explain(err)
 	}
 	return Started{ID: res.ID, Image: im, Cmd: cmd}, nil
+}
+
+// engineName is the daemon's product and version from /version ("Docker
+// Engine 28.2.2", "Podman Engine 4.3.1"); "" when it does not say. It is
+// asked once.
+func (c *Client) engineName(ctx context.Context) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.engine != "" {
+		return c.engine
+	}
+	v, err := c.c.ServerVersion(ctx, client.ServerVersionOptions{})
+	if err != nil {
+		return ""
+	}
+	for _, comp := range v.Components {
+		if strings.HasSuffix(comp.Name, "Engine") {
+			c.engine = comp.Name + " " + comp.Version
+			return c.engine
+		}
+	}
+	c.engine = strings.TrimSpace(v.Platform.Name + " " + v.Version)
+	return c.engine
 }
 
 // deviceRequest is GPUs as the API asks for them: all, a count, or IDs.

@@ -13,6 +13,12 @@ import (
 // ErrNoGPURuntime is a daemon that cannot give a container a GPU.
 var ErrNoGPURuntime = errors.New(`docker cannot give the container a GPU: install the NVIDIA Container Toolkit and run "nvidia-ctk runtime configure --runtime=docker", then restart dockerd (or set gpus: none for a CPU engine)`)
 
+// ErrPodmanGPU is a GPU container asked of Podman: its Docker-compatible
+// API takes Docker's GPU requests (HostConfig.DeviceRequests) and drops
+// them — checked against Podman 4.3: the container runs, with no GPU — and
+// its CDI devices are not reachable through that API.
+var ErrPodmanGPU = errors.New("the container runtime is Podman, whose Docker-compatible API drops GPU requests: the engine would run without a GPU. Run gantry against Docker with the NVIDIA Container Toolkit (DOCKER_HOST), or set gpus: none for an engine that runs on the CPU")
+
 // ErrDaemon is a Docker daemon that does not answer.
 var ErrDaemon = errors.New("the Docker daemon does not answer")
 
