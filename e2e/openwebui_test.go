@@ -195,18 +195,32 @@ presets:
 	t.Run("a chat in Open WebUI's page", func(t *testing.T) {
 		ctx := browser(t)
 		// ?models= picks the model and ?q= fills in the prompt, as Open
-		// WebUI's links do; with auth off the page signs itself in. Its
-		// "What's New" notes open over a first visit: Escape closes them,
-		// as a user would, and Enter sends.
+		// WebUI's links do; with auth off the page signs itself in. Then, as
+		// a user would: close the "What's New" notes that open over a first
+		// visit (their "Okay, Let's Go!" button), and press Enter in the
+		// prompt while it is still there — the page decides when each
+		// shows, so this looks again each second until the answer is in.
 		step(t, d, ctx, chromedp.Navigate(ui+"/?models=qwen3&q=Hallo%2C%20gantry"))
 		step(t, d, ctx, chromedp.WaitVisible(`#chat-input`))
-		step(t, d, ctx, chromedp.Poll[bool](`document.body.innerText.includes("What's New") || document.readyState === "complete"`,
-			chromedp.WithPollingTimeout(20*time.Second)))
-		step(t, d, ctx, chromedp.KeyEvent(kb.Escape))
-		step(t, d, ctx, chromedp.Click(`#chat-input`))
-		step(t, d, ctx, chromedp.KeyEvent(kb.Enter))
-		step(t, d, ctx, chromedp.Poll[bool](`document.body.innerText.includes("Hallo from the simulated engine")`,
-			chromedp.WithPollingTimeout(90*time.Second)))
+		for deadline := time.Now().Add(75 * time.Second); ; {
+			if step(t, d, ctx, chromedp.Evaluate[bool](`document.body.innerText.includes("Hallo from the simulated engine")`)) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no answer in Open WebUI's page; it shows:\n%s",
+					step(t, d, ctx, chromedp.Evaluate[string](`document.body.innerText.slice(0, 1500)`)))
+			}
+			step(t, d, ctx, chromedp.Evaluate[bool](`(() => {
+				const b = [...document.querySelectorAll("button")].find((b) => b.textContent.includes("Okay, Let's Go"));
+				if (b) b.click();
+				return !!b;
+			})()`))
+			if step(t, d, ctx, chromedp.Evaluate[bool](`(document.querySelector("#chat-input")?.innerText || "").includes("Hallo, gantry")`)) {
+				step(t, d, ctx, chromedp.Click(`#chat-input`))
+				step(t, d, ctx, chromedp.KeyEvent(kb.Enter))
+			}
+			step(t, d, ctx, chromedp.Sleep(time.Second))
+		}
 		step(t, d, ctx, chromedp.Sleep(5*time.Second)) // the page settles: the sign-in notice fades, for the picture
 		png := step(t, d, ctx, chromedp.FullScreenshot(100))
 		if !bytes.HasPrefix(png, []byte("\x89PNG")) {

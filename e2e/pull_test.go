@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/gantryhq/gantry/internal/testbin"
 )
 
@@ -60,9 +62,17 @@ func TestPullWithProgress(t *testing.T) {
 	if out, code := d.gantry("start", "p"); code == 0 || !strings.Contains(out, "is not present: run gantry pull") {
 		t.Fatalf("start without the image: exit %d\n%s", code, out)
 	}
+	// The dashboard, open during the pull, shows it from the event stream.
+	ctx := browser(t)
+	step(t, d, ctx, chromedp.Navigate(d.url+"/"))
+	step(t, d, ctx, chromedp.Poll[bool](`document.getElementById("conn").dataset.events === "open"`, chromedp.WithPollingTimeout(20*time.Second)))
 	out, code := d.gantry("pull", "p")
 	if code != 0 || !strings.Contains(out, "pulling "+ref+": ") || !strings.Contains(out, ref+" (p): pulled") {
 		t.Fatalf("pull: exit %d\n%s", code, out)
+	}
+	step(t, d, ctx, chromedp.Poll[bool](`document.getElementById("pulls").innerText.includes("pulled")`, chromedp.WithPollingTimeout(20*time.Second)))
+	if text := step(t, d, ctx, chromedp.Text(`#pulls`)); !strings.Contains(text, ref) {
+		t.Errorf("the dashboard's pulls: %q", text)
 	}
 	if out, code := d.gantry("start", "p"); code != 0 {
 		t.Fatalf("start after the pull: %s", out)

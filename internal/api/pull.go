@@ -80,6 +80,7 @@ func (s *Server) pull(w http.ResponseWriter, r *http.Request) {
 				b, _ := json.Marshal(p)
 				sse.send("pull", string(b))
 				sse.flush()
+				s.events.Publish(pullEvent(image, p))
 			}
 		})
 		if err != nil {
@@ -91,7 +92,8 @@ func (s *Server) pull(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			reason = "pull failed: " + err.Error()
 		}
-		s.events.Publish(sched.Event{Kind: status.KindPull, Model: image, Reason: reason, Time: time.Now()})
+		s.events.Publish(sched.Event{Kind: status.KindPull, Model: image, Reason: reason, Time: time.Now(),
+			Progress: &status.Progress{Phase: "pulled", Fraction: 1, Done: int(res.Bytes >> 20), Total: int(res.Bytes >> 20), Percent: 100}})
 		results = append(results, res)
 		if r.Context().Err() != nil {
 			return
@@ -100,4 +102,16 @@ func (s *Server) pull(w http.ResponseWriter, r *http.Request) {
 	b, _ := json.Marshal(map[string]any{"results": results, "ok": !slices.ContainsFunc(results, func(p status.PullResult) bool { return !p.OK })})
 	sse.send("done", string(b))
 	sse.flush()
+}
+
+// pullEvent is a pull's progress on the event stream, for the dashboard:
+// the layers' bytes summed, Done and Total in MiB.
+func pullEvent(image string, p container.Pull) sched.Event {
+	pr := &status.Progress{Phase: "pulling", Fraction: -1, Percent: -1, Done: int(p.Done >> 20), Total: int(p.Total >> 20)}
+	if p.Total > 0 {
+		pr.Fraction = float64(p.Done) / float64(p.Total)
+		pr.Percent = int(100 * pr.Fraction)
+	}
+	return sched.Event{Kind: status.KindPull, Model: image, Time: time.Now(), Progress: pr,
+		Reason: fmt.Sprintf("pulling: %s of %s", config.FormatBytes(p.Done), config.FormatBytes(p.Total))}
 }
