@@ -66,11 +66,16 @@ func (p *Process) spawnContainer(r *run) error {
 	return nil
 }
 
+// followDrain bounds the wait for a container's last output after its end.
+const followDrain = 2 * time.Second
+
 // watchContainer follows the container's output (from since) into the log
 // and closes r.exited when it ends, with how it ended.
 func (p *Process) watchContainer(r *run, since time.Time) {
 	follow, stop := context.WithCancel(context.Background())
+	followed := make(chan struct{})
 	go func() {
+		defer close(followed)
 		if err := p.opts.Docker.Follow(follow, r.ctr, since, p.log); err != nil {
 			p.logger.Debug("container output not followed", "err", err)
 		}
@@ -78,6 +83,14 @@ func (p *Process) watchContainer(r *run, since time.Time) {
 	go func() {
 		defer stop()
 		ex := p.opts.Docker.Wait(context.Background(), r.ctr)
+		// The output stream ends by itself once the container has: its
+		// last lines — often the reason it ended — must be in the log
+		// before the end is reported and diagnosed. A daemon that keeps the
+		// stream open is not waited for long.
+		select {
+		case <-followed:
+		case <-time.After(followDrain):
+		}
 		if ex.OOMKilled {
 			p.log.Mark("the container was OOM-killed (exit code %d)", ex.Code)
 		}
