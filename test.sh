@@ -212,10 +212,11 @@ if [ "$status" -ne 0 ]; then
   exit "$status"
 fi
 if [ -n "${GANTRY_TEST_PODMAN_HOST:-}" ]; then
-  # The container tests again, on Podman's Docker-compatible API.
+  # The container tests again, on Podman's Docker-compatible API (with
+  # gpus: none: gantry refuses GPU containers there).
   log "container tests on Podman"
   pout=$(mktemp)
-  GANTRY_TEST_DOCKER_HOST="$GANTRY_TEST_PODMAN_HOST" go test -count=1 -v \
+  GANTRY_TEST_DOCKER_HOST="$GANTRY_TEST_PODMAN_HOST" GANTRY_TEST_ON_PODMAN=1 go test -count=1 -v \
     -run 'TestContainer(ImageContracts|AdoptedAfterKill9|StartFailures|KilledMidStream|AdoptedWhileLoading)$|TestRealOllamaInContainer$|TestFaultContainerKilled$' \
     ./e2e >"$pout" 2>&1 || { grep -E '^\s+[a-z_]+_test\.go:[0-9]+: |^\s*--- FAIL' "$pout" | head -100; echo "container tests on Podman failed"; exit 1; }
   podman_passed=$(grep -cE '^\s*--- PASS' "$pout" || true)
