@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 )
 
@@ -39,21 +37,12 @@ models:
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return err
 	}
-	g := exec.Command(bin, "serve", "--config", path)
-	g.Env = append(os.Environ(), "DOCKER_HOST="+dockerHost)
-	var glog bytes.Buffer
-	g.Stdout, g.Stderr = &glog, &glog
-	if err := g.Start(); err != nil {
+	_, stop, err := serve(bin, path, listen, []string{"DOCKER_HOST=" + dockerHost})
+	if err != nil {
 		return err
 	}
-	defer func() {
-		g.Process.Signal(syscall.SIGTERM)
-		g.Wait()
-	}()
+	defer stop()
 	gw := "http://" + listen
-	if err := waitOK(gw+"/healthz", 20*time.Second); err != nil {
-		return fmt.Errorf("%v\n%s", err, glog.String())
-	}
 	times := map[string][]time.Duration{}
 	for i := 0; i < n; i++ {
 		order := []string{"box", "native"}
@@ -63,7 +52,7 @@ models:
 		for _, m := range order {
 			t0 := time.Now()
 			if err := admin("POST", gw+"/api/models/"+m+"/start?wait=1", ""); err != nil {
-				return fmt.Errorf("%v\n%s", err, glog.String())
+				return err
 			}
 			times[m] = append(times[m], time.Since(t0))
 			if err := admin("POST", gw+"/api/models/"+m+"/stop", ""); err != nil {

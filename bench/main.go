@@ -114,23 +114,12 @@ models:
 		return err
 	}
 	pprofAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
-	g := exec.Command(bin, "serve", "--config", cfgPath, "--pprof", pprofAddr)
-	if *genv != "" {
-		g.Env = append(os.Environ(), strings.Fields(*genv)...)
-	}
-	var glog bytes.Buffer
-	g.Stdout, g.Stderr = &glog, &glog
-	if err := g.Start(); err != nil {
+	g, stop, err := serve(bin, cfgPath, listen, strings.Fields(*genv), "--pprof", pprofAddr)
+	if err != nil {
 		return err
 	}
-	defer func() {
-		g.Process.Signal(syscall.SIGTERM)
-		g.Wait()
-	}()
+	defer stop()
 	gw := "http://" + listen
-	if err := waitOK(gw+"/healthz", 20*time.Second); err != nil {
-		return fmt.Errorf("%v\n%s", err, glog.String())
-	}
 	if err := waitReady(gw, 20*time.Second, "fast", "stream"); err != nil {
 		return err
 	}
@@ -199,6 +188,28 @@ models:
 	}
 	trickle(gw, g.Process.Pid, 200, 256*1.048576)
 	return writeTable()
+}
+
+// serve runs `gantry serve` on the config at cfgPath (env added to this
+// process's, extra flags after) and waits until it answers on listen; stop
+// ends it. Its output is kept for the error when it does not answer.
+func serve(bin, cfgPath, listen string, env []string, extra ...string) (g *exec.Cmd, stop func(), err error) {
+	g = exec.Command(bin, append([]string{"serve", "--config", cfgPath}, extra...)...)
+	g.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	g.Stdout, g.Stderr = &out, &out
+	if err := g.Start(); err != nil {
+		return nil, nil, err
+	}
+	stop = func() {
+		g.Process.Signal(syscall.SIGTERM)
+		g.Wait()
+	}
+	if err := waitOK("http://"+listen+"/healthz", 20*time.Second); err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("%v\n%s", err, out.String())
+	}
+	return g, stop, nil
 }
 
 func waitOK(url string, d time.Duration) error {

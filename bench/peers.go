@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -30,20 +28,12 @@ models:
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return err
 	}
-	front := exec.Command(bin, "serve", "--config", path)
-	var flog bytes.Buffer
-	front.Stdout, front.Stderr = &flog, &flog
-	if err := front.Start(); err != nil {
+	_, stop, err := serve(bin, path, listen, nil)
+	if err != nil {
 		return err
 	}
-	defer func() {
-		front.Process.Signal(syscall.SIGTERM)
-		front.Wait()
-	}()
+	defer stop()
 	fw := "http://" + listen
-	if err := waitOK(fw+"/healthz", 20*time.Second); err != nil {
-		return fmt.Errorf("%v\n%s", err, flog.String())
-	}
 	// The peer's models show once its first check is in.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -57,7 +47,7 @@ models:
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the front gantry never listed its peer's models\n%s", flog.String())
+			return fmt.Errorf("the front gantry never listed its peer's models")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

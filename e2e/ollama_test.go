@@ -78,17 +78,7 @@ func TestOllamaChatStreamEmbed(t *testing.T) {
 		t.Errorf("the memory Ollama reports is not used:\n%s", st)
 	}
 
-	s := c.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
-		Model: "tiny", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hallo")},
-		MaxTokens: openai.Int(8)})
-	chunks := 0
-	for s.Next() {
-		chunks++
-	}
-	// Random weights may stop after one token: the stream must end cleanly.
-	if err := s.Err(); err != nil || chunks < 1 {
-		t.Errorf("stream: %d chunks, %v", chunks, err)
-	}
+	streamTiny(t, c)
 
 	emb, err := c.Embeddings.New(context.Background(), openai.EmbeddingNewParams{
 		Model: "tiny", Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String("Hallo")}})
@@ -199,5 +189,21 @@ func TestOllamaAdoptedAfterKill9(t *testing.T) {
 	d2.stop()
 	if alive(pid) {
 		t.Errorf("ollama serve (pid %d) outlived gantry's stop", pid)
+	}
+}
+
+// streamTiny streams a short chat from the tiny model and checks it ends
+// cleanly (random weights may stop after one token).
+func streamTiny(t *testing.T, c openai.Client) {
+	t.Helper()
+	s := c.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
+		Model: "tiny", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hallo")},
+		MaxTokens: openai.Int(8)})
+	chunks := 0
+	for s.Next() {
+		chunks++
+	}
+	if err := s.Err(); err != nil || chunks < 1 {
+		t.Errorf("stream: %d chunks, %v", chunks, err)
 	}
 }

@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/openai/openai-go/v3"
 )
 
 // ollamaTodayBin is the newest Ollama that builds here (v0.17.4), which
@@ -78,16 +76,7 @@ func TestOllamaToday(t *testing.T) {
 	if _, err := c.Chat.Completions.New(context.Background(), chatParams("tiny", "Hallo")); err != nil {
 		t.Fatalf("chat: %v\n%s", err, d.logs("tiny"))
 	}
-	s := c.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
-		Model: "tiny", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hallo")},
-		MaxTokens: openai.Int(8)})
-	chunks := 0
-	for s.Next() {
-		chunks++
-	}
-	if err := s.Err(); err != nil || chunks < 1 {
-		t.Errorf("stream: %d chunks, %v", chunks, err)
-	}
+	streamTiny(t, c)
 	st := d.status().Model("tiny")
 	if !strings.HasPrefix(st.MemorySource, "measured: the engine reports") || st.MemoryBytes <= 0 {
 		t.Errorf("the size /api/ps reports is not the model's memory: %d bytes, %q", st.MemoryBytes, st.MemorySource)

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openai/openai-go/v3"
-
 	"github.com/gantryhq/gantry/internal/gguf"
 	"github.com/gantryhq/gantry/internal/testbin"
 )
@@ -97,16 +95,7 @@ engines:
 	if resp.Usage.CompletionTokens <= 0 {
 		t.Errorf("answer %+v", resp)
 	}
-	s := c.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
-		Model: "tiny", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hallo")},
-		MaxTokens: openai.Int(8)})
-	chunks := 0
-	for s.Next() {
-		chunks++
-	}
-	if err := s.Err(); err != nil || chunks < 1 {
-		t.Errorf("stream: %d chunks, %v", chunks, err)
-	}
+	streamTiny(t, c)
 	st := d.status().Model("tiny")
 	if st.Runtime != "docker" || !strings.HasPrefix(st.MemorySource, "measured: the engine reports") {
 		t.Errorf("status: runtime %s, memory %d from %q", st.Runtime, st.MemoryBytes, st.MemorySource)
