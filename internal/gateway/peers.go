@@ -66,13 +66,17 @@ func (g *Gateway) peerFor(r *http.Request, name string) (*peers.Peer, error) {
 	if !g.relayable(r) {
 		return nil, nil
 	}
+	m := g.sched.Config().Resolve(name)
+	st, here := g.sched.StateOf(name)
+	if m != nil && m.Follower() {
+		here = false // this box runs a rank of it; the leader serves it
+	}
+	if here && st == status.Ready {
+		return nil, nil // the common case: no look at the peers
+	}
 	holders := g.peers.Holders(name)
 	if len(holders) == 0 {
 		return nil, nil
-	}
-	st, here := g.sched.StateOf(name)
-	if m := g.sched.Config().Resolve(name); m != nil && m.Follower() {
-		here = false // this box runs a rank of it; the leader serves it
 	}
 	if !here {
 		if p := holders[0]; p.Up() {
@@ -80,13 +84,13 @@ func (g *Gateway) peerFor(r *http.Request, name string) (*peers.Peer, error) {
 		}
 		return nil, peerDown(name, holders)
 	}
-	if st == status.Ready || !holders[0].Up() {
+	if !holders[0].Up() {
 		return nil, nil
 	}
 	if s, _ := holders[0].ModelState(name); s == status.Ready {
 		return holders[0], nil
 	}
-	if m := g.sched.Config().Resolve(name); m != nil {
+	if m != nil {
 		if p := g.peers.Get(m.PreferredPeer()); p != nil && p.Up() {
 			if _, ok := p.ModelState(name); ok {
 				return p, nil
