@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"strconv"
@@ -112,4 +113,63 @@ func startDockerd(t *testing.T, script string) {
 		}
 	}
 	t.Fatal("the test Docker daemon did not come back within 60s")
+}
+
+// TestFaultGantryKilledWithContainers: kill -9 of gantry while its
+// always-on container loads, and again while clients stream from it; each
+// next gantry adopts the same container (the load is not thrown away) and
+// serves. Requests in flight when gantry dies lose their connection — the
+// one refusal that is not an HTTP answer, as for native engines.
+func TestFaultGantryKilledWithContainers(t *testing.T) {
+	loadImage(t, vllmOpenAI)
+	d := containerDaemon(t, `
+  vo: {engine: vllm, runtime: docker, image: "`+vllmOpenAI.tag+`", path: m, memory: 2GiB, mode: always-on, env: {STANDIN_ITL: 20ms, STANDIN_LOAD_TIME: 3s}}
+`)
+	ta := newTally("kill -9 of gantry while its container loads, and again during streams, then restart (the container adopted each time)")
+	ta.allowConnErrors = true
+	d.waitState("vo", "starting", 20*time.Second)
+	var first string
+	for deadline := time.Now().Add(20 * time.Second); first == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		first = containerOf(t, "vo")
+	}
+	stop := make(chan struct{})
+	wg := ta.load(d.url, 6, true, func() string { return "vo" }, stop)
+	d.cmd.Process.Signal(syscall.SIGKILL) // while it loads
+	<-d.done
+	d = d.again()
+	d.waitState("vo", "ready", 30*time.Second)
+	waitCompleted(ta, 20, 30*time.Second)
+	d.cmd.Process.Signal(syscall.SIGKILL) // while it streams
+	<-d.done
+	d = d.again()
+	d.waitState("vo", "ready", 30*time.Second)
+	before := ta.completed.Load()
+	waitCompletedAfter(ta, before+20, 30*time.Second)
+	close(stop)
+	wg.Wait()
+	record(t, ta)
+	if id := containerOf(t, "vo"); id != first {
+		t.Errorf("the container was replaced (%s → %s) instead of adopted", first, id)
+	}
+	if ta.completed.Load() < before+20 {
+		t.Errorf("after the second restart %d requests completed, want 20", ta.completed.Load()-before)
+	}
+}
+
+// TestFaultContainerBadFlag: requests for a model whose container exits at
+// once (its engine refuses a flag) are refused with a documented 503, and
+// the reason is the engine's own line.
+func TestFaultContainerBadFlag(t *testing.T) {
+	loadImage(t, vllmOpenAI)
+	d := containerDaemon(t, `
+  badflag: {engine: vllm, runtime: docker, image: "`+vllmOpenAI.tag+`", path: m, memory: 2GiB, args: [--no-such-flag]}
+`)
+	ta := newTally("a container started with a bad flag (503 with the engine's own error line)")
+	for i := 0; i < 5; i++ {
+		ta.do(context.Background(), d.url, "badflag", i%2 == 0)
+	}
+	record(t, ta)
+	if st := d.status().Model("badflag"); !strings.Contains(st.Reason+st.Diagnosis+st.LastLogLine, "unrecognized arguments: --no-such-flag") {
+		t.Errorf("the failure does not quote the engine: %+v", st)
+	}
 }

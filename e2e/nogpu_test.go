@@ -14,8 +14,8 @@ import (
 // bareDockerd starts a second dockerd without the NVIDIA hook — as on a
 // box whose daemon has no NVIDIA Container Toolkit — in a network
 // namespace of its own (unshare -n: its bridge and iptables rules must not
-// touch the first daemon's), and returns its DOCKER_HOST.
-func bareDockerd(t *testing.T) string {
+// touch the first daemon's), with extra flags, and returns its DOCKER_HOST.
+func bareDockerd(t *testing.T, extra ...string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("dockerd needs root: ./test.sh runs the suite as root")
@@ -26,9 +26,10 @@ func bareDockerd(t *testing.T) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	host := "unix://" + filepath.Join(dir, "d.sock")
-	cmd := exec.Command("unshare", "--net", "sh", "-c", `ip link set lo up && exec dockerd "$@"`, "dockerd",
+	args := append([]string{"-c", `ip link set lo up && exec dockerd "$@"`, "dockerd",
 		"--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "x"),
-		"--host", host, "--pidfile", filepath.Join(dir, "d.pid"))
+		"--host", host, "--pidfile", filepath.Join(dir, "d.pid")}, extra...)
+	cmd := exec.Command("unshare", append([]string{"--net", "sh"}, args...)...)
 	log, _ := os.Create(filepath.Join(t.TempDir(), "dockerd.log"))
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {

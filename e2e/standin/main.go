@@ -22,6 +22,9 @@ import (
 	"github.com/gantryhq/gantry/internal/sim"
 )
 
+// held keeps what STANDIN_ALLOC_MIB allocated alive while the engine runs.
+var held []byte
+
 func main() {
 	prog := filepath.Base(os.Args[0])
 	args := os.Args[1:]
@@ -64,6 +67,15 @@ func main() {
 	}
 	if v := os.Getenv("STANDIN_ITL"); v != "" {
 		o.ITL, _ = time.ParseDuration(v)
+	}
+	if v := os.Getenv("STANDIN_ALLOC_MIB"); v != "" {
+		// As a checkpoint loading into memory: touched, so it is resident.
+		n, _ := strconv.Atoi(v)
+		fmt.Printf("loading %d MiB of weights\n", n)
+		held = make([]byte, n<<20)
+		for i := 0; i < len(held); i += 4096 {
+			held[i] = 1
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
