@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"time"
+
+	"github.com/gantryhq/gantry/internal/container"
+	"github.com/gantryhq/gantry/internal/engine"
 )
 
 // containerStarts measures what running an engine as a container adds to
@@ -60,9 +65,49 @@ models:
 			}
 		}
 	}
+	direct, err := directStarts(dockerHost, image, filepath.Join(models, "m"), n)
+	if err != nil {
+		return err
+	}
 	b, nat := pct(times["box"], 50), pct(times["native"], 50)
+	record(fmt.Sprintf("the same container started on the Engine API alone (create, start, port answers; %d starts) p50", n),
+		fmt.Sprintf("%.0f ms; through gantry %.0f ms (gantry's added: %+.0f ms)", ms(pct(direct, 50)), ms(b), ms(b-pct(direct, 50))), "", nil)
 	record(fmt.Sprintf("start to ready of an engine ready at once: container / native (%d starts each) p50", n),
 		fmt.Sprintf("%.0f / %.0f ms (+%.0f ms)", ms(b), ms(nat), ms(b-nat)), "", nil)
 	record("start to ready, container / native, max", fmt.Sprintf("%.0f / %.0f ms", ms(pct(times["box"], 100)), ms(pct(times["native"], 100))), "", nil)
 	return nil
+}
+
+// directStarts starts the same container as gantry does — through the
+// same Engine API client, fitted to the image's entrypoint, published on
+// 127.0.0.1 — with nothing of gantry's around it, and times each from the
+// create to its port answering /health: the daemon's own share of a start.
+func directStarts(dockerHost, image, modelDir string, n int) ([]time.Duration, error) {
+	os.Setenv("DOCKER_HOST", dockerHost)
+	c, err := container.New()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	var ds []time.Duration
+	for i := 0; i < n; i++ {
+		port := freePort()
+		spec := &engine.ContainerSpec{Name: fmt.Sprintf("gantry-bench-direct-%d", i), Image: image, Port: port, GPUs: "all", IPCHost: true,
+			Argv:   []string{"vllm", "serve", "/model", "--host", "0.0.0.0", "--port", strconv.Itoa(port), "--served-model-name", "box"},
+			Mounts: []engine.Mount{{Source: modelDir, Target: "/model", ReadOnly: true}}}
+		ctx := context.Background()
+		t0 := time.Now()
+		st, err := c.Start(ctx, spec, map[string]string{"gantry.bench": "direct"}, nil)
+		if err != nil {
+			return nil, err
+		}
+		if err := waitOK(fmt.Sprintf("http://127.0.0.1:%d/health", port), 20*time.Second); err != nil {
+			c.Remove(ctx, st.ID)
+			return nil, err
+		}
+		ds = append(ds, time.Since(t0))
+		c.Stop(ctx, st.ID, time.Second)
+		c.Remove(ctx, st.ID)
+	}
+	return ds, nil
 }
