@@ -220,3 +220,15 @@ func (d *daemon) pid(model string) int {
 	}
 	return 0
 }
+
+// installed is the path the environment variable env names — something
+// ./test.sh installs or builds under ~/.cache/gantry-test (what, in the
+// failure) — failing the test when it is not there.
+func installed(t *testing.T, env, what string) string {
+	t.Helper()
+	p := os.Getenv(env)
+	if _, err := os.Stat(p); p == "" || err != nil {
+		t.Fatalf("%s is not there (%s=%q): run ./test.sh, which makes it under ~/.cache/gantry-test", what, env, p)
+	}
+	return p
+}

@@ -23,11 +23,7 @@ import (
 // proxy (v0.6.5, CPU only) and names in GANTRY_OLLAMA.
 func ollamaBin(t *testing.T) string {
 	t.Helper()
-	p := os.Getenv("GANTRY_OLLAMA")
-	if _, err := os.Stat(p); p == "" || err != nil {
-		t.Fatalf("Ollama v0.6.5 is not built (GANTRY_OLLAMA=%q): run ./test.sh, which builds it under ~/.cache/gantry-test", p)
-	}
-	return p
+	return installed(t, "GANTRY_OLLAMA", "Ollama v0.6.5")
 }
 
 // ollamaDaemon starts gantry with the tiny GGUF served by a real Ollama.

@@ -15,11 +15,7 @@ import (
 // ./test.sh builds from the Go module proxy beside v0.6.5.
 func ollamaTodayBin(t *testing.T) string {
 	t.Helper()
-	p := os.Getenv("GANTRY_OLLAMA_TODAY")
-	if _, err := os.Stat(p); p == "" || err != nil {
-		t.Fatalf("Ollama v0.17.4 is not built (GANTRY_OLLAMA_TODAY=%q): run ./test.sh, which builds it", p)
-	}
-	return p
+	return installed(t, "GANTRY_OLLAMA_TODAY", "Ollama v0.17.4")
 }
 
 // children are the live processes whose parent is pid, with their command

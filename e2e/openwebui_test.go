@@ -24,11 +24,7 @@ import (
 // (open-webui 0.12.4) and names in GANTRY_OPENWEBUI.
 func openWebUI(t *testing.T) string {
 	t.Helper()
-	p := os.Getenv("GANTRY_OPENWEBUI")
-	if _, err := os.Stat(p); p == "" || err != nil {
-		t.Fatalf("Open WebUI is not installed (GANTRY_OPENWEBUI=%q): run ./test.sh, which installs it under ~/.cache/gantry-test", p)
-	}
-	return p
+	return installed(t, "GANTRY_OPENWEBUI", "Open WebUI")
 }
 
 // startOpenWebUI runs Open WebUI as a user points it at gantry: one

@@ -23,10 +23,7 @@ import (
 // into the test daemon with `docker import`.
 func ollamaImage(t *testing.T, tag string) {
 	t.Helper()
-	rootfs := os.Getenv("GANTRY_DEBIAN_ROOTFS")
-	if _, err := os.Stat(rootfs); rootfs == "" || err != nil {
-		t.Fatalf("no Debian root (GANTRY_DEBIAN_ROOTFS=%q): run ./test.sh, which makes one with debootstrap", rootfs)
-	}
+	rootfs := installed(t, "GANTRY_DEBIAN_ROOTFS", "a Debian root made by debootstrap")
 	bin := ollamaTodayBin(t)
 	path := filepath.Join(t.TempDir(), "rootfs.tar")
 	out, err := os.Create(path)
