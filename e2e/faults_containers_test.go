@@ -11,20 +11,37 @@ import (
 	"time"
 )
 
+// streamingContainer starts gantry with vo, an always-on container, and
+// six clients streaming from it; it returns once 20 have completed. finish
+// waits for 20 more (after the fault and the recovery), stops the clients,
+// records the row and returns how many completed after the fault.
+func streamingContainer(t *testing.T, row string) (d *daemon, ta *tally, finish func() int64) {
+	t.Helper()
+	loadImage(t, vllmOpenAI)
+	d = containerDaemon(t, `
+  vo: {engine: vllm, runtime: docker, image: "`+vllmOpenAI.tag+`", path: m, memory: 2GiB, mode: always-on, env: {STANDIN_ITL: 20ms}}
+`)
+	d.waitState("vo", "ready", 30*time.Second)
+	ta = newTally(row)
+	stop := make(chan struct{})
+	wg := ta.load(d.url, 6, true, func() string { return "vo" }, stop)
+	waitCompleted(ta, 20, 30*time.Second)
+	return d, ta, func() int64 {
+		before := ta.completed.Load()
+		waitCompletedAfter(ta, before+20, 30*time.Second)
+		close(stop)
+		wg.Wait()
+		record(t, ta)
+		return ta.completed.Load() - before
+	}
+}
+
 // TestFaultContainerKilled: `docker kill` of an always-on model's
 // container while clients stream from it; gantry sees the exit on the
 // Engine API, in-flight streams end with an error event, and a new
 // container serves the next requests.
 func TestFaultContainerKilled(t *testing.T) {
-	loadImage(t, vllmOpenAI)
-	d := containerDaemon(t, `
-  vo: {engine: vllm, runtime: docker, image: "`+vllmOpenAI.tag+`", path: m, memory: 2GiB, mode: always-on, env: {STANDIN_ITL: 20ms}}
-`)
-	d.waitState("vo", "ready", 30*time.Second)
-	ta := newTally("docker kill of an always-on engine's container under load (the exit seen on the Engine API, a new container started)")
-	stop := make(chan struct{})
-	wg := ta.load(d.url, 6, true, func() string { return "vo" }, stop)
-	waitCompleted(ta, 20, 30*time.Second)
+	d, _, finish := streamingContainer(t, "docker kill of an always-on engine's container under load (the exit seen on the Engine API, a new container started)")
 	first := containerOf(t, "vo")
 	docker(t, "kill", first)
 	deadline := time.Now().Add(60 * time.Second)
@@ -34,13 +51,8 @@ func TestFaultContainerKilled(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	before := ta.completed.Load()
-	waitCompletedAfter(ta, before+20, 30*time.Second)
-	close(stop)
-	wg.Wait()
-	record(t, ta)
-	if ta.completed.Load() < before+20 {
-		t.Errorf("the new container served %d requests, want 20: %+v", ta.completed.Load()-before, d.status().Model("vo"))
+	if served := finish(); served < 20 {
+		t.Errorf("the new container served %d requests, want 20: %+v", served, d.status().Model("vo"))
 	}
 }
 
@@ -53,15 +65,7 @@ func TestFaultDockerdRestarted(t *testing.T) {
 	if start == "" || pidfile == "" {
 		t.Fatal("no restartable test Docker daemon: run ./test.sh, which starts dockerd and sets GANTRY_TEST_DOCKERD_START and GANTRY_TEST_DOCKERD_PID")
 	}
-	loadImage(t, vllmOpenAI)
-	d := containerDaemon(t, `
-  vo: {engine: vllm, runtime: docker, image: "`+vllmOpenAI.tag+`", path: m, memory: 2GiB, mode: always-on, env: {STANDIN_ITL: 20ms}}
-`)
-	d.waitState("vo", "ready", 30*time.Second)
-	ta := newTally("the Docker daemon stopped under load and started again (its containers end with it; gantry starts a new one when it answers)")
-	stop := make(chan struct{})
-	wg := ta.load(d.url, 6, true, func() string { return "vo" }, stop)
-	waitCompleted(ta, 20, 30*time.Second)
+	d, ta, finish := streamingContainer(t, "the Docker daemon stopped under load and started again (its containers end with it; gantry starts a new one when it answers)")
 
 	b, err := os.ReadFile(pidfile)
 	if err != nil {
@@ -85,13 +89,8 @@ func TestFaultDockerdRestarted(t *testing.T) {
 	startDockerd(t, start)
 	restarted = true
 	d.waitState("vo", "ready", 90*time.Second)
-	before := ta.completed.Load()
-	waitCompletedAfter(ta, before+20, 30*time.Second)
-	close(stop)
-	wg.Wait()
-	record(t, ta)
-	if ta.completed.Load() < before+20 {
-		t.Errorf("after the daemon came back, %d requests completed, want 20", ta.completed.Load()-before)
+	if served := finish(); served < 20 {
+		t.Errorf("after the daemon came back, %d requests completed, want 20", served)
 	}
 }
 

@@ -473,18 +473,24 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, lease *sched.L
 	g.copyBody(w, r, resp, lease, sse)
 }
 
+// answerHeaders copies an answer's headers (an engine's or a peer's) to
+// the client's, less the hop-by-hop ones and CORS: gantry answers CORS
+// itself, and an engine's Access-Control-* (vLLM sends *, llama-server
+// reflects any origin) never reaches a browser.
+func answerHeaders(dst, src http.Header) {
+	named := connectionNamed(src)
+	for k, vs := range src {
+		if !hopHeaders[k] && !guard.CORSHeader(k) && !named[k] {
+			dst[k] = vs
+		}
+	}
+}
+
 // writeHead writes the engine's status and headers, less the hop-by-hop
 // and CORS ones, with gantry's own.
 func (g *Gateway) writeHead(w http.ResponseWriter, resp *http.Response, lease *sched.Lease) {
 	h := w.Header()
-	named := connectionNamed(resp.Header)
-	for k, vs := range resp.Header {
-		// gantry answers CORS itself: an engine's Access-Control-* (vLLM
-		// sends *, llama-server reflects any origin) never reaches a browser.
-		if !hopHeaders[k] && !guard.CORSHeader(k) && !named[k] {
-			h[k] = vs
-		}
-	}
+	answerHeaders(h, resp.Header)
 	h.Set("X-Gantry-Served-By", lease.Model.Name)
 	if lease.FallbackFor != "" {
 		h.Set("X-Gantry-Fallback-For", lease.FallbackFor)

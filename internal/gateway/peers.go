@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/gantryhq/gantry/internal/apierr"
-	"github.com/gantryhq/gantry/internal/guard"
 	"github.com/gantryhq/gantry/internal/peers"
 	"github.com/gantryhq/gantry/internal/status"
 )
@@ -146,12 +145,7 @@ func (g *Gateway) relayPeer(w http.ResponseWriter, r *http.Request, p *peers.Pee
 	}
 	defer resp.Body.Close()
 	out := w.Header()
-	named = connectionNamed(resp.Header)
-	for k, vs := range resp.Header {
-		if !hopHeaders[k] && !guard.CORSHeader(k) && !named[k] {
-			out[k] = vs
-		}
-	}
+	answerHeaders(out, resp.Header)
 	out.Set("X-Gantry-Peer", p.Name())
 	if resp.ContentLength >= 0 {
 		out.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
