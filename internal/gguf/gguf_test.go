@@ -96,3 +96,50 @@ func FuzzParse(f *testing.F) {
 		Parse(bytes.NewReader(b)) // must not panic, hang or allocate without bound
 	})
 }
+
+func TestF16(t *testing.T) {
+	for _, c := range []struct {
+		v    float32
+		want uint16
+	}{{0, 0}, {1, 0x3c00}, {0.5, 0x3800}, {-2, 0xc000}, {65504, 0x7bff}, {1e6, 0x7c00},
+		{1e-8, 0}, {5.9604645e-8, 0x0001}, {6.1035156e-5, 0x0400}, {0.1, 0x2e66}} {
+		if got := f16(c.v); got != c.want {
+			t.Errorf("f16(%g) = %#04x, want %#04x", c.v, got, c.want)
+		}
+	}
+}
+
+// TestQuantizedTiny writes the tiny model as F16 and Q8_0 and reads back
+// the types, the file type and the sizes ggml's block layout gives.
+func TestQuantizedTiny(t *testing.T) {
+	for _, typ := range []GGMLType{F16, Q8_0} {
+		p := filepath.Join(t.TempDir(), "tiny.gguf")
+		ts, err := TinyLlama(p, Tiny{Type: typ})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := Read(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ft, _ := f.Uint("general.file_type"); FileTypeName(ft) != typ.String() {
+			t.Errorf("%v: file type %d (%s)", typ, ft, FileTypeName(ft))
+		}
+		st, _ := os.Stat(p)
+		var data uint64
+		for i, ti := range f.Tensors {
+			want := typ
+			if len(ts[i].Dims) == 1 {
+				want = F32
+			}
+			if ti.Type != want {
+				t.Errorf("%v: %s stored as %v, want %v", typ, ti.Name, ti.Type, want)
+			}
+			n, _ := ti.Bytes()
+			data = max(data, ti.Offset+n)
+		}
+		if got := uint64(st.Size()) - uint64(f.DataOffset); got < data || got > data+32 {
+			t.Errorf("%v: data section %d bytes, tensors need %d", typ, got, data)
+		}
+	}
+}

@@ -17,12 +17,14 @@ type KV struct {
 	Value any
 }
 
-// WriteTensor is a tensor to write: F32 data with its dims (ggml order:
-// the first dim varies fastest).
+// WriteTensor is a tensor to write: its values with their dims (ggml
+// order: the first dim varies fastest), stored as Type — F32 (the zero
+// value), F16 or Q8_0 (whose first dim must be a multiple of 32).
 type WriteTensor struct {
 	Name string
 	Dims []uint64
 	Data []float32
+	Type GGMLType
 }
 
 // Write writes a GGUF v3 file with the metadata and F32 tensors given.
@@ -92,14 +94,18 @@ func Write(w io.Writer, kvs []KV, tensors []WriteTensor) error {
 		if n != uint64(len(t.Data)) {
 			return fmt.Errorf("gguf: tensor %s: dims %v hold %d values, data has %d", t.Name, t.Dims, n, len(t.Data))
 		}
+		size, err := encodedSize(t)
+		if err != nil {
+			return err
+		}
 		str(t.Name)
 		put(uint32(len(t.Dims)))
 		for _, d := range t.Dims {
 			put(d)
 		}
-		put(uint32(F32))
+		put(uint32(t.Type))
 		put(offset)
-		offset += (n*4 + align - 1) / align * align
+		offset += (size + align - 1) / align * align
 	}
 	pad := func() {
 		for cw.n%align != 0 {
@@ -108,13 +114,99 @@ func Write(w io.Writer, kvs []KV, tensors []WriteTensor) error {
 	}
 	pad()
 	for _, t := range tensors {
-		put(t.Data)
+		cw.Write(encode(t)) //nolint:errcheck // countWriter records the first error
 		pad()
 	}
 	if cw.err != nil {
 		return cw.err
 	}
 	return bw.Flush()
+}
+
+// encodedSize is the bytes t takes stored as its type.
+func encodedSize(t WriteTensor) (uint64, error) {
+	n := uint64(len(t.Data))
+	switch t.Type {
+	case F32:
+		return n * 4, nil
+	case F16:
+		return n * 2, nil
+	case Q8_0:
+		if len(t.Dims) == 0 || t.Dims[0]%32 != 0 {
+			return 0, fmt.Errorf("gguf: tensor %s: Q8_0 needs a first dim that is a multiple of 32, not %v", t.Name, t.Dims)
+		}
+		return n / 32 * 34, nil
+	}
+	return 0, fmt.Errorf("gguf: tensor %s: writing %v is not supported (F32, F16, Q8_0)", t.Name, t.Type)
+}
+
+// encode stores t's values as its type: Q8_0 is ggml's block of 32
+// values, an F16 scale (the largest magnitude / 127) and 32 int8s
+// (ggml-quants.c quantize_row_q8_0_ref).
+func encode(t WriteTensor) []byte {
+	le := binary.LittleEndian
+	switch t.Type {
+	case F16:
+		out := make([]byte, 0, len(t.Data)*2)
+		for _, v := range t.Data {
+			out = le.AppendUint16(out, f16(v))
+		}
+		return out
+	case Q8_0:
+		out := make([]byte, 0, len(t.Data)/32*34)
+		for b := 0; b+32 <= len(t.Data); b += 32 {
+			amax := float32(0)
+			for _, v := range t.Data[b : b+32] {
+				amax = max(amax, float32(math.Abs(float64(v))))
+			}
+			d := amax / 127
+			id := float32(0)
+			if d != 0 {
+				id = 1 / d
+			}
+			out = le.AppendUint16(out, f16(d))
+			for _, v := range t.Data[b : b+32] {
+				out = append(out, byte(int8(math.Round(float64(v*id)))))
+			}
+		}
+		return out
+	}
+	out := make([]byte, 0, len(t.Data)*4)
+	for _, v := range t.Data {
+		out = le.AppendUint32(out, math.Float32bits(v))
+	}
+	return out
+}
+
+// f16 converts to IEEE half precision, rounding to nearest even (values
+// beyond its range become infinity; subnormals are kept).
+func f16(v float32) uint16 {
+	b := math.Float32bits(v)
+	sign := uint16(b>>16) & 0x8000
+	exp := int32(b>>23&0xff) - 127 + 15
+	mant := b & 0x7fffff
+	switch {
+	case b&0x7fffffff == 0:
+		return sign
+	case exp >= 31:
+		return sign | 0x7c00
+	case exp <= 0:
+		if exp < -10 {
+			return sign
+		}
+		mant |= 0x800000
+		shift := uint32(14 - exp)
+		h := mant >> shift
+		if rem := mant & (1<<shift - 1); rem > 1<<(shift-1) || rem == 1<<(shift-1) && h&1 == 1 {
+			h++
+		}
+		return sign | uint16(h)
+	}
+	h := uint32(exp)<<10 | mant>>13
+	if rem := mant & 0x1fff; rem > 0x1000 || rem == 0x1000 && h&1 == 1 {
+		h++ // a carry into the exponent is still the right rounding
+	}
+	return sign | uint16(h)
 }
 
 type countWriter struct {
@@ -141,6 +233,9 @@ type Tiny struct {
 	FF      int // feed-forward length (default 128)
 	Context int // context length (default 512)
 	Seed    uint64
+	// Type stores the 2-D weights as F32 (default), F16 or Q8_0; norms
+	// stay F32, as llama.cpp's converter keeps them.
+	Type GGMLType
 }
 
 // TinyVocab is the tiny model's vocabulary: <unk>, <s>, </s>, the 256 byte
@@ -212,28 +307,37 @@ func TinyLlama(path string, t Tiny) ([]WriteTensor, error) {
 		clear(output[tok*ne : (tok+1)*ne])
 	}
 	ts := []WriteTensor{
-		{"token_embd.weight", []uint64{ne, nv}, rnd(ne*nv, 0.5)},
-		{"output_norm.weight", []uint64{ne}, ones(ne)},
-		{"output.weight", []uint64{ne, nv}, output},
+		{"token_embd.weight", []uint64{ne, nv}, rnd(ne*nv, 0.5), F32},
+		{"output_norm.weight", []uint64{ne}, ones(ne), F32},
+		{"output.weight", []uint64{ne, nv}, output, F32},
 	}
 	for b := 0; b < t.Blocks; b++ {
 		p := fmt.Sprintf("blk.%d.", b)
 		ts = append(ts,
-			WriteTensor{p + "attn_norm.weight", []uint64{ne}, ones(ne)},
-			WriteTensor{p + "attn_q.weight", []uint64{ne, ne}, rnd(ne*ne, scale)},
-			WriteTensor{p + "attn_k.weight", []uint64{ne, ne}, rnd(ne*ne, scale)},
-			WriteTensor{p + "attn_v.weight", []uint64{ne, ne}, rnd(ne*ne, scale)},
-			WriteTensor{p + "attn_output.weight", []uint64{ne, ne}, rnd(ne*ne, scale)},
-			WriteTensor{p + "ffn_norm.weight", []uint64{ne}, ones(ne)},
-			WriteTensor{p + "ffn_gate.weight", []uint64{ne, nf}, rnd(ne*nf, scale)},
-			WriteTensor{p + "ffn_up.weight", []uint64{ne, nf}, rnd(ne*nf, scale)},
-			WriteTensor{p + "ffn_down.weight", []uint64{nf, ne}, rnd(nf*ne, 1/math.Sqrt(float64(nf)))},
+			WriteTensor{p + "attn_norm.weight", []uint64{ne}, ones(ne), F32},
+			WriteTensor{p + "attn_q.weight", []uint64{ne, ne}, rnd(ne*ne, scale), F32},
+			WriteTensor{p + "attn_k.weight", []uint64{ne, ne}, rnd(ne*ne, scale), F32},
+			WriteTensor{p + "attn_v.weight", []uint64{ne, ne}, rnd(ne*ne, scale), F32},
+			WriteTensor{p + "attn_output.weight", []uint64{ne, ne}, rnd(ne*ne, scale), F32},
+			WriteTensor{p + "ffn_norm.weight", []uint64{ne}, ones(ne), F32},
+			WriteTensor{p + "ffn_gate.weight", []uint64{ne, nf}, rnd(ne*nf, scale), F32},
+			WriteTensor{p + "ffn_up.weight", []uint64{ne, nf}, rnd(ne*nf, scale), F32},
+			WriteTensor{p + "ffn_down.weight", []uint64{nf, ne}, rnd(nf*ne, 1/math.Sqrt(float64(nf))), F32},
 		)
+	}
+	fileType := uint32(0)
+	if t.Type != F32 {
+		for i := range ts {
+			if len(ts[i].Dims) == 2 {
+				ts[i].Type = t.Type
+			}
+		}
+		fileType = map[GGMLType]uint32{F16: 1, Q8_0: 7}[t.Type]
 	}
 	kvs := []KV{
 		{"general.architecture", "llama"},
 		{"general.name", "gantry-tiny"},
-		{"general.file_type", uint32(0)},
+		{"general.file_type", fileType},
 		{"llama.context_length", uint32(t.Context)},
 		{"llama.embedding_length", uint32(t.Embd)},
 		{"llama.block_count", uint32(t.Blocks)},
