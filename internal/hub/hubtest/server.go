@@ -134,21 +134,19 @@ func (s *Server) Tag(id, name, commit string) {
 // Gate makes repository id gated ("auto" or "manual"), its files readable
 // only with one of tokens.
 func (s *Server) Gate(id, mode string, tokens ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r := s.repos[id]
-	r.gated = mode
-	for _, t := range tokens {
-		r.allowed[t] = true
-	}
+	s.restrict(id, func(r *repo) { r.gated = mode }, tokens)
 }
 
 // Private makes repository id private, visible only with one of tokens.
 func (s *Server) Private(id string, tokens ...string) {
+	s.restrict(id, func(r *repo) { r.private = true }, tokens)
+}
+
+func (s *Server) restrict(id string, set func(*repo), tokens []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.repos[id]
-	r.private = true
+	set(r)
 	for _, t := range tokens {
 		r.allowed[t] = true
 	}
