@@ -234,13 +234,13 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	apierr.WriteJSON(w, http.StatusOK, st)
 }
 
-func (s *Server) modelStatus(name string) (sched.ModelStatus, bool) {
+func (s *Server) modelStatus(name string) (status.ModelStatus, bool) {
 	for _, m := range s.sched.Status().Models {
 		if m.Name == name {
 			return m, true
 		}
 	}
-	return sched.ModelStatus{}, false
+	return status.ModelStatus{}, false
 }
 
 // start starts a model. Without ?wait it answers 202 at once (poll
@@ -403,7 +403,7 @@ func (s *sseWriter) comment(c string) {
 func (s *sseWriter) flush() { s.rc.Flush() } //nolint:errcheck // client gone: the request ctx ends
 
 // Event is one entry of /api/events.
-type Event = sched.Event
+type Event = status.Event
 
 // Hub fans events out to subscribers; a slow subscriber loses events
 // rather than stalling gantry.

@@ -70,10 +70,10 @@ func (s *Server) pull(w http.ResponseWriter, r *http.Request) {
 	var results []status.PullResult
 	for _, image := range order {
 		res := status.PullResult{Image: image, Models: images[image]}
-		s.events.Publish(sched.Event{Kind: status.KindPull, Model: image, Reason: "pulling", Time: time.Now()})
+		s.events.Publish(status.Event{Kind: status.KindPull, Model: image, Reason: "pulling", Time: time.Now()})
 		var last time.Time
-		var final container.Pull
-		err := d.Pull(r.Context(), image, func(p container.Pull) {
+		var final status.PullProgress
+		err := d.Pull(r.Context(), image, func(p status.PullProgress) {
 			final = p
 			if p.Finished || time.Since(last) >= 200*time.Millisecond {
 				last = time.Now()
@@ -92,7 +92,7 @@ func (s *Server) pull(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			reason = "pull failed: " + err.Error()
 		}
-		s.events.Publish(sched.Event{Kind: status.KindPull, Model: image, Reason: reason, Time: time.Now(),
+		s.events.Publish(status.Event{Kind: status.KindPull, Model: image, Reason: reason, Time: time.Now(),
 			Progress: &status.Progress{Phase: "pulled", Fraction: 1, Done: int(res.Bytes >> 20), Total: int(res.Bytes >> 20), Percent: 100}})
 		results = append(results, res)
 		if r.Context().Err() != nil {
@@ -106,12 +106,12 @@ func (s *Server) pull(w http.ResponseWriter, r *http.Request) {
 
 // pullEvent is a pull's progress on the event stream, for the dashboard:
 // the layers' bytes summed, Done and Total in MiB.
-func pullEvent(image string, p container.Pull) sched.Event {
+func pullEvent(image string, p status.PullProgress) status.Event {
 	pr := &status.Progress{Phase: "pulling", Fraction: -1, Percent: -1, Done: int(p.Done >> 20), Total: int(p.Total >> 20)}
 	if p.Total > 0 {
 		pr.Fraction = float64(p.Done) / float64(p.Total)
 		pr.Percent = int(100 * pr.Fraction)
 	}
-	return sched.Event{Kind: status.KindPull, Model: image, Time: time.Now(), Progress: pr,
+	return status.Event{Kind: status.KindPull, Model: image, Time: time.Now(), Progress: pr,
 		Reason: fmt.Sprintf("pulling: %s of %s", config.FormatBytes(p.Done), config.FormatBytes(p.Total))}
 }

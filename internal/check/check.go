@@ -17,26 +17,8 @@ import (
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/sched"
-	"github.com/gantryhq/gantry/internal/supervise"
+	"github.com/gantryhq/gantry/internal/status"
 )
-
-// Item is one thing checked.
-type Item struct {
-	Name      string  `json:"name"`
-	Kind      string  `json:"kind"`   // model | service
-	Status    string  `json:"status"` // ok | fail | skip
-	Test      string  `json:"test,omitempty"`
-	HealthMS  float64 `json:"health_ms,omitempty"`
-	TestMS    float64 `json:"test_ms,omitempty"`
-	Detail    string  `json:"detail,omitempty"`
-	Diagnosis string  `json:"diagnosis,omitempty"`
-}
-
-// Report is the whole check.
-type Report struct {
-	OK    bool   `json:"ok"`
-	Items []Item `json:"items"`
-}
 
 // Options for Run.
 type Options struct {
@@ -45,13 +27,13 @@ type Options struct {
 }
 
 // Run checks every configured model and service of s, in parallel.
-func Run(ctx context.Context, s *sched.Scheduler, o Options) Report {
+func Run(ctx context.Context, s *sched.Scheduler, o Options) status.CheckReport {
 	cfg := s.Config()
 	st := s.Status()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	rep := Report{OK: true}
-	add := func(it Item) {
+	rep := status.CheckReport{OK: true}
+	add := func(it status.CheckItem) {
 		mu.Lock()
 		defer mu.Unlock()
 		rep.Items = append(rep.Items, it)
@@ -74,7 +56,7 @@ func Run(ctx context.Context, s *sched.Scheduler, o Options) Report {
 		}()
 	}
 	wg.Wait()
-	slices.SortFunc(rep.Items, func(a, b Item) int {
+	slices.SortFunc(rep.Items, func(a, b status.CheckItem) int {
 		if a.Kind != b.Kind {
 			return cmpStr(a.Kind, b.Kind)
 		}
@@ -104,17 +86,17 @@ func sortedKeys[V any](m map[string]V) []string {
 
 var client = &http.Client{Timeout: 60 * time.Second}
 
-func checkModel(ctx context.Context, s *sched.Scheduler, cfg *config.Config, ms sched.ModelStatus, o Options) Item {
-	it := Item{Name: ms.Name, Kind: "model", Diagnosis: ms.Diagnosis}
+func checkModel(ctx context.Context, s *sched.Scheduler, cfg *config.Config, ms status.ModelStatus, o Options) status.CheckItem {
+	it := status.CheckItem{Name: ms.Name, Kind: "model", Diagnosis: ms.Diagnosis}
 	m := cfg.Models[ms.Name]
 	switch {
-	case ms.State == supervise.Failed:
+	case ms.State == status.Failed:
 		it.Status, it.Detail = "fail", "failed: "+ms.Reason
 		return it
-	case ms.State != supervise.Ready && !ms.AlwaysOn && !o.All:
+	case ms.State != status.Ready && !ms.AlwaysOn && !o.All:
 		it.Status, it.Detail = "skip", fmt.Sprintf("%s, on demand (check --all starts it)", ms.State)
 		return it
-	case ms.State != supervise.Ready && ms.AlwaysOn && !o.All:
+	case ms.State != status.Ready && ms.AlwaysOn && !o.All:
 		it.Status, it.Detail = "fail", fmt.Sprintf("always-on but %s: %s", ms.State, ms.Reason)
 		return it
 	}
@@ -178,8 +160,8 @@ func postOK(ctx context.Context, url string, body any) error {
 	return nil
 }
 
-func checkService(ctx context.Context, name, url string) Item {
-	it := Item{Name: name, Kind: "service", Test: "http"}
+func checkService(ctx context.Context, name, url string) status.CheckItem {
+	it := status.CheckItem{Name: name, Kind: "service", Test: "http"}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

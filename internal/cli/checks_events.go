@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	"github.com/gantryhq/gantry/internal/check"
 	"github.com/gantryhq/gantry/internal/status"
 )
 
@@ -21,7 +20,7 @@ func runCheck(e *env, args []string) error {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	var rep check.Report
+	var rep status.CheckReport
 	if err := cf.client().Check(e.ctx, *all, &rep); err != nil {
 		return err
 	}

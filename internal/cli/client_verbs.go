@@ -15,7 +15,6 @@ import (
 	"github.com/gantryhq/gantry/internal/client"
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/status"
-	"github.com/gantryhq/gantry/internal/supervise"
 )
 
 // clientFlags are the flags every client verb takes.
@@ -117,9 +116,9 @@ func printStatus(w io.Writer, st status.Status) {
 		note := m.Diagnosis
 		switch {
 		case note != "":
-		case m.State == supervise.Starting && m.Progress != nil:
+		case m.State == status.Starting && m.Progress != nil:
 			note = m.LoadText()
-		case m.State == supervise.Failed || m.State == supervise.Starting:
+		case m.State == status.Failed || m.State == status.Starting:
 			note = strings.TrimSpace(m.Phase + " " + m.Reason)
 		}
 		if m.Slot != "" {
@@ -231,11 +230,11 @@ func waitStarted(e *env, c *client.Client, m status.ModelStatus) (status.ModelSt
 	defer tick.Stop()
 	for {
 		switch m.State {
-		case supervise.Ready:
+		case status.Ready:
 			v.clear()
 			fmt.Fprintf(e.stdout, "%s is ready on port %d (%s)\n", m.Name, m.Port, readyIn(m, v.began))
 			return m, nil
-		case supervise.Failed, supervise.Stopped:
+		case status.Failed, status.Stopped:
 			v.clear()
 			why := m.Reason
 			if m.Diagnosis != "" {

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/gantryhq/gantry/internal/config"
-	"github.com/gantryhq/gantry/internal/container"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // runPull is `gantry pull [MODEL…|--all]`: the daemon pulls the images of
@@ -28,7 +28,7 @@ func runPull(e *env, args []string) error {
 	}
 	v := newProgressView(e)
 	quarter := map[string]int{}
-	results, err := cf.client().Pull(e.ctx, pos, *all, func(p container.Pull) {
+	results, err := cf.client().Pull(e.ctx, pos, *all, func(p status.PullProgress) {
 		pct := -1
 		if p.Total > 0 {
 			pct = int(100 * p.Done / p.Total)

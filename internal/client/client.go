@@ -17,7 +17,6 @@ import (
 	"syscall"
 
 	"github.com/gantryhq/gantry/internal/activity"
-	"github.com/gantryhq/gantry/internal/container"
 	"github.com/gantryhq/gantry/internal/status"
 )
 
@@ -324,7 +323,7 @@ func (c *Client) FollowActivity(ctx context.Context, model string, fn func(activ
 // Pull asks the daemon to pull the images of models (all docker-runtime
 // models with all), calling progress with each step; it returns the
 // results per image.
-func (c *Client) Pull(ctx context.Context, models []string, all bool, progress func(container.Pull)) ([]status.PullResult, error) {
+func (c *Client) Pull(ctx context.Context, models []string, all bool, progress func(status.PullProgress)) ([]status.PullResult, error) {
 	body, _ := json.Marshal(map[string]any{"models": models, "all": all})
 	resp, err := c.do(ctx, http.MethodPost, "/api/pull", bytes.NewReader(body))
 	if err != nil {
@@ -338,7 +337,7 @@ func (c *Client) Pull(ctx context.Context, models []string, all bool, progress f
 	err = ReadSSE(resp.Body, func(event, data string) {
 		switch event {
 		case "pull":
-			var p container.Pull
+			var p status.PullProgress
 			if json.Unmarshal([]byte(data), &p) == nil && progress != nil {
 				progress(p)
 			}

@@ -26,6 +26,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // Labels gantry puts on its containers: they, not names, say what is
@@ -115,7 +116,7 @@ type Started struct {
 // first with spec.Pull "missing") and built for this machine's
 // architecture. A stale container of the same name that is gantry's is
 // removed first.
-func (c *Client) Start(ctx context.Context, spec *engine.ContainerSpec, labels map[string]string, progress func(Pull)) (Started, error) {
+func (c *Client) Start(ctx context.Context, spec *engine.ContainerSpec, labels map[string]string, progress func(status.PullProgress)) (Started, error) {
 	im, err := c.InspectImage(ctx, spec.Image)
 	if err != nil {
 		return Started{}, err

@@ -4,23 +4,13 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/gantryhq/gantry/internal/status"
 	"github.com/moby/moby/client"
 )
 
-// Pull is a pull's progress: the layers' bytes added up. Total grows as
-// the daemon learns each layer's size.
-type Pull struct {
-	Image    string `json:"image"`
-	Done     int64  `json:"done_bytes"`
-	Total    int64  `json:"total_bytes"`
-	Layers   int    `json:"layers"`
-	Status   string `json:"status"` // the daemon's last word ("Downloading", "Pull complete" …)
-	Finished bool   `json:"finished"`
-}
-
 // Pull fetches ref from its registry, calling progress (which may be nil)
 // as the layers come in.
-func (c *Client) Pull(ctx context.Context, ref string, progress func(Pull)) error {
+func (c *Client) Pull(ctx context.Context, ref string, progress func(status.PullProgress)) error {
 	resp, err := c.c.ImagePull(ctx, ref, client.ImagePullOptions{})
 	if err != nil {
 		return Explain(err)
@@ -59,7 +49,7 @@ func (c *Client) Pull(ctx context.Context, ref string, progress func(Pull)) erro
 			}
 		}
 		if progress != nil {
-			p := Pull{Image: ref, Layers: len(order), Status: m.Status}
+			p := status.PullProgress{Image: ref, Layers: len(order), Status: m.Status}
 			for _, id := range order {
 				p.Done += layers[id].done
 				p.Total += layers[id].total
@@ -68,7 +58,7 @@ func (c *Client) Pull(ctx context.Context, ref string, progress func(Pull)) erro
 		}
 	}
 	if progress != nil {
-		p := Pull{Image: ref, Layers: len(order), Status: "done", Finished: true}
+		p := status.PullProgress{Image: ref, Layers: len(order), Status: "done", Finished: true}
 		for _, id := range order {
 			p.Done += layers[id].total
 			p.Total += layers[id].total

@@ -79,7 +79,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		gw  *gateway.Gateway
 		met *metrics.Metrics
 	)
-	so.OnEvent = func(ev sched.Event) {
+	so.OnEvent = func(ev status.Event) {
 		hub.Publish(ev)
 		if ev.Kind == status.KindState && (ev.To == string(status.Failed) || ev.To == string(status.Stopped)) {
 			// Pooled connections to a dead engine would fail the next
@@ -287,7 +287,7 @@ type observer struct {
 func (o observer) Request(model, route string, code int, total, ttfb time.Duration, chunks int) {
 	o.met.Request(model, route, code, total, ttfb, chunks)
 	if o.hub.Subscribers() > 0 {
-		o.hub.Publish(sched.Event{Kind: status.KindRequest, Model: model, Reason: route, Code: code, Time: time.Now(),
+		o.hub.Publish(status.Event{Kind: status.KindRequest, Model: model, Reason: route, Code: code, Time: time.Now(),
 			TTFBMS: float64(ttfb.Microseconds()) / 1000, DurationMS: float64(total.Microseconds()) / 1000, Chunks: chunks})
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/sched"
+	"github.com/gantryhq/gantry/internal/status"
 	"github.com/gantryhq/gantry/internal/supervise"
 )
 
@@ -29,18 +30,18 @@ type gatedRunner struct {
 	gate chan struct{}
 
 	mu    sync.Mutex
-	state supervise.State
+	state status.State
 }
 
 func (r *gatedRunner) Start(ctx context.Context) error {
 	r.mu.Lock()
-	if r.state == supervise.Ready {
+	if r.state == status.Ready {
 		r.mu.Unlock()
 		return nil
 	}
-	r.state = supervise.Starting
+	r.state = status.Starting
 	r.mu.Unlock()
-	r.o.OnEvent(supervise.Event{Model: r.m.Name, From: supervise.Stopped, To: supervise.Starting})
+	r.o.OnEvent(supervise.Event{Model: r.m.Name, From: status.Stopped, To: status.Starting})
 	if r.gate != nil {
 		select {
 		case <-r.gate:
@@ -49,19 +50,19 @@ func (r *gatedRunner) Start(ctx context.Context) error {
 		}
 	}
 	r.mu.Lock()
-	r.state = supervise.Ready
+	r.state = status.Ready
 	r.mu.Unlock()
-	r.o.OnEvent(supervise.Event{Model: r.m.Name, From: supervise.Starting, To: supervise.Ready})
+	r.o.OnEvent(supervise.Event{Model: r.m.Name, From: status.Starting, To: status.Ready})
 	return nil
 }
 func (r *gatedRunner) Stop(context.Context) error  { return nil }
 func (r *gatedRunner) Close(context.Context) error { return nil }
 func (r *gatedRunner) Status() supervise.Status    { return supervise.Status{State: r.State()} }
-func (r *gatedRunner) State() supervise.State {
+func (r *gatedRunner) State() status.State {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.state == "" {
-		return supervise.Stopped
+		return status.Stopped
 	}
 	return r.state
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/sched"
+	"github.com/gantryhq/gantry/internal/status"
 	"github.com/gantryhq/gantry/internal/supervise"
 )
 
@@ -26,13 +27,13 @@ type readyRunner struct {
 }
 
 func (r *readyRunner) Start(context.Context) error {
-	r.o.OnEvent(supervise.Event{Model: r.m.Name, From: supervise.Stopped, To: supervise.Ready})
+	r.o.OnEvent(supervise.Event{Model: r.m.Name, From: status.Stopped, To: status.Ready})
 	return nil
 }
 func (r *readyRunner) Stop(context.Context) error  { return nil }
 func (r *readyRunner) Close(context.Context) error { return nil }
-func (r *readyRunner) Status() supervise.Status    { return supervise.Status{State: supervise.Ready} }
-func (r *readyRunner) State() supervise.State      { return supervise.Ready }
+func (r *readyRunner) Status() supervise.Status    { return supervise.Status{State: status.Ready} }
+func (r *readyRunner) State() status.State         { return status.Ready }
 func (r *readyRunner) SetRestart(bool)             {}
 func (r *readyRunner) Model() *config.Model        { return r.m }
 func (r *readyRunner) Launch() engine.Launch       { return r.l }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/gpu"
 	"github.com/gantryhq/gantry/internal/sched"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // Metrics holds gantry's collectors on its own registry.
@@ -75,7 +76,7 @@ func (m *Metrics) Request(model, route string, code int, total, ttfb time.Durati
 }
 
 // Event follows the scheduler's events.
-func (m *Metrics) Event(ev sched.Event) {
+func (m *Metrics) Event(ev status.Event) {
 	switch ev.Kind {
 	case "state":
 		if ev.To == "failed" {

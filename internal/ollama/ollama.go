@@ -24,6 +24,7 @@ import (
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/progress"
+	"github.com/gantryhq/gantry/internal/status"
 	"github.com/gantryhq/gantry/internal/supervise"
 )
 
@@ -58,7 +59,7 @@ func NewServer(m *config.Model, l engine.Launch, logPath string, o supervise.Opt
 	// The server's own state changes are not a model's: they fail the
 	// loaded models, whose events the scheduler sees.
 	o.OnEvent = func(ev supervise.Event) {
-		if ev.To == supervise.Failed || ev.To == supervise.Stopped {
+		if ev.To == status.Failed || ev.To == status.Stopped {
 			srv.serverGone(ev)
 		}
 	}
@@ -91,7 +92,7 @@ func (s *Server) adopt(ctx context.Context) error {
 	if s.adopted {
 		return nil
 	}
-	if s.proc.State() != supervise.Stopped {
+	if s.proc.State() != status.Stopped {
 		return fmt.Errorf("ollama serve is %s", s.proc.State())
 	}
 	if err := s.proc.Adopt(ctx); err != nil {
@@ -253,7 +254,7 @@ type Model struct {
 	prog *progress.Tracker
 
 	mu       sync.Mutex
-	state    supervise.State
+	state    status.State
 	reason   string
 	starts   int
 	started  time.Time
@@ -269,7 +270,7 @@ type Model struct {
 // when m.Model names a tag Ollama already has; numCtx: the planned context).
 func NewModel(m *config.Model, srv *Server, path string, numCtx int64, o supervise.Options) *Model {
 	md := &Model{m: m, srv: srv, path: path, numCtx: numCtx, onEv: o.OnEvent, onProg: o.OnProgress, before: o.BeforeSpawn, logger: o.Logger,
-		state: supervise.Stopped, restart: o.Restart, prog: progress.NewTracker(time.Second)}
+		state: status.Stopped, restart: o.Restart, prog: progress.NewTracker(time.Second)}
 	if md.logger == nil {
 		md.logger = slog.New(slog.DiscardHandler)
 	}
@@ -282,7 +283,7 @@ func NewModel(m *config.Model, srv *Server, path string, numCtx int64, o supervi
 // Name is the model's name inside Ollama.
 func (md *Model) Name() string { return md.m.ServedName() }
 
-func (md *Model) set(to supervise.State, reason string) {
+func (md *Model) set(to status.State, reason string) {
 	md.mu.Lock()
 	from := md.state
 	md.state, md.reason = to, reason
@@ -297,10 +298,10 @@ func (md *Model) set(to supervise.State, reason string) {
 func (md *Model) Start(ctx context.Context) error {
 	md.mu.Lock()
 	switch md.state {
-	case supervise.Ready:
+	case status.Ready:
 		md.mu.Unlock()
 		return nil
-	case supervise.Starting:
+	case status.Starting:
 		done := md.done
 		md.mu.Unlock()
 		select {
@@ -311,7 +312,7 @@ func (md *Model) Start(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	case supervise.Stopping:
+	case status.Stopping:
 		md.mu.Unlock()
 		return fmt.Errorf("%s is stopping", md.m.Name)
 	}
@@ -321,7 +322,7 @@ func (md *Model) Start(ctx context.Context) error {
 	md.done = make(chan struct{})
 	done := md.done
 	md.mu.Unlock()
-	md.set(supervise.Starting, fmt.Sprintf("start %d", md.starts))
+	md.set(status.Starting, fmt.Sprintf("start %d", md.starts))
 	go md.load(done)
 	select {
 	case <-done:
@@ -346,10 +347,10 @@ func (md *Model) load(done chan struct{}) {
 	md.mu.Unlock()
 	if err != nil {
 		md.srv.release(context.Background(), md)
-		md.set(supervise.Failed, err.Error())
+		md.set(status.Failed, err.Error())
 		return
 	}
-	md.set(supervise.Ready, fmt.Sprintf("loaded in %s", time.Since(md.started).Round(time.Millisecond)))
+	md.set(status.Ready, fmt.Sprintf("loaded in %s", time.Since(md.started).Round(time.Millisecond)))
 }
 
 func (md *Model) loadSteps(ctx context.Context) error {
@@ -436,21 +437,21 @@ func (md *Model) followLoad(lg *supervise.Log) (stop func()) {
 func (md *Model) Stop(ctx context.Context) error {
 	md.mu.Lock()
 	st := md.state
-	if st == supervise.Stopped || st == supervise.Stopping {
+	if st == status.Stopped || st == status.Stopping {
 		md.mu.Unlock()
 		return nil
 	}
 	done := md.done
 	md.mu.Unlock()
-	if st == supervise.Starting && done != nil {
+	if st == status.Starting && done != nil {
 		select { // let the load end first; unloading a half-loaded model races Ollama
 		case <-done:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	md.set(supervise.Stopping, "stop requested")
-	if md.srv.proc.State() == supervise.Ready {
+	md.set(status.Stopping, "stop requested")
+	if md.srv.proc.State() == status.Ready {
 		uctx, cancel := context.WithTimeout(ctx, md.m.StopTimeout.D())
 		err := md.srv.post(uctx, "/api/generate", map[string]any{"model": md.Name(), "keep_alive": 0}, nil)
 		if err != nil {
@@ -473,7 +474,7 @@ func (md *Model) Stop(ctx context.Context) error {
 	md.mu.Lock()
 	md.measured = 0
 	md.mu.Unlock()
-	md.set(supervise.Stopped, "unloaded")
+	md.set(status.Stopped, "unloaded")
 	return nil
 }
 
@@ -491,13 +492,13 @@ func (md *Model) serverGone(ev supervise.Event) {
 	md.mu.Lock()
 	st, restart := md.state, md.restart
 	md.mu.Unlock()
-	if st != supervise.Ready {
+	if st != status.Ready {
 		return
 	}
 	md.srv.mu.Lock()
 	delete(md.srv.users, md)
 	md.srv.mu.Unlock()
-	md.set(supervise.Failed, "ollama serve went away: "+ev.Reason)
+	md.set(status.Failed, "ollama serve went away: "+ev.Reason)
 	if restart {
 		go md.Start(context.Background()) //nolint:errcheck // always-on: bring it back
 	}
@@ -527,7 +528,7 @@ func (md *Model) Adopt(ctx context.Context) error {
 		return fmt.Errorf("%s is not loaded in the adopted ollama serve", md.Name())
 	}
 	md.mu.Lock()
-	if md.state != supervise.Stopped {
+	if md.state != status.Stopped {
 		md.mu.Unlock()
 		return fmt.Errorf("%s is %s", md.m.Name, md.state)
 	}
@@ -538,7 +539,7 @@ func (md *Model) Adopt(ctx context.Context) error {
 	md.srv.users[md] = true
 	md.srv.mu.Unlock()
 	md.srv.proc.Log().Mark("adopted %s, loaded in the ollama serve a previous gantry started", md.Name())
-	md.set(supervise.Ready, "adopted: still loaded in ollama serve")
+	md.set(status.Ready, "adopted: still loaded in ollama serve")
 	return nil
 }
 
@@ -558,13 +559,13 @@ func (md *Model) Status() supervise.Status {
 	md.mu.Lock()
 	defer md.mu.Unlock()
 	st := supervise.Status{State: md.state, Reason: md.reason, Starts: md.starts, StartedAt: md.started,
-		ReadyAt: md.readyAt, LastLine: ps.LastLine, Adopted: md.adopted && md.state == supervise.Ready}
-	if md.state == supervise.Ready || md.state == supervise.Starting {
+		ReadyAt: md.readyAt, LastLine: ps.LastLine, Adopted: md.adopted && md.state == status.Ready}
+	if md.state == status.Ready || md.state == status.Starting {
 		st.PID = ps.PID
 	}
-	if md.state == supervise.Starting {
+	if md.state == status.Starting {
 		st.Phase, st.Detail = ps.Phase, ps.Detail
-		if ps.State == supervise.Ready {
+		if ps.State == status.Ready {
 			st.Phase = "loading model"
 		}
 		step, _ := md.prog.Current()
@@ -574,7 +575,7 @@ func (md *Model) Status() supervise.Status {
 }
 
 // State is the model's state.
-func (md *Model) State() supervise.State {
+func (md *Model) State() status.State {
 	md.mu.Lock()
 	defer md.mu.Unlock()
 	return md.state

@@ -62,7 +62,7 @@ func (s *Scheduler) Acquire(ctx context.Context, name string) (*Lease, error) {
 		s.mu.Unlock()
 		return nil, s.unknown(name)
 	}
-	if e.state == supervise.Ready && !e.draining && !e.evicting && !e.m.Follower() {
+	if e.state == status.Ready && !e.draining && !e.evicting && !e.m.Follower() {
 		l := e.leaseLocked(s)
 		s.mu.Unlock()
 		return l, nil
@@ -81,7 +81,7 @@ func (s *Scheduler) Acquire(ctx context.Context, name string) (*Lease, error) {
 func (s *Scheduler) TryAcquire(name string) *Lease {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.lookupLocked(name); e != nil && e.state == supervise.Ready && !e.draining && !e.evicting && !e.m.Follower() {
+	if e := s.lookupLocked(name); e != nil && e.state == status.Ready && !e.draining && !e.evicting && !e.m.Follower() {
 		return e.leaseLocked(s)
 	}
 	return nil
@@ -135,7 +135,7 @@ func (s *Scheduler) acquireSlow(ctx context.Context, e *entry, fallbackFor strin
 		return l, nil
 	}
 	if ctx.Err() != nil && e.m.AbandonedLoads == "cancel" && e.queued == 0 && e.inflight == 0 &&
-		e.state == supervise.Starting && !e.alwaysOn {
+		e.state == status.Starting && !e.alwaysOn {
 		// Everybody who wanted this load went away: stop it.
 		s.mu.Unlock()
 		s.logger.Info("load abandoned by every request: stopping", "model", e.m.Name)
@@ -149,7 +149,7 @@ func (s *Scheduler) acquireSlow(ctx context.Context, e *entry, fallbackFor strin
 	if fb != "" && depth < chain && (errors.Is(err, ErrStartFailed) || errors.Is(err, ErrInsufficientMemory)) {
 		f, ferr := s.lookup(fb)
 		if ferr == nil {
-			s.emit(Event{Kind: status.KindFallback, Model: e.m.Name, To: f.m.Name, Reason: err.Error()})
+			s.emit(status.Event{Kind: status.KindFallback, Model: e.m.Name, To: f.m.Name, Reason: err.Error()})
 			if fallbackFor == "" {
 				fallbackFor = e.m.Name
 			}
@@ -226,7 +226,7 @@ func (s *Scheduler) begin(e *entry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	deadline := time.Now().Add(2 * time.Second)
-	for e.state != supervise.Starting && e.state != supervise.Ready && time.Now().Before(deadline) {
+	for e.state != status.Starting && e.state != status.Ready && time.Now().Before(deadline) {
 		select {
 		case err := <-done:
 			return err
@@ -253,23 +253,23 @@ func (s *Scheduler) ensure(ctx context.Context, e *entry) error {
 			return err
 		}
 		switch {
-		case e.state == supervise.Ready && !e.draining && !e.evicting:
+		case e.state == status.Ready && !e.draining && !e.evicting:
 			return nil
-		case e.evicting || e.draining || e.state == supervise.Stopping:
+		case e.evicting || e.draining || e.state == status.Stopping:
 			// A stop or a slot switch is under way; once it is done the
 			// model is started again (never hung on a dying engine).
 			if err := s.waitLocked(ctx, 0); err != nil {
 				return err
 			}
 			continue
-		case e.state == supervise.Starting:
+		case e.state == status.Starting:
 			if err := s.startLocked(ctx, e); err != nil {
 				return err
 			}
 			continue
-		case e.state == supervise.Failed && e.alwaysOn:
+		case e.state == status.Failed && e.alwaysOn:
 			return fmt.Errorf("%w: %s: %s", ErrStartFailed, e.m.Name, e.reason)
-		case e.state == supervise.Failed && e.m.Fallback != "" && time.Since(e.failedAt) < retryFailedAfter:
+		case e.state == status.Failed && e.m.Fallback != "" && time.Since(e.failedAt) < retryFailedAfter:
 			return fmt.Errorf("%w: %s: %s", ErrStartFailed, e.m.Name, e.reason)
 		}
 		// Stopped (or failed and worth another try): refuse what is known
@@ -318,7 +318,7 @@ func (s *Scheduler) startLocked(ctx context.Context, e *entry) error {
 	if errors.Is(err, supervise.ErrClosed) {
 		return ErrClosed
 	}
-	if e.state == supervise.Stopping || e.state == supervise.Stopped && e.evicting {
+	if e.state == status.Stopping || e.state == status.Stopped && e.evicting {
 		return nil // stopped under us on purpose; ensure looks again
 	}
 	return fmt.Errorf("%w: %s: %v", ErrStartFailed, e.m.Name, err)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/status"
-	"github.com/gantryhq/gantry/internal/supervise"
 )
 
 // Holder is a model that holds memory, as the victim choice sees it.
@@ -101,7 +100,7 @@ func (s *Scheduler) admitLocked(ctx context.Context, e *entry) (bool, error) {
 	var wg sync.WaitGroup
 	for _, v := range victims {
 		s.logger.Info("evicting idle model to make room", "model", v.m.Name, "for", e.m.Name)
-		s.emit(Event{Kind: status.KindEviction, Model: v.m.Name, Reason: "make room for " + e.m.Name})
+		s.emit(status.Event{Kind: status.KindEviction, Model: v.m.Name, Reason: "make room for " + e.m.Name})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -121,7 +120,7 @@ func (s *Scheduler) admitLocked(ctx context.Context, e *entry) (bool, error) {
 // room: on-demand, nothing in flight or waiting, not mid-start.
 func (e *entry) evictable() bool {
 	return !e.alwaysOn && e.inflight == 0 && e.queued == 0 && !e.draining &&
-		(e.state == supervise.Ready || e.state == supervise.Failed || e.state == supervise.Stopped)
+		(e.state == status.Ready || e.state == status.Failed || e.state == status.Stopped)
 }
 
 func (s *Scheduler) reservedLocked() int64 {
@@ -148,7 +147,7 @@ func (s *Scheduler) holdersLocked(except *entry) string {
 			why = "always-on"
 		case o.inflight > 0 || o.queued > 0:
 			why = fmt.Sprintf("busy: %d in flight, %d waiting", o.inflight, o.queued)
-		case o.state == supervise.Starting:
+		case o.state == status.Starting:
 			why = "starting"
 		}
 		parts = append(parts, fmt.Sprintf("%s %s (%s)", o.m.Name, config.FormatBytes(o.memory), why))

@@ -2,7 +2,6 @@ package sched
 
 import (
 	"github.com/gantryhq/gantry/internal/apierr"
-	"github.com/gantryhq/gantry/internal/status"
 )
 
 // Errors of Acquire, Start, Switch and SetProfile, wrapped with detail.
@@ -18,16 +17,4 @@ var (
 	ErrSlotSwitching      = apierr.New(apierr.SlotSwitching, "slot is switching")
 	ErrStartFailed        = apierr.New(apierr.StartFailed, "model failed to start")
 	ErrClosed             = apierr.New(apierr.Closed, "gantry is shutting down")
-)
-
-// The API's data types live in package status, where a client can read
-// them without linking the scheduler; these names keep the scheduler's
-// own signatures short.
-type (
-	// Status is the whole picture Status returns.
-	Status = status.Status
-	// ModelStatus is one model's part of it.
-	ModelStatus = status.ModelStatus
-	// Event is what the scheduler reports to Options.OnEvent.
-	Event = status.Event
 )

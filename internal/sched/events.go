@@ -16,7 +16,7 @@ func (s *Scheduler) onProcEvent(ev supervise.Event) {
 	s.mu.Lock()
 	e := s.models[ev.Model]
 	if e != nil {
-		if ev.To == supervise.Starting {
+		if ev.To == status.Starting {
 			e.diagnosis = ""
 		}
 		// Events of one engine come from several goroutines and may arrive
@@ -25,8 +25,8 @@ func (s *Scheduler) onProcEvent(ev supervise.Event) {
 		e.state = e.proc.State()
 		e.reason = ev.Reason
 		switch e.state {
-		case supervise.Ready:
-			if prev != supervise.Ready {
+		case status.Ready:
+			if prev != status.Ready {
 				e.readyAt = time.Now()
 			}
 			if mm, ok := e.proc.(interface{ MeasuredMemory() int64 }); ok {
@@ -35,12 +35,12 @@ func (s *Scheduler) onProcEvent(ev supervise.Event) {
 				}
 			}
 			e.armIdleLocked(s)
-		case supervise.Starting:
+		case status.Starting:
 			e.holds = true // always-on restarts reserve again
-		case supervise.Stopped:
+		case status.Stopped:
 			e.holds, e.evicting = false, false
 			e.stopIdleLocked()
-		case supervise.Failed:
+		case status.Failed:
 			e.failedAt = ev.Time
 			if !e.alwaysOn {
 				e.holds = false
@@ -53,14 +53,14 @@ func (s *Scheduler) onProcEvent(ev supervise.Event) {
 	// The state is taken first (a request must not be sent to an engine
 	// known to be gone); the diagnosis, which reads the log, after.
 	diag := ""
-	if e != nil && (ev.To == supervise.Failed || ev.To == supervise.Ready) {
+	if e != nil && (ev.To == status.Failed || ev.To == status.Ready) {
 		diag = s.diagnose(e, ev)
 		s.mu.Lock()
 		e.diagnosis = diag
 		s.mu.Unlock()
 	}
-	ev2 := Event{Kind: status.KindState, Model: ev.Model, From: string(ev.From), To: string(ev.To), Reason: ev.Reason, Time: ev.Time, Diagnosis: diag}
-	if ev.To == supervise.Ready && e != nil {
+	ev2 := status.Event{Kind: status.KindState, Model: ev.Model, From: string(ev.From), To: string(ev.To), Reason: ev.Reason, Time: ev.Time, Diagnosis: diag}
+	if ev.To == status.Ready && e != nil {
 		if st := e.proc.Status(); !st.StartedAt.IsZero() && !st.ReadyAt.IsZero() && !st.Adopted {
 			ev2.LoadSeconds = st.ReadyAt.Sub(st.StartedAt).Seconds()
 			s.rememberLoad(ev.Model, ev2.LoadSeconds)
@@ -92,7 +92,7 @@ func (s *Scheduler) onProgress(model string, step progress.Step) {
 	}
 	s.mu.Unlock()
 	if pr != nil {
-		s.emit(Event{Kind: status.KindProgress, Model: model, Progress: pr})
+		s.emit(status.Event{Kind: status.KindProgress, Model: model, Progress: pr})
 	}
 }
 
@@ -122,7 +122,7 @@ func (s *Scheduler) diagnose(e *entry, ev supervise.Event) string {
 	if e.plan.Info != nil {
 		c.Quant = e.plan.Info.Quant.Method
 	}
-	if ev.To == supervise.Failed && s.procs != nil {
+	if ev.To == status.Failed && s.procs != nil {
 		c.Procs = s.procs()
 	}
 	return diagnose.Summary(diagnose.Scan(lines, c))

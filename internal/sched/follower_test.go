@@ -7,7 +7,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/gantryhq/gantry/internal/supervise"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // A rank ≥ 1 of a model across nodes starts only on its leader's word,
@@ -20,7 +20,7 @@ models:
 `, 100<<30)
 		s.Boot(context.Background())
 		synctest.Wait()
-		r["duo"].wantState(t, supervise.Stopped) // always-on is the leader's to say
+		r["duo"].wantState(t, status.Stopped) // always-on is the leader's to say
 		if _, err := s.Acquire(context.Background(), "duo"); err == nil || !strings.Contains(err.Error(), "peer a leads") {
 			t.Errorf("acquire: %v", err)
 		}
@@ -32,7 +32,7 @@ models:
 		}
 		time.Sleep(11 * time.Second) // the fake engine's load
 		synctest.Wait()
-		r["duo"].wantState(t, supervise.Ready)
+		r["duo"].wantState(t, status.Ready)
 		if st := s.Status(); st.Memory.ReservedBytes != 30<<30 || st.Model("duo").Rank != 1 {
 			t.Errorf("reserved %d, rank %d", st.Memory.ReservedBytes, st.Model("duo").Rank)
 		}
@@ -41,7 +41,7 @@ models:
 		}
 		time.Sleep(5 * time.Minute) // far past idle_timeout
 		synctest.Wait()
-		r["duo"].wantState(t, supervise.Ready)
+		r["duo"].wantState(t, status.Ready)
 	})
 }
 

@@ -5,13 +5,12 @@ import (
 	"time"
 
 	"github.com/gantryhq/gantry/internal/status"
-	"github.com/gantryhq/gantry/internal/supervise"
 )
 
 // armIdleLocked starts the idle timer of an on-demand model that is ready
 // and has nothing in flight or waiting.
 func (e *entry) armIdleLocked(s *Scheduler) {
-	if e.alwaysOn || e.m.Follower() || e.inflight > 0 || e.queued > 0 || e.state != supervise.Ready || e.m.IdleTimeout <= 0 ||
+	if e.alwaysOn || e.m.Follower() || e.inflight > 0 || e.queued > 0 || e.state != status.Ready || e.m.IdleTimeout <= 0 ||
 		s.restingDefault(e) {
 		return
 	}
@@ -34,7 +33,7 @@ func (e *entry) stopIdleLocked() {
 // meanwhile.
 func (s *Scheduler) idleOut(e *entry) {
 	s.mu.Lock()
-	if e.alwaysOn || e.inflight > 0 || e.queued > 0 || e.evicting || e.draining || e.state != supervise.Ready ||
+	if e.alwaysOn || e.inflight > 0 || e.queued > 0 || e.evicting || e.draining || e.state != status.Ready ||
 		time.Since(e.lastUsed) < e.m.IdleTimeout.D() && !e.lastUsed.IsZero() {
 		s.mu.Unlock()
 		return
@@ -43,7 +42,7 @@ func (s *Scheduler) idleOut(e *entry) {
 	s.broadcastLocked()
 	s.mu.Unlock()
 	s.logger.Info("idle timeout: stopping", "model", e.m.Name, "idle_timeout", e.m.IdleTimeout)
-	s.emit(Event{Kind: status.KindIdle, Model: e.m.Name, Reason: "no requests for " + e.m.IdleTimeout.String()})
+	s.emit(status.Event{Kind: status.KindIdle, Model: e.m.Name, Reason: "no requests for " + e.m.IdleTimeout.String()})
 	e.proc.Stop(context.Background()) //nolint:errcheck
 	s.mu.Lock()
 	e.evicting = false
@@ -82,7 +81,7 @@ func (s *Scheduler) restoreDefault(gone *entry) {
 		s.mu.Lock()
 		busy := s.closed || s.switching[slot] != nil
 		for _, o := range s.models {
-			if o.m.Slot == slot && (o.holds || o.state != supervise.Stopped) {
+			if o.m.Slot == slot && (o.holds || o.state != status.Stopped) {
 				busy = true
 			}
 		}
@@ -91,7 +90,7 @@ func (s *Scheduler) restoreDefault(gone *entry) {
 			return // a request took the slot meanwhile, or gantry stops
 		}
 		s.logger.Info("slot's default comes back", "slot", slot, "default", def.Name, "after", gone.m.Name)
-		s.emit(Event{Kind: status.KindDefault, Model: def.Name, From: gone.m.Name, To: def.Name,
+		s.emit(status.Event{Kind: status.KindDefault, Model: def.Name, From: gone.m.Name, To: def.Name,
 			Reason: "slot " + slot + ": " + gone.m.Name + " idled out"})
 		if err := s.Start(context.Background(), def.Name); err != nil {
 			s.logger.Warn("the slot's default did not start", "slot", slot, "model", def.Name, "err", err)

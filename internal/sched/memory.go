@@ -87,7 +87,7 @@ func (s *Scheduler) memoryNote(model string, notes []string) string {
 		return ""
 	}
 	note := "unified memory: " + strings.Join(notes, "; ")
-	s.emit(Event{Kind: status.KindMemory, Model: model, Reason: note})
+	s.emit(status.Event{Kind: status.KindMemory, Model: model, Reason: note})
 	return note
 }
 
@@ -120,13 +120,13 @@ func (s *Scheduler) watchdog(ctx context.Context, read func() (gpu.MemInfo, erro
 		if victim == nil {
 			if time.Since(warned) > time.Minute { // a running box low on memory: say so, once a minute
 				warned = time.Now()
-				s.emit(Event{Kind: status.KindMemory, Reason: why + "; no engine is loading, nothing stopped"})
+				s.emit(status.Event{Kind: status.KindMemory, Reason: why + "; no engine is loading, nothing stopped"})
 			}
 			continue
 		}
 		acted = time.Now()
 		s.logger.Warn("memory watchdog: stopping the newest load", "model", victim.m.Name, "available", mi.Available, "floor", floor)
-		s.emit(Event{Kind: status.KindMemory, Model: victim.m.Name, Reason: why + "; stopping its load"})
+		s.emit(status.Event{Kind: status.KindMemory, Model: victim.m.Name, Reason: why + "; stopping its load"})
 		diag := fmt.Sprintf("stopped by gantry's memory watchdog: %s while it loaded — free memory (stop another model, lower memory: or context:), or lower memory.watchdog", why)
 		s.Stop(context.Background(), victim.m.Name) //nolint:errcheck // the stop ends with the group gone either way
 		s.mu.Lock()

@@ -34,13 +34,13 @@ models:
 		var avail atomic.Int64
 		avail.Store(100 << 30)
 		var mu sync.Mutex
-		var events []Event
+		var events []status.Event
 		r := map[string]*fakeRunner{}
 		s, err := New(c, Options{MemoryTotal: 100 << 30, GPU: &gpu.Facts{},
 			MemInfo: func() (gpu.MemInfo, error) { return gpu.MemInfo{Total: 120 << 30, Available: avail.Load()}, nil },
-			OnEvent: func(ev Event) { mu.Lock(); events = append(events, ev); mu.Unlock() },
+			OnEvent: func(ev status.Event) { mu.Lock(); events = append(events, ev); mu.Unlock() },
 			NewRunner: func(sp RunnerSpec) (Runner, error) {
-				f := &fakeRunner{m: sp.Model, opts: sp.Options, load: time.Minute, state: supervise.Stopped}
+				f := &fakeRunner{m: sp.Model, opts: sp.Options, load: time.Minute, state: status.Stopped}
 				r[sp.Model.Name] = f
 				return f, nil
 			}})
@@ -98,7 +98,7 @@ models:
 		s, err := New(c, Options{MemoryTotal: 100 << 30, GPU: &gpu.Facts{Unified: true},
 			MemInfo: func() (gpu.MemInfo, error) { return gpu.MemInfo{Total: 120 << 30, Available: 1 << 30}, nil },
 			NewRunner: func(sp RunnerSpec) (Runner, error) {
-				f = &fakeRunner{m: sp.Model, opts: sp.Options, load: time.Minute, state: supervise.Stopped}
+				f = &fakeRunner{m: sp.Model, opts: sp.Options, load: time.Minute, state: status.Stopped}
 				return f, nil
 			}})
 		if err != nil {

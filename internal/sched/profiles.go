@@ -70,7 +70,7 @@ func (s *Scheduler) SetProfile(ctx context.Context, name string) error {
 	saved := s.persistedLocked()
 	s.mu.Unlock()
 	s.save(saved)
-	s.emit(Event{Kind: status.KindProfile, From: old, To: name})
+	s.emit(status.Event{Kind: status.KindProfile, From: old, To: name})
 	var errs []error
 	for _, n := range stop {
 		if err := s.Stop(ctx, n); err != nil {

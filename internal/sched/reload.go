@@ -116,7 +116,7 @@ func (s *Scheduler) Reload(ctx context.Context, cfg *config.Config) (Changes, er
 	for _, n := range start {
 		s.Begin(n) //nolint:errcheck // failures show in Status
 	}
-	s.emit(Event{Kind: status.KindReload, Reason: fmt.Sprintf("restarted %v, added %v, removed %v", ch.Restarted, ch.Added, ch.Removed)})
+	s.emit(status.Event{Kind: status.KindReload, Reason: fmt.Sprintf("restarted %v, added %v, removed %v", ch.Restarted, ch.Added, ch.Removed)})
 	return ch, nil
 }
 

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/gantryhq/gantry/internal/config"
-	"github.com/gantryhq/gantry/internal/supervise"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // TestReloadUnderRequests: requests (with fallbacks, so the slow path runs)
@@ -83,7 +83,7 @@ func TestReloadIsAllOrNothing(t *testing.T) {
 				return nil, errors.New("cannot build")
 			}
 			built.Add(1)
-			f := &fakeRunner{m: sp.Model, opts: sp.Options, load: time.Second, state: supervise.Stopped, onClose: func() { closed.Add(1) }}
+			f := &fakeRunner{m: sp.Model, opts: sp.Options, load: time.Second, state: status.Stopped, onClose: func() { closed.Add(1) }}
 			mu.Lock()
 			runners[sp.Model.Name] = f
 			mu.Unlock()
@@ -101,7 +101,7 @@ func TestReloadIsAllOrNothing(t *testing.T) {
 		if err == nil {
 			t.Fatal("the reload succeeded")
 		}
-		old.wantState(t, supervise.Ready)
+		old.wantState(t, status.Ready)
 		use(t, s, "a")
 		if got := s.Status().Model("a").MemoryBytes; got != 1<<30 {
 			t.Errorf("a reserves %d: the new config half applied", got)

@@ -46,7 +46,7 @@ type Scheduler struct {
 	gpuNow    func() gpu.Facts  // live telemetry for Status, nil: the start facts
 	opts      Options
 	closed    bool
-	events    func(Event)
+	events    func(status.Event)
 	registry  *supervise.Registry // the engine processes, for the next gantry
 	loads     map[string]float64  // model → seconds its last load took
 	// detectedUnified is what nvidia-smi said; memory.unified may override.
@@ -87,7 +87,7 @@ type Options struct {
 	// Self is the gantry executable (for `gantry sim` models).
 	Self string
 	// OnEvent receives every event.
-	OnEvent func(Event)
+	OnEvent func(status.Event)
 	// Supervise tunes the processes (backoff, probes); Restart is set per
 	// model from its mode.
 	Supervise supervise.Options
@@ -227,7 +227,7 @@ func (s *Scheduler) newEntry(cfg *config.Config, m *config.Model, pl *plan.Model
 	return e, nil
 }
 
-func (s *Scheduler) emit(ev Event) {
+func (s *Scheduler) emit(ev status.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}

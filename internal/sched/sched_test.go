@@ -11,6 +11,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/status"
 	"github.com/gantryhq/gantry/internal/supervise"
 )
 
@@ -25,27 +26,27 @@ type fakeRunner struct {
 	onClose func()
 
 	mu      sync.Mutex
-	state   supervise.State
+	state   status.State
 	starts  int
 	started time.Time
 	done    chan struct{}
 	err     error
 }
 
-func (f *fakeRunner) emit(from, to supervise.State, reason string) {
+func (f *fakeRunner) emit(from, to status.State, reason string) {
 	f.opts.OnEvent(supervise.Event{Model: f.m.Name, From: from, To: to, Reason: reason, Time: time.Now()})
 }
 
 func (f *fakeRunner) Start(ctx context.Context) error {
 	f.mu.Lock()
 	switch f.state {
-	case supervise.Ready:
+	case status.Ready:
 		f.mu.Unlock()
 		return nil
-	case supervise.Stopping:
+	case status.Stopping:
 		f.mu.Unlock()
 		return errors.New("is stopping")
-	case supervise.Starting:
+	case status.Starting:
 		done := f.done
 		f.mu.Unlock()
 		select {
@@ -56,31 +57,31 @@ func (f *fakeRunner) Start(ctx context.Context) error {
 		}
 	}
 	from := f.state
-	f.state = supervise.Starting
+	f.state = status.Starting
 	f.starts++
 	f.started = time.Now()
 	f.done = make(chan struct{})
 	done := f.done
 	f.mu.Unlock()
-	f.emit(from, supervise.Starting, "start")
+	f.emit(from, status.Starting, "start")
 	go func() {
 		time.Sleep(f.load)
 		f.mu.Lock()
-		if f.state != supervise.Starting { // stopped while loading
+		if f.state != status.Starting { // stopped while loading
 			f.err = errors.New("stopped while starting")
 			close(done)
 			f.mu.Unlock()
 			return
 		}
-		to := supervise.Ready
+		to := status.Ready
 		f.err = nil
 		if f.fail {
-			to, f.err = supervise.Failed, errors.New("exited while starting (exit status 1)")
+			to, f.err = status.Failed, errors.New("exited while starting (exit status 1)")
 		}
 		f.state = to
 		close(done)
 		f.mu.Unlock()
-		f.emit(supervise.Starting, to, "")
+		f.emit(status.Starting, to, "")
 	}()
 	select {
 	case <-done:
@@ -95,18 +96,18 @@ func (f *fakeRunner) Start(ctx context.Context) error {
 func (f *fakeRunner) Stop(ctx context.Context) error {
 	f.mu.Lock()
 	from := f.state
-	if from == supervise.Stopped {
+	if from == status.Stopped {
 		f.mu.Unlock()
 		return nil
 	}
-	f.state = supervise.Stopping
+	f.state = status.Stopping
 	f.mu.Unlock()
-	f.emit(from, supervise.Stopping, "")
+	f.emit(from, status.Stopping, "")
 	time.Sleep(time.Second) // the engine's own shutdown
 	f.mu.Lock()
-	f.state = supervise.Stopped
+	f.state = status.Stopped
 	f.mu.Unlock()
-	f.emit(supervise.Stopping, supervise.Stopped, "")
+	f.emit(status.Stopping, status.Stopped, "")
 	return nil
 }
 
@@ -121,15 +122,15 @@ func (f *fakeRunner) Status() supervise.Status {
 	defer f.mu.Unlock()
 	return supervise.Status{State: f.state, Starts: f.starts, StartedAt: f.started}
 }
-func (f *fakeRunner) SetRestart(bool)          {}
-func (f *fakeRunner) State() supervise.State   { return f.current() }
-func (f *fakeRunner) Model() *config.Model     { return f.m }
-func (f *fakeRunner) Launch() engine.Launch    { return engine.Launch{BaseURL: "http://fake/" + f.m.Name} }
-func (f *fakeRunner) Log() *supervise.Log      { return nil }
-func (f *fakeRunner) current() supervise.State { return f.Status().State }
-func (f *fakeRunner) startCount() int          { return f.Status().Starts }
-func (f *fakeRunner) setFail(b bool)           { f.mu.Lock(); f.fail = b; f.mu.Unlock() }
-func (f *fakeRunner) wantState(t *testing.T, s supervise.State) {
+func (f *fakeRunner) SetRestart(bool)       {}
+func (f *fakeRunner) State() status.State   { return f.current() }
+func (f *fakeRunner) Model() *config.Model  { return f.m }
+func (f *fakeRunner) Launch() engine.Launch { return engine.Launch{BaseURL: "http://fake/" + f.m.Name} }
+func (f *fakeRunner) Log() *supervise.Log   { return nil }
+func (f *fakeRunner) current() status.State { return f.Status().State }
+func (f *fakeRunner) startCount() int       { return f.Status().Starts }
+func (f *fakeRunner) setFail(b bool)        { f.mu.Lock(); f.fail = b; f.mu.Unlock() }
+func (f *fakeRunner) wantState(t *testing.T, s status.State) {
 	t.Helper()
 	if got := f.current(); got != s {
 		t.Errorf("%s is %s, want %s", f.m.Name, got, s)
@@ -138,7 +139,7 @@ func (f *fakeRunner) wantState(t *testing.T, s supervise.State) {
 
 // fakeRunners is a NewRunner of fake engines that load at once.
 func fakeRunners(sp RunnerSpec) (Runner, error) {
-	return &fakeRunner{m: sp.Model, opts: sp.Options, state: supervise.Stopped}, nil
+	return &fakeRunner{m: sp.Model, opts: sp.Options, state: status.Stopped}, nil
 }
 
 // newTestSched builds a scheduler on fake engines that load in 10 s.
@@ -149,12 +150,12 @@ func newTestSched(t *testing.T, yaml string, total int64) (*Scheduler, map[strin
 		t.Fatal(err)
 	}
 	runners := map[string]*fakeRunner{}
-	s, err := New(c, Options{OnEvent: func(ev Event) {
+	s, err := New(c, Options{OnEvent: func(ev status.Event) {
 		if testing.Verbose() {
 			t.Logf("%s %s %s %s→%s %s", ev.Time.Format("04:05.000"), ev.Kind, ev.Model, ev.From, ev.To, ev.Reason)
 		}
 	}, MemoryTotal: total, NewRunner: func(sp RunnerSpec) (Runner, error) {
-		f := &fakeRunner{m: sp.Model, opts: sp.Options, load: 10 * time.Second, state: supervise.Stopped}
+		f := &fakeRunner{m: sp.Model, opts: sp.Options, load: 10 * time.Second, state: status.Stopped}
 		runners[sp.Model.Name] = f
 		return f, nil
 	}})
@@ -212,16 +213,16 @@ func TestIdleTimeoutCountsFromLastRelease(t *testing.T) {
 		}
 		time.Sleep(10 * time.Minute) // a long stream, longer than idle_timeout
 		synctest.Wait()
-		r["a"].wantState(t, supervise.Ready)
+		r["a"].wantState(t, status.Ready)
 		l.Release()
 		time.Sleep(4 * time.Minute)
 		synctest.Wait()
-		r["a"].wantState(t, supervise.Ready)
+		r["a"].wantState(t, status.Ready)
 		time.Sleep(2 * time.Minute)
 		synctest.Wait()
 		time.Sleep(2 * time.Second) // the engine's own stop
 		synctest.Wait()
-		r["a"].wantState(t, supervise.Stopped)
+		r["a"].wantState(t, status.Stopped)
 	})
 }
 
@@ -231,7 +232,7 @@ func TestAlwaysOnNeverIdlesOut(t *testing.T) {
 		s.Boot(context.Background())
 		time.Sleep(time.Hour)
 		synctest.Wait()
-		r["a"].wantState(t, supervise.Ready)
+		r["a"].wantState(t, status.Ready)
 	})
 }
 
@@ -240,7 +241,7 @@ func TestRequestDuringIdleStopIsServed(t *testing.T) {
 		s, r := newTestSched(t, "models:\n  a: {engine: sim, memory: 1GiB, idle_timeout: 1m}\n", 100<<30)
 		use(t, s, "a")
 		time.Sleep(time.Minute + 500*time.Millisecond) // the stop has begun (it takes 1s)
-		r["a"].wantState(t, supervise.Stopping)
+		r["a"].wantState(t, status.Stopping)
 		l, err := s.Acquire(context.Background(), "a")
 		if err != nil {
 			t.Fatalf("a request during the idle stop: %v", err)
@@ -268,9 +269,9 @@ func TestLeastRecentlyUsedIsEvicted(t *testing.T) {
 		time.Sleep(time.Second)
 		use(t, s, "a") // a is now the more recently used
 		use(t, s, "c")
-		r["b"].wantState(t, supervise.Stopped)
-		r["a"].wantState(t, supervise.Ready)
-		r["c"].wantState(t, supervise.Ready)
+		r["b"].wantState(t, status.Stopped)
+		r["a"].wantState(t, status.Ready)
+		r["c"].wantState(t, status.Ready)
 		if st := s.Status(); st.Memory.ReservedBytes != 20<<30 {
 			t.Errorf("reserved %d", st.Memory.ReservedBytes)
 		}
@@ -286,8 +287,8 @@ func TestTooBigIsRefusedAndNothingStops(t *testing.T) {
 		if !errors.Is(err, ErrInsufficientMemory) || !strings.Contains(err.Error(), "whole budget") {
 			t.Fatalf("got %v", err)
 		}
-		r["a"].wantState(t, supervise.Ready)
-		r["b"].wantState(t, supervise.Ready)
+		r["a"].wantState(t, status.Ready)
+		r["b"].wantState(t, status.Ready)
 	})
 }
 
@@ -300,11 +301,11 @@ func TestBusyModelsAreNotEvicted(t *testing.T) {
 		if !errors.Is(err, ErrInsufficientMemory) || !strings.Contains(err.Error(), "a 10GiB (busy: 1 in flight") {
 			t.Fatalf("got %v", err)
 		}
-		r["a"].wantState(t, supervise.Ready)
+		r["a"].wantState(t, status.Ready)
 		la.Release()
 		lb.Release()
 		use(t, s, "c") // now a (least recently released) can go
-		r["c"].wantState(t, supervise.Ready)
+		r["c"].wantState(t, status.Ready)
 	})
 }
 
@@ -354,14 +355,14 @@ func TestSlotSwitchDrainsFirst(t *testing.T) {
 		}()
 		time.Sleep(5 * time.Minute) // a long request on qwen, within its stop_timeout
 		synctest.Wait()
-		r["qwen"].wantState(t, supervise.Ready) // not cut off
-		r["r1"].wantState(t, supervise.Stopped) // waits for the drain
+		r["qwen"].wantState(t, status.Ready) // not cut off
+		r["r1"].wantState(t, status.Stopped) // waits for the drain
 		lq.Release()
 		if err := <-got; err != nil {
 			t.Fatal(err)
 		}
-		r["qwen"].wantState(t, supervise.Stopped)
-		r["r1"].wantState(t, supervise.Ready)
+		r["qwen"].wantState(t, status.Stopped)
+		r["r1"].wantState(t, status.Ready)
 		if st := s.Status(); st.Slots[0].Current != "r1" {
 			t.Errorf("slot status %+v", st.Slots)
 		}
@@ -440,14 +441,14 @@ func TestProfileSwitchStartsAndStops(t *testing.T) {
 		}
 		time.Sleep(time.Minute)
 		synctest.Wait()
-		r["a"].wantState(t, supervise.Ready)
+		r["a"].wantState(t, status.Ready)
 		if err := s.SetProfile(context.Background(), "pb"); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Minute)
 		synctest.Wait()
-		r["a"].wantState(t, supervise.Stopped)
-		r["b"].wantState(t, supervise.Ready)
+		r["a"].wantState(t, status.Stopped)
+		r["b"].wantState(t, status.Ready)
 		if err := s.SetProfile(context.Background(), "nope"); err == nil {
 			t.Error("unknown profile accepted")
 		}
@@ -515,9 +516,9 @@ func TestAbandonedLoad(t *testing.T) {
 				}
 				time.Sleep(time.Minute)
 				synctest.Wait()
-				want := supervise.Ready
+				want := status.Ready
 				if mode == "cancel" {
-					want = supervise.Stopped
+					want = status.Stopped
 				}
 				r["a"].wantState(t, want)
 			})

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gantryhq/gantry/internal/status"
-	"github.com/gantryhq/gantry/internal/supervise"
 )
 
 // takeSlotLocked makes e the slot's member: when another member holds the
@@ -20,7 +19,7 @@ func (s *Scheduler) takeSlotLocked(ctx context.Context, e *entry) (switched bool
 	}
 	var occ *entry
 	for _, o := range s.models {
-		if o != e && o.m.Slot == slot && (o.holds || o.state != supervise.Stopped) {
+		if o != e && o.m.Slot == slot && (o.holds || o.state != status.Stopped) {
 			occ = o
 		}
 	}
@@ -29,7 +28,7 @@ func (s *Scheduler) takeSlotLocked(ctx context.Context, e *entry) (switched bool
 		return false, nil
 	}
 	s.switching[slot] = e
-	s.emit(Event{Kind: status.KindSwitch, Model: slot, From: occ.m.Name, To: e.m.Name, Reason: "requested"})
+	s.emit(status.Event{Kind: status.KindSwitch, Model: slot, From: occ.m.Name, To: e.m.Name, Reason: "requested"})
 	s.logger.Info("switching slot", "slot", slot, "from", occ.m.Name, "to", e.m.Name)
 	// The switch goes on even if this caller gives up: a half-drained
 	// member helps nobody.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/status"
-	"github.com/gantryhq/gantry/internal/supervise"
 )
 
 func TestResidencyLeft(t *testing.T) {
@@ -86,7 +85,7 @@ models:
 // the default after default_after, with a default event.
 func TestSlotDefaultComesBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var events []Event
+		var events []status.Event
 		var mu sync.Mutex
 		c, err := config.Parse("t.yaml", []byte("root: "+t.TempDir()+"\nmemory: {reserve: 0GiB}\n"+`slots:
   private: {port: 30001, default: qwen, default_after: 1m, min_residency: 0s}
@@ -98,12 +97,12 @@ models:
 			t.Fatal(err)
 		}
 		r := map[string]*fakeRunner{}
-		s, err := New(c, Options{MemoryTotal: 100 << 30, OnEvent: func(ev Event) {
+		s, err := New(c, Options{MemoryTotal: 100 << 30, OnEvent: func(ev status.Event) {
 			mu.Lock()
 			events = append(events, ev)
 			mu.Unlock()
 		}, NewRunner: func(sp RunnerSpec) (Runner, error) {
-			f := &fakeRunner{m: sp.Model, opts: sp.Options, load: 10 * time.Second, state: supervise.Stopped}
+			f := &fakeRunner{m: sp.Model, opts: sp.Options, load: 10 * time.Second, state: status.Stopped}
 			r[sp.Model.Name] = f
 			return f, nil
 		}})

@@ -34,7 +34,7 @@ func (s *Scheduler) SetGPUSource(fn func() gpu.Facts) {
 }
 
 // Status returns every model's state, sorted by name.
-func (s *Scheduler) Status() Status {
+func (s *Scheduler) Status() status.Status {
 	s.mu.Lock()
 	fn := s.gpuNow
 	s.mu.Unlock()
@@ -49,13 +49,13 @@ func (s *Scheduler) Status() Status {
 	if live != nil {
 		g = *live
 	}
-	st := Status{Models: []ModelStatus{}, Slots: []status.SlotStatus{}, Profile: s.profile, GPU: g,
+	st := status.Status{Models: []status.ModelStatus{}, Slots: []status.SlotStatus{}, Profile: s.profile, GPU: g,
 		Memory: status.MemoryStatus{TotalBytes: s.total, BudgetBytes: s.budget, ReservedBytes: s.reservedLocked()}}
 	for _, name := range s.conf.Load().ModelNames() {
 		e := s.models[name]
 		ps := e.proc.Status()
 		// The state the scheduler acts on; the engine's phase and detail live.
-		ms := ModelStatus{Name: name, Engine: e.m.Engine, State: e.state, Reason: ps.Reason, Phase: ps.Phase,
+		ms := status.ModelStatus{Name: name, Engine: e.m.Engine, State: e.state, Reason: ps.Reason, Phase: ps.Phase,
 			Detail: ps.Detail, Port: e.m.Port, PID: ps.PID, Starts: ps.Starts, MemoryBytes: e.memory,
 			Inflight: e.inflight, Queued: e.queued, Mode: e.m.Mode, AlwaysOn: e.alwaysOn, Slot: e.m.Slot,
 			Aliases: e.m.Aliases, Fallback: e.m.Fallback, Runtime: e.m.Runtime, LastLogLine: ps.LastLine,

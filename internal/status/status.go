@@ -216,6 +216,17 @@ type Event struct {
 // String is the finding as one line: "level: reason — fix".
 func (f Finding) String() string { return f.Level + ": " + f.Reason + " — " + f.Fix }
 
+// PullProgress is an image pull's progress, as POST /api/pull streams it: the layers' bytes added up. Total grows as
+// the daemon learns each layer's size.
+type PullProgress struct {
+	Image    string `json:"image"`
+	Done     int64  `json:"done_bytes"`
+	Total    int64  `json:"total_bytes"`
+	Layers   int    `json:"layers"`
+	Status   string `json:"status"` // the daemon's last word ("Downloading", "Pull complete" …)
+	Finished bool   `json:"finished"`
+}
+
 // PullResult is one image's pull, as POST /api/pull ends with it.
 type PullResult struct {
 	Image  string   `json:"image"`
@@ -223,4 +234,22 @@ type PullResult struct {
 	OK     bool     `json:"ok"`
 	Bytes  int64    `json:"bytes,omitempty"`
 	Error  string   `json:"error,omitempty"`
+}
+
+// CheckItem is one thing `gantry check` checked: a model or a service.
+type CheckItem struct {
+	Name      string  `json:"name"`
+	Kind      string  `json:"kind"`   // model | service
+	Status    string  `json:"status"` // ok | fail | skip
+	Test      string  `json:"test,omitempty"`
+	HealthMS  float64 `json:"health_ms,omitempty"`
+	TestMS    float64 `json:"test_ms,omitempty"`
+	Detail    string  `json:"detail,omitempty"`
+	Diagnosis string  `json:"diagnosis,omitempty"`
+}
+
+// CheckReport is the whole check, as POST /api/check answers it.
+type CheckReport struct {
+	OK    bool        `json:"ok"`
+	Items []CheckItem `json:"items"`
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // ErrNothingToAdopt says the previous gantry left no living engine for
@@ -56,7 +58,7 @@ func (p *Process) Adopt(ctx context.Context) error {
 		return fmt.Errorf("the engine (%s) is not ready after its start_timeout: %s %s", what, rd.Phase, rd.Detail)
 	}
 	p.mu.Lock()
-	if p.state != Stopped || p.closed {
+	if p.state != status.Stopped || p.closed {
 		p.mu.Unlock()
 		return fmt.Errorf("%s is %s", p.model.Name, p.state)
 	}
@@ -77,7 +79,7 @@ func (p *Process) Adopt(ctx context.Context) error {
 	if rd.Ready {
 		p.readyAt = time.Now()
 		p.phase, p.detail = "ready", ""
-		ev = p.setState(Ready, fmt.Sprintf("adopted running engine (%s) from a previous gantry", what))
+		ev = p.setState(status.Ready, fmt.Sprintf("adopted running engine (%s) from a previous gantry", what))
 		go p.watch(r)
 	} else {
 		// Still loading: wait for it as for a start of our own.
@@ -85,7 +87,7 @@ func (p *Process) Adopt(ctx context.Context) error {
 		r.cancel = cancel
 		p.phase, p.detail = rd.Phase, rd.Detail
 		p.startDone, p.startErr = make(chan struct{}), nil
-		ev = p.setState(Starting, fmt.Sprintf("adopted loading engine (%s) from a previous gantry", what))
+		ev = p.setState(status.Starting, fmt.Sprintf("adopted loading engine (%s) from a previous gantry", what))
 		go p.startRun(sctx, r, p.startDone, true)
 	}
 	p.mu.Unlock()

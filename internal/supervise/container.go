@@ -10,6 +10,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/container"
 	"github.com/gantryhq/gantry/internal/progress"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // A docker-runtime engine runs as a container through the Docker Engine
@@ -44,7 +45,7 @@ func (p *Process) spawnContainer(r *run) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.model.StartTimeout.D())
 	defer cancel()
-	pulled := func(pl container.Pull) {
+	pulled := func(pl status.PullProgress) {
 		st := progress.Step{Phase: progress.Pulling, Fraction: -1}
 		if pl.Total > 0 {
 			st.Fraction = float64(pl.Done) / float64(pl.Total)

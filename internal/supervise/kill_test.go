@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // Kill ends a ready engine as a crash: failed, the reason in its log, and
@@ -18,21 +20,21 @@ func TestKillIsACrash(t *testing.T) {
 	}
 	pid := p.Status().PID
 	p.Kill("rank 1 on spark2 died")
-	ev := waitEvent(t, events, Failed, 10*time.Second)
+	ev := waitEvent(t, events, status.Failed, 10*time.Second)
 	if !strings.Contains(ev.Reason, "restarting in") {
 		t.Errorf("failed without a restart: %q", ev.Reason)
 	}
 	if !strings.Contains(readFile(t, p.Log().Path()), "killed by gantry: rank 1 on spark2 died") {
 		t.Errorf("the log does not say why:\n%s", readFile(t, p.Log().Path()))
 	}
-	waitEvent(t, events, Ready, 10*time.Second)
+	waitEvent(t, events, status.Ready, 10*time.Second)
 	if p.Status().PID == pid {
 		t.Error("the same process is ready again")
 	}
 	p.Kill("ignored") // harmless on a stopped engine too, after Stop
 	p.Stop(context.Background())
 	p.Kill("nothing runs")
-	if st := p.Status().State; st != Stopped {
+	if st := p.Status().State; st != status.Stopped {
 		t.Errorf("state %s after Kill of a stopped engine", st)
 	}
 }
@@ -54,11 +56,11 @@ func TestPrepareErrorFailsTheStart(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "peer spark2 is down") {
 		t.Fatalf("start: %v", err)
 	}
-	ev := waitEvent(t, events, Failed, 5*time.Second)
+	ev := waitEvent(t, events, status.Failed, 5*time.Second)
 	if !strings.Contains(ev.Reason, "could not start") {
 		t.Errorf("failed because %q", ev.Reason)
 	}
-	waitEvent(t, events, Ready, 10*time.Second)
+	waitEvent(t, events, status.Ready, 10*time.Second)
 	if tries != 2 {
 		t.Errorf("prepared %d times, want 2", tries)
 	}

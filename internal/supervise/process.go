@@ -24,26 +24,13 @@ import (
 	"github.com/gantryhq/gantry/internal/status"
 )
 
-// State is where an engine process is in its life (status.State, which
-// the API's clients read).
-type State = status.State
-
-// The states. See Process for the transitions.
-const (
-	Stopped  = status.Stopped
-	Starting = status.Starting
-	Ready    = status.Ready
-	Stopping = status.Stopping
-	Failed   = status.Failed
-)
-
 // Event reports a state change of one model's engine.
 type Event struct {
-	Model  string    `json:"model"`
-	From   State     `json:"from"`
-	To     State     `json:"to"`
-	Reason string    `json:"reason,omitempty"`
-	Time   time.Time `json:"time"`
+	Model  string       `json:"model"`
+	From   status.State `json:"from"`
+	To     status.State `json:"to"`
+	Reason string       `json:"reason,omitempty"`
+	Time   time.Time    `json:"time"`
 }
 
 // Options tune a Process; zero values take the defaults.
@@ -119,7 +106,7 @@ type Process struct {
 	spec   string // hash of the launch, for adoption
 
 	mu        sync.Mutex
-	state     State
+	state     status.State
 	reason    string
 	phase     string
 	detail    string
@@ -197,7 +184,7 @@ func New(m *config.Model, l engine.Launch, logPath string, opts Options) (*Proce
 		model: m, launch: l, probe: a, opts: opts, log: lg,
 		logger: opts.Logger.With("model", m.Name, "engine", m.Engine),
 		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
-		state:  Stopped, done: make(chan struct{}), kick: make(chan struct{}, 1),
+		state:  status.Stopped, done: make(chan struct{}), kick: make(chan struct{}, 1),
 		spec: specOf(l.Argv, l.Env, l.Container),
 		prog: progress.NewTracker(time.Second),
 	}
@@ -212,7 +199,7 @@ func New(m *config.Model, l engine.Launch, logPath string, opts Options) (*Proce
 func (p *Process) tail() {
 	for {
 		d := 250 * time.Millisecond
-		if p.State() == Starting {
+		if p.State() == status.Starting {
 			d = 10 * time.Millisecond
 		}
 		select {
@@ -232,7 +219,7 @@ func (p *Process) reportProgress() {
 		return
 	}
 	st, fresh := p.prog.Take(time.Now())
-	if fresh && p.State() == Starting {
+	if fresh && p.State() == status.Starting {
 		p.opts.OnProgress(p.model.Name, st)
 	}
 }
@@ -267,16 +254,16 @@ func (p *Process) Log() *Log { return p.log }
 
 // Status is a snapshot of a Process.
 type Status struct {
-	State     State     `json:"state"`
-	Adopted   bool      `json:"adopted,omitempty"`
-	Reason    string    `json:"reason,omitempty"`
-	Phase     string    `json:"phase,omitempty"`
-	Detail    string    `json:"detail,omitempty"`
-	PID       int       `json:"pid,omitempty"`
-	Starts    int       `json:"starts"`
-	StartedAt time.Time `json:"started_at,omitzero"`
-	ReadyAt   time.Time `json:"ready_at,omitzero"`
-	LastLine  string    `json:"last_log_line,omitempty"`
+	State     status.State `json:"state"`
+	Adopted   bool         `json:"adopted,omitempty"`
+	Reason    string       `json:"reason,omitempty"`
+	Phase     string       `json:"phase,omitempty"`
+	Detail    string       `json:"detail,omitempty"`
+	PID       int          `json:"pid,omitempty"`
+	Starts    int          `json:"starts"`
+	StartedAt time.Time    `json:"started_at,omitzero"`
+	ReadyAt   time.Time    `json:"ready_at,omitzero"`
+	LastLine  string       `json:"last_log_line,omitempty"`
 	// Step is the load's latest step from the engine's output, while it
 	// starts (nil otherwise).
 	Step *progress.Step `json:"step,omitempty"`
@@ -289,7 +276,7 @@ func (p *Process) Status() Status {
 		Starts: p.starts, StartedAt: p.startedAt, ReadyAt: p.readyAt, Adopted: p.adopted && p.cur != nil}
 	p.mu.Unlock()
 	s.LastLine = p.log.LastLine()
-	if s.State == Starting {
+	if s.State == status.Starting {
 		st, _ := p.prog.Current()
 		s.Step = &st
 	}
@@ -297,7 +284,7 @@ func (p *Process) Status() Status {
 }
 
 // State returns the current state alone (cheaper than Status).
-func (p *Process) State() State {
+func (p *Process) State() status.State {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.state
@@ -305,7 +292,7 @@ func (p *Process) State() State {
 
 // setState changes the state under p.mu and returns the event to emit
 // after unlocking.
-func (p *Process) setState(to State, reason string) *Event {
+func (p *Process) setState(to status.State, reason string) *Event {
 	if p.state == to {
 		p.reason = reason
 		return nil
@@ -319,7 +306,7 @@ func (p *Process) emit(ev *Event) {
 	if ev == nil {
 		return
 	}
-	if ev.To == Failed {
+	if ev.To == status.Failed {
 		p.logger.Warn("engine failed", "reason", ev.Reason)
 	} else {
 		p.logger.Info("engine "+string(ev.To), "reason", ev.Reason)
@@ -344,14 +331,14 @@ func (p *Process) Start(ctx context.Context) error {
 		return ErrClosed
 	}
 	switch p.state {
-	case Ready:
+	case status.Ready:
 		p.mu.Unlock()
 		return nil
-	case Starting:
+	case status.Starting:
 		done := p.startDone
 		p.mu.Unlock()
 		return p.wait(ctx, done)
-	case Stopping:
+	case status.Stopping:
 		p.mu.Unlock()
 		return fmt.Errorf("%s is stopping; start it again when it has stopped", p.model.Name)
 	}
@@ -386,7 +373,7 @@ func (p *Process) beginLocked() (chan struct{}, *Event) {
 	p.prog.Reset(p.startedAt)
 	p.startDone = make(chan struct{})
 	p.startErr = nil
-	ev := p.setState(Starting, fmt.Sprintf("start %d", p.starts))
+	ev := p.setState(status.Starting, fmt.Sprintf("start %d", p.starts))
 	select {
 	case p.kick <- struct{}{}:
 	default:
@@ -442,7 +429,7 @@ func (p *Process) startRun(ctx context.Context, r *run, done chan struct{}, adop
 	if err == nil {
 		p.readyAt = time.Now()
 		p.phase, p.detail = "ready", ""
-		ev = p.setState(Ready, fmt.Sprintf("ready after %s", p.readyAt.Sub(p.startedAt).Round(time.Millisecond)))
+		ev = p.setState(status.Ready, fmt.Sprintf("ready after %s", p.readyAt.Sub(p.startedAt).Round(time.Millisecond)))
 		go p.watch(r)
 	} else {
 		p.startErr = err
@@ -618,7 +605,7 @@ func (p *Process) watch(r *run) {
 			p.killGroup(r, min(p.model.StopTimeout.D(), 5*time.Second))
 		}
 		p.mu.Lock()
-		if p.cur != r || p.state != Ready {
+		if p.cur != r || p.state != status.Ready {
 			p.mu.Unlock()
 			return // stopped meanwhile
 		}
@@ -641,7 +628,7 @@ func (p *Process) exited(r *run) {
 		p.killGroup(r, 0)
 	}
 	p.mu.Lock()
-	if p.cur != r || p.state != Ready {
+	if p.cur != r || p.state != status.Ready {
 		p.mu.Unlock()
 		return // an orderly stop
 	}
@@ -669,12 +656,12 @@ func (p *Process) failLocked(reason string) *Event {
 		p.retry = time.AfterFunc(d, p.restart)
 	}
 	p.log.Mark("failed: %s", reason)
-	return p.setState(Failed, reason)
+	return p.setState(status.Failed, reason)
 }
 
 func (p *Process) restart() {
 	p.mu.Lock()
-	if p.closed || p.state != Failed {
+	if p.closed || p.state != status.Failed {
 		p.mu.Unlock()
 		return
 	}

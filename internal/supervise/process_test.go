@@ -16,6 +16,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/status"
 	"github.com/gantryhq/gantry/internal/testbin"
 )
 
@@ -45,7 +46,7 @@ func newSim(t *testing.T, yamlModel string, opts Options) (*Process, chan Event)
 }
 
 // waitEvent waits for an event into state to, failing after timeout.
-func waitEvent(t *testing.T, events chan Event, to State, timeout time.Duration) Event {
+func waitEvent(t *testing.T, events chan Event, to status.State, timeout time.Duration) Event {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
@@ -70,7 +71,7 @@ func TestReadyAfterLoadTime(t *testing.T) {
 		t.Errorf("ready after %s, before the load time of 400ms", d)
 	}
 	st := p.Status()
-	if st.State != Ready || st.PID == 0 || st.Starts != 1 {
+	if st.State != status.Ready || st.PID == 0 || st.Starts != 1 {
 		t.Errorf("status %+v", st)
 	}
 	resp, err := http.Get(p.Launch().BaseURL + "/health")
@@ -123,7 +124,7 @@ func TestHangLoadFailsAtStartTimeout(t *testing.T) {
 		t.Errorf("failed after %s, before start_timeout", d)
 	}
 	st := p.Status()
-	if st.State != Failed {
+	if st.State != status.Failed {
 		t.Errorf("state %s, want failed", st.State)
 	}
 	assertGone(t, p)
@@ -153,13 +154,13 @@ func TestCrashedAlwaysOnRestartsWithBackoff(t *testing.T) {
 	re := regexp.MustCompile(`restarting in (\S+)`)
 	for i := 0; i < 2; i++ {
 		crash()
-		ev := waitEvent(t, events, Failed, 10*time.Second)
+		ev := waitEvent(t, events, status.Failed, 10*time.Second)
 		m := re.FindStringSubmatch(ev.Reason)
 		if m == nil || !strings.Contains(ev.Reason, "exit status 3") {
 			t.Fatalf("failure reason %q does not name the exit and the backoff", ev.Reason)
 		}
 		backoffs = append(backoffs, m[1])
-		waitEvent(t, events, Ready, 10*time.Second)
+		waitEvent(t, events, status.Ready, 10*time.Second)
 	}
 	if backoffs[0] != "200ms" || backoffs[1] != "400ms" {
 		t.Errorf("backoffs %v, want [200ms 400ms]", backoffs)
@@ -197,7 +198,7 @@ func TestStopKillsWholeGroup(t *testing.T) {
 			t.Errorf("pid %d survived the stop", pid)
 		}
 	}
-	if st := p.Status(); st.State != Stopped || st.PID != 0 {
+	if st := p.Status(); st.State != status.Stopped || st.PID != 0 {
 		t.Errorf("status after stop %+v", st)
 	}
 	if len(GroupMembers(leader)) != 0 {
@@ -259,14 +260,14 @@ func TestUnhealthyEngineIsRestarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := p.Status().PID
-	ev := waitEvent(t, events, Failed, 10*time.Second)
+	ev := waitEvent(t, events, status.Failed, 10*time.Second)
 	if !strings.Contains(ev.Reason, "stopped answering health checks (2 in a row") {
 		t.Errorf("reason %q", ev.Reason)
 	}
 	if alive(first) {
 		t.Errorf("the unhealthy engine (pid %d) still runs", first)
 	}
-	waitEvent(t, events, Ready, 10*time.Second)
+	waitEvent(t, events, status.Ready, 10*time.Second)
 	if p.Status().PID == first || p.Status().Starts != 2 {
 		t.Errorf("not restarted: %+v", p.Status())
 	}
@@ -294,13 +295,13 @@ func TestAdoptedEngineExitIsSeen(t *testing.T) {
 	if err := second.Adopt(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, events, Ready, 5*time.Second)
+	waitEvent(t, events, status.Ready, 5*time.Second)
 	syscall.Kill(-pid, syscall.SIGKILL)
 	deadline := time.After(10 * time.Second)
 	for {
 		select {
 		case ev := <-events:
-			if ev.From == Ready {
+			if ev.From == status.Ready {
 				if !strings.Contains(ev.Reason, "exited") {
 					t.Errorf("left ready for %q, want the exit", ev.Reason)
 				}

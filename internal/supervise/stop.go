@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
+
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // Stop stops the engine and waits until its whole process group is gone.
@@ -17,15 +19,15 @@ func (p *Process) Stop(ctx context.Context) error {
 		p.retry = nil
 	}
 	r := p.cur
-	if p.state == Stopped || p.state == Failed || r == nil {
-		ev := p.setState(Stopped, "stopped")
+	if p.state == status.Stopped || p.state == status.Failed || r == nil {
+		ev := p.setState(status.Stopped, "stopped")
 		p.cur = nil
 		p.failures = 0
 		p.mu.Unlock()
 		p.emit(ev)
 		return nil
 	}
-	if p.state == Stopping {
+	if p.state == status.Stopping {
 		p.mu.Unlock()
 		select { // someone else is stopping it; wait for them
 		case <-r.exited:
@@ -34,7 +36,7 @@ func (p *Process) Stop(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	ev := p.setState(Stopping, "stop requested")
+	ev := p.setState(status.Stopping, "stop requested")
 	p.mu.Unlock()
 	p.emit(ev)
 	r.cancel()
@@ -45,7 +47,7 @@ func (p *Process) Stop(ctx context.Context) error {
 		p.cur = nil
 		p.pid = 0
 		p.failures = 0
-		ev = p.setState(Stopped, "stopped")
+		ev = p.setState(status.Stopped, "stopped")
 	} else {
 		ev = nil
 	}
@@ -185,7 +187,7 @@ func (p *Process) Detach() {
 func (p *Process) Kill(reason string) {
 	p.mu.Lock()
 	r := p.cur
-	live := r != nil && (p.state == Starting || p.state == Ready)
+	live := r != nil && (p.state == status.Starting || p.state == status.Ready)
 	p.mu.Unlock()
 	if !live {
 		return
