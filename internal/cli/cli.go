@@ -31,7 +31,7 @@ func (e *ExitError) Error() string {
 
 func (e *ExitError) Unwrap() error { return e.Err }
 
-// errUsage marks a wrong command line (exit 2).
+// usageError marks a wrong command line (exit 2).
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }

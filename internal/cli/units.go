@@ -8,7 +8,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/plan"
-	"github.com/gantryhq/gantry/internal/units"
+	"github.com/gantryhq/gantry/internal/systemd"
 )
 
 func runUnits(e *env, args []string) error {
@@ -39,7 +39,7 @@ func runUnits(e *env, args []string) error {
 			return err
 		}
 	}
-	files := map[string]string{"gantry.service": units.Gantry(self, path)}
+	files := map[string]string{"gantry.service": systemd.Gantry(self, path)}
 	if *perModel {
 		plans := plan.Make(c, localBox(e.ctx, c), nil)
 		for _, n := range c.ModelNames() {
@@ -48,7 +48,7 @@ func runUnits(e *env, args []string) error {
 			if err != nil {
 				return err
 			}
-			files["gantry-"+n+".service"] = units.Model(m, l)
+			files["gantry-"+n+".service"] = systemd.Model(m, l)
 		}
 	}
 	names := sortedNames(files)

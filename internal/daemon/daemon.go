@@ -53,14 +53,14 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	hub := api.NewHub()
 	// The peers are watched from the start: a model across nodes starts
 	// its other ranks through them.
-	box := peers.New(cfg, func(ev status.Event) {
+	peerSet := peers.New(cfg, func(ev status.Event) {
 		lg.Info("peer "+ev.To, "peer", ev.Model, "err", ev.Reason)
 		hub.Publish(ev)
 	})
-	defer box.Close()
+	defer peerSet.Close()
 	so := o.Sched
 	so.Logger = lg
-	so.NewRunner = runners(box, lg)
+	so.NewRunner = runners(peerSet, lg)
 	if so.Docker == nil {
 		// The Engine API client (DOCKER_HOST honoured) for docker-runtime
 		// models; it connects on first use.
@@ -131,7 +131,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if act != nil {
 		adm.SetActivity(act)
 	}
-	adm.SetPeers(box)
+	adm.SetPeers(peerSet)
 	adm.Register(mux, keys.Admin)
 	mux.Handle("GET /metrics", keys.Admin(met.Handler()))
 	mux.Handle("GET /{$}", dashboard.Handler())
@@ -140,7 +140,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if act != nil {
 		gw.SetActivity(act, keys.Name)
 	}
-	gw.SetPeers(box)
+	gw.SetPeers(peerSet)
 	gw.Register(mux, gateway.Wraps{Gateway: keys.Gateway, GatewayAnthropic: keys.GatewayShaped(gateway.AnthropicShape), Admin: keys.Admin})
 
 	ds := newDoors(lg)
@@ -203,7 +203,7 @@ loop:
 		case <-hup:
 			if next := reload(ctx, lg, s, keys, current); next != nil {
 				current = next
-				box.Update(next)
+				peerSet.Update(next)
 				ds.update(next)
 				if err := ds.openPinned(next, pinnedDoor, isUpstreamPath, true); err != nil {
 					lg.Error("reload: a listener did not open", "err", err)

@@ -12,17 +12,25 @@ import (
 	"github.com/gantryhq/gantry/internal/sched"
 )
 
+// The scheduler's optional interfaces an Ollama model has (it lives in
+// package ollama, which does not import sched).
+var (
+	_ sched.Runner         = (*ollama.Model)(nil)
+	_ sched.Adopter        = (*ollama.Model)(nil)
+	_ sched.MemoryMeasurer = (*ollama.Model)(nil)
+)
+
 // runners chooses each model's runner: engine ollama's models share one
 // `ollama serve` (built with the first of them, kept across reloads), a
 // model across nodes that this box leads is its rank 0 with the other
 // ranks started and watched through the peers, every other model is a
 // supervised process of its own.
-func runners(box *peers.Set, lg *slog.Logger) sched.NewRunner {
+func runners(peerSet *peers.Set, lg *slog.Logger) sched.NewRunner {
 	var mu sync.Mutex
 	var srv *ollama.Server
 	return func(sp sched.RunnerSpec) (sched.Runner, error) {
 		if sp.Model.MultiNode() && sp.Model.Leads() {
-			return group.Wrap(sp, box, lg, sched.NewProcess)
+			return group.Wrap(sp, peerSet, lg, sched.NewProcess)
 		}
 		if sp.Model.Engine != config.EngineOllama {
 			return sched.NewProcess(sp)

@@ -27,8 +27,8 @@ type Launch struct {
 	Argv []string
 	// Env holds KEY=VALUE pairs added to gantry's own environment.
 	Env []string
-	// Container is the docker container name, "" for a native process.
-	Container string
+	// DockerName is the docker container name, "" for a native process.
+	DockerName string
 	// PreStart, when set, runs (and may fail) before Argv: it removes a stale
 	// container of the same name, so "name already in use" cannot happen.
 	PreStart []string
@@ -39,11 +39,11 @@ type Launch struct {
 	BaseURL string
 	// MetricsURL is the engine's Prometheus endpoint, "" if it has none.
 	MetricsURL string
-	// Box is the container of a docker-runtime engine, as gantry creates
+	// Container is a docker-runtime engine's container, as gantry creates
 	// it through the Docker Engine API (Argv is then the equivalent
 	// `docker run`, for systemd units and for people to read); nil for a
 	// native engine.
-	Box *ContainerSpec
+	Container *ContainerSpec
 }
 
 // ContainerSpec is a container as gantry asks the Docker Engine for it.
@@ -208,23 +208,23 @@ func dockerRun(m *config.Model, h Host, mounts []string, env []string, inner []s
 	if stop < 1 {
 		stop = 1
 	}
-	box := &ContainerSpec{Name: name, Image: m.Image, Argv: inner, Port: m.Port, GPUs: m.GPUs,
+	spec := &ContainerSpec{Name: name, Image: m.Image, Argv: inner, Port: m.Port, GPUs: m.GPUs,
 		ShmSize: 16 << 30, IPCHost: true, Pull: m.Pull, StopTimeout: m.StopTimeout.D()}
 	for _, k := range sortedEnvKeys(m.Env) {
-		box.Env = append(box.Env, k+"="+m.Env[k])
+		spec.Env = append(spec.Env, k+"="+m.Env[k])
 	}
-	box.Env = append(box.Env, env...)
+	spec.Env = append(spec.Env, env...)
 	for _, v := range mounts {
 		src, rest, _ := strings.Cut(v, ":")
 		target, mode, _ := strings.Cut(rest, ":")
-		box.Mounts = append(box.Mounts, Mount{Source: src, Target: target, ReadOnly: mode == "ro"})
+		spec.Mounts = append(spec.Mounts, Mount{Source: src, Target: target, ReadOnly: mode == "ro"})
 	}
 	return Launch{
-		Argv:      argv,
-		Container: name,
-		PreStart:  []string{"docker", "rm", "-f", name},
-		Stop:      []string{"docker", "stop", "-t", strconv.Itoa(stop), name},
-		Box:       box,
+		Argv:       argv,
+		DockerName: name,
+		PreStart:   []string{"docker", "rm", "-f", name},
+		Stop:       []string{"docker", "stop", "-t", strconv.Itoa(stop), name},
+		Container:  spec,
 	}
 }
 
@@ -480,10 +480,10 @@ func (ollama) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 	if m.Runtime == config.RuntimeDocker {
 		mounts := []string{OllamaModelsDir(h.Config) + ":/root/.ollama/models"}
 		l := dockerRun(m, h, mounts, env("0.0.0.0", "/root/.ollama/models"), append([]string{"serve"}, m.Args...))
-		l.Container = "gantry-ollama"
-		l.PreStart[len(l.PreStart)-1] = l.Container
-		l.Stop[len(l.Stop)-1] = l.Container
-		l.Argv[slices.Index(l.Argv, ContainerName(m.Name))] = l.Container
+		l.DockerName = "gantry-ollama"
+		l.PreStart[len(l.PreStart)-1] = l.DockerName
+		l.Stop[len(l.Stop)-1] = l.DockerName
+		l.Argv[slices.Index(l.Argv, ContainerName(m.Name))] = l.DockerName
 		return l, nil
 	}
 	argv := append([]string{binary(h, m.Engine, "ollama"), "serve"}, m.Args...)

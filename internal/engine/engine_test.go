@@ -66,8 +66,8 @@ func TestGoldenArgv(t *testing.T) {
 					fmt.Fprintf(&b, "  %q\n", a)
 				}
 				fmt.Fprintf(&b, "env: %q\ncontainer: %q\nprestart: %q\nstop: %q\nbase: %s\nmetrics: %s\n",
-					l.Env, l.Container, l.PreStart, l.Stop, l.BaseURL, l.MetricsURL)
-				if x := l.Box; x != nil {
+					l.Env, l.DockerName, l.PreStart, l.Stop, l.BaseURL, l.MetricsURL)
+				if x := l.Container; x != nil {
 					fmt.Fprintf(&b, "box:\n  name: %s\n  image: %s\n  argv: %q\n  env: %q\n  mounts: %+v\n  port: %d\n  gpus: %s\n  shm: %d ipc host: %v\n  pull: %s\n  stop timeout: %s\n",
 						x.Name, x.Image, x.Argv, x.Env, x.Mounts, x.Port, x.GPUs, x.ShmSize, x.IPCHost, x.Pull, x.StopTimeout)
 				}

@@ -279,9 +279,7 @@ func (g *Gateway) relayTranslated(w http.ResponseWriter, r *http.Request, lease 
 	}
 	tr := c.newStream(c.model)
 	g.pumpStream(w, r, resp.Body, tr, lease)
-	if u, ok := tr.(interface {
-		Usage() (prompt, completion, cached int)
-	}); ok {
+	if u, ok := tr.(translate.UsageCounter); ok {
 		if x := exchangeOf(w); x != nil {
 			if p, c, k := u.Usage(); p+c > 0 {
 				x.tokens = &activity.Tokens{Prompt: p, Completion: c, Cached: k}

@@ -49,8 +49,16 @@ type Runner struct {
 	watching context.CancelFunc
 }
 
+// The scheduler's optional interfaces the leader's runner has.
+var (
+	_ sched.Adopter      = (*Runner)(nil)
+	_ sched.RankReporter = (*Runner)(nil)
+)
+
 // killer is rank 0's runner when it can be ended as if it had died.
 type killer interface{ Kill(reason string) }
+
+var _ killer = (*supervise.Process)(nil)
 
 // Wrap makes the runner of a leader's model across nodes from its spec:
 // rank 0 is built by inner (with a Prepare that starts the other ranks

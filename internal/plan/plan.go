@@ -98,7 +98,8 @@ func (m *Model) Resources() engine.Resources {
 		KVCacheBytes: m.KVCacheBytes, MaxTotalTokens: m.MaxTotalTokens, Env: m.Env}
 }
 
-// Box is the machine the plan is for.
+// Box is the machine the plan is for. In gantry "box" means one machine
+// only (a DGX Spark); the other gantry instances are peers.
 type Box struct {
 	Facts  gpu.Facts
 	Total  int64 // memory engines share

@@ -67,7 +67,7 @@ func (s *Scheduler) sweepContainers() {
 	keep := map[string]bool{}
 	s.mu.Lock()
 	for _, e := range s.models {
-		if c, ok := e.proc.(interface{ ContainerID() string }); ok {
+		if c, ok := e.proc.(ContainerHolder); ok {
 			if id := c.ContainerID(); id != "" {
 				keep[id] = true
 			}
@@ -107,7 +107,7 @@ func (s *Scheduler) Detach() {
 	}
 	s.mu.Unlock()
 	for _, e := range models {
-		if d, ok := e.proc.(interface{ Detach() }); ok {
+		if d, ok := e.proc.(Detacher); ok {
 			d.Detach()
 		}
 	}

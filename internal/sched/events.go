@@ -29,7 +29,7 @@ func (s *Scheduler) onProcEvent(ev supervise.Event) {
 			if prev != status.Ready {
 				e.readyAt = time.Now()
 			}
-			if mm, ok := e.proc.(interface{ MeasuredMemory() int64 }); ok {
+			if mm, ok := e.proc.(MemoryMeasurer); ok {
 				if n := mm.MeasuredMemory(); n > 0 && int64(e.m.Memory) == 0 {
 					e.memory, e.memorySource = n, "measured: the engine reports "+config.FormatBytes(n)
 				}

@@ -38,9 +38,9 @@ func (s *Scheduler) Reload(ctx context.Context, cfg *config.Config) (Changes, er
 		total = t
 	}
 	budget := total - int64(cfg.Memory.Reserve)
-	box := s.gpu
-	box.Unified = cfg.Memory.UnifiedOn(s.detectedUnified)
-	plans := plan.Make(cfg, plan.Box{Facts: box, Total: total, Budget: budget}, s.opts.Inspect)
+	facts := s.gpu
+	facts.Unified = cfg.Memory.UnifiedOn(s.detectedUnified)
+	plans := plan.Make(cfg, plan.Box{Facts: facts, Total: total, Budget: budget}, s.opts.Inspect)
 	if missing := plan.Unreserved(cfg, plans); len(missing) > 0 {
 		return ch, missing
 	}
@@ -99,7 +99,7 @@ func (s *Scheduler) Reload(ctx context.Context, cfg *config.Config) (Changes, er
 	s.models = next
 	s.plans = plans
 	s.total, s.budget = total, budget
-	s.gpu.Unified = box.Unified
+	s.gpu.Unified = facts.Unified
 	s.conf.Store(cfg)
 	var start []string
 	for _, name := range cfg.ModelNames() {

@@ -32,6 +32,35 @@ type Adopter interface {
 	Adopt(ctx context.Context) error
 }
 
+// The other optional interfaces a runner may have; the scheduler finds
+// them by type assertion, so each implementation states it with a
+// compile-time guard (var _ sched.Detacher = (*T)(nil)): a runner that
+// loses a method then fails to build instead of silently losing the
+// feature.
+type (
+	// ContainerHolder is a runner whose engine may run in a container:
+	// ContainerID is its ID ("" when none runs), kept by the sweep of
+	// leftover containers.
+	ContainerHolder interface{ ContainerID() string }
+	// Detacher forgets its engine without stopping it (gantry is being
+	// replaced; the next one adopts the engine).
+	Detacher interface{ Detach() }
+	// MemoryMeasurer knows what its loaded model really takes (0:
+	// unknown), which replaces the estimate when the config sets none.
+	MemoryMeasurer interface{ MeasuredMemory() int64 }
+	// RankReporter is a model across nodes: every rank's state.
+	RankReporter interface{ Ranks() []status.RankStatus }
+)
+
+// The real engine process has every optional interface but Ranks and
+// MeasuredMemory.
+var (
+	_ Runner          = (*supervise.Process)(nil)
+	_ Adopter         = (*supervise.Process)(nil)
+	_ ContainerHolder = (*supervise.Process)(nil)
+	_ Detacher        = (*supervise.Process)(nil)
+)
+
 // RunnerSpec is what one model's runner is built from.
 type RunnerSpec struct {
 	Config  *config.Config

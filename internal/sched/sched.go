@@ -29,11 +29,11 @@ import (
 
 // Scheduler runs the models of one config.
 type Scheduler struct {
-	conf   atomic.Pointer[config.Config] // swapped by Reload
-	logger *slog.Logger
-	budget int64 // bytes engines may reserve in all
-	total  int64 // the memory the budget is taken from
-	state  string
+	conf      atomic.Pointer[config.Config] // swapped by Reload
+	logger    *slog.Logger
+	budget    int64  // bytes engines may reserve in all
+	total     int64  // the memory the budget is taken from
+	stateFile string // <root>/state/gantry.json: the last load times, the active profile
 
 	mu        sync.Mutex
 	models    map[string]*entry
@@ -146,7 +146,7 @@ func New(cfg *config.Config, o Options) (*Scheduler, error) {
 	}
 	s := &Scheduler{logger: o.Logger, total: total, budget: total - int64(cfg.Memory.Reserve),
 		models: map[string]*entry{}, events: o.OnEvent, changed: make(chan struct{}),
-		switching: map[string]*entry{}, state: o.StateFile, gpu: *facts, opts: o, detectedUnified: detected}
+		switching: map[string]*entry{}, stateFile: o.StateFile, gpu: *facts, opts: o, detectedUnified: detected}
 	s.conf.Store(cfg)
 	s.registry = registry
 	if o.GPU == nil && len(facts.GPUs) > 0 {

@@ -452,7 +452,7 @@ func TestProfileSwitchStartsAndStops(t *testing.T) {
 		if err := s.SetProfile(context.Background(), "nope"); err == nil {
 			t.Error("unknown profile accepted")
 		}
-		st, err := loadState(s.state)
+		st, err := loadState(s.stateFile)
 		if err != nil || st.Profile != "pb" {
 			t.Errorf("saved state %+v %v", st, err)
 		}

@@ -25,8 +25,8 @@ func (s *Scheduler) persistedLocked() persisted {
 // save writes the state; a failure is logged (it costs only a restart's
 // memory of the profile and load times).
 func (s *Scheduler) save(p persisted) {
-	if err := saveState(s.state, p); err != nil {
-		s.logger.Warn("could not save gantry's state", "path", s.state, "err", err)
+	if err := saveState(s.stateFile, p); err != nil {
+		s.logger.Warn("could not save gantry's state", "path", s.stateFile, "err", err)
 	}
 }
 

@@ -76,7 +76,7 @@ func (s *Scheduler) Status() status.Status {
 		}
 		if e.m.MultiNode() {
 			ms.Nodes, ms.Rank = e.m.Nodes, e.m.Rank()
-			if g, ok := e.proc.(interface{ Ranks() []status.RankStatus }); ok {
+			if g, ok := e.proc.(RankReporter); ok {
 				ms.Ranks = g.Ranks()
 			}
 		}

@@ -26,7 +26,7 @@ func (p *Process) Adopt(ctx context.Context) error {
 	var what string
 	var started time.Time
 	var rec Record
-	if p.launch.Box != nil {
+	if p.launch.Container != nil {
 		f, err := p.adoptContainer(ctx)
 		if err != nil {
 			return err

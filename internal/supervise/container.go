@@ -26,7 +26,7 @@ func (p *Process) labels() map[string]string {
 // spawnContainer starts the engine's container and the goroutines that
 // follow its output and await its end.
 func (p *Process) spawnContainer(r *run) error {
-	box := p.launch.Box
+	spec := p.launch.Container
 	fail := func(err error) error {
 		r.exitErr = err
 		close(r.exited)
@@ -35,11 +35,11 @@ func (p *Process) spawnContainer(r *run) error {
 	if p.opts.Docker == nil {
 		return fail(fmt.Errorf("%s runs in a container (runtime: docker) but gantry has no Docker daemon: %w", p.model.Name, container.ErrDaemon))
 	}
-	p.log.Mark("starting container %s of %s (start %d): image %s", box.Name, p.model.Name, p.starts, box.Image)
-	for _, m := range box.Mounts {
+	p.log.Mark("starting container %s of %s (start %d): image %s", spec.Name, p.model.Name, p.starts, spec.Image)
+	for _, m := range spec.Mounts {
 		if !m.ReadOnly { // the engine's cache: docker run would create it, the API does not
 			if err := os.MkdirAll(m.Source, 0o755); err != nil {
-				return fail(fmt.Errorf("container %s: %w", box.Name, err))
+				return fail(fmt.Errorf("container %s: %w", spec.Name, err))
 			}
 		}
 	}
@@ -55,13 +55,13 @@ func (p *Process) spawnContainer(r *run) error {
 			p.log.Mark("pulled %s: %d bytes in %d layers", pl.Image, pl.Total, pl.Layers)
 		}
 	}
-	started, err := p.opts.Docker.Start(ctx, box, p.labels(), pulled)
+	started, err := p.opts.Docker.Start(ctx, spec, p.labels(), pulled)
 	if err != nil {
 		p.log.Mark("the container did not start: %v", err)
-		return fail(fmt.Errorf("container %s: %w", box.Name, err))
+		return fail(fmt.Errorf("container %s: %w", spec.Name, err))
 	}
 	p.log.Mark("container %s started (%s, image %s %s/%s): command after the entrypoint %q %q",
-		shortID(started.ID), box.Name, box.Image, started.Image.OS, started.Image.Architecture, started.Image.Entrypoint, redactArgv(started.Cmd))
+		shortID(started.ID), spec.Name, spec.Image, started.Image.OS, started.Image.Architecture, started.Image.Entrypoint, redactArgv(started.Cmd))
 	r.ctr = started.ID
 	p.watchContainer(r, time.Time{})
 	return nil

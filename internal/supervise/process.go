@@ -185,7 +185,7 @@ func New(m *config.Model, l engine.Launch, logPath string, opts Options) (*Proce
 		logger: opts.Logger.With("model", m.Name, "engine", m.Engine),
 		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		state:  status.Stopped, done: make(chan struct{}), kick: make(chan struct{}, 1),
-		spec: specOf(l.Argv, l.Env, l.Container),
+		spec: specOf(l.Argv, l.Env, l.DockerName),
 		prog: progress.NewTracker(time.Second),
 	}
 	lg.AddHook(p.prog.Feed)
@@ -444,7 +444,7 @@ func (p *Process) startRun(ctx context.Context, r *run, done chan struct{}, adop
 // docker-runtime engine, its container).
 func (p *Process) spawn(r *run) error {
 	l := p.launch
-	if l.Box != nil {
+	if l.Container != nil {
 		return p.spawnContainer(r)
 	}
 	p.log.Mark("starting %s (start %d): %s", p.model.Name, p.starts, strings.Join(redactArgv(l.Argv), " "))

@@ -16,6 +16,20 @@ type Stream interface {
 	Fail(msg string) []byte
 }
 
+// UsageCounter is a Stream that counted the tokens of what it translated
+// (the engine's usage chunk, which its clients' wire shape carries
+// elsewhere): the gateway finds it by type assertion for the activity log.
+type UsageCounter interface {
+	Usage() (prompt, completion, cached int)
+}
+
+// Every stream translator counts its usage.
+var (
+	_ UsageCounter = (*AnthropicStream)(nil)
+	_ UsageCounter = (*ResponsesStream)(nil)
+	_ UsageCounter = (*OllamaStream)(nil)
+)
+
 // sse formats one server-sent event with a name and a JSON body.
 func sse(buf []byte, event string, v any) []byte {
 	b, err := json.Marshal(v)

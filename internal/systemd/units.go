@@ -1,8 +1,8 @@
-// Package units writes systemd unit files: one for gantry itself
+// Package systemd writes systemd unit files: one for gantry itself
 // (Type=notify, reload on SIGHUP), and, for people who want systemd rather
 // than gantry to supervise an engine, one per model in the seed's style
 // (docker run with a pinned image, or the native command).
-package units
+package systemd
 
 import (
 	"fmt"
@@ -49,7 +49,7 @@ WantedBy=multi-user.target
 func Model(m *config.Model, l engine.Launch) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[Unit]\nDescription=gantry engine %s (%s, %s)\n", m.Name, m.Engine, m.Runtime)
-	if l.Container != "" {
+	if l.DockerName != "" {
 		b.WriteString("After=network-online.target docker.service\nRequires=docker.service\n")
 	} else {
 		b.WriteString("After=network-online.target\n")
@@ -76,9 +76,9 @@ func Model(m *config.Model, l engine.Launch) string {
 		fmt.Fprintf(&b, "Environment=%s\n", Quote(kv))
 	}
 	argv := append([]string{}, l.Argv...)
-	if l.Container != "" {
+	if l.DockerName != "" {
 		argv[0] = "/usr/bin/docker"
-		fmt.Fprintf(&b, "ExecStartPre=-/usr/bin/docker rm -f %s\n", l.Container)
+		fmt.Fprintf(&b, "ExecStartPre=-/usr/bin/docker rm -f %s\n", l.DockerName)
 	}
 	fmt.Fprintf(&b, "ExecStart=%s\n", QuoteArgs(argv))
 	if len(l.Stop) > 0 {
