@@ -51,8 +51,10 @@ type Runner struct {
 
 // The scheduler's optional interfaces the leader's runner has.
 var (
-	_ sched.Adopter      = (*Runner)(nil)
-	_ sched.RankReporter = (*Runner)(nil)
+	_ sched.Adopter         = (*Runner)(nil)
+	_ sched.RankReporter    = (*Runner)(nil)
+	_ sched.ContainerHolder = (*Runner)(nil)
+	_ sched.Detacher        = (*Runner)(nil)
 )
 
 // killer is rank 0's runner when it can be ended as if it had died.
@@ -137,6 +139,30 @@ func (g *Runner) Stop(ctx context.Context) error {
 	err := g.Runner.Stop(ctx)
 	g.stopRanks("the group is stopped")
 	return err
+}
+
+// ContainerID is rank 0's container ("" when it runs none), so that the
+// sweep of leftover containers keeps an adopted rank 0.
+func (g *Runner) ContainerID() string {
+	if c, ok := g.Runner.(sched.ContainerHolder); ok {
+		return c.ContainerID()
+	}
+	return ""
+}
+
+// Detach stops watching the other ranks and detaches rank 0, stopping
+// nothing: gantry is being replaced, and the next one adopts the group
+// (its Adopt watches again).
+func (g *Runner) Detach() {
+	g.mu.Lock()
+	if g.watching != nil {
+		g.watching()
+		g.watching = nil
+	}
+	g.mu.Unlock()
+	if d, ok := g.Runner.(sched.Detacher); ok {
+		d.Detach()
+	}
 }
 
 // Close stops watching, stops the other ranks and closes rank 0's runner.

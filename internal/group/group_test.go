@@ -70,11 +70,12 @@ func (f *follower) saw(call string) bool {
 
 // rank0 is a fake rank 0: Start runs the Prepare it was built with.
 type rank0 struct {
-	opts   supervise.Options
-	m      *config.Model
-	mu     sync.Mutex
-	state  status.State
-	killed chan string
+	opts     supervise.Options
+	m        *config.Model
+	mu       sync.Mutex
+	state    status.State
+	killed   chan string
+	detached bool
 }
 
 func (r *rank0) Start(ctx context.Context) error {
@@ -112,6 +113,12 @@ func (r *rank0) Launch() engine.Launch       { return engine.Launch{} }
 func (r *rank0) Log() *supervise.Log         { return nil }
 func (r *rank0) Kill(reason string)          { r.killed <- reason }
 func (r *rank0) Adopt(context.Context) error { return nil }
+func (r *rank0) ContainerID() string         { return "c0ffee" }
+func (r *rank0) Detach() {
+	r.mu.Lock()
+	r.detached = true
+	r.mu.Unlock()
+}
 
 func newGroup(t *testing.T, f *follower) (*Runner, *rank0) {
 	t.Helper()
@@ -201,5 +208,35 @@ func TestARankThatCannotStartFailsTheStart(t *testing.T) {
 	}
 	if rs := g.Ranks(); rs[1].State != status.Failed {
 		t.Errorf("rank 1 shows %s", rs[1].State)
+	}
+}
+
+// The leader's runner forwards rank 0's container and its detach: the
+// sweep of leftover containers after a restart keeps an adopted rank 0's
+// container, and a detach (SIGUSR2) leaves the whole group running.
+func TestRankZerosContainerAndDetachAreTheGroups(t *testing.T) {
+	f := &follower{state: status.Stopped}
+	g, r0 := newGroup(t, f)
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var runner sched.Runner = g
+	c, ok := runner.(sched.ContainerHolder)
+	if !ok || c.ContainerID() != "c0ffee" {
+		t.Fatalf("the group's container is not rank 0's (holder %v)", ok)
+	}
+	d, ok := runner.(sched.Detacher)
+	if !ok {
+		t.Fatal("the group cannot detach")
+	}
+	d.Detach()
+	r0.mu.Lock()
+	detached := r0.detached
+	r0.mu.Unlock()
+	if !detached {
+		t.Error("rank 0 was not detached")
+	}
+	if f.saw("POST /api/models/duo/stop") {
+		t.Errorf("a detach stopped rank 1: %v", f.calls)
 	}
 }
