@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/gantryhq/gantry/internal/activity"
-	"github.com/gantryhq/gantry/internal/sched"
 )
 
 // ActivityLog receives one record per finished gateway request
@@ -47,24 +46,6 @@ type exchange struct {
 	usage []byte
 }
 
-// newRecorder wraps a request's writer; with the activity log on, its
-// exchange starts the request's record.
-func (g *Gateway) newRecorder(w http.ResponseWriter) *recorder {
-	rec := &recorder{ResponseWriter: w}
-	if g.act != nil {
-		rec.ex.tail = tailPool.Get().(*[]byte)
-	}
-	return rec
-}
-
-// leased notes who serves the request.
-func (x *exchange) leased(l *sched.Lease) {
-	if x == nil {
-		return
-	}
-	x.served, x.fallback, x.cold, x.waited = l.Model.Name, l.FallbackFor != "", l.Cold, l.Waited
-}
-
 // keep remembers what the client got: the start of an error answer, or
 // the last tailSize bytes of any other.
 func (x *exchange) keep(code int, b []byte) {
@@ -88,8 +69,8 @@ func (x *exchange) keep(code int, b []byte) {
 }
 
 // record hands the finished request to the activity log.
-func (g *Gateway) record(rec *recorder, r *http.Request, began time.Time, ttfb time.Duration, code int) {
-	x := exchangeOf(rec)
+func (g *Gateway) record(q *request, ttfb time.Duration, code int) {
+	x, r, began := q.act(), q.r, q.began
 	if x == nil {
 		return
 	}
@@ -170,14 +151,6 @@ func (x *exchange) dropUsage(events []byte) []byte {
 		rest = rest[n:]
 	}
 	return out
-}
-
-// exchangeOf is the exchange of a request's writer (nil: none).
-func exchangeOf(w http.ResponseWriter) *exchange {
-	if rec, ok := w.(*recorder); ok && rec.ex.tail != nil {
-		return &rec.ex
-	}
-	return nil
 }
 
 // complete takes what the engine sent (with held, the incomplete event of

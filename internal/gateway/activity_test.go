@@ -132,7 +132,7 @@ func TestActivityRecordsUsage(t *testing.T) {
 // written after the usage chunk was kept must not push it out of the
 // record (they did, from the 2 KiB tail).
 func TestUsageChunkInOneReadWithTheStream(t *testing.T) {
-	rec := &recorder{ResponseWriter: httptest.NewRecorder()}
+	rec := &request{ResponseWriter: httptest.NewRecorder(), r: httptest.NewRequest("POST", "/v1/chat/completions", nil), began: time.Now()}
 	rec.ex.tail = tailPool.Get().(*[]byte)
 	rec.ex.stripUsage = true
 	var b strings.Builder
@@ -151,7 +151,7 @@ func TestUsageChunkInOneReadWithTheStream(t *testing.T) {
 	}
 	var log pendings
 	g := &Gateway{act: &log}
-	g.record(rec, httptest.NewRequest("POST", "/v1/chat/completions", nil), time.Now(), 0, 200)
+	g.record(rec, 0, 200)
 	p := log.wait(t, 1)[0]
 	if r := p.Finish(); r.Tokens == nil || r.Tokens.Completion != 16 {
 		t.Errorf("tokens %+v", r.Tokens)

@@ -63,11 +63,11 @@ func BenchmarkSSERelay(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(64 * len(ev)))
 	for i := 0; i < b.N; i++ {
-		w := &recorder{ResponseWriter: httptest.NewRecorder()}
+		w := &request{ResponseWriter: httptest.NewRecorder(), r: req}
 		resp := &http.Response{Body: &chunkReader{ev: ev, n: 64}}
-		g.copyBody(w, req, resp, lease, true)
-		if w.chunks != 64 {
-			b.Fatal(w.chunks)
+		g.copyBody(w, resp, lease, true)
+		if w.events != 64 {
+			b.Fatal(w.events)
 		}
 	}
 }
@@ -104,8 +104,8 @@ func FuzzSSERelay(f *testing.F) {
 	lease := &sched.Lease{Model: &config.Model{Name: "m"}}
 	f.Fuzz(func(t *testing.T, data, sizes []byte) {
 		rec := httptest.NewRecorder()
-		w := &recorder{ResponseWriter: rec}
-		g.copyBody(w, req, &http.Response{Body: &randomChunks{data: append([]byte(nil), data...), sizes: sizes}}, lease, true)
+		w := &request{ResponseWriter: rec, r: req}
+		g.copyBody(w, &http.Response{Body: &randomChunks{data: append([]byte(nil), data...), sizes: sizes}}, lease, true)
 		if got := rec.Body.Bytes(); string(got) != string(data) {
 			t.Fatalf("relayed %q, sent %q", got, data)
 		}

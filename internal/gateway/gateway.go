@@ -184,74 +184,27 @@ func connectionNamed(h http.Header) map[string]bool {
 	return named
 }
 
-// recorder notes the status and the time of the first byte for metrics.
-type recorder struct {
-	http.ResponseWriter
-	code   int
-	first  time.Time
-	chunks int
-	ex     exchange // the activity log's record (off: ex.tail is nil)
-}
-
-func (rw *recorder) WriteHeader(code int) {
-	if rw.code == 0 {
-		rw.code = code
-	}
-	rw.ResponseWriter.WriteHeader(code)
-}
-
-func (rw *recorder) Write(b []byte) (int, error) {
-	if rw.code == 0 {
-		rw.code = http.StatusOK
-	}
-	if rw.first.IsZero() {
-		rw.first = time.Now()
-	}
-	if rw.ex.tail != nil {
-		rw.ex.keep(rw.code, b)
-	}
-	return rw.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach Flush.
-func (rw *recorder) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
-
 func (g *Gateway) relay(w http.ResponseWriter, r *http.Request) {
-	began := time.Now()
-	rec := g.newRecorder(w)
-	model := "-" // unknown names do not become label values
-	defer func() { g.observe(rec, r, model, began) }()
-	g.serve(rec, r, &model)
+	q := g.begin(w, r)
+	defer g.finish(q)
+	g.serve(q)
 }
 
-// observe reports a finished request to the observer.
-func (g *Gateway) observe(rec *recorder, r *http.Request, model string, began time.Time) {
-	var ttfb time.Duration
-	if !rec.first.IsZero() {
-		ttfb = rec.first.Sub(began)
-	}
-	code := rec.code
-	if code == 0 {
-		code = 499 // the client went away before an answer
-	}
-	g.obs.Request(model, r.URL.Path, code, time.Since(began), ttfb, rec.chunks)
-	g.record(rec, r, began, ttfb, code)
-}
-
-func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
+func (g *Gateway) serve(q *request) {
+	r := q.r
 	body, held, err := g.readBody(r)
 	defer g.bodies.Add(-held)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
-			apierr.Write(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
+			apierr.Write(q, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
 				fmt.Sprintf("the request body is over the gateway's limit of %s (max_body in the config)", config.FormatBytes(tooBig.Limit)))
 		case errors.Is(err, errBodiesFull):
-			w.Header().Set("Retry-After", "1")
-			apierr.Write(w, http.StatusServiceUnavailable, "server_error", "busy", err.Error())
+			q.Header().Set("Retry-After", "1")
+			apierr.Write(q, http.StatusServiceUnavailable, "server_error", "busy", err.Error())
 		default:
-			apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "bad_body", "could not read the request body: "+err.Error())
+			apierr.Write(q, http.StatusBadRequest, "invalid_request_error", "bad_body", "could not read the request body: "+err.Error())
 		}
 		return
 	}
@@ -260,18 +213,18 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
 	name, start, end, found := f.model, f.start, f.end, f.found
 	switch {
 	case errors.Is(err, ErrAmbiguousModel):
-		apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "ambiguous_model", err.Error())
+		apierr.Write(q, http.StatusBadRequest, "invalid_request_error", "ambiguous_model", err.Error())
 		return
 	case err != nil:
-		apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "invalid_json", "the body is not valid JSON: "+err.Error())
+		apierr.Write(q, http.StatusBadRequest, "invalid_request_error", "invalid_json", "the body is not valid JSON: "+err.Error())
 		return
 	case !found || name == "":
-		apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "model_missing",
+		apierr.Write(q, http.StatusBadRequest, "invalid_request_error", "model_missing",
 			`the body names no "model"; known models: `+g.sched.KnownNames())
 		return
 	}
 	target, preset := g.resolvePreset(name)
-	x := exchangeOf(w)
+	x := q.act()
 	if x != nil {
 		x.asked, x.stream = name, f.stream
 		if preset != nil {
@@ -283,46 +236,47 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
 	}
 	if preset == nil && g.relayable(r) {
 		if p, err := g.peerFor(r, target); p != nil || err != nil {
-			*model = g.labelOf(target)
+			q.label = g.labelOf(target)
 			if err != nil {
-				apierr.WriteErr(w, err)
+				apierr.WriteErr(q, err)
 				return
 			}
-			if g.toPeer(w, r, p, target, body, nil) {
+			if g.toPeer(q, p, target, body, nil) {
 				return
 			}
 		}
 	}
-	lease, e, err := g.acquire(w, r, target, f.stream, preset)
+	lease, err := g.acquire(q, target, f.stream, preset)
 	if err != nil {
-		if p := g.failover(r, target); p != nil && !e.sent && preset == nil {
-			*model = g.labelOf(target)
-			if g.relayPeer(w, r, p, body) == nil {
+		if p := g.failover(r, target); p != nil && !q.early && preset == nil {
+			q.label = g.labelOf(target)
+			if g.relayPeer(q, p, body) == nil {
 				return
 			}
 		}
 		// The metrics label is the configured name, never a made-up one;
 		// resolved here, off the path of the requests that succeed.
 		if m := g.sched.Config().Resolve(target); m != nil {
-			*model = m.Name
+			q.label = m.Name
 		}
-		if e.sent {
-			streamError(w, apierr.Map(err).Code, err.Error())
+		if q.early {
+			streamError(q, apierr.Map(err).Code, err.Error())
 			return
 		}
-		g.acquireError(w, r, name, err)
+		if !q.gone() { // else the client went away while the model loaded: nobody to answer
+			apierr.WriteErr(q, err)
+		}
 		return
 	}
 	defer lease.Release()
-	x.leased(lease)
-	*model = lease.Model.Name // the model asked for: the fallback's caller when one served
+	q.leased(lease)
 	if lease.FallbackFor != "" {
-		*model = lease.FallbackFor
+		q.label = lease.FallbackFor // the model asked for: the fallback's caller
 	}
 	switch served := lease.Model.ServedName(); {
 	case preset != nil:
 		if body, err = preset.apply(body, served); err != nil {
-			apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "invalid_json", err.Error())
+			apierr.Write(q, http.StatusBadRequest, "invalid_request_error", "invalid_json", err.Error())
 			return
 		}
 	case served != name:
@@ -332,25 +286,24 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, model *string) {
 	if x != nil && x.stripUsage {
 		body = askUsage(body)
 	}
-	g.forward(w, r, lease, body, e)
+	g.forward(q, lease, body)
 }
 
 // acquire leases a ready engine for target: at once when it is ready, else
 // waiting for it — for a streamed request with keep-alives (and a chat's
 // loading note) while it loads.
-func (g *Gateway) acquire(w http.ResponseWriter, r *http.Request, target string, stream bool, p *preset) (*sched.Lease, *early, error) {
+func (g *Gateway) acquire(q *request, target string, stream bool, p *preset) (*sched.Lease, error) {
 	if l := g.sched.TryAcquire(target); l != nil {
-		return l, &early{}, nil
+		return l, nil
 	}
 	if !stream {
-		l, err := g.sched.Acquire(r.Context(), target)
-		return l, &early{}, err
+		return g.sched.Acquire(q.r.Context(), target)
 	}
 	var note func(model, load string, waited time.Duration) []byte
-	if r.URL.Path == "/v1/chat/completions" && g.wantsNote(target, p) {
+	if q.r.URL.Path == "/v1/chat/completions" && g.wantsNote(target, p) {
 		note = loadingNote
 	}
-	return g.acquireStreaming(w, r, target, note)
+	return g.acquireStreaming(q, target, note)
 }
 
 // errBodiesFull says max_body_total is reached.
@@ -429,48 +382,41 @@ func (g *Gateway) readBody(r *http.Request) (body []byte, held int64, err error)
 	return body, held, nil
 }
 
-func (g *Gateway) acquireError(w http.ResponseWriter, r *http.Request, name string, err error) {
-	if r.Context().Err() != nil {
-		return // the client went away while the model loaded; nobody to answer
-	}
-	apierr.WriteErr(w, err)
-}
-
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, lease *sched.Lease, body []byte, e *early) {
-	resp, err := g.up.roundTrip(engineAddr(lease.BaseURL), r, body)
+func (g *Gateway) forward(q *request, lease *sched.Lease, body []byte) {
+	resp, err := g.up.roundTrip(engineAddr(lease.BaseURL), q.r, body)
 	if err != nil {
-		if r.Context().Err() != nil {
-			return // client gone; the cancelled context already told the engine
+		if q.gone() {
+			return // the cancelled context already told the engine
 		}
-		if e.sent {
-			streamError(w, "upstream_error", g.deadMessage(lease, err))
+		if q.early {
+			streamError(q, "upstream_error", g.deadMessage(lease, err))
 			return
 		}
-		g.upstreamDead(w, lease, err)
+		g.upstreamDead(q, lease, err)
 		return
 	}
 	defer resp.Body.Close()
-	if e.sent {
+	if q.early {
 		// gantry's own headers went out while the model loaded: the
 		// engine's answer goes into that stream, an error as an event.
 		if resp.StatusCode != http.StatusOK {
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			streamError(w, "engine_error", fmt.Sprintf("%s: %s", lease.Model.Name, translate.EngineError(b)))
+			streamError(q, "engine_error", fmt.Sprintf("%s: %s", lease.Model.Name, translate.EngineError(b)))
 			return
 		}
-		g.copyBody(w, r, resp, lease, true)
+		g.copyBody(q, resp, lease, true)
 		return
 	}
-	g.writeHead(w, resp, lease)
+	g.writeHead(q, resp, lease)
 	sse := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	if ub, ok := resp.Body.(*upstreamBody); sse && ok && !ub.buffered() {
 		// The engine sent its headers and is still at the prompt (a long
 		// prefill takes seconds): the client gets them now, as it would
 		// from the engine. When the first event came with them, both go
 		// out in one write below.
-		http.NewResponseController(w).Flush() //nolint:errcheck // a gone client shows at the first write
+		http.NewResponseController(q).Flush() //nolint:errcheck // a gone client shows at the first write
 	}
-	g.copyBody(w, r, resp, lease, sse)
+	g.copyBody(q, resp, lease, sse)
 }
 
 // answerHeaders copies an answer's headers (an engine's or a peer's) to
@@ -505,10 +451,10 @@ var dataPrefix = []byte("data:")
 
 // copyBody relays the engine's response; one cut short ends with the
 // reason the engine's state gives.
-func (g *Gateway) copyBody(w http.ResponseWriter, r *http.Request, resp *http.Response, lease *sched.Lease, sse bool) {
-	if err := g.pump(w, r, resp, sse); err != nil {
+func (g *Gateway) copyBody(q *request, resp *http.Response, lease *sched.Lease, sse bool) {
+	if err := g.pump(q, resp, sse); err != nil {
 		g.logger.Warn("engine response cut", "model", lease.Model.Name, "err", err)
-		cutShort(w, sse, g.deadMessage(lease, err))
+		cutShort(q, sse, g.deadMessage(lease, err))
 	}
 }
 
@@ -516,7 +462,7 @@ func (g *Gateway) copyBody(w http.ResponseWriter, r *http.Request, resp *http.Re
 // flushed as each read returns, so every event reaches the client when the
 // engine sends it. The error is the read's that cut the answer short; nil
 // when it ended or the client went away.
-func (g *Gateway) pump(w http.ResponseWriter, r *http.Request, resp *http.Response, sse bool) error {
+func (g *Gateway) pump(q *request, resp *http.Response, sse bool) error {
 	pool := &g.bufs
 	if sse {
 		pool = &g.sseBufs
@@ -524,9 +470,9 @@ func (g *Gateway) pump(w http.ResponseWriter, r *http.Request, resp *http.Respon
 	bp := pool.Get().(*[]byte)
 	defer pool.Put(bp)
 	buf := *bp
-	rc := http.NewResponseController(w)
+	rc := http.NewResponseController(q)
 	var strip *exchange // drops the usage chunk gantry asked for
-	if x := exchangeOf(w); sse && x != nil && x.stripUsage {
+	if x := q.act(); sse && x != nil && x.stripUsage {
 		strip = x
 	}
 	var held []byte // an event not complete yet (only when stripping)
@@ -537,13 +483,11 @@ func (g *Gateway) pump(w http.ResponseWriter, r *http.Request, resp *http.Respon
 			out, held = strip.complete(held, out, rerr != nil)
 		}
 		if len(out) > 0 {
-			if _, werr := w.Write(out); werr != nil {
+			if _, werr := q.Write(out); werr != nil {
 				return nil // client gone; its context cancels the upstream request
 			}
 			if sse {
-				if rec, ok := w.(*recorder); ok {
-					rec.chunks += bytes.Count(out, dataPrefix)
-				}
+				q.events += bytes.Count(out, dataPrefix)
 				if rc.Flush() != nil {
 					return nil
 				}
@@ -553,23 +497,12 @@ func (g *Gateway) pump(w http.ResponseWriter, r *http.Request, resp *http.Respon
 			return nil
 		}
 		if rerr != nil {
-			if r.Context().Err() != nil {
+			if q.gone() {
 				return nil
 			}
 			return rerr
 		}
 	}
-}
-
-// cutShort ends an answer that was cut: a stream with an error event that
-// says why (not a silent hang or cut), a plain answer by aborting the
-// connection, since it cannot carry the error.
-func cutShort(w http.ResponseWriter, sse bool, msg string) {
-	if !sse {
-		panic(http.ErrAbortHandler)
-	}
-	fmt.Fprintf(w, "data: {\"error\":{\"message\":%q,\"type\":\"server_error\",\"code\":\"upstream_error\"}}\n\n", msg)
-	http.NewResponseController(w).Flush() //nolint:errcheck // the client may be gone too
 }
 
 func (g *Gateway) deadMessage(lease *sched.Lease, err error) string {

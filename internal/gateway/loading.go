@@ -21,54 +21,47 @@ var (
 	loadingEvery = 10 * time.Second
 )
 
-// early is the state of a streamed answer whose headers gantry sent
-// itself, before the engine's.
-type early struct {
-	sent bool
-}
-
 // acquireStreaming is sched.Acquire for a streamed request: while the
 // model loads it sends the keep-alives, and note (when not nil) makes the
-// visible note. When it has sent anything, e.sent is true: the answer's
+// visible note. When it has sent anything, q.early is true: the answer's
 // headers are out, and an error must go into the stream.
-func (g *Gateway) acquireStreaming(w http.ResponseWriter, r *http.Request, name string, note func(model, load string, waited time.Duration) []byte) (*sched.Lease, *early, error) {
+func (g *Gateway) acquireStreaming(q *request, name string, note func(model, load string, waited time.Duration) []byte) (*sched.Lease, error) {
 	type result struct {
 		lease *sched.Lease
 		err   error
 	}
 	done := make(chan result, 1)
 	go func() {
-		l, err := g.sched.Acquire(r.Context(), name)
+		l, err := g.sched.Acquire(q.r.Context(), name)
 		done <- result{l, err}
 	}()
-	e := &early{}
 	began := time.Now()
 	lastPhase := ""
 	t := time.NewTimer(loadingFirst)
 	defer t.Stop()
-	rc := http.NewResponseController(w)
+	rc := http.NewResponseController(q)
 	for {
 		select {
 		case res := <-done:
-			return res.lease, e, res.err
+			return res.lease, res.err
 		case <-t.C:
 		}
 		waited := time.Since(began).Round(time.Second)
 		st, load := g.loadStatus(name)
-		if !e.sent {
-			e.sent = true
-			w.Header().Set("Content-Type", "text/event-stream")
-			w.Header().Set("Cache-Control", "no-cache")
-			w.Header().Set("X-Accel-Buffering", "no")
-			w.WriteHeader(http.StatusOK)
+		if !q.early {
+			q.early = true
+			q.Header().Set("Content-Type", "text/event-stream")
+			q.Header().Set("Cache-Control", "no-cache")
+			q.Header().Set("X-Accel-Buffering", "no")
+			q.WriteHeader(http.StatusOK)
 		}
 		// The note goes out first, and again when the load's phase moved
 		// on: a chat shows a line per phase, not one per tick.
 		if note != nil && st.LoadPhase() != lastPhase {
 			lastPhase = st.LoadPhase()
-			w.Write(note(st.Name, load, waited)) //nolint:errcheck // a gone client ends the request's context
+			q.Write(note(st.Name, load, waited)) //nolint:errcheck // a gone client ends the request's context
 		}
-		fmt.Fprintf(w, ": gantry is loading %s (%s)\n\n", name, load)
+		fmt.Fprintf(q, ": gantry is loading %s (%s)\n\n", name, load)
 		rc.Flush() //nolint:errcheck // a gone client ends the request's context
 		t.Reset(loadingEvery)
 	}
@@ -101,12 +94,4 @@ func (g *Gateway) wantsNote(name string, p *preset) bool {
 	}
 	m := g.sched.Config().Resolve(name)
 	return m != nil && m.LoadingMessage
-}
-
-// streamError ends a stream whose headers are already out with the error,
-// as an OpenAI-shaped event.
-func streamError(w http.ResponseWriter, code, msg string) {
-	b, _ := json.Marshal(map[string]any{"error": map[string]string{"message": msg, "type": "server_error", "code": code}})
-	fmt.Fprintf(w, "data: %s\n\n", b)
-	http.NewResponseController(w).Flush() //nolint:errcheck // client gone
 }

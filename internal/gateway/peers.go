@@ -125,8 +125,9 @@ func peerDown(name string, holders []*peers.Peer) error {
 // same route and relays its answer as it comes: events flushed one by one,
 // as from a local engine. An error means nothing was written: the peer
 // could not be reached (it is marked down when it refused).
-func (g *Gateway) relayPeer(w http.ResponseWriter, r *http.Request, p *peers.Peer, body []byte) error {
-	if x := exchangeOf(w); x != nil {
+func (g *Gateway) relayPeer(q *request, p *peers.Peer, body []byte) error {
+	r := q.r
+	if x := q.act(); x != nil {
 		x.served, x.stripUsage = x.asked+"@"+p.Name(), false
 	}
 	named := connectionNamed(r.Header)
@@ -144,20 +145,20 @@ func (g *Gateway) relayPeer(w http.ResponseWriter, r *http.Request, p *peers.Pee
 		return fmt.Errorf("%w: peer %s (%s) did not answer: %v", ErrPeerUnreachable, p.Name(), p.URL(), err)
 	}
 	defer resp.Body.Close()
-	out := w.Header()
+	out := q.Header()
 	answerHeaders(out, resp.Header)
 	out.Set("X-Gantry-Peer", p.Name())
 	if resp.ContentLength >= 0 {
 		out.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
-	w.WriteHeader(resp.StatusCode)
+	q.WriteHeader(resp.StatusCode)
 	sse := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	if sse {
-		http.NewResponseController(w).Flush() //nolint:errcheck // a gone client shows at the first write
+		http.NewResponseController(q).Flush() //nolint:errcheck // a gone client shows at the first write
 	}
-	if err := g.pump(w, r, resp, sse); err != nil {
+	if err := g.pump(q, resp, sse); err != nil {
 		g.logger.Warn("peer's response cut", "peer", p.Name(), "err", err)
-		cutShort(w, sse, fmt.Sprintf("peer %s (%s) went away mid-answer: %v", p.Name(), p.URL(), err))
+		cutShort(q, sse, fmt.Sprintf("peer %s (%s) went away mid-answer: %v", p.Name(), p.URL(), err))
 	}
 	return nil
 }
@@ -165,20 +166,20 @@ func (g *Gateway) relayPeer(w http.ResponseWriter, r *http.Request, p *peers.Pee
 // toPeer relays a request to p; when p cannot be reached, a model this
 // gantry has is served here instead (done false), else the error is
 // answered in the route's shape (shape nil: OpenAI's).
-func (g *Gateway) toPeer(w http.ResponseWriter, r *http.Request, p *peers.Peer, name string, body []byte,
+func (g *Gateway) toPeer(q *request, p *peers.Peer, name string, body []byte,
 	shape func(http.ResponseWriter, int, string, string)) (done bool) {
-	err := g.relayPeer(w, r, p, body)
+	err := g.relayPeer(q, p, body)
 	switch {
 	case err == nil:
 		return true
-	case r.Context().Err() != nil:
+	case q.gone():
 		return true // the client went away: nobody to answer
 	}
 	if m := g.sched.Config().Resolve(name); m != nil && !m.Follower() {
 		g.logger.Warn("peer unreachable; serving here", "model", name, "err", err)
 		return false
 	}
-	writeShaped(w, shape, err)
+	writeShaped(q, shape, err)
 	return true
 }
 

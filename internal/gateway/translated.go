@@ -44,9 +44,6 @@ type call struct {
 	after func(model string)
 	// notServed, when set, is what a 404 of the engine on path means.
 	notServed string
-	// early says whether gantry sent the stream's headers while the model
-	// loaded (then errors go into the stream).
-	early *early
 	// empty, when set, answers a request that needs no engine round trip
 	// once the model is ready (Ollama's load-only requests).
 	empty func(w http.ResponseWriter, lease *sched.Lease)
@@ -76,35 +73,31 @@ func (n *nativeAPIs) forget(addr string) {
 // translated serves a route whose requests parse turns into a call.
 func (g *Gateway) translated(parse func(body []byte) (*call, error), errorShape func(w http.ResponseWriter, status int, code, msg string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		began := time.Now()
-		rec := g.newRecorder(w)
-		model := "-"
-		defer func() { g.observe(rec, r, model, began) }()
-		g.serveCall(rec, r, parse, errorShape, &model)
+		q := g.begin(w, r)
+		defer g.finish(q)
+		g.serveCall(q, parse, errorShape)
 	}
 }
 
-func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, parse func([]byte) (*call, error),
-	errorShape func(http.ResponseWriter, int, string, string), model *string) {
-	body, held, err := g.readBody(r)
+func (g *Gateway) serveCall(q *request, parse func([]byte) (*call, error), errorShape func(http.ResponseWriter, int, string, string)) {
+	body, held, err := g.readBody(q.r)
 	defer g.bodies.Add(-held)
 	if err != nil {
 		a := bodyError(err)
 		if a.RetryAfter != "" {
-			w.Header().Set("Retry-After", a.RetryAfter)
+			q.Header().Set("Retry-After", a.RetryAfter)
 		}
-		errorShape(w, a.Status, a.Code, err.Error())
+		errorShape(q, a.Status, a.Code, err.Error())
 		return
 	}
-	c, err := parse(g.pinBody(r, body))
+	c, err := parse(g.pinBody(q.r, body))
 	if err != nil {
-		errorShape(w, http.StatusBadRequest, "invalid_request", err.Error())
+		errorShape(q, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
 	c.errorShape = errorShape
 	name, preset := g.resolvePreset(c.model)
-	x := exchangeOf(w)
-	if x != nil {
+	if x := q.act(); x != nil {
 		x.asked, x.stream = c.model, c.stream
 		if preset != nil {
 			x.preset = c.model
@@ -112,43 +105,42 @@ func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, parse func([
 	}
 	// Ollama's API has no route on a peer's gateway: its models are served
 	// here only.
-	toPeer := preset == nil && !strings.HasPrefix(r.URL.Path, "/api/") && g.relayable(r)
+	toPeer := preset == nil && !strings.HasPrefix(q.r.URL.Path, "/api/") && g.relayable(q.r)
 	if toPeer {
-		if p, err := g.peerFor(r, name); p != nil || err != nil {
-			*model = g.labelOf(name)
+		if p, err := g.peerFor(q.r, name); p != nil || err != nil {
+			q.label = g.labelOf(name)
 			if err != nil {
-				writeShaped(w, errorShape, err)
+				writeShaped(q, errorShape, err)
 				return
 			}
-			if g.toPeer(w, r, p, name, body, errorShape) {
+			if g.toPeer(q, p, name, body, errorShape) {
 				return
 			}
 		}
 	}
 	// Keep-alives while the model loads go as server-sent comments: only
 	// into streams of events (Ollama's NDJSON has no comments).
-	lease, e, err := g.acquire(w, r, name, c.stream && c.streamType == "text/event-stream", preset)
-	c.early = e
+	lease, err := g.acquire(q, name, c.stream && c.streamType == "text/event-stream", preset)
 	if err != nil {
-		if p := g.failover(r, name); toPeer && p != nil && !e.sent {
-			*model = g.labelOf(name)
-			if g.relayPeer(w, r, p, body) == nil {
+		if p := g.failover(q.r, name); toPeer && p != nil && !q.early {
+			q.label = g.labelOf(name)
+			if g.relayPeer(q, p, body) == nil {
 				return
 			}
 		}
 		if m := g.sched.Config().Resolve(name); m != nil {
-			*model = m.Name
+			q.label = m.Name
 		}
-		if e.sent {
-			w.Write(c.newStream(c.model).Fail(err.Error())) //nolint:errcheck // client gone
+		if q.early {
+			q.Write(c.newStream(c.model).Fail(err.Error())) //nolint:errcheck // client gone
 			return
 		}
-		if r.Context().Err() == nil {
+		if !q.gone() {
 			a := apierr.Map(err)
 			if a.RetryAfter != "" {
-				w.Header().Set("Retry-After", a.RetryAfter)
+				q.Header().Set("Retry-After", a.RetryAfter)
 			}
-			errorShape(w, a.Status, a.Code, err.Error())
+			errorShape(q, a.Status, a.Code, err.Error())
 		}
 		return
 	}
@@ -158,19 +150,18 @@ func (g *Gateway) serveCall(w http.ResponseWriter, r *http.Request, parse func([
 			c.after(lease.Model.Name)
 		}
 	}()
-	x.leased(lease)
-	*model = lease.Model.Name
+	q.leased(lease)
 	if c.empty != nil {
-		c.empty(w, lease)
+		c.empty(q, lease)
 		return
 	}
 	addr := engineAddr(lease.BaseURL)
-	if c.native != "" && preset == nil && !e.sent && g.native.worth(addr, c.native) {
-		if g.relayNative(w, r, lease, c) {
+	if c.native != "" && preset == nil && !q.early && g.native.worth(addr, c.native) {
+		if g.relayNative(q, lease, c) {
 			return
 		}
 	}
-	g.relayTranslated(w, r, lease, c, preset)
+	g.relayTranslated(q, lease, c, preset)
 }
 
 // bodyError is how a failure to read a request body is answered.
@@ -189,16 +180,16 @@ func bodyError(err error) apierr.Answer {
 // API itself, and relays its answer unchanged. It reports false (nothing
 // written) when the engine does not know the route: then the request is
 // translated.
-func (g *Gateway) relayNative(w http.ResponseWriter, r *http.Request, lease *sched.Lease, c *call) bool {
+func (g *Gateway) relayNative(q *request, lease *sched.Lease, c *call) bool {
 	body := c.nativeBody
 	if _, start, end, found, err := ModelField(body); err == nil && found {
 		body = ReplaceModel(body, start, end, lease.Model.ServedName())
 	}
 	addr := engineAddr(lease.BaseURL)
-	resp, err := g.up.send(addr, r, http.MethodPost, c.native, r.Header, body)
+	resp, err := g.up.send(addr, q.r, http.MethodPost, c.native, q.r.Header, body)
 	if err != nil {
-		if r.Context().Err() == nil {
-			c.errorShape(w, http.StatusBadGateway, "upstream_error", g.deadMessage(lease, err))
+		if !q.gone() {
+			c.errorShape(q, http.StatusBadGateway, "upstream_error", g.deadMessage(lease, err))
 		}
 		return true
 	}
@@ -209,19 +200,19 @@ func (g *Gateway) relayNative(w http.ResponseWriter, r *http.Request, lease *sch
 		return false
 	}
 	defer resp.Body.Close()
-	g.writeHead(w, resp, lease)
-	g.copyBody(w, r, resp, lease, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"))
+	g.writeHead(q, resp, lease)
+	g.copyBody(q, resp, lease, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"))
 	return true
 }
 
 // relayTranslated sends the translated request and translates the answer.
-func (g *Gateway) relayTranslated(w http.ResponseWriter, r *http.Request, lease *sched.Lease, c *call, preset *preset) {
+func (g *Gateway) relayTranslated(q *request, lease *sched.Lease, c *call, preset *preset) {
 	fail := func(status int, code, msg string) {
-		if c.early.sent {
-			w.Write(c.newStream(c.model).Fail(msg)) //nolint:errcheck // client gone
+		if q.early {
+			q.Write(c.newStream(c.model).Fail(msg)) //nolint:errcheck // client gone
 			return
 		}
-		c.errorShape(w, status, code, msg)
+		c.errorShape(q, status, code, msg)
 	}
 	out, err := c.body(lease.Model.ServedName())
 	if err != nil {
@@ -238,16 +229,16 @@ func (g *Gateway) relayTranslated(w http.ResponseWriter, r *http.Request, lease 
 	}
 	h := http.Header{"Content-Type": {"application/json"}}
 	began := time.Now()
-	resp, err := g.up.send(engineAddr(lease.BaseURL), r, http.MethodPost, c.path, h, body)
+	resp, err := g.up.send(engineAddr(lease.BaseURL), q.r, http.MethodPost, c.path, h, body)
 	if err != nil {
-		if r.Context().Err() == nil {
+		if !q.gone() {
 			fail(http.StatusBadGateway, "upstream_error", g.deadMessage(lease, err))
 		}
 		return
 	}
 	defer resp.Body.Close()
-	if !c.early.sent {
-		w.Header().Set("X-Gantry-Served-By", lease.Model.Name)
+	if !q.early {
+		q.Header().Set("X-Gantry-Served-By", lease.Model.Name)
 	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -261,26 +252,26 @@ func (g *Gateway) relayTranslated(w http.ResponseWriter, r *http.Request, lease 
 	if !c.stream {
 		b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 		if err != nil {
-			c.errorShape(w, http.StatusBadGateway, "upstream_error", g.deadMessage(lease, err))
+			c.errorShape(q, http.StatusBadGateway, "upstream_error", g.deadMessage(lease, err))
 			return
 		}
 		ans, err := c.answer(b, c.model, time.Since(began))
 		if err != nil {
-			c.errorShape(w, http.StatusBadGateway, "upstream_error", fmt.Sprintf("%s answered what gantry cannot translate: %v", lease.Model.Name, err))
+			c.errorShape(q, http.StatusBadGateway, "upstream_error", fmt.Sprintf("%s answered what gantry cannot translate: %v", lease.Model.Name, err))
 			return
 		}
-		apierr.WriteJSON(w, http.StatusOK, json.RawMessage(ans))
+		apierr.WriteJSON(q, http.StatusOK, json.RawMessage(ans))
 		return
 	}
-	if !c.early.sent {
-		w.Header().Set("Content-Type", c.streamType)
-		w.Header().Set("Cache-Control", "no-cache")
-		w.WriteHeader(http.StatusOK)
+	if !q.early {
+		q.Header().Set("Content-Type", c.streamType)
+		q.Header().Set("Cache-Control", "no-cache")
+		q.WriteHeader(http.StatusOK)
 	}
 	tr := c.newStream(c.model)
-	g.pumpStream(w, r, resp.Body, tr, lease)
+	g.pumpStream(q, resp.Body, tr, lease)
 	if u, ok := tr.(translate.UsageCounter); ok {
-		if x := exchangeOf(w); x != nil {
+		if x := q.act(); x != nil {
 			if p, c, k := u.Usage(); p+c > 0 {
 				x.tokens = &activity.Tokens{Prompt: p, Completion: c, Cached: k}
 			}
@@ -290,20 +281,18 @@ func (g *Gateway) relayTranslated(w http.ResponseWriter, r *http.Request, lease 
 
 // pumpStream feeds the engine's server-sent chat chunks to a translator and
 // writes what it makes, flushing after every engine event.
-func (g *Gateway) pumpStream(w http.ResponseWriter, r *http.Request, body io.Reader, tr translate.Stream, lease *sched.Lease) {
-	rc := http.NewResponseController(w)
+func (g *Gateway) pumpStream(q *request, body io.Reader, tr translate.Stream, lease *sched.Lease) {
+	rc := http.NewResponseController(q)
 	br := bufio.NewReaderSize(body, 16<<10)
 	var line []byte
 	write := func(b []byte) bool {
 		if len(b) == 0 {
 			return true
 		}
-		if _, err := w.Write(b); err != nil {
+		if _, err := q.Write(b); err != nil {
 			return false
 		}
-		if rec, ok := w.(*recorder); ok {
-			rec.chunks++
-		}
+		q.events++
 		return rc.Flush() == nil
 	}
 	for {
@@ -317,7 +306,7 @@ func (g *Gateway) pumpStream(w http.ResponseWriter, r *http.Request, body io.Rea
 			continue
 		}
 		if err != nil {
-			if r.Context().Err() != nil {
+			if q.gone() {
 				return
 			}
 			if err == io.EOF {

@@ -10,9 +10,6 @@ import (
 	"net/textproto"
 	"os"
 	"strings"
-	"time"
-
-	"github.com/gantryhq/gantry/internal/apierr"
 )
 
 // upload relays a multipart/form-data request (audio to transcribe, an
@@ -20,24 +17,22 @@ import (
 // copied part by part into a temporary file — not memory — with the model
 // field said as the engine knows it, then sent from there with its length.
 func (g *Gateway) upload(w http.ResponseWriter, r *http.Request) {
-	began := time.Now()
-	rec := g.newRecorder(w)
-	model := "-"
-	defer func() { g.observe(rec, r, model, began) }()
+	q := g.begin(w, r)
+	defer g.finish(q)
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
-		openAIError(rec, http.StatusBadRequest, "multipart_required", r.URL.Path+" takes multipart/form-data with a model field and the file")
+		openAIError(q, http.StatusBadRequest, "multipart_required", r.URL.Path+" takes multipart/form-data with a model field and the file")
 		return
 	}
 	cfg := g.sched.Config()
 	limit := int64(cfg.MaxBody)
 	if r.ContentLength > limit {
-		openAIError(rec, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("the upload is over max_body (%s)", cfg.MaxBody))
+		openAIError(q, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("the upload is over max_body (%s)", cfg.MaxBody))
 		return
 	}
 	spool, err := os.CreateTemp("", "gantry-upload-*")
 	if err != nil {
-		openAIError(rec, http.StatusInternalServerError, "spool", "cannot keep the upload: "+err.Error())
+		openAIError(q, http.StatusInternalServerError, "spool", "cannot keep the upload: "+err.Error())
 		return
 	}
 	defer os.Remove(spool.Name())
@@ -55,7 +50,7 @@ func (g *Gateway) upload(w http.ResponseWriter, r *http.Request) {
 		}
 		if err != nil {
 			a := bodyError(err)
-			openAIError(rec, a.Status, a.Code, "the upload is not valid multipart: "+err.Error())
+			openAIError(q, a.Status, a.Code, "the upload is not valid multipart: "+err.Error())
 			return
 		}
 		if p.FormName() == "model" {
@@ -65,7 +60,7 @@ func (g *Gateway) upload(w http.ResponseWriter, r *http.Request) {
 		}
 		if err := writePart(out, p.Header, p); err != nil {
 			a := bodyError(err)
-			openAIError(rec, a.Status, a.Code, "could not read the upload: "+err.Error())
+			openAIError(q, a.Status, a.Code, "could not read the upload: "+err.Error())
 			return
 		}
 	}
@@ -76,30 +71,24 @@ func (g *Gateway) upload(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if name == "" {
-		openAIError(rec, http.StatusBadRequest, "model_missing", `the upload has no "model" field; known models: `+g.sched.KnownNames())
+		openAIError(q, http.StatusBadRequest, "model_missing", `the upload has no "model" field; known models: `+g.sched.KnownNames())
 		return
 	}
 	target, _ := g.resolvePreset(name)
-	x := exchangeOf(rec)
-	if x != nil {
+	if x := q.act(); x != nil {
 		x.asked = name
 	}
-	lease, err := g.sched.Acquire(r.Context(), target)
-	if err != nil {
-		if r.Context().Err() == nil {
-			apierr.WriteErr(rec, err)
-		}
+	lease := g.lease(q, target)
+	if lease == nil {
 		return
 	}
 	defer lease.Release()
-	x.leased(lease)
-	model = lease.Model.Name
 	if err := writePart(out, modelHeader, strings.NewReader(lease.Model.ServedName())); err != nil {
-		openAIError(rec, http.StatusInternalServerError, "spool", err.Error())
+		openAIError(q, http.StatusInternalServerError, "spool", err.Error())
 		return
 	}
 	if err := out.Close(); err != nil {
-		openAIError(rec, http.StatusInternalServerError, "spool", err.Error())
+		openAIError(q, http.StatusInternalServerError, "spool", err.Error())
 		return
 	}
 	size, err := spool.Seek(0, io.SeekCurrent)
@@ -107,21 +96,21 @@ func (g *Gateway) upload(w http.ResponseWriter, r *http.Request) {
 		_, err = spool.Seek(0, io.SeekStart)
 	}
 	if err != nil {
-		openAIError(rec, http.StatusInternalServerError, "spool", err.Error())
+		openAIError(q, http.StatusInternalServerError, "spool", err.Error())
 		return
 	}
 	h := r.Header.Clone()
 	h.Set("Content-Type", out.FormDataContentType())
 	resp, err := g.up.sendBody(engineAddr(lease.BaseURL), r, r.Method, r.URL.RequestURI(), h, outBody{stream: spool, n: size})
 	if err != nil {
-		if r.Context().Err() == nil {
-			g.upstreamDead(rec, lease, err)
+		if !q.gone() {
+			g.upstreamDead(q, lease, err)
 		}
 		return
 	}
 	defer resp.Body.Close()
-	g.writeHead(rec, resp, lease)
-	g.copyBody(rec, r, resp, lease, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"))
+	g.writeHead(q, resp, lease)
+	g.copyBody(q, resp, lease, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"))
 }
 
 func writePart(w *multipart.Writer, header map[string][]string, body io.Reader) error {
@@ -139,24 +128,16 @@ func writePart(w *multipart.Writer, header map[string][]string, body io.Reader) 
 // /get_server_info. It needs an admin key: these routes can change an
 // engine's state.
 func (g *Gateway) upstreamRelay(w http.ResponseWriter, r *http.Request) {
-	began := time.Now()
-	rec := g.newRecorder(w)
-	model := "-"
-	defer func() { g.observe(rec, r, model, began) }()
-	x := exchangeOf(rec)
-	if x != nil {
+	q := g.begin(w, r)
+	defer g.finish(q)
+	if x := q.act(); x != nil {
 		x.asked = r.PathValue("model")
 	}
-	lease, err := g.sched.Acquire(r.Context(), r.PathValue("model"))
-	if err != nil {
-		if r.Context().Err() == nil {
-			apierr.WriteErr(rec, err)
-		}
+	lease := g.lease(q, r.PathValue("model"))
+	if lease == nil {
 		return
 	}
 	defer lease.Release()
-	x.leased(lease)
-	model = lease.Model.Name
 	uri := "/" + r.PathValue("path")
 	if r.URL.RawQuery != "" {
 		uri += "?" + r.URL.RawQuery
@@ -167,22 +148,22 @@ func (g *Gateway) upstreamRelay(w http.ResponseWriter, r *http.Request) {
 		defer g.bodies.Add(-held)
 		if err != nil {
 			a := bodyError(err)
-			openAIError(rec, a.Status, a.Code, err.Error())
+			openAIError(q, a.Status, a.Code, err.Error())
 			return
 		}
 		body = outBody{bytes: b}
 	} else if r.ContentLength > int64(g.sched.Config().MaxBody) {
-		openAIError(rec, http.StatusRequestEntityTooLarge, "request_too_large", "the body is over max_body")
+		openAIError(q, http.StatusRequestEntityTooLarge, "request_too_large", "the body is over max_body")
 		return
 	}
 	resp, err := g.up.sendBody(engineAddr(lease.BaseURL), r, r.Method, uri, r.Header, body)
 	if err != nil {
-		if r.Context().Err() == nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-			g.upstreamDead(rec, lease, err)
+		if !q.gone() && !errors.Is(err, io.ErrUnexpectedEOF) {
+			g.upstreamDead(q, lease, err)
 		}
 		return
 	}
 	defer resp.Body.Close()
-	g.writeHead(rec, resp, lease)
-	g.copyBody(rec, r, resp, lease, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"))
+	g.writeHead(q, resp, lease)
+	g.copyBody(q, resp, lease, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"))
 }
