@@ -75,6 +75,9 @@ type Config struct {
 	// one lists and relays to.
 	Peers map[string]*Peer `yaml:"peers" json:"peers,omitempty"`
 
+	// Kubernetes is for `gantry export kubernetes`; serve ignores it.
+	Kubernetes *Kubernetes `yaml:"kubernetes" json:"kubernetes,omitempty"`
+
 	// File is the path the config was read from ("" for the built-in demo).
 	File string `yaml:"-" json:"file"`
 
@@ -82,6 +85,9 @@ type Config struct {
 	// bad holds the key paths whose values did not decode: they get the
 	// default, so one bad value is reported once, not again as a zero.
 	bad map[string]bool
+	// envRefs holds, by key path, each value as written when it names
+	// ${env.X}: what export writes as a reference instead of the value.
+	envRefs map[string]string
 }
 
 // Activity bounds the activity log (<root>/state/activity): records older
@@ -347,9 +353,27 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data)
 }
 
+// LoadKeepingUnsetEnv is Load for verbs that write ${env.X} references
+// elsewhere rather than use their values (export kubernetes): a variable
+// that is not set stays as written instead of being a problem.
+func LoadKeepingUnsetEnv(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", path, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return parseChecked(path, data, true)
+}
+
 // Parse is Load on bytes already read; name is used in messages.
 func Parse(name string, data []byte) (*Config, error) {
-	c, probs := parse(name, data)
+	return parseChecked(name, data, false)
+}
+
+func parseChecked(name string, data []byte, keepUnset bool) (*Config, error) {
+	c, probs := parse(name, data, keepUnset)
 	if c != nil {
 		// Validate even after decoding problems: a user fixing a config
 		// wants every problem in one go, not one per run.
@@ -364,7 +388,7 @@ func Parse(name string, data []byte) (*Config, error) {
 
 // ParseUnchecked decodes and applies defaults but does not run Validate; the
 // returned Problems hold syntax and decoding errors only.
-func parse(name string, data []byte) (*Config, Problems) {
+func parse(name string, data []byte, keepUnset bool) (*Config, Problems) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, Problems{{File: name, Line: yamlErrLine(err), Msg: cleanYAMLErr(err)}}
@@ -376,7 +400,8 @@ func parse(name string, data []byte) (*Config, Problems) {
 	}
 	root := doc.Content[0]
 	var probs Problems
-	expandEnv(root, nil, name, &probs)
+	c.envRefs = map[string]string{}
+	expandEnv(root, nil, envCtx{file: name, probs: &probs, refs: c.envRefs, keepUnset: keepUnset})
 	checkKeys(root, typeOfConfig, nil, name, &probs)
 	if err := root.Decode(c); err != nil {
 		var te *yaml.TypeError
@@ -417,22 +442,35 @@ func cleanYAMLErr(err error) string {
 
 var envRE = regexp.MustCompile(`\$\$?\{env\.([^}]*)\}`)
 
+// envCtx is what expandEnv reports to: the problems, the references by
+// key path, and whether an unset variable may stay as written.
+type envCtx struct {
+	file      string
+	probs     *Problems
+	refs      map[string]string
+	keepUnset bool
+}
+
 // expandEnv replaces ${env.NAME} in every scalar value with the variable's
-// value; an unset variable is a problem (not silently ""). $${env.X} is a
-// literal ${env.X}.
-func expandEnv(n *yaml.Node, path []string, file string, probs *Problems) {
+// value; an unset variable is a problem (not silently ""), unless
+// keepUnset, when it stays as written. $${env.X} is a literal ${env.X}.
+func expandEnv(n *yaml.Node, path []string, ec envCtx) {
+	file, probs := ec.file, ec.probs
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			expandEnv(n.Content[i+1], append(path, n.Content[i].Value), file, probs)
+			expandEnv(n.Content[i+1], append(path, n.Content[i].Value), ec)
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			expandEnv(c, append(path, strconv.Itoa(i)), file, probs)
+			expandEnv(c, append(path, strconv.Itoa(i)), ec)
 		}
 	case yaml.ScalarNode:
 		if !strings.Contains(n.Value, "{env.") {
 			return
+		}
+		if ec.refs != nil {
+			ec.refs[strings.Join(path, ".")] = n.Value
 		}
 		n.Value = envRE.ReplaceAllStringFunc(n.Value, func(m string) string {
 			if strings.HasPrefix(m, "$$") {
@@ -444,6 +482,9 @@ func expandEnv(n *yaml.Node, path []string, file string, probs *Problems) {
 				return m
 			}
 			v, ok := os.LookupEnv(name)
+			if !ok && ec.keepUnset {
+				return m
+			}
 			if !ok {
 				*probs = append(*probs, Problem{File: file, Line: n.Line, Path: strings.Join(path, "."), Msg: fmt.Sprintf("%s: environment variable %s is not set", m, name)})
 				return m

@@ -371,6 +371,7 @@ func (v *validator) run() {
 		portUsers[s.Port] = append(portUsers[s.Port], user{"slots." + name, append(p, "port")})
 	}
 	v.peers()
+	v.kubernetes()
 	ollamaUsers := 0
 	for _, name := range c.ModelNames() {
 		m := c.Models[name]
