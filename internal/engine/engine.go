@@ -85,6 +85,10 @@ type Host struct {
 	Config *config.Config
 	// Self is the gantry executable, used to run `gantry sim`.
 	Self string
+	// NodeRank, when set, is the rank a model across nodes is told
+	// instead of this box's place in nodes: — a reference the runtime
+	// fills in, such as LeaderWorkerSet's $(LWS_WORKER_INDEX).
+	NodeRank string
 }
 
 // Resources are what the planner decided for a model.
@@ -358,7 +362,7 @@ func (sglang) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 		a = ctxFlag(a, m, r, "--context-length")
 		a = memFlag(a, m, r, "--mem-fraction-static")
 		a = intFlag(a, m, "--max-total-tokens", r.MaxTotalTokens)
-		a = append(a, nodeFlags(m)...)
+		a = append(a, nodeFlags(m, h)...)
 		return userArgs(a, m, r)
 	}
 	if m.Runtime == config.RuntimeDocker {
@@ -372,8 +376,10 @@ func (sglang) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 }
 
 func (sglang) Probe(ctx context.Context, c *http.Client, base string, m *config.Model) Readiness {
-	return probeHealth(ctx, c, base+"/health", "warming up")
+	return probeHealth(ctx, c, base+sglang{}.ReadyPath(m), "warming up")
 }
+
+func (sglang) ReadyPath(*config.Model) string { return "/health" }
 
 // vllm is `vllm serve`.
 type vllm struct{}
@@ -385,7 +391,7 @@ func (vllm) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 		a = ctxFlag(a, m, r, "--max-model-len")
 		a = memFlag(a, m, r, "--gpu-memory-utilization")
 		a = intFlag(a, m, "--kv-cache-memory-bytes", r.KVCacheBytes)
-		a = append(a, nodeFlags(m)...)
+		a = append(a, nodeFlags(m, h)...)
 		return userArgs(a, m, r)
 	}
 	if m.Runtime == config.RuntimeDocker {
@@ -403,7 +409,14 @@ func (vllm) Probe(ctx context.Context, c *http.Client, base string, m *config.Mo
 		// A headless rank serves no HTTP at all: running is all it says.
 		return Readiness{Ready: true}
 	}
-	return probeHealth(ctx, c, base+"/health", "loading")
+	return probeHealth(ctx, c, base+vllm{}.ReadyPath(m), "loading")
+}
+
+func (vllm) ReadyPath(m *config.Model) string {
+	if m.Follower() {
+		return ""
+	}
+	return "/health"
 }
 
 // trtllm is TensorRT-LLM's trtllm-serve (PyTorch backend).
@@ -428,8 +441,10 @@ func (trtllm) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 }
 
 func (trtllm) Probe(ctx context.Context, c *http.Client, base string, m *config.Model) Readiness {
-	return probeHealth(ctx, c, base+"/health", "loading")
+	return probeHealth(ctx, c, base+trtllm{}.ReadyPath(m), "loading")
 }
+
+func (trtllm) ReadyPath(*config.Model) string { return "/health" }
 
 // llamacpp is llama.cpp's llama-server, serving one GGUF file.
 type llamacpp struct{}
@@ -457,8 +472,10 @@ func (llamacpp) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 }
 
 func (llamacpp) Probe(ctx context.Context, c *http.Client, base string, m *config.Model) Readiness {
-	return probeHealth(ctx, c, base+"/health", "loading")
+	return probeHealth(ctx, c, base+llamacpp{}.ReadyPath(m), "loading")
 }
+
+func (llamacpp) ReadyPath(*config.Model) string { return "/health" }
 
 // ollama is `ollama serve`, which hosts the models itself; gantry keeps
 // models loaded (OLLAMA_KEEP_ALIVE=-1) and decides when to unload them.
@@ -491,8 +508,10 @@ func (ollama) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 }
 
 func (ollama) Probe(ctx context.Context, c *http.Client, base string, m *config.Model) Readiness {
-	return probeHealth(ctx, c, base+"/api/version", "loading")
+	return probeHealth(ctx, c, base+ollama{}.ReadyPath(m), "loading")
 }
+
+func (ollama) ReadyPath(*config.Model) string { return "/api/version" }
 
 // command is any OpenAI-compatible server the user names.
 type command struct{}
@@ -502,12 +521,17 @@ func (command) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 		return Launch{}, errors.New("engine command needs command:")
 	}
 	argv := append(slices.Clone(m.Command), m.Args...)
+	if m.Runtime == config.RuntimeDocker { // only as export's container form: the image's own server
+		return dockerRun(m, h, nil, plannedEnv(m, r), argv), nil
+	}
 	return Launch{Argv: argv}, nil
 }
 
 func (command) Probe(ctx context.Context, c *http.Client, base string, m *config.Model) Readiness {
 	return probeHealth(ctx, c, base+m.Health, "loading")
 }
+
+func (command) ReadyPath(m *config.Model) string { return m.Health }
 
 // sim is gantry's simulated engine, `gantry sim`.
 type sim struct{}
@@ -518,17 +542,33 @@ func (sim) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 		self = "gantry"
 	}
 	argv := []string{self, "sim", "--port", strconv.Itoa(m.Port), "--model", m.Name}
-	argv = append(argv, nodeFlags(m)...)
+	if m.Runtime == config.RuntimeDocker {
+		// only as export's container form: an image with gantry on its PATH
+		argv = []string{"gantry", "sim", "--host", "0.0.0.0", "--port", strconv.Itoa(m.Port), "--model", m.Name}
+	}
+	argv = append(argv, nodeFlags(m, h)...)
 	argv = append(argv, m.Args...)
+	if m.Runtime == config.RuntimeDocker {
+		l := dockerRun(m, h, nil, plannedEnv(m, r), argv)
+		l.MetricsURL = "/metrics"
+		return l, nil
+	}
 	return Launch{Argv: argv, MetricsURL: "/metrics"}, nil
 }
 
 func (sim) Probe(ctx context.Context, c *http.Client, base string, m *config.Model) Readiness {
-	if FlagValue(m.Args, "--flavor") == "ollama" {
-		return probeHealth(ctx, c, base+"/api/version", "loading")
-	}
-	return probeHealth(ctx, c, base+"/health", "loading")
+	return probeHealth(ctx, c, base+sim{}.ReadyPath(m), "loading")
 }
+
+func (sim) ReadyPath(m *config.Model) string {
+	if FlagValue(m.Args, "--flavor") == "ollama" {
+		return "/api/version"
+	}
+	return "/health"
+}
+
+// UsesGPU is false: the simulated engine computes nothing.
+func (sim) UsesGPU() bool { return false }
 
 // FlagValue returns the value args give flag ("--flag v" or
 // "--flag=v"), "" when they do not set it.
@@ -555,11 +595,14 @@ func FlagValue(args []string, flag string) string {
 //     N --node-rank R --master-addr HOST --master-port PORT, and --headless
 //     on ranks ≥ 1.
 //   - gantry sim: SGLang's flags.
-func nodeFlags(m *config.Model) []string {
+func nodeFlags(m *config.Model, h Host) []string {
 	if !m.MultiNode() {
 		return nil
 	}
 	n, r := strconv.Itoa(len(m.Nodes)), strconv.Itoa(m.Rank())
+	if h.NodeRank != "" {
+		r = h.NodeRank
+	}
 	if m.Engine != config.EngineVLLM {
 		return []string{"--nnodes", n, "--node-rank", r, "--dist-init-addr", m.DistInitAddr}
 	}
