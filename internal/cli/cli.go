@@ -92,6 +92,7 @@ func verbs() []verb {
 		{"doctor", "[--json]", "check the box: GPU, memory, docker, engines, ports, root tree, config", runDoctor},
 		{"init", "[--root DIR]", "create the ~/ai tree and a starter config from the models found", runInit},
 		{"docs", "[--out DIR]", "write inference_endpoints.md and model_inventory.md", runDocs},
+		{"export", "kubernetes [--namespace N] [--models a,b] [--out DIR]", "write Kubernetes manifests: per model a Deployment, Service and Inference Extension routing", runExport},
 		{"units", "[--out DIR] [--per-model]", "write systemd units: gantry.service, and per model with --per-model", runUnits},
 		{"config", "validate [--config P]", "check a config file and list every problem", runConfig},
 		{"sim", "[--port N] [--flavor F] ...", "run the simulated engine (for tests, demos, benchmarks)", runSim},

@@ -80,8 +80,8 @@ func InContainer(m *config.Model, h Host, r Resources) (*ContainerSpec, error) {
 	if err != nil {
 		return nil, err
 	}
-	if l.Box == nil {
+	if l.Container == nil {
 		return nil, fmt.Errorf("%s: engine %s has no container form", m.Name, m.Engine)
 	}
-	return l.Box, nil
+	return l.Container, nil
 }

@@ -54,6 +54,10 @@ type ContainerSpec struct {
 	// Argv is the engine's own command, program first (vllm serve …);
 	// fitted to the image's entrypoint when the container is created.
 	Argv []string
+	// EntrypointArgs is true when Argv holds only what follows the
+	// engine program, which the engine's images have as their entrypoint
+	// (llama.cpp's server image, ollama/ollama).
+	EntrypointArgs bool
 	// Env is KEY=VALUE for the container: the model's env: (values go
 	// through the API, never into argv or logs) and the planner's.
 	Env []string
@@ -465,6 +469,7 @@ func (llamacpp) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 		mounts := []string{filepath.Dir(p) + ":/model:ro"}
 		l := dockerRun(m, h, mounts, nil, tail("/model/"+filepath.Base(p), "0.0.0.0"))
 		l.MetricsURL = "/metrics"
+		l.Container.EntrypointArgs = true
 		return l, nil
 	}
 	argv := append([]string{binary(h, m.Engine, "llama-server")}, tail(p, "127.0.0.1")...)
@@ -498,6 +503,7 @@ func (ollama) Launch(m *config.Model, h Host, r Resources) (Launch, error) {
 		mounts := []string{OllamaModelsDir(h.Config) + ":/root/.ollama/models"}
 		l := dockerRun(m, h, mounts, env("0.0.0.0", "/root/.ollama/models"), append([]string{"serve"}, m.Args...))
 		l.DockerName = "gantry-ollama"
+		l.Container.EntrypointArgs = true
 		l.PreStart[len(l.PreStart)-1] = l.DockerName
 		l.Stop[len(l.Stop)-1] = l.DockerName
 		l.Argv[slices.Index(l.Argv, ContainerName(m.Name))] = l.DockerName

@@ -1,0 +1,159 @@
+package kube
+
+import (
+	"errors"
+	"flag"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/inventory"
+	"github.com/gantryhq/gantry/internal/plan"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// noFiles is the planner's inspector for a box that holds none of the
+// models' files: the plans come from memory: alone.
+func noFiles(string) (*inventory.Model, error) { return nil, fs.ErrNotExist }
+
+// secrets are set while the golden config loads: none may reach a manifest.
+var secrets = map[string]string{
+	"GANTRY_TEST_HF_TOKEN": "hf-secret-value-1",
+	"GANTRY_TEST_VLLM_KEY": "vllm-secret-value-2",
+}
+
+func load(t *testing.T, file string) *config.Config {
+	t.Helper()
+	for k, v := range secrets {
+		t.Setenv(k, v)
+	}
+	os.Unsetenv("GANTRY_TEST_CMD_TOKEN") // unset: kept as a reference all the same
+	c, err := config.LoadKeepingUnsetEnv(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func export(t *testing.T, c *config.Config, models ...string) (*Result, error) {
+	t.Helper()
+	return Export(c, Options{Models: models, Plans: plan.Make(c, PlanBox(c), noFiles)})
+}
+
+// TestGoldenManifests pins the manifests of every engine × runtime (and
+// models across nodes): a change is a decision seen in review. Rewrite
+// with go test ./internal/export/kube -update.
+func TestGoldenManifests(t *testing.T) {
+	c := load(t, "testdata/engines.yaml")
+	res, err := export(t, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Files) != len(c.Models)+1 {
+		t.Fatalf("%d files for %d models", len(res.Files), len(c.Models))
+	}
+	for _, f := range res.Files {
+		t.Run(f.Name, func(t *testing.T) {
+			b, err := Marshal("", f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, filepath.Join("testdata", "golden", f.Name), b)
+			for k, v := range secrets {
+				if strings.Contains(string(b), v) {
+					t.Errorf("the value of %s is in the manifest", k)
+				}
+			}
+			if strings.Contains(string(b), "sk-literal-value") {
+				t.Error("a literal secret-named env value is in the manifest")
+			}
+			// every document is a YAML object with a kind
+			dec := yaml.NewDecoder(strings.NewReader(string(b)))
+			for {
+				var o map[string]any
+				if err := dec.Decode(&o); err != nil {
+					break
+				}
+				if o["kind"] == nil || o["apiVersion"] == nil {
+					t.Errorf("an object without kind or apiVersion: %v", o)
+				}
+			}
+		})
+	}
+	golden(t, filepath.Join("testdata", "golden", "header.txt"), []byte(Header(res)))
+}
+
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test ./internal/export/kube -update writes it)", err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("%s changed; got:\n%s", path, got)
+	}
+}
+
+// TestRefusals: what cannot be expressed is refused with its reason, and
+// nothing is exported.
+func TestRefusals(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"native engine, no image", `models: {s: {engine: sim, port: 30500, memory: 1GiB}}`,
+			"s: runtime native, engine sim: no container image (set models.s.image or engines.sim.image"},
+		{"outside the claim", `root: /srv/ai
+kubernetes: {models_volume: {pvc: models}}
+models: {g: {engine: llamacpp, runtime: docker, path: /elsewhere/tiny.gguf, port: 30500, memory: 1GiB}}`,
+			"g: /elsewhere is outside /srv/ai/models, which claim models holds"},
+		{"env in the image", `models: {s: {engine: vllm, runtime: docker, image: "${env.GANTRY_TEST_IMAGE}", path: m, port: 30500, memory: 1GiB}}`,
+			"s: models.s.image names ${env.…}; a manifest can take a Secret's value only in env:, args: and command:"},
+		{"names clash", `engines: {sim: {image: "x/sim:v1"}}
+models: {Chat: {engine: sim, port: 30500, memory: 1GiB}, chat: {engine: sim, port: 30501, memory: 1GiB}}`,
+			`its Kubernetes name "chat" is also`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("GANTRY_TEST_IMAGE", "vllm/vllm-openai:v0.11.0")
+			c, err := config.Parse("t.yaml", []byte(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := export(t, c)
+			if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, %v; want a refusal saying %q", res, err, tc.want)
+			}
+		})
+	}
+	c, _ := config.Parse("t.yaml", []byte(`models: {s: {engine: sim, port: 30500, memory: 1GiB}}`))
+	if _, err := export(t, c, "nope"); err == nil || !strings.Contains(err.Error(), `no model "nope"`) {
+		t.Errorf("an unknown model: %v", err)
+	}
+}
+
+// TestOnlyChosenModels: --models exports those, and a model the config
+// cannot express is no obstacle when it is left out.
+func TestOnlyChosenModels(t *testing.T) {
+	c, err := config.Parse("t.yaml", []byte(`models:
+  a: {engine: vllm, runtime: docker, path: m, port: 30500, memory: 1GiB}
+  s: {engine: sim, port: 30501, memory: 1GiB}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := export(t, c, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Files) != 2 || res.Files[1].Name != "a.yaml" {
+		t.Errorf("files %v", res.Files)
+	}
+}
