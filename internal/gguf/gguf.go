@@ -92,9 +92,58 @@ func Read(path string) (*File, error) {
 	return Parse(f)
 }
 
+// source is where a header is read from. ahead(n) says the next n bytes
+// are certainly header: a source over HTTP ranges fetches them in one go,
+// and never asks for a byte it is not sure of, so no tensor data is read.
+type source interface {
+	io.Reader
+	ahead(n int64)
+}
+
+// stream reads a header from an io.Reader, buffered; hints do not matter.
+type stream struct{ *bufio.Reader }
+
+func (stream) ahead(int64) {}
+
+// ranges reads a header through an io.ReaderAt, one ReadAt per fill, each
+// as large as the header is certain to be from there (at most maxFetch).
+type ranges struct {
+	r    io.ReaderAt
+	off  int64 // file offset of buf[0]
+	buf  []byte
+	pos  int
+	sure int64 // file offset up to which the bytes are header
+}
+
+// maxFetch bounds one read, and so the memory a read may hold.
+const maxFetch = 16 << 20
+
+func (s *ranges) ahead(n int64) { s.sure = max(s.sure, s.off+int64(s.pos)+n) }
+
+func (s *ranges) Read(p []byte) (int, error) {
+	if s.pos == len(s.buf) {
+		at := s.off + int64(len(s.buf))
+		want := min(max(int64(len(p)), s.sure-at), maxFetch)
+		if cap(s.buf) < int(want) {
+			s.buf = make([]byte, want)
+		}
+		n, err := s.r.ReadAt(s.buf[:want], at)
+		s.off, s.buf, s.pos = at, s.buf[:n], 0
+		if n == 0 {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+	}
+	n := copy(p, s.buf[s.pos:])
+	s.pos += n
+	return n, nil
+}
+
 // counter counts the bytes read, to find the data offset.
 type counter struct {
-	r *bufio.Reader
+	r source
 	n int64
 }
 
@@ -106,7 +155,22 @@ func (c *counter) Read(p []byte) (int, error) {
 
 // Parse reads a GGUF header from r.
 func Parse(r io.Reader) (*File, error) {
-	c := &counter{r: bufio.NewReaderSize(r, 64<<10)}
+	return parse(stream{bufio.NewReaderSize(r, 64<<10)})
+}
+
+// ParseAt reads a GGUF header through r (a file, or a file's HTTP ranges)
+// without reading a byte past the header: each read asks for what the
+// header's own counts say must still follow (a key costs at least 13
+// bytes, a tensor's info 24, a string its length, an array its count
+// times its element's least size), so a remote file gives its metadata in
+// a few dozen requests and none of its weights.
+func ParseAt(r io.ReaderAt) (*File, error) {
+	return parse(&ranges{r: r})
+}
+
+func parse(src source) (*File, error) {
+	c := &counter{r: src}
+	src.ahead(24)
 	var magic [4]byte
 	if _, err := io.ReadFull(c, magic[:]); err != nil {
 		return nil, fmt.Errorf("gguf: %w", err)
@@ -115,7 +179,7 @@ func Parse(r io.Reader) (*File, error) {
 		return nil, errors.New("gguf: not a GGUF file (bad magic)")
 	}
 	f := &File{KV: map[string]any{}}
-	rd := reader{r: c}
+	rd := reader{r: c, src: src}
 	f.Version = rd.u32()
 	if rd.err == nil && (f.Version < 2 || f.Version > 3) {
 		return nil, fmt.Errorf("gguf: version %d is not supported (2 or 3)", f.Version)
@@ -130,9 +194,15 @@ func Parse(r io.Reader) (*File, error) {
 	if nkv > maxKVs {
 		return nil, fmt.Errorf("gguf: claims %d metadata keys (more than %d)", nkv, maxKVs)
 	}
+	// The least each key and each tensor's info still take.
+	const kvMin, tensorMin = 8 + 4 + 1, 8 + 4 + 4 + 8
+	src.ahead(int64(nkv*kvMin + nt*tensorMin))
 	for i := uint64(0); i < nkv && rd.err == nil; i++ {
+		rest := int64((nkv-i-1)*kvMin + nt*tensorMin)
+		rd.after = 4 + 1 + rest
 		k := rd.str()
 		t := rd.u32()
+		rd.after = rest
 		v := rd.value(t, 0)
 		if rd.err == nil {
 			f.KV[k] = v
@@ -140,11 +210,14 @@ func Parse(r io.Reader) (*File, error) {
 		}
 	}
 	for i := uint64(0); i < nt && rd.err == nil; i++ {
+		rest := int64((nt - i - 1) * tensorMin)
+		rd.after = 4 + 4 + 8 + rest
 		ti := TensorInfo{Name: rd.str()}
 		nd := rd.u32()
 		if nd > maxDims {
 			return nil, fmt.Errorf("gguf: tensor %q has %d dimensions", ti.Name, nd)
 		}
+		src.ahead(int64(nd)*8 + 4 + 8 + rest)
 		for d := uint32(0); d < nd; d++ {
 			ti.Dims = append(ti.Dims, rd.u64())
 		}
@@ -165,8 +238,12 @@ func Parse(r io.Reader) (*File, error) {
 
 type reader struct {
 	r   io.Reader
-	err error
-	buf [8]byte
+	src source
+	// after is the least number of header bytes that follow the value
+	// being read.
+	after int64
+	err   error
+	buf   [8]byte
 }
 
 func (r *reader) read(n int) []byte {
@@ -194,6 +271,7 @@ func (r *reader) str() string {
 		r.err = fmt.Errorf("a string of %d bytes (limit %d)", n, maxString)
 		return ""
 	}
+	r.src.ahead(int64(n) + r.after)
 	// Grow with the data actually there: a claimed length costs nothing
 	// until the bytes arrive.
 	var b strings.Builder
@@ -244,14 +322,33 @@ func (r *reader) value(t uint32, depth int) any {
 			r.err = fmt.Errorf("an array of %d items (limit %d)", n, maxArray)
 			return nil
 		}
+		after, least := r.after, minSize(et)
+		r.src.ahead(int64(n)*least + after)
 		out := make([]any, 0, min(n, 4096))
 		for i := uint64(0); i < n && r.err == nil; i++ {
+			r.after = int64(n-i-1)*least + after
 			out = append(out, r.value(et, depth+1))
 		}
+		r.after = after
 		return out
 	}
 	r.err = fmt.Errorf("unknown metadata value type %d", t)
 	return nil
+}
+
+// minSize is the least bytes a value of type t takes.
+func minSize(t uint32) int64 {
+	switch t {
+	case TypeUint8, TypeInt8, TypeBool:
+		return 1
+	case TypeUint16, TypeInt16:
+		return 2
+	case TypeUint32, TypeInt32, TypeFloat32:
+		return 4
+	case TypeArray:
+		return 4 + 8
+	}
+	return 8 // 64-bit numbers; a string's length
 }
 
 // String returns a string metadata value ("" when absent).

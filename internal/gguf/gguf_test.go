@@ -3,8 +3,10 @@ package gguf
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -94,6 +96,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(header(1, 1))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		Parse(bytes.NewReader(b)) // must not panic, hang or allocate without bound
+		ParseAt(bytes.NewReader(b))
 	})
 }
 
@@ -141,5 +144,59 @@ func TestQuantizedTiny(t *testing.T) {
 		if got := uint64(st.Size()) - uint64(f.DataOffset); got < data || got > data+32 {
 			t.Errorf("%v: data section %d bytes, tensors need %d", typ, got, data)
 		}
+	}
+}
+
+// watched is an io.ReaderAt that records the furthest byte asked for.
+type watched struct {
+	b     []byte
+	reads int
+	end   int64
+}
+
+func (w *watched) ReadAt(p []byte, off int64) (int, error) {
+	w.reads++
+	w.end = max(w.end, off+int64(len(p)))
+	if off >= int64(len(w.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, w.b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// TestParseAtReadsNoTensorData: through ReaderAt, the header is read
+// whole (the same as a stream parse) and not one byte of tensor data is
+// asked for, in a handful of reads.
+func TestParseAtReadsNoTensorData(t *testing.T) {
+	for _, tiny := range []Tiny{{}, {Blocks: 6, Type: Q8_0}, {Blocks: 1, Embd: 32, Heads: 2, FF: 32}} {
+		p := filepath.Join(t.TempDir(), "m.gguf")
+		if _, err := TinyLlama(p, tiny); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(p)
+		want, err := Parse(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &watched{b: b}
+		got, err := ParseAt(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%+v: ParseAt and Parse differ", tiny)
+		}
+		// The header ends where the last tensor info does, before the
+		// alignment padding.
+		if w.end > want.DataOffset {
+			t.Errorf("%+v: read up to byte %d, tensor data starts at %d", tiny, w.end, want.DataOffset)
+		}
+		if w.reads > 40 {
+			t.Errorf("%+v: %d reads for a %d-byte header", tiny, w.reads, want.DataOffset)
+		}
+		t.Logf("%+v: %d reads for a %d-byte header", tiny, w.reads, want.DataOffset)
 	}
 }

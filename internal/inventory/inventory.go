@@ -1,24 +1,28 @@
-// Package inventory knows the model files on disk: it reads config.json,
-// hf_quant_config.json and the headers of safetensors and GGUF files (never
-// the weights) and says what a model is, how it is quantized, how many bytes
-// its weights take and how much KV cache a token costs.
+// Package inventory knows a model's files — on disk, or a repository read
+// through HTTP ranges, by the same code (Files): it reads config.json,
+// hf_quant_config.json, the chat template and the headers of safetensors
+// and GGUF files (never the weights) and says what a model is, how it is
+// quantized, how many bytes its weights take and how much KV cache a
+// token costs.
 package inventory
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/gantryhq/gantry/internal/gguf"
 )
 
-// Model is what gantry knows about one model on disk. Fields that could
-// not be read are zero; Problems says why.
+// Model is what gantry knows about one model, on disk or read over the
+// network. Fields that could not be read are zero; Problems says why.
 type Model struct {
 	Name         string `json:"name"`
 	Path         string `json:"path"`
@@ -30,12 +34,15 @@ type Model struct {
 	Params       int64  `json:"params"`
 	WeightBytes  int64  `json:"weight_bytes"`
 	KV
-	MaxContext int64    `json:"max_context"`
-	Quant      Quant    `json:"quantization"`
-	DiskBytes  int64    `json:"disk_bytes"`
-	Files      int      `json:"files"`
-	Tensors    int      `json:"tensors"`
-	Problems   []string `json:"problems,omitempty"`
+	MaxContext int64 `json:"max_context"`
+	Quant      Quant `json:"quantization"`
+	// ChatTemplate says the model carries a chat template (in
+	// tokenizer_config.json, chat_template.jinja or GGUF metadata).
+	ChatTemplate bool     `json:"chat_template"`
+	DiskBytes    int64    `json:"disk_bytes"`
+	Files        int      `json:"files"`
+	Tensors      int      `json:"tensors"`
+	Problems     []string `json:"problems,omitempty"`
 }
 
 // Inspect reads the model at path: a folder with config.json and/or
@@ -45,81 +52,115 @@ func Inspect(path string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Path: path, Name: filepath.Base(path)}
 	if !st.IsDir() {
 		if !strings.HasSuffix(strings.ToLower(path), ".gguf") {
 			return nil, fmt.Errorf("%s: not a model folder or .gguf file", path)
 		}
-		m.Name = strings.TrimSuffix(m.Name, filepath.Ext(m.Name))
-		return m, m.readGGUF(path, st.Size())
+		m, err := InspectGGUF(Dir(filepath.Dir(path)), []string{filepath.Base(path)})
+		if m != nil {
+			m.Path = path
+		}
+		return m, err
 	}
-	return m, m.readFolder(path)
+	return InspectFiles(Dir(path))
 }
 
 func (m *Model) problem(format string, args ...any) {
 	m.Problems = append(m.Problems, fmt.Sprintf(format, args...))
 }
 
-func (m *Model) readFolder(dir string) error {
-	ents, err := os.ReadDir(dir)
+// InspectFiles reads a model folder's files: config.json, the
+// quantization configs, the chat template and every safetensors shard's
+// header (the index's shards when there is one).
+func InspectFiles(fs Files) (*Model, error) {
+	m := &Model{Path: fs.Where(), Name: path.Base(fs.Where())}
+	ix, names, err := listIndex(fs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var shards []string
-	hasConfig, hasIndex, hasQuant := false, false, false
-	for _, e := range ents {
-		n := e.Name()
-		switch {
-		case n == "config.json":
-			hasConfig = true
-		case n == "model.safetensors.index.json":
-			hasIndex = true
-		case n == "hf_quant_config.json":
-			hasQuant = true
-		case strings.HasSuffix(n, ".safetensors"):
-			shards = append(shards, n)
-		}
-		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
-			m.DiskBytes += info.Size()
+	for _, n := range names {
+		if !strings.Contains(n, "/") {
+			m.DiskBytes += ix[n]
 			m.Files++
 		}
-	}
-	if !hasConfig && len(shards) == 0 && !hasQuant {
-		return fmt.Errorf("%s: no config.json or *.safetensors", dir)
-	}
-	if hasConfig {
-		m.readConfig(filepath.Join(dir, "config.json"))
-	}
-	if hasQuant {
-		var hq hfQuantConfig
-		if err := readJSON(filepath.Join(dir, "hf_quant_config.json"), &hq); err != nil {
-			m.problem("hf_quant_config.json: %v", err)
-		} else if hq.Quantization.QuantAlgo != "" {
-			q := hq.quant()
-			if m.Quant.Format != "" && q.Format == "" {
-				q.Format = m.Quant.Format
-			}
-			m.Quant = q
+		if strings.HasSuffix(n, ".safetensors") && !strings.Contains(n, "/") {
+			shards = append(shards, n)
 		}
 	}
-	if hasIndex {
-		var ix safetensorsIndex
-		if err := readJSON(filepath.Join(dir, "model.safetensors.index.json"), &ix); err != nil {
+	_, hasConfig := ix["config.json"]
+	_, hasQuant := ix["hf_quant_config.json"]
+	if !hasConfig && len(shards) == 0 && !hasQuant {
+		return nil, fmt.Errorf("%s: no config.json or *.safetensors", fs.Where())
+	}
+	if hasConfig {
+		m.readConfig(fs, ix)
+	}
+	if hasQuant {
+		m.readQuantConfig(fs, ix)
+	}
+	if _, ok := ix["model.safetensors.index.json"]; ok {
+		var sx safetensorsIndex
+		if err := readJSON(fs, ix, "model.safetensors.index.json", &sx); err != nil {
 			m.problem("model.safetensors.index.json: %v", err)
-		} else if files, err := ix.shardFiles(); err != nil {
+		} else if files, err := sx.shardFiles(); err != nil {
 			m.problem("model.safetensors.index.json: %v", err)
 		} else {
 			shards = files
 		}
 	}
+	m.ChatTemplate = hasChatTemplate(fs, ix)
 	if len(shards) > 0 {
 		m.Format = "safetensors"
 	}
+	m.readShards(fs, ix, shards)
+	return m, nil
+}
+
+func (m *Model) readQuantConfig(fs Files, ix index) {
+	var hq hfQuantConfig
+	if err := readJSON(fs, ix, "hf_quant_config.json", &hq); err != nil {
+		m.problem("hf_quant_config.json: %v", err)
+	} else if hq.Quantization.QuantAlgo != "" {
+		q := hq.quant()
+		if m.Quant.Format != "" && q.Format == "" {
+			q.Format = m.Quant.Format
+		}
+		m.Quant = q
+	}
+}
+
+// readShards reads the shards' headers, several at once (each is one or
+// two round trips over the network), and sums their tensors in order.
+func (m *Model) readShards(fs Files, ix index, shards []string) {
+	heads := make([]*SafetensorsHeader, len(shards))
+	errs := make([]error, len(shards))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, s := range shards {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			size, ok := ix[s]
+			if !ok {
+				errs[i] = fmt.Errorf("listed in the index but not there: %w", os.ErrNotExist)
+				return
+			}
+			r, err := fs.Open(s)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer r.Close()
+			heads[i], errs[i] = parseSafetensors(io.NewSectionReader(r, 0, size), size)
+		}()
+	}
+	wg.Wait()
 	dtypes := map[string]int64{}
-	for _, s := range shards {
-		h, err := ReadSafetensors(filepath.Join(dir, s))
-		if err != nil {
-			m.problem("%s: %v", s, err)
+	for i, h := range heads {
+		if errs[i] != nil {
+			m.problem("%s: %v", shards[i], errs[i])
 			continue
 		}
 		for _, t := range h.Tensors {
@@ -132,7 +173,6 @@ func (m *Model) readFolder(dir string) error {
 	if m.DType == "" && len(dtypes) > 0 {
 		m.DType = strings.ToLower(mostBytes(dtypes))
 	}
-	return nil
 }
 
 func mostBytes(m map[string]int64) string {
@@ -153,25 +193,9 @@ func mostBytes(m map[string]int64) string {
 // maxConfig bounds config.json; real ones are kilobytes.
 const maxConfig = 16 << 20
 
-func readJSON(path string, v any) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if st.Size() > maxConfig {
-		return fmt.Errorf("%d bytes is too large for a config file", st.Size())
-	}
-	return json.NewDecoder(f).Decode(v)
-}
-
-func (m *Model) readConfig(path string) {
+func (m *Model) readConfig(fs Files, ix index) {
 	var c hfConfig
-	if err := readJSON(path, &c); err != nil {
+	if err := readJSON(fs, ix, "config.json", &c); err != nil {
 		m.problem("config.json: %v", err)
 		return
 	}
@@ -197,34 +221,77 @@ func (m *Model) readConfig(path string) {
 	}
 }
 
-func (m *Model) readGGUF(path string, size int64) error {
-	m.Format = "gguf"
-	m.DiskBytes, m.Files = size, 1
-	f, err := gguf.Read(path)
+// InspectGGUF reads a GGUF model: one file, or the shards of a split one
+// (name-00001-of-0000N.gguf …, in order), their headers only.
+func InspectGGUF(fs Files, names []string) (*Model, error) {
+	ix, _, err := listIndex(fs)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%s: no GGUF file named", fs.Where())
+	}
+	first := names[0]
+	m := &Model{Path: fs.Where() + "/" + first, Name: strings.TrimSuffix(path.Base(first), path.Ext(first)), Format: "gguf"}
+	var head *gguf.File
+	types := map[string]int64{}
+	for i, n := range names {
+		size, ok := ix[n]
+		if !ok {
+			return nil, fmt.Errorf("%s: %w", n, os.ErrNotExist)
+		}
+		m.DiskBytes += size
+		m.Files++
+		g, err := readGGUFHeader(fs, n)
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			head = g
+		}
+		fileWeights := int64(0)
+		for _, t := range g.Tensors {
+			b, ok := t.Bytes()
+			if !ok {
+				m.problem("tensor %s has a type gantry does not know (%v)", t.Name, t.Type)
+				continue
+			}
+			m.Params += int64(t.Elements())
+			m.WeightBytes += int64(b)
+			fileWeights += int64(b)
+			types[t.Type.String()] += int64(b)
+			m.Tensors++
+		}
+		if fileWeights > size {
+			m.problem("%s: tensors need %d bytes but the file has %d: truncated?", n, fileWeights, size)
+		}
+	}
+	m.readGGUFMeta(head, types)
+	return m, nil
+}
+
+func readGGUFHeader(fs Files, name string) (*gguf.File, error) {
+	r, err := fs.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	g, err := gguf.ParseAt(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return g, nil
+}
+
+// readGGUFMeta reads what the first file's metadata says of the model.
+func (m *Model) readGGUFMeta(f *gguf.File, types map[string]int64) {
 	arch := f.String("general.architecture")
 	m.Architecture, m.ModelType = arch, arch
 	m.Kind = "generation"
 	if _, ok := f.KV[arch+".pooling_type"]; ok || arch == "bert" || arch == "nomic-bert" {
 		m.Kind = "embedding"
 	}
-	types := map[string]int64{}
-	for _, t := range f.Tensors {
-		n, ok := t.Bytes()
-		if !ok {
-			m.problem("tensor %s has a type gantry does not know (%v)", t.Name, t.Type)
-			continue
-		}
-		m.Params += int64(t.Elements())
-		m.WeightBytes += int64(n)
-		types[t.Type.String()] += int64(n)
-		m.Tensors++
-	}
-	if m.WeightBytes > size {
-		m.problem("tensors need %d bytes but the file has %d: truncated?", m.WeightBytes, size)
-	}
+	m.ChatTemplate = f.String("tokenizer.chat_template") != ""
 	ftName := ""
 	if ft, ok := f.Uint("general.file_type"); ok {
 		ftName = gguf.FileTypeName(ft)
@@ -254,7 +321,6 @@ func (m *Model) readGGUF(path string, size int64) error {
 			m.KV.Window = int64(w)
 		}
 	}
-	return nil
 }
 
 // Scan finds the models under root: every folder with config.json or
