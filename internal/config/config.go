@@ -74,6 +74,8 @@ type Config struct {
 	// Peers are other gantry instances (other boxes) whose models this
 	// one lists and relays to.
 	Peers map[string]*Peer `yaml:"peers" json:"peers,omitempty"`
+	// Hub is the Hugging Face Hub (or a mirror) fit and get read from.
+	Hub Hub `yaml:"hub" json:"hub"`
 
 	// Kubernetes is for `gantry export kubernetes`; serve ignores it.
 	Kubernetes *Kubernetes `yaml:"kubernetes" json:"kubernetes,omitempty"`

@@ -270,6 +270,7 @@ func TestSchemaCoversEveryKey(t *testing.T) {
 		{"ollama_api", reflect.TypeOf(OllamaAPI{}), props(sub("ollama_api"))},
 		{"activity", reflect.TypeOf(Activity{}), props(sub("activity"))},
 		{"cors", reflect.TypeOf(CORS{}), props(sub("cors"))},
+		{"hub", reflect.TypeOf(Hub{}), props(sub("hub"))},
 	}
 	for _, c := range cases {
 		var keys []string

@@ -372,6 +372,7 @@ func (v *validator) run() {
 	}
 	v.peers()
 	v.kubernetes()
+	v.hub()
 	ollamaUsers := 0
 	for _, name := range c.ModelNames() {
 		m := c.Models[name]
