@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -21,21 +20,7 @@ import (
 )
 
 func standIn(t *testing.T) *hubtest.Server {
-	t.Helper()
-	cache := os.Getenv("GANTRY_TEST_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "gantry-test")
-	}
-	s, err := hubtest.New(hubtest.Options{HashCache: filepath.Join(cache, "hubstandin-sha256")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	_, file, _, _ := runtime.Caller(0)
-	if _, err := s.PushFixtures(hubtest.Fixtures{Configs: filepath.Join(filepath.Dir(file), "..", "inventory", "testdata", "models"), Scratch: t.TempDir()}); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := hubtest.ForTest(t, "")
 	return s
 }
 

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -15,25 +14,7 @@ import (
 
 // standIn starts the stand-in Hub with the suite's fixtures (the tiny
 // model aside: these tests do not need it).
-func standIn(t *testing.T) (*hubtest.Server, map[string]string) {
-	t.Helper()
-	home, _ := os.UserHomeDir()
-	cache := os.Getenv("GANTRY_TEST_CACHE")
-	if cache == "" {
-		cache = filepath.Join(home, ".cache", "gantry-test")
-	}
-	s, err := hubtest.New(hubtest.Options{HashCache: filepath.Join(cache, "hubstandin-sha256")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	_, file, _, _ := runtime.Caller(0)
-	commits, err := s.PushFixtures(hubtest.Fixtures{Configs: filepath.Join(filepath.Dir(file), "..", "inventory", "testdata", "models"), Scratch: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, commits
-}
+func standIn(t *testing.T) (*hubtest.Server, map[string]string) { return hubtest.ForTest(t, "") }
 
 func TestParseRef(t *testing.T) {
 	for in, want := range map[string]Ref{

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"testing"
 
 	"github.com/gantryhq/gantry/internal/gguf"
 )
@@ -135,4 +137,39 @@ func tinyGGUFs(dir string) ([]*File, error) {
 		out = append(out, f)
 	}
 	return append(out, readme("tiny-llama-GGUF")), nil
+}
+
+// HashCache is where the sha256 of the sparse shards are kept between
+// runs (hashing their 46 GB of zeros takes half a minute): under
+// $GANTRY_TEST_CACHE, else ~/.cache/gantry-test, where ./test.sh keeps
+// what it installs.
+func HashCache() string {
+	cache := os.Getenv("GANTRY_TEST_CACHE")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache", "gantry-test")
+	}
+	return filepath.Join(cache, "hubstandin-sha256")
+}
+
+// Configs is the repository's folder of real config.json files.
+func Configs() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "inventory", "testdata", "models")
+}
+
+// ForTest starts a stand-in with the suite's fixtures, closed when tb
+// ends; tiny is the tiny model's folder ("" leaves it out).
+func ForTest(tb testing.TB, tiny string) (*Server, map[string]string) {
+	tb.Helper()
+	s, err := New(Options{HashCache: HashCache()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Close)
+	commits, err := s.PushFixtures(Fixtures{TinyModel: tiny, Configs: Configs(), Scratch: tb.TempDir()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s, commits
 }

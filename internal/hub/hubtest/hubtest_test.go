@@ -6,16 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
-
-// configs is the folder of real config.json files.
-func configs(t *testing.T) string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "inventory", "testdata", "models")
-}
 
 // TestCheckpointTotals checks the builder against the published sizes of
 // the real checkpoints (the FACTS.md files beside the configs).
@@ -30,7 +23,7 @@ func TestCheckpointTotals(t *testing.T) {
 		{"meta-llama--Llama-3.1-8B-Instruct", 16_060_522_496, 291, 4},
 		{"openai--gpt-oss-20b", 13_761_264_768, 459, 3},
 	} {
-		cfg, err := os.ReadFile(filepath.Join(configs(t), c.dir, "config.json"))
+		cfg, err := os.ReadFile(filepath.Join(Configs(), c.dir, "config.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,17 +75,6 @@ func hubPython(t testing.TB) string {
 		t.Fatalf("the huggingface_hub venv is missing (%v): ./test.sh installs it", err)
 	}
 	return p
-}
-
-// hashCache is where the sha256 of the sparse shards are kept between
-// runs (hashing 46 GB of zeros takes half a minute).
-func hashCache() string {
-	cache := os.Getenv("GANTRY_TEST_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "gantry-test")
-	}
-	return filepath.Join(cache, "hubstandin-sha256")
 }
 
 // tinyModel is the suite's tiny real model ($GANTRY_TINY_MODEL).
@@ -175,12 +157,12 @@ func runClient(t *testing.T, s *Server, plan map[string]any) pyResult {
 // header through Range requests, the errors come out as the client's own
 // classes, a cut download resumes, and scan_cache_dir reads the cache.
 func TestOfficialClient(t *testing.T) {
-	s, err := New(Options{HashCache: hashCache()})
+	s, err := New(Options{HashCache: HashCache()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	commits, err := s.PushFixtures(Fixtures{TinyModel: tinyModel(t), Configs: configs(t), Scratch: t.TempDir()})
+	commits, err := s.PushFixtures(Fixtures{TinyModel: tinyModel(t), Configs: Configs(), Scratch: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
