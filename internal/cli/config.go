@@ -7,8 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"sort"
 	"strings"
 
 	"github.com/gantryhq/gantry/internal/config"
@@ -66,17 +66,14 @@ func writeJSONLine(w io.Writer, v any) error {
 // exist, known-bad engine × checkpoint × GPU combinations, models that
 // cannot fit. c is nil when the file could not be decoded (err says why).
 func validate(ctx context.Context, path string) (c *config.Config, probs config.Problems, err error) {
-	c, err = config.Load(path)
-	if errors.As(err, &probs) {
-		return nil, probs, nil
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("%s: %w", path, config.ErrNotFound)
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	probs = c.Validate() // warnings only
-	probs = append(probs, plan.Problems(c, plan.Make(c, localBox(ctx, c), nil))...)
-	sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
-	return c, probs, nil
+	return validateBytes(ctx, path, data)
 }
 
 func runConfig(e *env, args []string) error {

@@ -9,26 +9,30 @@ const (
 	FormatGGUF        = "gguf"
 )
 
-// loads is what each engine loads from disk: SGLang, vLLM and
-// TensorRT-LLM a Hugging Face folder (safetensors, or PyTorch .bin files),
-// llama.cpp and Ollama a GGUF file. command and sim load nothing gantry
-// reads.
-var loads = map[string][]string{
-	config.EngineSGLang:   {FormatSafetensors, FormatPyTorch},
-	config.EngineVLLM:     {FormatSafetensors, FormatPyTorch},
-	config.EngineTRTLLM:   {FormatSafetensors},
-	config.EngineLlamaCpp: {FormatGGUF},
-	config.EngineOllama:   {FormatGGUF},
+// loads is what each engine loads from disk, in the seed's order of
+// preference: SGLang, vLLM and TensorRT-LLM a Hugging Face folder
+// (safetensors, or PyTorch .bin files), then llama.cpp and Ollama a GGUF
+// file (Ollama last: the seed keeps it as a fallback). command and sim
+// load nothing gantry reads.
+var loads = []struct {
+	engine  string
+	formats []string
+}{
+	{config.EngineSGLang, []string{FormatSafetensors, FormatPyTorch}},
+	{config.EngineVLLM, []string{FormatSafetensors, FormatPyTorch}},
+	{config.EngineTRTLLM, []string{FormatSafetensors}},
+	{config.EngineLlamaCpp, []string{FormatGGUF}},
+	{config.EngineOllama, []string{FormatGGUF}},
 }
 
-// Loading lists the engines that load a checkpoint of format, in the
-// order of config.Engines (the seed's order of preference).
+// Loading lists the engines that load a checkpoint of format, the
+// preferred first.
 func Loading(format string) []string {
 	var out []string
-	for _, e := range config.Engines {
-		for _, f := range loads[e] {
+	for _, l := range loads {
+		for _, f := range l.formats {
 			if f == format {
-				out = append(out, e)
+				out = append(out, l.engine)
 			}
 		}
 	}

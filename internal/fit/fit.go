@@ -15,6 +15,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/fetch"
 	"github.com/gantryhq/gantry/internal/hub"
 	"github.com/gantryhq/gantry/internal/inventory"
 	"github.com/gantryhq/gantry/internal/plan"
@@ -152,7 +153,7 @@ func Run(ctx context.Context, cfg *config.Config, c *hub.Client, req Request, bo
 	info.Name, info.Path = res.Name, repo.Repo+"@"+repo.Commit
 	if dest != nil {
 		res.Download.Dest = dest(res.Name, res.Family)
-		res.Download.FreeBytes = FreeDisk(res.Download.Dest)
+		res.Download.FreeBytes = fetch.FreeDisk(res.Download.Dest)
 	}
 	engines := engine.Loading(sel.Format)
 	if req.Engine != "" {

@@ -173,3 +173,16 @@ func ForTest(tb testing.TB, tiny string) (*Server, map[string]string) {
 	}
 	return s, commits
 }
+
+// Python is the Python of the venv ./test.sh makes with the pinned
+// huggingface_hub ($GANTRY_HUB_PYTHON, else its place in the cache).
+func Python(tb testing.TB) string {
+	p := os.Getenv("GANTRY_HUB_PYTHON")
+	if p == "" {
+		p = filepath.Join(filepath.Dir(HashCache()), "hubclient", "bin", "python")
+	}
+	if _, err := os.Stat(p); err != nil {
+		tb.Fatalf("the huggingface_hub venv is missing (%v): ./test.sh installs it", err)
+	}
+	return p
+}

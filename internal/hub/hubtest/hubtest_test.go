@@ -59,24 +59,6 @@ func TestCheckpointTotals(t *testing.T) {
 	}
 }
 
-// hubPython is the Python of the venv ./test.sh makes with the pinned
-// huggingface_hub.
-func hubPython(t testing.TB) string {
-	p := os.Getenv("GANTRY_HUB_PYTHON")
-	if p == "" {
-		cache := os.Getenv("GANTRY_TEST_CACHE")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache", "gantry-test")
-		}
-		p = filepath.Join(cache, "hubclient", "bin", "python")
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("the huggingface_hub venv is missing (%v): ./test.sh installs it", err)
-	}
-	return p
-}
-
 // tinyModel is the suite's tiny real model ($GANTRY_TINY_MODEL).
 func tinyModel(t testing.TB) string {
 	p := os.Getenv("GANTRY_TINY_MODEL")
@@ -134,7 +116,7 @@ type pyFile struct {
 func runClient(t *testing.T, s *Server, plan map[string]any) pyResult {
 	t.Helper()
 	js, _ := json.Marshal(plan)
-	cmd := exec.Command(hubPython(t), "testdata/official_client.py", string(js))
+	cmd := exec.Command(Python(t), "testdata/official_client.py", string(js))
 	cmd.Env = append(os.Environ(), "HF_ENDPOINT="+s.URL, "HF_HUB_DISABLE_TELEMETRY=1",
 		"HF_HUB_DISABLE_PROGRESS_BARS=1", "HF_HOME="+t.TempDir(), "HF_TOKEN=")
 	var stderr bytes.Buffer

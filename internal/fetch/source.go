@@ -1,0 +1,78 @@
+package fetch
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// SourceName is the file in a model's folder that says where its files
+// came from.
+const SourceName = ".gantry-source.json"
+
+// Source is a model folder's record of its origin: one repository at one
+// commit, every file with its size and digest. It is written before the
+// first byte (Complete false: a resume takes the same commit) and again
+// when every file is verified.
+type Source struct {
+	Repo     string       `json:"repo"`
+	Revision string       `json:"revision"`
+	Commit   string       `json:"commit"`
+	Endpoint string       `json:"endpoint,omitempty"`
+	Quant    string       `json:"quant,omitempty"`
+	Complete bool         `json:"complete"`
+	Started  time.Time    `json:"started"`
+	Finished *time.Time   `json:"finished,omitempty"`
+	Files    []SourceFile `json:"files"`
+}
+
+// SourceFile is one file of the record.
+type SourceFile struct {
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256,omitempty"` // LFS files
+	BlobID string `json:"blob_id"`          // git blob id (of the LFS pointer for LFS files)
+	// Verified says the file on disk was checked against its digest.
+	Verified bool `json:"verified"`
+}
+
+// ReadSource reads dir's record; os.ErrNotExist when there is none.
+func ReadSource(dir string) (*Source, error) {
+	b, err := os.ReadFile(filepath.Join(dir, SourceName))
+	if err != nil {
+		return nil, err
+	}
+	var s Source
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, SourceName), err)
+	}
+	return &s, nil
+}
+
+// writeJSONFile writes v to path atomically (a temporary file renamed,
+// synced so a reboot keeps it).
+func writeJSONFile(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
