@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/gantryhq/gantry/internal/hub"
+	"github.com/gantryhq/gantry/internal/statefile"
 )
 
 // Layout is where a download's files go.
@@ -111,7 +112,7 @@ func (l *Folder) save(src *Source) error {
 		}
 		out.Files = append(out.Files, f)
 	}
-	return writeJSONFile(filepath.Join(l.Path, SourceName), &out)
+	return statefile.WriteJSON(filepath.Join(l.Path, SourceName), &out)
 }
 
 // End writes the complete record and removes the parts' folder.

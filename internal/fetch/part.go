@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/gantryhq/gantry/internal/hub"
+	"github.com/gantryhq/gantry/internal/statefile"
 )
 
 // A part file keeps the bytes of one file as they arrive; beside it,
@@ -162,7 +163,7 @@ func (p *part) sync() error {
 		return err
 	}
 	p.synced = p.have
-	return writeJSONFile(p.statePath(), partState{Boot: bootID(), Synced: p.have, Digest: d, SHA256: p.f.SHA256, BlobID: p.f.BlobID})
+	return statefile.WriteJSON(p.statePath(), partState{Boot: bootID(), Synced: p.have, Digest: d, SHA256: p.f.SHA256, BlobID: p.f.BlobID})
 }
 
 // errMismatch says a file's bytes are not the ones the Hub lists.

@@ -2,10 +2,12 @@ package fetch
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/gantryhq/gantry/internal/statefile"
 )
 
 // SourceName is the file in a model's folder that says where its files
@@ -40,39 +42,14 @@ type SourceFile struct {
 
 // ReadSource reads dir's record; os.ErrNotExist when there is none.
 func ReadSource(dir string) (*Source, error) {
-	b, err := os.ReadFile(filepath.Join(dir, SourceName))
-	if err != nil {
+	var s Source
+	path := filepath.Join(dir, SourceName)
+	if err := statefile.ReadJSON(path, &s); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 		return nil, err
 	}
-	var s Source
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, SourceName), err)
-	}
 	return &s, nil
-}
-
-// writeJSONFile writes v to path atomically (a temporary file renamed,
-// synced so a reboot keeps it).
-func writeJSONFile(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
