@@ -133,15 +133,17 @@ func (g *Gateway) upstreamRelay(w http.ResponseWriter, r *http.Request) {
 	if x := q.act(); x != nil {
 		x.asked = r.PathValue("model")
 	}
+	uri, ok := upstreamTarget(r)
+	if !ok {
+		openAIError(q, http.StatusBadRequest, "bad_path", fmt.Sprintf(
+			"the path %s holds a control character or a space: an engine's request line cannot carry it", quote(r.URL.EscapedPath())))
+		return
+	}
 	lease := g.lease(q, r.PathValue("model"))
 	if lease == nil {
 		return
 	}
 	defer lease.Release()
-	uri := "/" + r.PathValue("path")
-	if r.URL.RawQuery != "" {
-		uri += "?" + r.URL.RawQuery
-	}
 	body := outBody{stream: r.Body, n: r.ContentLength}
 	if r.ContentLength < 0 {
 		b, held, err := g.readBody(r)
@@ -166,4 +168,21 @@ func (g *Gateway) upstreamRelay(w http.ResponseWriter, r *http.Request) {
 	defer resp.Body.Close()
 	g.writeHead(q, resp, lease)
 	g.copyBody(q, resp, lease, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"))
+}
+
+// upstreamTarget is the engine's request target of a request under
+// /upstream/{model}/: the rest of the path as the client escaped it (a
+// decoded %0d%0a would end the request line and start a second request on
+// the engine's pooled connection) and the query. ok is false when the
+// path, decoded, holds a control character or a space.
+func upstreamTarget(r *http.Request) (uri string, ok bool) {
+	if ctlOrSpace(r.PathValue("path")) || ctlOrSpace(r.PathValue("model")) {
+		return "", false
+	}
+	_, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.EscapedPath(), "/upstream/"), "/")
+	uri = "/" + rest
+	if r.URL.RawQuery != "" {
+		uri += "?" + r.URL.RawQuery
+	}
+	return uri, validTarget(uri)
 }

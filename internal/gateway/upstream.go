@@ -9,7 +9,11 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // upstream is a minimal HTTP/1.1 client for the engines on loopback: it
@@ -28,6 +32,11 @@ type uconn struct {
 	c  net.Conn
 	br *bufio.Reader
 	bw *bufio.Writer
+	// raw, peek, one and calm serve quiet's peek at the idle socket.
+	raw  syscall.RawConn
+	peek func(uintptr) bool
+	one  [1]byte
+	calm bool
 }
 
 func newUpstream(maxIdlePerHost int) *upstream {
@@ -35,16 +44,51 @@ func newUpstream(maxIdlePerHost int) *upstream {
 		dialer: net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}}
 }
 
+// get takes a pooled connection to addr, nil when there is none. One on
+// which the engine sent something while it was idle — an answer to no
+// request gantry made, or its close — is out of step with its requests:
+// it is closed, never handed to the next client.
 func (u *upstream) get(addr string) *uconn {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	l := u.idle[addr]
-	if len(l) == 0 {
-		return nil
+	for {
+		u.mu.Lock()
+		l := u.idle[addr]
+		if len(l) == 0 {
+			u.mu.Unlock()
+			return nil
+		}
+		c := l[len(l)-1]
+		u.idle[addr] = l[:len(l)-1]
+		u.mu.Unlock()
+		if c.quiet() {
+			return c
+		}
+		c.c.Close()
 	}
-	c := l[len(l)-1]
-	u.idle[addr] = l[:len(l)-1]
-	return c
+}
+
+// quiet reports whether nothing waits to be read on an idle connection:
+// no byte in its buffer nor in the socket, and no close. A peek that
+// does not block (MSG_PEEK|MSG_DONTWAIT): one syscall, no allocation.
+func (c *uconn) quiet() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	if c.raw == nil {
+		return true // not a socket (tests' pipes): nothing to peek at
+	}
+	c.calm = false
+	return c.raw.Read(c.peek) == nil && c.calm
+}
+
+// peekFD is quiet's look at the socket; set up once per connection so
+// that a reuse allocates nothing.
+func (c *uconn) peekFD(fd uintptr) bool {
+	// recvfrom(2) without a source address: unix.Recvfrom's would be
+	// allocated on every call.
+	_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.one[0])), 1,
+		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	c.calm = errno == unix.EAGAIN || errno == unix.EWOULDBLOCK
+	return true // never wait
 }
 
 func (u *upstream) put(addr string, c *uconn) {
@@ -88,7 +132,15 @@ func (u *upstream) dial(ctx context.Context, addr string) (*uconn, error) {
 	}
 	// Small buffers: a burst of streams holds hundreds of connections.
 	// Bodies larger than a buffer pass it by and go straight to the socket.
-	return &uconn{c: c, br: bufio.NewReaderSize(c, 8<<10), bw: bufio.NewWriterSize(c, 4<<10)}, nil
+	uc := &uconn{c: c, br: bufio.NewReaderSize(c, 8<<10), bw: bufio.NewWriterSize(c, 4<<10)}
+	if sc, ok := c.(syscall.Conn); ok {
+		if uc.raw, err = sc.SyscallConn(); err != nil {
+			c.Close()
+			return nil, err
+		}
+		uc.peek = uc.peekFD
+	}
+	return uc, nil
 }
 
 // roundTrip sends the client's request r, with body in place of its own,
@@ -163,6 +215,12 @@ func (u *upstream) sendBody(addr string, r *http.Request, method, uri string, he
 // http.Request (a URL parse and a header map) cost an eighth of the
 // gateway's time per request.
 func (u *upstream) exchange(c *uconn, addr string, r *http.Request, method, uri string, header http.Header, body outBody) (*http.Response, error) {
+	if !validTarget(uri) {
+		// Every caller builds uri from an escaped path; this is the last
+		// line should one ever not: such a byte would end the request line
+		// and start a request of the client's making.
+		return nil, errBadTarget
+	}
 	bw := c.bw
 	bw.WriteString(method)
 	bw.WriteByte(' ')
@@ -206,6 +264,24 @@ func (u *upstream) exchange(c *uconn, addr string, r *http.Request, method, uri 
 	}
 }
 
+// errBadTarget is a request target that would not stay one request line.
+var errBadTarget = errors.New("gantry refused to send a request target with a control character or a space")
+
+// validTarget reports whether uri can stand in a request line as one
+// token (RFC 9112 §3.2): not empty, no control character (CR and LF end
+// the line), no space (it ends the target).
+func validTarget(uri string) bool { return uri != "" && !ctlOrSpace(uri) }
+
+// ctlOrSpace reports whether s holds a control character, DEL or a space.
+func ctlOrSpace(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
 type writeErr struct{ err error }
 
 func (e *writeErr) Error() string { return e.err.Error() }
@@ -247,7 +323,9 @@ func (b *upstreamBody) Close() error {
 	}
 	b.done = true
 	b.rc.Close()
-	if b.stop() && b.eof && b.keep {
+	// Bytes after the end of the answer are no answer to this request:
+	// the connection is out of step and goes.
+	if b.stop() && b.eof && b.keep && b.c.br.Buffered() == 0 {
 		b.u.put(b.addr, b.c)
 		return nil
 	}
