@@ -15,37 +15,14 @@ import (
 // first still gives the client its real answer, and the connection is
 // reused afterwards.
 func TestUpstreamSkipsInformational(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	var accepted atomic.Int32
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
-			}()
-		}
-	}()
+	addr := rawEngine(t, &accepted, func(c net.Conn, _ *http.Request) {
+		io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
 	u := newUpstream(4)
 	for i := 0; i < 3; i++ {
 		req, _ := http.NewRequest("POST", "/v1/chat/completions", nil)
-		resp, err := u.roundTrip(ln.Addr().String(), req, []byte(`{"model":"m"}`))
+		resp, err := u.roundTrip(addr, req, []byte(`{"model":"m"}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,46 +94,24 @@ func TestUpstreamPathCannotSplitTheRequest(t *testing.T) {
 // — never hands its extra answer to the next client: the connection it
 // came on is closed, not pooled.
 func TestUnsolicitedAnswerClosesTheConnection(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	late := make(chan struct{}, 1)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					answer := "HTTP/1.1 200 OK\r\nContent-Length: " + fmt.Sprint(len(req.URL.Path)) + "\r\n\r\n" + req.URL.Path
-					switch req.URL.Path {
-					case "/twice":
-						io.WriteString(c, answer+"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra")
-					case "/later":
-						io.WriteString(c, answer)
-						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra")
-						late <- struct{}{}
-					default:
-						io.WriteString(c, answer)
-					}
-				}
-			}()
+	addr := rawEngine(t, nil, func(c net.Conn, req *http.Request) {
+		answer := "HTTP/1.1 200 OK\r\nContent-Length: " + fmt.Sprint(len(req.URL.Path)) + "\r\n\r\n" + req.URL.Path
+		switch req.URL.Path {
+		case "/twice":
+			io.WriteString(c, answer+"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra")
+		case "/later":
+			io.WriteString(c, answer)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra")
+			late <- struct{}{}
+		default:
+			io.WriteString(c, answer)
 		}
-	}()
+	})
 	u := newUpstream(4)
 	do := func(path string) string {
 		req, _ := http.NewRequest("POST", path, nil)
-		resp, err := u.roundTrip(ln.Addr().String(), req, nil)
+		resp, err := u.roundTrip(addr, req, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,4 +130,40 @@ func TestUnsolicitedAnswerClosesTheConnection(t *testing.T) {
 			t.Errorf("after %s, the next client got %q", first, got)
 		}
 	}
+}
+
+// rawEngine is an engine that reads requests one after another on each
+// connection (counted in accepted when set) and lets answer write
+// whatever it likes back: what a well-behaved server would not do.
+func rawEngine(t *testing.T, accepted *atomic.Int32, answer func(c net.Conn, req *http.Request)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if accepted != nil {
+				accepted.Add(1)
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					answer(c, req)
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
