@@ -1,8 +1,6 @@
 package activity
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"maps"
 	"os"
@@ -37,6 +35,9 @@ type Result struct {
 	Totals  []Totals `json:"totals"`
 	// Dropped counts records lost to a full queue since gantry started.
 	Dropped int64 `json:"dropped,omitempty"`
+	// Skipped counts the lines the query could not read (over-long,
+	// corrupt, torn by a crash) and the segments it could not open.
+	Skipped int `json:"skipped,omitempty"`
 }
 
 // Query reads the log, newest first, with everything added before it.
@@ -62,12 +63,14 @@ func (s *Store) Query(f Filter) (Result, error) {
 		if !f.Since.IsZero() && !segs[i].last.IsZero() && segs[i].last.Before(f.Since) {
 			break // this one and all older ones end before since
 		}
-		recs, err := readSegment(segs[i].path)
+		recs, skipped, err := readSegment(segs[i].path)
+		res.Skipped += skipped
 		if err != nil {
-			if os.IsNotExist(err) {
-				continue // removed by retention meanwhile
+			if !os.IsNotExist(err) { // else removed by retention meanwhile
+				res.Skipped++
+				s.lg.Warn("activity log: a segment could not be read; the query goes on without it", "file", segs[i].path, "err", err)
 			}
-			return res, err
+			continue
 		}
 		for j := len(recs) - 1; j >= 0 && seen < s.o.KeepRows; j-- {
 			r := recs[j]
@@ -120,25 +123,21 @@ func (s *Store) Query(f Filter) (Result, error) {
 }
 
 // readSegment reads one segment's records, oldest first; a line that does
-// not parse (a torn write at a crash) is skipped.
-func readSegment(path string) ([]Record, error) {
+// not parse (a torn write at a crash) or is over-long is skipped and
+// counted.
+func readSegment(path string) (out []Record, skipped int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer f.Close()
-	var out []Record
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
+	long, err := eachLine(f, func(line []byte) {
 		var r Record
 		if json.Unmarshal(line, &r) == nil {
 			out = append(out, r)
+		} else {
+			skipped++
 		}
-	}
-	return out, sc.Err()
+	})
+	return out, skipped + long, err
 }

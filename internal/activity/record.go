@@ -10,7 +10,9 @@ package activity
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Record is one gateway request, as the log keeps it.
@@ -42,6 +44,43 @@ type Record struct {
 	// switch); WaitedMS how long.
 	Cold     bool    `json:"cold,omitempty"`
 	WaitedMS float64 `json:"waited_ms,omitempty"`
+	// Cut says a field was longer than the log keeps (MaxName, MaxRoute):
+	// it holds its start, ending in the Cut mark.
+	Cut bool `json:"cut,omitempty"`
+}
+
+// The most of a client's (or an engine's) text one record keeps: a
+// request naming a megabyte model must not make a megabyte record.
+const (
+	MaxName  = 256 // model, served, preset, key, error
+	MaxRoute = 512
+	// Cut ends a field that was cut.
+	Cut = "…"
+)
+
+// cut bounds every field a client or an engine chose, marking the record
+// when one was cut. The kept start is a copy: the record must not hold
+// the whole string's memory while it waits for the writer.
+func (r *Record) cut() {
+	for _, f := range []struct {
+		v   *string
+		max int
+	}{{&r.Model, MaxName}, {&r.Served, MaxName}, {&r.Preset, MaxName}, {&r.Key, MaxName}, {&r.Error, MaxName}, {&r.Route, MaxRoute}} {
+		if len(*f.v) > f.max {
+			*f.v = cutString(*f.v, f.max)
+			r.Cut = true
+		}
+	}
+}
+
+// cutString is s's start, at a rune's edge, with the Cut mark: at most n
+// bytes in all.
+func cutString(s string, n int) string {
+	n -= len(Cut)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return strings.Clone(s[:n]) + Cut
 }
 
 // Tokens are the engine's own counts of one answer.
@@ -86,6 +125,7 @@ func (p *Pending) Finish() Record {
 	if r.Status >= 400 && r.Error == "" && len(p.ErrorBody) > 0 {
 		r.Error = errorCode(p.ErrorBody)
 	}
+	r.cut()
 	return r
 }
 

@@ -85,8 +85,8 @@ func Open(o Options) (*Store, error) {
 	for _, n := range names {
 		seg, err := scan(n)
 		if err != nil {
-			s.lg.Warn("activity log: a segment could not be read; it is left out", "file", n, "err", err)
-			continue
+			// Still managed: retention removes it when its time comes.
+			s.lg.Warn("activity log: a segment could not be read; its records are left out", "file", n, "err", err)
 		}
 		s.segs = append(s.segs, seg)
 	}
@@ -97,36 +97,36 @@ func Open(o Options) (*Store, error) {
 	return s, nil
 }
 
-// scan counts a segment's records and reads its newest one's time.
+// scan counts a segment's records and reads its newest one's time; when
+// that cannot be read, the file's modification time stands in (no record
+// in it is newer), so retention can still judge its age. The segment is
+// returned with the error too.
 func scan(path string) (segment, error) {
+	seg := segment{path: path}
+	if st, err := os.Stat(path); err == nil {
+		seg.last = st.ModTime()
+	}
 	f, err := os.Open(path)
 	if err != nil {
-		return segment{}, err
+		return seg, err
 	}
 	defer f.Close()
-	seg := segment{path: path}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	var last []byte
-	for sc.Scan() {
-		if len(sc.Bytes()) == 0 {
-			continue
-		}
+	_, err = eachLine(f, func(line []byte) {
 		seg.rows++
-		last = append(last[:0], sc.Bytes()...)
+		last = append(last[:0], line...)
+	})
+	var r Record
+	if len(last) > 0 && json.Unmarshal(last, &r) == nil && !r.Time.IsZero() {
+		seg.last = r.Time
 	}
-	if len(last) > 0 {
-		var r Record
-		if json.Unmarshal(last, &r) == nil {
-			seg.last = r.Time
-		}
-	}
-	return seg, sc.Err()
+	return seg, err
 }
 
 // Add queues a finished request; when the queue is full (the disk is far
 // behind) the record is dropped and counted, never waited for.
 func (s *Store) Add(p Pending) {
+	p.Record.cut()
 	s.qmu.Lock()
 	if len(s.queue) < maxQueue {
 		s.queue = append(s.queue, p)
@@ -265,10 +265,10 @@ func (s *Store) retainLocked() {
 	}
 	keep := s.segs[:0]
 	for i, sg := range s.segs {
-		last := i == len(s.segs)-1
+		writing := s.cur != nil && i == len(s.segs)-1
 		old := !sg.last.IsZero() && sg.last.Before(cut)
 		surplus := total-sg.rows >= s.o.KeepRows
-		if !last && (old || surplus) {
+		if !writing && (old || surplus) {
 			if err := os.Remove(sg.path); err != nil && !os.IsNotExist(err) {
 				s.lg.Warn("activity log: cannot remove an old segment", "file", sg.path, "err", err)
 			}

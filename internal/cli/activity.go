@@ -112,6 +112,14 @@ func activityRow(w io.Writer, r activity.Record) {
 }
 
 func printActivity(w io.Writer, res activity.Result, since string) {
+	defer func() {
+		if res.Dropped > 0 {
+			fmt.Fprintf(w, "warning: %d records were dropped (the disk fell behind)\n", res.Dropped)
+		}
+		if res.Skipped > 0 {
+			fmt.Fprintf(w, "warning: %d lines of the activity log could not be read (corrupt, torn or over-long) and were skipped\n", res.Skipped)
+		}
+	}()
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	activityHeader(tw)
 	for i := len(res.Records) - 1; i >= 0; i-- { // oldest first, as a log reads
@@ -130,9 +138,6 @@ func printActivity(w io.Writer, res activity.Result, since string) {
 			t.Cold, msDur(t.AvgTTFTMS), t.AvgTokensPerSec)
 	}
 	tw.Flush()
-	if res.Dropped > 0 {
-		fmt.Fprintf(w, "warning: %d records were dropped (the disk fell behind)\n", res.Dropped)
-	}
 }
 
 func msDur(ms float64) string {
