@@ -28,6 +28,7 @@ import (
 	"github.com/gantryhq/gantry/internal/peers"
 	"github.com/gantryhq/gantry/internal/sched"
 	"github.com/gantryhq/gantry/internal/sdnotify"
+	"github.com/gantryhq/gantry/internal/statefile"
 	"github.com/gantryhq/gantry/internal/status"
 )
 
@@ -50,6 +51,14 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
+	// One gantry per root: a second one would take the first one's
+	// engines for leftovers and stop them. Taken before anything reads
+	// or writes the root's state.
+	lock, err := statefile.LockRoot(cfg.Root, statefile.Owner{PID: os.Getpid(), Listen: cfg.Listen, Since: time.Now()})
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	hub := api.NewHub()
 	// The peers are watched from the start: a model across nodes starts
 	// its other ranks through them.
@@ -96,7 +105,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 			met.Started(ev.Model, time.Duration(ev.LoadSeconds*float64(time.Second)))
 		}
 	}
-	s, err := sched.New(cfg, so)
+	s, err = sched.New(cfg, so)
 	if err != nil {
 		return err
 	}
@@ -173,6 +182,10 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	s.Boot(ctx)
 	ds.serve()
 	addr := ds.list[0].ln.Addr().String()
+	if o := lock.Owner(); o.Listen != addr {
+		o.Listen = addr
+		lock.SetOwner(o) //nolint:errcheck // the address shown to a second gantry; the lock itself holds
+	}
 	lg.Info("gantry serving", "addr", addr, "models", len(cfg.Models))
 	if o.Ready != nil {
 		o.Ready(addr)
@@ -239,6 +252,10 @@ func reload(ctx context.Context, lg *slog.Logger, s *sched.Scheduler, keys *auth
 		lg.Error("reload refused; the running config stays", "file", cur.File, "err", err)
 		sdnotify.Status("reload refused: " + firstLine(err.Error())) //nolint:errcheck
 		return nil
+	}
+	if next.Root != cur.Root {
+		lg.Warn("root changed; it takes effect when gantry restarts", "running", cur.Root, "config", next.Root)
+		next.Root = cur.Root
 	}
 	if next.Listen != cur.Listen {
 		lg.Warn("listen changed; it takes effect when gantry restarts", "running", cur.Listen, "config", next.Listen)

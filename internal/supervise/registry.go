@@ -36,6 +36,12 @@ type Record struct {
 	Argv    []string  `json:"argv"`
 	Port    int       `json:"port,omitempty"`
 	Started time.Time `json:"started"`
+	// Owner and OwnerTicks are the gantry that started (or adopted) the
+	// engine: a record whose gantry is alive is never adopted nor swept
+	// by another one (the root's lock keeps a second gantry out; this
+	// holds even if the lock file was removed under a running gantry).
+	Owner      int    `json:"owner,omitempty"`
+	OwnerTicks uint64 `json:"owner_ticks,omitempty"`
 }
 
 // Registry is the file of the engine processes gantry runs
@@ -47,17 +53,36 @@ type Record struct {
 type Registry struct {
 	path string
 
-	mu   sync.Mutex
-	cur  map[string]Record // this gantry's engines, by key (model name)
-	prev map[string]Record // left by the previous gantry, until claimed or swept
+	mu     sync.Mutex
+	cur    map[string]Record // this gantry's engines, by key (model name)
+	prev   map[string]Record // left by the previous gantry, until claimed or swept
+	others map[string]Record // a living other gantry's: kept in the file, never touched
 }
 
 // OpenRegistry reads the records a previous gantry left at path (a
 // missing or damaged file leaves none).
 func OpenRegistry(path string) *Registry {
-	r := &Registry{path: path, cur: map[string]Record{}, prev: map[string]Record{}}
+	r := &Registry{path: path, cur: map[string]Record{}, prev: map[string]Record{}, others: map[string]Record{}}
 	statefile.ReadJSON(path, &r.prev) //nolint:errcheck // a missing or damaged file adopts nothing
+	for k, rec := range r.prev {
+		if ownerAlive(rec) {
+			r.others[k] = rec
+			delete(r.prev, k)
+		}
+	}
 	return r
+}
+
+// self is this gantry as a record's owner.
+var self = sync.OnceValues(func() (int, uint64) { return os.Getpid(), startTicks(os.Getpid()) })
+
+// ownerAlive reports whether rec's gantry is another living process.
+func ownerAlive(rec Record) bool {
+	pid, _ := self()
+	if rec.Owner <= 0 || rec.Owner == pid || !groupLeaderAlive(rec.Owner) {
+		return false
+	}
+	return rec.OwnerTicks == 0 || startTicks(rec.Owner) == rec.OwnerTicks
 }
 
 // Records are every engine recorded: this gantry's and those the last one
@@ -83,6 +108,7 @@ func (r *Registry) put(key string, rec Record) {
 	if r == nil {
 		return
 	}
+	rec.Owner, rec.OwnerTicks = self()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.cur[key] = rec
@@ -115,6 +141,7 @@ func (r *Registry) previous(key string) (Record, bool) {
 
 // claim moves key's previous record into this gantry's.
 func (r *Registry) claim(key string, rec Record) {
+	rec.Owner, rec.OwnerTicks = self()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.prev, key)
@@ -125,7 +152,10 @@ func (r *Registry) claim(key string, rec Record) {
 // saveLocked writes both sets: an unswept record must survive another
 // crash too.
 func (r *Registry) saveLocked() {
-	all := make(map[string]Record, len(r.cur)+len(r.prev))
+	all := make(map[string]Record, len(r.cur)+len(r.prev)+len(r.others))
+	for k, v := range r.others {
+		all[k] = v
+	}
 	for k, v := range r.prev {
 		all[k] = v
 	}

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"github.com/gantryhq/gantry/internal/statefile"
 	"log/slog"
 	"os/exec"
 	"path/filepath"
@@ -43,5 +44,47 @@ func TestSweepFindsAnEngineByItsToken(t *testing.T) {
 	}
 	if _, ok := OpenRegistry(path).previous("m"); ok {
 		t.Error("the swept record is still in the file")
+	}
+}
+
+// TestRecordsOfALivingGantryAreLeftAlone: a record whose owner is another
+// living gantry is neither offered for adoption nor swept, and stays in
+// the file.
+func TestRecordsOfALivingGantryAreLeftAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "engines.json")
+	owner := exec.Command("sleep", "60") // stands for the other gantry
+	engine := exec.Command("sleep", "60")
+	token := newToken()
+	engine.Env = []string{TokenEnv + "=" + token}
+	engine.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	for _, c := range []*exec.Cmd{owner, engine} {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go c.Wait()
+		t.Cleanup(func() { c.Process.Kill() })
+	}
+	rec := Record{Token: token, PID: engine.Process.Pid, Owner: owner.Process.Pid, OwnerTicks: startTicks(owner.Process.Pid)}
+	if err := statefile.WriteJSON(path, map[string]Record{"m": rec}); err != nil {
+		t.Fatal(err)
+	}
+	r := OpenRegistry(path)
+	if _, ok := r.previous("m"); ok {
+		t.Error("a living gantry's engine was offered for adoption")
+	}
+	if swept := r.Sweep(slog.New(slog.DiscardHandler), time.Second); len(swept) != 0 || !groupAlive(engine.Process.Pid) {
+		t.Errorf("swept %v; engine alive %v", swept, groupAlive(engine.Process.Pid))
+	}
+	r.put("n", Record{Token: newToken()})
+	var onDisk map[string]Record
+	statefile.ReadJSON(path, &onDisk)
+	if onDisk["m"].Token != token {
+		t.Errorf("the other gantry's record left the file: %+v", onDisk)
+	}
+	// Once its gantry is dead, the engine is a leftover like any other.
+	owner.Process.Kill()
+	owner.Process.Wait()
+	if _, ok := OpenRegistry(path).previous("m"); !ok {
+		t.Error("a dead gantry's record is not offered")
 	}
 }
