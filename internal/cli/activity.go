@@ -34,7 +34,10 @@ func runActivity(e *env, args []string) error {
 	if *n < 1 {
 		return usagef("-n must be at least 1")
 	}
-	c := cf.client()
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
 	if *follow {
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		if !*asJSON {

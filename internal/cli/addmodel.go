@@ -13,7 +13,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/gantryhq/gantry/internal/config"
-	"github.com/gantryhq/gantry/internal/plan"
 )
 
 // newModel is a models: entry that get --add (or a recipe) writes.
@@ -211,16 +210,15 @@ func lastIndented(lines []string, from, next int) int {
 
 // validateBytes is validate on a config's text not yet saved.
 func validateBytes(ctx context.Context, path string, data []byte) (*config.Config, config.Problems, error) {
-	c, err := config.Parse(path, data)
-	var probs config.Problems
-	if errors.As(err, &probs) {
+	c, probs := config.ParseAll(path, data)
+	if c == nil { // not YAML: nothing to plan
 		return nil, probs, nil
 	}
-	if err != nil {
-		return nil, nil, err
-	}
-	probs = c.Validate() // warnings only
-	probs = append(probs, plan.Problems(c, plan.Make(c, localBox(ctx, c), nil))...)
+	decoded := probs.Errors() == 0
+	probs = append(probs, planProblems(ctx, c, probs)...)
 	sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
+	if !decoded {
+		c = nil
+	}
 	return c, probs, nil
 }

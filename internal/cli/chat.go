@@ -57,7 +57,11 @@ func runChat(e *env, args []string) error {
 		body["max_tokens"] = *maxTokens
 	}
 	began := time.Now()
-	resp, err := cf.client().Post(e.ctx, "/v1/chat/completions", body)
+	cl, err := cf.client()
+	if err != nil {
+		return err
+	}
+	resp, err := cl.Post(e.ctx, "/v1/chat/completions", body)
 	if err != nil {
 		return err
 	}

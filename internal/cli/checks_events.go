@@ -21,7 +21,11 @@ func runCheck(e *env, args []string) error {
 		return err
 	}
 	var rep status.CheckReport
-	if err := cf.client().Check(e.ctx, *all, &rep); err != nil {
+	cl, err := cf.client()
+	if err != nil {
+		return err
+	}
+	if err := cl.Check(e.ctx, *all, &rep); err != nil {
 		return err
 	}
 	if *asJSON {
@@ -61,7 +65,11 @@ func runEvents(e *env, args []string) error {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	err := cf.client().Events(e.ctx, func(kind, data string) {
+	cl, err := cf.client()
+	if err != nil {
+		return err
+	}
+	err = cl.Events(e.ctx, func(kind, data string) {
 		if *asJSON {
 			fmt.Fprintln(e.stdout, data)
 			return

@@ -30,34 +30,48 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.config, "config", "", "config file, to find the daemon's address")
 }
 
-// client builds the API client: --server, else $GANTRY_SERVER, else the
-// listen address of the config (or the demo's), and --token, else
-// $GANTRY_TOKEN, else the config's first admin key.
-func (f *clientFlags) client() *client.Client {
-	server, token := f.server, f.token
+// client builds the API client of the daemon a verb talks to: --server,
+// else $GANTRY_SERVER, else the config's listen address (or, with no
+// config at the default place, the demo's); and --token, else
+// $GANTRY_TOKEN, else the config's first admin key. A config that cannot
+// be read is an error (exit 2, with its problems) unless --server or
+// GANTRY_SERVER names the daemon: guessing the default address would talk
+// to whatever gantry answers there. The client's errors say which address
+// it tried and where that address came from.
+func (f *clientFlags) client() (*client.Client, error) {
+	server, from := f.server, "--server"
 	if server == "" {
-		server = os.Getenv("GANTRY_SERVER")
+		server, from = os.Getenv("GANTRY_SERVER"), "GANTRY_SERVER"
 	}
+	token := f.token
 	if token == "" {
 		token = os.Getenv("GANTRY_TOKEN")
 	}
-	if server == "" || token == "" {
-		listen := config.DefaultListen
-		if c, _, err := loadConfig(f.config, true); err == nil {
-			listen = c.Listen
-			if token == "" {
-				if len(c.Auth.AdminKeys) > 0 {
-					token = c.Auth.AdminKeys[0]
-				} else if len(c.Auth.APIKeys) > 0 {
-					token = c.Auth.APIKeys[0]
-				}
-			}
+	if server != "" && token != "" {
+		return client.New(server, token).From(from), nil
+	}
+	path, _ := configPath(f.config)
+	c, demo, err := loadConfig(f.config, true)
+	if err != nil {
+		if server != "" {
+			return client.New(server, token).From(from), nil // named by hand: the config is not needed
 		}
-		if server == "" {
-			server = "http://" + dialable(listen)
+		return nil, &ExitError{Code: 2, Err: fmt.Errorf("cannot tell which gantry to talk to: %w\nfix the config, or name the daemon with --server URL (or GANTRY_SERVER)", err)}
+	}
+	if token == "" {
+		if len(c.Auth.AdminKeys) > 0 {
+			token = c.Auth.AdminKeys[0]
+		} else if len(c.Auth.APIKeys) > 0 {
+			token = c.Auth.APIKeys[0]
 		}
 	}
-	return client.New(server, token)
+	if server == "" {
+		server, from = "http://"+dialable(c.Listen), "listen: in "+path
+		if demo {
+			from = "the demo's address: there is no config at " + path
+		}
+	}
+	return client.New(server, token).From(from), nil
 }
 
 // dialable turns a listen address into one a client can dial (0.0.0.0 and
@@ -90,7 +104,11 @@ func runPS(e *env, args []string) error {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	st, err := cf.client().StatusAll(e.ctx)
+	cl, err := cf.client()
+	if err != nil {
+		return err
+	}
+	st, err := cl.StatusAll(e.ctx)
 	if err != nil {
 		return err
 	}
@@ -104,6 +122,7 @@ func runPS(e *env, args []string) error {
 func printStatus(w io.Writer, st status.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tENGINE\tSTATE\tPORT\tPID\tMEMORY\tINFLIGHT\tQUEUED\tLAST USED\tNOTE")
+	var whole []string // notes the table cuts, printed whole below it
 	for _, m := range st.Models {
 		pid := "-"
 		if m.PID > 0 {
@@ -116,6 +135,8 @@ func printStatus(w io.Writer, st status.Status) {
 		note := m.Diagnosis
 		switch {
 		case note != "":
+		case m.Invalid != "":
+			note = "invalid: " + m.Invalid
 		case m.State == status.Starting && m.Progress != nil:
 			note = m.LoadText()
 		case m.State == status.Failed || m.State == status.Starting:
@@ -128,11 +149,17 @@ func printStatus(w io.Writer, st status.Status) {
 			note = strings.TrimSpace(fmt.Sprintf("rank %d of %d, led by %s ", m.Rank, len(m.Nodes), m.Nodes[0]) + note)
 		}
 		state := string(m.State)
+		if m.Invalid != "" && (m.State == status.Stopped || m.State == status.Failed) {
+			state = "invalid" // stopped or failed in the JSON; it cannot start as configured
+		}
 		if m.AlwaysOn {
 			state += "*" // always-on, by mode or profile
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", m.Name, m.Engine, state, m.Port, pid,
 			config.FormatBytes(m.MemoryBytes), m.Inflight, m.Queued, last, trunc(note, 80))
+		if len(note) > 80 {
+			whole = append(whole, m.Name+": "+note)
+		}
 		for _, r := range m.Ranks {
 			rpid := "-"
 			if r.PID > 0 {
@@ -142,6 +169,9 @@ func printStatus(w io.Writer, st status.Status) {
 		}
 	}
 	tw.Flush()
+	for _, n := range whole {
+		fmt.Fprintln(w, n)
+	}
 	fmt.Fprintf(w, "memory: %s reserved of %s budget (%s total)\n", config.FormatBytes(st.Memory.ReservedBytes),
 		config.FormatBytes(st.Memory.BudgetBytes), config.FormatBytes(st.Memory.TotalBytes))
 	for _, sl := range st.Slots {
@@ -210,7 +240,10 @@ func runStart(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c := cf.client()
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
 	m, err := c.Start(e.ctx, name)
 	if err != nil {
 		return err
@@ -279,7 +312,11 @@ func runStop(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, err := cf.client().Stop(e.ctx, name)
+	cl, err := cf.client()
+	if err != nil {
+		return err
+	}
+	m, err := cl.Stop(e.ctx, name)
 	if err != nil {
 		return err
 	}
@@ -301,7 +338,10 @@ func runLogs(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c := cf.client()
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
 	if *follow {
 		err := c.FollowLogs(e.ctx, name, *n, func(l string) { fmt.Fprintln(e.stdout, l) })
 		if errors.Is(err, context.Canceled) {
@@ -314,4 +354,14 @@ func runLogs(e *env, args []string) error {
 		fmt.Fprintln(e.stdout, l)
 	}
 	return err
+}
+
+// status is the daemon's status, for verbs that show it when a daemon
+// runs and work without one.
+func (f *clientFlags) status(ctx context.Context) (status.Status, error) {
+	c, err := f.client()
+	if err != nil {
+		return status.Status{}, err
+	}
+	return c.Status(ctx)
 }

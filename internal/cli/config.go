@@ -64,7 +64,10 @@ func writeJSONLine(w io.Writer, v any) error {
 // and `doctor` both run: decoding, every rule of the config itself, and
 // what only the files and the box can tell — estimates, paths that do not
 // exist, known-bad engine × checkpoint × GPU combinations, models that
-// cannot fit. c is nil when the file could not be decoded (err says why).
+// cannot fit. Every problem is reported in one run: an unset ${env.X} or a
+// structural error elsewhere does not hide a model's missing path (only a
+// model with a problem of its own is not planned). c is nil when the file
+// has errors of its own (err says why it could not be read at all).
 func validate(ctx context.Context, path string) (c *config.Config, probs config.Problems, err error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -74,6 +77,19 @@ func validate(ctx context.Context, path string) (c *config.Config, probs config.
 		return nil, nil, err
 	}
 	return validateBytes(ctx, path, data)
+}
+
+// planProblems plans every model without a problem of its own and returns
+// what the planner finds (paths, files, rules, reservations).
+func planProblems(ctx context.Context, c *config.Config, probs config.Problems) config.Problems {
+	box := localBox(ctx, c)
+	plans := map[string]*plan.Model{}
+	for _, name := range c.ModelNames() {
+		if !probs.ModelProblems(name) {
+			plans[name] = plan.One(c, c.Models[name], box, nil)
+		}
+	}
+	return plan.Problems(c, plans)
 }
 
 func runConfig(e *env, args []string) error {

@@ -33,7 +33,7 @@ func runDocs(e *env, args []string) error {
 		dir = filepath.Join(c.Root, "docs")
 	}
 	var served map[string]string
-	if st, err := cf.client().Status(e.ctx); err == nil {
+	if st, err := cf.status(e.ctx); err == nil {
 		served = map[string]string{}
 		for _, m := range st.Models {
 			served[m.Name] = string(m.State)

@@ -15,6 +15,7 @@ import (
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/fit"
 	"github.com/gantryhq/gantry/internal/hub"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // multiFlag collects a repeatable flag.
@@ -88,16 +89,16 @@ func known(engine string) bool {
 
 // boxes gathers this box (from its running gantry, else from its facts)
 // and each peer (from its gantry's status).
-func boxes(ctx context.Context, c *config.Config, cl *client.Client) []fit.Box {
+func boxes(ctx context.Context, c *config.Config, local func(context.Context) (status.Status, error)) []fit.Box {
 	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	out := []fit.Box{fit.ThisBox(localBox(ctx, c))}
-	if st, err := cl.Status(qctx); err == nil {
+	if st, err := local(qctx); err == nil {
 		out[0] = fit.FromStatus("this box", st)
 	}
 	for _, name := range c.PeerNames() {
 		p := c.Peers[name]
-		st, err := client.New(p.URL, p.Token).Status(qctx)
+		st, err := client.New(p.URL, p.Token).From("peers." + name + ".url").Status(qctx)
 		if err != nil {
 			out = append(out, fit.Box{Name: name, Err: "not asked: " + err.Error()})
 			continue
@@ -137,7 +138,7 @@ func runFit(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := fit.Run(e.ctx, c, hc, f.request(ref), boxes(e.ctx, c, f.cf.client()), destFor(c, f.to, env))
+	res, err := fit.Run(e.ctx, c, hc, f.request(ref), boxes(e.ctx, c, f.cf.status), destFor(c, f.to, env))
 	if err != nil {
 		return err
 	}

@@ -78,7 +78,7 @@ func runGet(e *env, args []string) error {
 // begun at another commit, goes on with that one: a download is one
 // commit, whatever the branch did since.
 func (f *getFlags) resolve(e *env, c *config.Config, hc *hub.Client, env hub.Env, ref hub.Ref) (*fit.Result, error) {
-	boxes := boxes(e.ctx, c, f.cf.client())
+	boxes := boxes(e.ctx, c, f.cf.status)
 	dest := destFor(c, f.to, env)
 	res, err := fit.Run(e.ctx, c, hc, f.request(ref), boxes, dest)
 	if err != nil || f.to != "models" {

@@ -219,7 +219,7 @@ func runModels(e *env, args []string) error {
 		c.Root = config.ExpandHome(*root)
 	}
 	var live *status.Status
-	if st, err := cf.client().Status(e.ctx); err == nil {
+	if st, err := cf.status(e.ctx); err == nil {
 		live = &st
 	}
 	var served map[string]string

@@ -161,7 +161,7 @@ func doctor(ctx context.Context, cf clientFlags) []Check {
 	}
 	// ports
 	var live *status.Status
-	if st, err := cf.client().Status(ctx); err == nil {
+	if st, err := cf.status(ctx); err == nil {
 		live = &st
 	}
 	running := map[int]string{}

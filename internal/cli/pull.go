@@ -28,7 +28,11 @@ func runPull(e *env, args []string) error {
 	}
 	v := newProgressView(e)
 	quarter := map[string]int{}
-	results, err := cf.client().Pull(e.ctx, pos, *all, func(p status.PullProgress) {
+	cl, err := cf.client()
+	if err != nil {
+		return err
+	}
+	results, err := cl.Pull(e.ctx, pos, *all, func(p status.PullProgress) {
 		pct := -1
 		if p.Total > 0 {
 			pct = int(100 * p.Done / p.Total)

@@ -24,7 +24,10 @@ func runSwitch(e *env, args []string) error {
 		return usagef("usage: gantry switch SLOT MODEL")
 	}
 	fmt.Fprintf(e.stderr, "switching slot %s to %s (in-flight requests finish first)…\n", pos[0], pos[1])
-	c := cf.client()
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
 	m, err := switchShowingProgress(e, c, pos[0], pos[1])
 	if err != nil {
 		return err
@@ -49,7 +52,10 @@ func runProfile(e *env, args []string) error {
 	if len(pos) > 1 {
 		return usagef("usage: gantry profile [NAME | --none]")
 	}
-	c := cf.client()
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
 	p, err := c.Profile(e.ctx)
 	if len(pos) == 1 || *none {
 		name := ""

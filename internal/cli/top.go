@@ -33,7 +33,10 @@ func runTop(e *env, args []string) error {
 	if len(pos) > 0 {
 		return usagef("usage: gantry top")
 	}
-	c := cf.client()
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
 	st, err := c.Status(e.ctx)
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ import (
 // Client talks to one gantry daemon.
 type Client struct {
 	base  string
+	from  string // where the address came from, for errors
 	token string
 	hc    *http.Client
 }
@@ -40,15 +41,42 @@ func New(server, token string) *Client {
 // Base is the daemon's URL.
 func (c *Client) Base() string { return c.base }
 
+// From records where the daemon's address came from ("--server",
+// "GANTRY_SERVER", "listen: in FILE"…); every error of c names it with the
+// address. It returns c.
+func (c *Client) From(source string) *Client {
+	c.from = source
+	return c
+}
+
+// Source is where the daemon's address came from (see From).
+func (c *Client) Source() string { return c.from }
+
+// at is the daemon as errors name it: its address and where it came from.
+func (c *Client) at() string {
+	if c.from == "" {
+		return c.base
+	}
+	return c.base + " (from " + c.from + ")"
+}
+
 // APIError is an error answer of the daemon.
 type APIError struct {
 	Status  int
 	Type    string
 	Code    string
 	Message string
+	// Server is the daemon that answered, with where its address came
+	// from; Error names it.
+	Server string
 }
 
-func (e *APIError) Error() string { return e.Message }
+func (e *APIError) Error() string {
+	if e.Server == "" {
+		return e.Message
+	}
+	return e.Message + " [gantry at " + e.Server + "]"
+}
 
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
@@ -66,21 +94,23 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, fmt.Errorf("cannot reach gantry at %s: connection refused — is `gantry serve` running there? (set --server or GANTRY_SERVER)", c.base)
+			return nil, fmt.Errorf("cannot reach gantry at %s: connection refused — is `gantry serve` running there? (set --server or GANTRY_SERVER)", c.at())
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("cannot reach gantry at %s: %w (set --server or GANTRY_SERVER)", c.base, err)
+		return nil, fmt.Errorf("cannot reach gantry at %s: %w (set --server or GANTRY_SERVER)", c.at(), err)
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()
-		return nil, decodeError(resp)
+		ae := decodeError(resp)
+		ae.Server = c.at()
+		return nil, ae
 	}
 	return resp, nil
 }
 
-func decodeError(resp *http.Response) error {
+func decodeError(resp *http.Response) *APIError {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	var e struct {
 		Error struct {
@@ -114,7 +144,7 @@ func (c *Client) getJSON(ctx context.Context, method, path string, out any) erro
 	}
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("gantry at %s answered %s with something that is not its JSON: %w", c.base, path, err)
+		return fmt.Errorf("gantry at %s answered %s with something that is not its JSON: %w", c.at(), path, err)
 	}
 	return nil
 }
@@ -149,7 +179,7 @@ func (c *Client) Model(ctx context.Context, name string) (status.ModelStatus, er
 			}
 		}
 	}
-	return status.ModelStatus{}, fmt.Errorf("unknown model %q", name)
+	return status.ModelStatus{}, fmt.Errorf("unknown model %q [gantry at %s]", name, c.at())
 }
 
 // Start asks the daemon to start a model and returns at once; poll Model
@@ -346,7 +376,7 @@ func (c *Client) Pull(ctx context.Context, models []string, all bool, progress f
 		}
 	})
 	if err == nil && !got {
-		err = errors.New("the daemon ended the pull without a result")
+		err = fmt.Errorf("gantry at %s ended the pull without a result", c.at())
 	}
 	return done.Results, err
 }

@@ -375,6 +375,22 @@ func Parse(name string, data []byte) (*Config, error) {
 }
 
 func parseChecked(name string, data []byte, keepUnset bool) (*Config, error) {
+	c, probs := parseAll(name, data, keepUnset)
+	if probs.Errors() > 0 {
+		return nil, probs
+	}
+	return c, nil
+}
+
+// ParseAll is Parse for a validator: it returns what could be decoded
+// even when there are problems (nil only when the text is not YAML at
+// all), and every problem, warnings included. A model with a problem of
+// its own (ModelProblems) may be half decoded; the others are whole.
+func ParseAll(name string, data []byte) (*Config, Problems) {
+	return parseAll(name, data, false)
+}
+
+func parseAll(name string, data []byte, keepUnset bool) (*Config, Problems) {
 	c, probs := parse(name, data, keepUnset)
 	if c != nil {
 		// Validate even after decoding problems: a user fixing a config
@@ -382,10 +398,19 @@ func parseChecked(name string, data []byte, keepUnset bool) (*Config, error) {
 		probs = append(probs, c.Validate()...)
 		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Line < probs[j].Line })
 	}
-	if probs.Errors() > 0 {
-		return nil, probs
+	return c, probs
+}
+
+// ModelProblems reports whether probs has an error under models.<name>
+// (the model's own keys, its ${env.X} values included).
+func (p Problems) ModelProblems(name string) bool {
+	key := "models." + name
+	for _, q := range p {
+		if !q.Warning && (q.Path == key || strings.HasPrefix(q.Path, key+".")) {
+			return true
+		}
 	}
-	return c, nil
+	return false
 }
 
 // ParseUnchecked decodes and applies defaults but does not run Validate; the

@@ -92,6 +92,28 @@ func (m *Model) Blocked() *Finding {
 	return nil
 }
 
+// StartBlocker is the error finding that refuses every start of the model,
+// or nil. Not fitting the budget is not one: admission refuses that, with
+// the holders named, and it may fit once others stop.
+func (m *Model) StartBlocker() *Finding {
+	for i := range m.Findings {
+		if m.Findings[i].Level == LevelError && m.Findings[i].Rule != "does-not-fit" {
+			return &m.Findings[i]
+		}
+	}
+	return nil
+}
+
+// Invalid is why the model can never start as configured — the finding
+// `config validate` reports as its error and every start would refuse —;
+// "" when it can start.
+func (m *Model) Invalid() string {
+	if f := m.StartBlocker(); f != nil {
+		return f.Reason + " — " + f.Fix
+	}
+	return ""
+}
+
 // Resources is what the engine adapter gets from the plan.
 func (m *Model) Resources() engine.Resources {
 	return engine.Resources{MemoryBytes: m.Bytes, Context: m.Context, ExtraArgs: m.Args, Fraction: m.Fraction,
@@ -121,8 +143,11 @@ func Make(cfg *config.Config, box Box, inspect Inspector) map[string]*Model {
 	return out
 }
 
-// One plans one model.
+// One plans one model (a nil inspect is inventory.Inspect).
 func One(cfg *config.Config, m *config.Model, box Box, inspect Inspector) *Model {
+	if inspect == nil {
+		inspect = inventory.Inspect
+	}
 	p := &Model{Name: m.Name, Context: int64(m.Context)}
 	if path := cfg.ModelPath(m); path != "" {
 		info, err := inspect(path)
@@ -255,6 +280,9 @@ func Problems(cfg *config.Config, plans map[string]*Model) config.Problems {
 	var out config.Problems
 	for _, name := range cfg.ModelNames() {
 		p := plans[name]
+		if p == nil { // not planned (a model with problems of its own)
+			continue
+		}
 		at := func(key string) (string, int) { return keyLine(cfg, name, key) }
 		if p.Bytes <= 0 {
 			out = append(out, unreserved(cfg, name, p))

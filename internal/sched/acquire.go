@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/gantryhq/gantry/internal/config"
-	"github.com/gantryhq/gantry/internal/plan"
 	"github.com/gantryhq/gantry/internal/status"
 	"github.com/gantryhq/gantry/internal/supervise"
 )
@@ -274,12 +273,8 @@ func (s *Scheduler) ensure(ctx context.Context, e *entry) error {
 		}
 		// Stopped (or failed and worth another try): refuse what is known
 		// not to work, then take the slot, then the memory, then start.
-		for _, f := range e.plan.Findings {
-			// A model too big for the budget is admission's to refuse, with
-			// its own error and the holders named.
-			if f.Level == plan.LevelError && f.Rule != "does-not-fit" {
-				return fmt.Errorf("%w: %s: %s — %s", ErrStartFailed, e.m.Name, f.Reason, f.Fix)
-			}
+		if f := e.plan.StartBlocker(); f != nil {
+			return fmt.Errorf("%w: %s: %s — %s", ErrStartFailed, e.m.Name, f.Reason, f.Fix)
 		}
 		if e.m.Slot != "" {
 			switched, err := s.takeSlotLocked(ctx, e)

@@ -44,6 +44,7 @@ func (s *Scheduler) Reload(ctx context.Context, cfg *config.Config) (Changes, er
 	if missing := plan.Unreserved(cfg, plans); len(missing) > 0 {
 		return ch, missing
 	}
+	s.logInvalid(cfg, plans)
 	s.mu.Lock()
 	old := s.models
 	s.mu.Unlock()

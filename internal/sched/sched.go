@@ -170,12 +170,24 @@ func New(cfg *config.Config, o Options) (*Scheduler, error) {
 	if missing := plan.Unreserved(cfg, s.plans); len(missing) > 0 {
 		return nil, missing
 	}
+	s.logInvalid(cfg, s.plans)
 	models, err := s.newEntries(cfg, s.plans, cfg.ModelNames())
 	if err != nil {
 		return nil, err
 	}
 	s.models = models
 	return s, nil
+}
+
+// logInvalid says, when a config is taken, which models cannot start as
+// configured (what `config validate` reports for them): gantry serves the
+// rest, and ps and the dashboard show these as invalid.
+func (s *Scheduler) logInvalid(cfg *config.Config, plans map[string]*plan.Model) {
+	for _, name := range cfg.ModelNames() {
+		if why := plans[name].Invalid(); why != "" {
+			s.logger.Warn("model is invalid: it cannot start until the config is fixed", "model", name, "problem", why)
+		}
+	}
 }
 
 // newEntries builds the entries of the named models; on an error it closes

@@ -60,7 +60,8 @@ func (s *Scheduler) Status() status.Status {
 			Inflight: e.inflight, Queued: e.queued, Mode: e.m.Mode, AlwaysOn: e.alwaysOn, Slot: e.m.Slot,
 			Aliases: e.m.Aliases, Fallback: e.m.Fallback, Runtime: e.m.Runtime, LastLogLine: ps.LastLine,
 			MemorySource: cmp.Or(e.memorySource, e.plan.Source), Findings: e.plan.Findings, Diagnosis: e.diagnosis,
-			Adopted: ps.Adopted, MemoryFraction: e.plan.Fraction, KVCacheBytes: e.plan.KVCacheBytes, MaxTotalTokens: e.plan.MaxTotalTokens}
+			Adopted: ps.Adopted, MemoryFraction: e.plan.Fraction, KVCacheBytes: e.plan.KVCacheBytes, MaxTotalTokens: e.plan.MaxTotalTokens,
+			Invalid: e.plan.Invalid()}
 		if !e.lastUsed.IsZero() {
 			t := e.lastUsed
 			ms.LastUsed = &t

@@ -61,6 +61,11 @@ type ModelStatus struct {
 	// MemorySource says where memory_bytes comes from (config or estimate).
 	MemorySource string    `json:"memory_source"`
 	Findings     []Finding `json:"findings,omitempty"`
+	// Invalid is why the model cannot start as configured (what `config
+	// validate` reports for it: a path that does not exist, no memory
+	// reservation, a blocking rule); "" when it can. Its state stays
+	// stopped (or failed once a start was refused).
+	Invalid string `json:"invalid,omitempty"`
 	// Progress is how far the load has come, while the model starts.
 	Progress *Progress `json:"progress,omitempty"`
 	// The engine's memory flags gantry passes: the fraction (vLLM's
