@@ -16,6 +16,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/launch"
 	"github.com/gantryhq/gantry/internal/sched"
 	"github.com/gantryhq/gantry/internal/status"
 )
@@ -107,9 +108,9 @@ func checkModel(ctx context.Context, s *sched.Scheduler, cfg *config.Config, ms 
 		return it
 	}
 	defer lease.Release()
-	a, _ := engine.For(m.Engine)
+	health, _ := launch.Health(m)
 	began := time.Now()
-	r := a.Probe(ctx, client, lease.BaseURL, m)
+	r := engine.Probe(ctx, client, lease.BaseURL, health)
 	it.HealthMS = ms3(time.Since(began))
 	if !r.Ready {
 		it.Status, it.Detail = "fail", fmt.Sprintf("health: %s %s", r.Phase, r.Detail)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/client"
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/fit"
 	"github.com/gantryhq/gantry/internal/hub"
 	"github.com/gantryhq/gantry/internal/status"
@@ -61,8 +62,8 @@ func (f *fitFlags) request(ref hub.Ref) fit.Request {
 // hubSetup loads the config (the demo's when there is none) and the Hub
 // client the config and the environment name.
 func (f *fitFlags) hubSetup() (*config.Config, *hub.Client, hub.Env, error) {
-	if f.engine != "" && !known(f.engine) {
-		return nil, nil, hub.Env{}, usagef("unknown engine %q (one of %s)", f.engine, strings.Join(config.Engines, ", "))
+	if f.engine != "" && !engine.Known(f.engine) {
+		return nil, nil, hub.Env{}, usagef("unknown engine %q (one of %s)", f.engine, strings.Join(engine.Names(), ", "))
 	}
 	if f.to != "models" && f.to != "hf-cache" {
 		return nil, nil, hub.Env{}, usagef("--to %q: write models or hf-cache", f.to)
@@ -76,15 +77,6 @@ func (f *fitFlags) hubSetup() (*config.Config, *hub.Client, hub.Env, error) {
 	}
 	env := hub.ReadEnv(os.Getenv)
 	return c, hub.New(c.Hub.Endpoint, c.Hub.Token, env), env, nil
-}
-
-func known(engine string) bool {
-	for _, e := range config.Engines {
-		if e == engine {
-			return true
-		}
-	}
-	return false
 }
 
 // boxes gathers this box (from its running gantry, else from its facts)

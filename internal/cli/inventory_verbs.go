@@ -78,10 +78,7 @@ func runInspect(e *env, args []string) error {
 		return err
 	}
 	if m == nil {
-		m = &config.Model{Name: info.Name, Path: path, Engine: config.EngineSGLang, Runtime: config.RuntimeNative}
-		if info.Format == "gguf" {
-			m.Engine = config.EngineLlamaCpp
-		}
+		m = &config.Model{Name: info.Name, Path: path, Engine: plan.GuessEngine(info), Runtime: config.RuntimeNative}
 	}
 	if *eng != "" {
 		m.Engine = *eng

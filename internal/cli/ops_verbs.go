@@ -16,6 +16,7 @@ import (
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/container"
 	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/launch"
 	"github.com/gantryhq/gantry/internal/plan"
 	"github.com/gantryhq/gantry/internal/status"
 )
@@ -148,7 +149,7 @@ func doctor(ctx context.Context, cf clientFlags) []Check {
 		if m.Runtime != config.RuntimeNative {
 			continue
 		}
-		l, err := engine.Build(m, engine.Host{Config: c, Self: self}, engine.Resources{})
+		l, err := launch.Build(m, launch.Host{Config: c, Self: self}, engine.Resources{})
 		if err != nil {
 			add("engine", "fail", "%s: %v", n, err)
 			continue

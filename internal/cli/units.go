@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/launch"
 	"github.com/gantryhq/gantry/internal/plan"
 	"github.com/gantryhq/gantry/internal/systemd"
 )
@@ -44,7 +44,7 @@ func runUnits(e *env, args []string) error {
 		plans := plan.Make(c, localBox(e.ctx, c), nil)
 		for _, n := range c.ModelNames() {
 			m := c.Models[n]
-			l, err := engine.Build(m, engine.Host{Config: c, Self: self}, plans[n].Resources())
+			l, err := launch.Build(m, launch.Host{Config: c, Self: self}, plans[n].Resources())
 			if err != nil {
 				return err
 			}

@@ -14,30 +14,17 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gantryhq/gantry/internal/engine"
 	"go.yaml.in/yaml/v3"
 )
-
-// Engine names accepted in models.<name>.engine.
-const (
-	EngineSGLang   = "sglang"
-	EngineVLLM     = "vllm"
-	EngineTRTLLM   = "trtllm"
-	EngineOllama   = "ollama"
-	EngineLlamaCpp = "llamacpp"
-	EngineCommand  = "command"
-	EngineSim      = "sim"
-)
-
-// Engines lists every engine name gantry knows, in display order.
-var Engines = []string{EngineSGLang, EngineVLLM, EngineTRTLLM, EngineOllama, EngineLlamaCpp, EngineCommand, EngineSim}
 
 // Modes and runtimes.
 const (
 	ModeAlwaysOn = "always-on"
 	ModeOnDemand = "on-demand"
 
-	RuntimeNative = "native"
-	RuntimeDocker = "docker"
+	RuntimeNative = engine.RuntimeNative
+	RuntimeDocker = engine.RuntimeDocker
 )
 
 // Config is the whole configuration file after defaults are applied.
@@ -305,30 +292,12 @@ const (
 	DefaultRoot   = "~/ai"
 )
 
-// DefaultImages are the pinned container images used when a model runs with
-// runtime: docker and sets no image. Never "latest": an engine upgrade is a
-// decision, not an accident.
-var DefaultImages = map[string]string{
-	EngineSGLang:   "lmsysorg/sglang:spark",
-	EngineVLLM:     "nvcr.io/nvidia/vllm:26.05.post1-py3",
-	EngineTRTLLM:   "nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc5",
-	EngineLlamaCpp: "ghcr.io/ggml-org/llama.cpp:server-cuda-b6500",
-	EngineOllama:   "ollama/ollama:0.6.5",
-}
-
-// defaultEnginePorts are the seed's standard ports.
-var defaultEnginePorts = map[string]int{
-	EngineSGLang: 30000,
-	EngineVLLM:   8000,
-	EngineOllama: 11434,
-}
-
-// DefaultRuntime is the runtime an engine gets when a model sets none: the
-// seed runs SGLang, vLLM and TensorRT-LLM as containers.
-func DefaultRuntime(engine string) string {
-	switch engine {
-	case EngineSGLang, EngineVLLM, EngineTRTLLM:
-		return RuntimeDocker
+// DefaultRuntime is the runtime an engine gets when a model sets none
+// (its descriptor's: the seed runs SGLang, vLLM and TensorRT-LLM as
+// containers).
+func DefaultRuntime(eng string) string {
+	if d, err := engine.Lookup(eng); err == nil {
+		return d.Runtime
 	}
 	return RuntimeNative
 }
@@ -633,17 +602,17 @@ func (c *Config) applyDefaults() {
 	if c.Engines == nil {
 		c.Engines = map[string]*EngineSettings{}
 	}
-	for _, e := range Engines {
-		es := c.Engines[e]
+	for _, d := range engine.All() {
+		es := c.Engines[d.Name]
 		if es == nil {
 			es = &EngineSettings{}
-			c.Engines[e] = es
+			c.Engines[d.Name] = es
 		}
 		if es.Port == 0 {
-			es.Port = defaultEnginePorts[e]
+			es.Port = d.Port
 		}
 		if es.Image == "" {
-			es.Image = DefaultImages[e]
+			es.Image = d.Container.Image
 		}
 	}
 	for name, m := range c.Models {
@@ -697,7 +666,7 @@ func (c *Config) applyDefaults() {
 		if m.AbandonedLoads == "" {
 			m.AbandonedLoads = d.AbandonedLoads
 		}
-		if m.Engine == EngineCommand && m.Health == "" {
+		if d, _ := engine.Lookup(m.Engine); d != nil && d.TakesCommand && m.Health == "" {
 			m.Health = "/health"
 		}
 	}
@@ -761,11 +730,11 @@ func (c *Config) CacheDir(engine string) string {
 	return filepath.Join(c.Root, "cache", engine)
 }
 
-// ServedName is the name the engine knows the model by: an Ollama tag in
-// model: when set, else the gantry name (engines get it as their
-// served-model-name).
+// ServedName is the name the engine knows the model by: an engine-side
+// name in model: (Ollama's tag) when its engine takes one and it is set,
+// else the gantry name (engines get it as their served-model-name).
 func (m *Model) ServedName() string {
-	if m.Engine == EngineOllama && m.Model != "" {
+	if d, _ := engine.Lookup(m.Engine); d != nil && d.Files.TagExample != "" && m.Model != "" {
 		return m.Model
 	}
 	return m.Name

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
 )
@@ -155,7 +156,7 @@ func TestDemoIsValid(t *testing.T) {
 		t.Fatalf("demo %+v", c)
 	}
 	for _, m := range c.Models {
-		if m.Engine != EngineSim {
+		if m.Engine != engine.Sim {
 			t.Errorf("demo model %s runs %s, not sim", m.Name, m.Engine)
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/gantryhq/gantry/internal/engine"
 )
 
 // MultiNode reports whether the model spans several boxes.
@@ -30,7 +32,15 @@ func (m *Model) Leader() string {
 }
 
 // spanEngines are the engines whose own multi-node launch gantry drives.
-var spanEngines = []string{EngineSGLang, EngineVLLM, EngineSim}
+func spanEngines() []string {
+	var out []string
+	for _, d := range engine.All() {
+		if d.SpansNodes {
+			out = append(out, d.Name)
+		}
+	}
+	return out
+}
 
 // nodes checks a model's nodes: and dist_init_addr.
 func (v *validator) nodes(name string, m *Model, p []string) {
@@ -58,8 +68,8 @@ func (v *validator) nodes(name string, m *Model, p []string) {
 	if !seen[Local] {
 		v.add(at("nodes"), "list %q (this box) among the nodes: each box's config names its own place in the group", Local)
 	}
-	if !slices.Contains(spanEngines, m.Engine) {
-		v.add(at("nodes"), "engine %s cannot span nodes; %s can (on their own multi-node launch)", m.Engine, strings.Join(spanEngines, ", "))
+	if span := spanEngines(); !slices.Contains(span, m.Engine) {
+		v.add(at("nodes"), "engine %s cannot span nodes; %s can (on their own multi-node launch)", m.Engine, strings.Join(span, ", "))
 	}
 	if m.Runtime == RuntimeDocker {
 		v.add(at("runtime"), "a model across nodes runs natively: gantry's containers publish on 127.0.0.1 only, where the other nodes' ranks cannot reach them (set runtime: native)")

@@ -1,6 +1,10 @@
 package config
 
-import "hash/fnv"
+import (
+	"hash/fnv"
+
+	"github.com/gantryhq/gantry/internal/engine"
+)
 
 // assignPorts gives every model without a port one, deterministically: slot
 // members take the slot's port, Ollama models share `ollama serve`'s port,
@@ -23,8 +27,10 @@ func (c *Config) assignPorts() {
 			used[s.Port] = true
 		}
 	}
-	if op := c.Engines[EngineOllama].Port; op > 0 {
-		used[op] = true
+	for _, d := range engine.All() {
+		if es := c.Engines[d.Name]; d.Shared != "" && es != nil && es.Port > 0 {
+			used[es.Port] = true // the shared server's, whether a model uses it yet or not
+		}
 	}
 	// gantry's own doors: an engine may not take their ports.
 	for _, l := range c.doors() {
@@ -48,8 +54,10 @@ func (c *Config) assignPorts() {
 			}
 			continue
 		}
-		if m.Engine == EngineOllama {
-			m.Port = c.Engines[EngineOllama].Port
+		if d, _ := engine.Lookup(m.Engine); d != nil && d.Shared != "" {
+			if es := c.Engines[m.Engine]; es != nil {
+				m.Port = es.Port
+			}
 			continue
 		}
 		if es := c.Engines[m.Engine]; es != nil && es.Port > 0 && !used[es.Port] {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gantryhq/gantry/internal/engine"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -247,22 +248,30 @@ func (v *validator) warn(path []string, format string, args ...any) {
 	v.probs[len(v.probs)-1].Warning = true
 }
 
-func knownEngine(e string) bool {
-	for _, k := range Engines {
-		if k == e {
-			return true
-		}
+// engineNeeds checks what a model of engine d must set: path:, or an
+// engine-side name in model: instead.
+func (v *validator) engineNeeds(d *engine.Descriptor, m *Model, p []string) {
+	switch {
+	case d == nil:
+	case d.Files.NeedsPath && m.Path == "":
+		v.add(p, "engine %s needs path: (the model folder, relative to <root>/models, or absolute)", m.Engine)
+	case d.Files.TagExample != "" && m.Path == "" && m.Model == "":
+		v.add(p, "engine %s needs model: (a tag such as %s) or path: (a .%s file)", m.Engine, d.Files.TagExample, strings.Join(d.Files.Formats, ", ."))
 	}
-	return false
 }
 
-// needsPath reports whether an engine cannot run a model without path:.
-func needsPath(engine string) bool {
-	switch engine {
-	case EngineSGLang, EngineVLLM, EngineTRTLLM, EngineLlamaCpp:
-		return true
+// engineList is the known engines, for messages.
+func engineList() string { return strings.Join(engine.Names(), ", ") }
+
+// commandEngines are the engines that take command:, for messages.
+func commandEngines() string {
+	var out []string
+	for _, d := range engine.All() {
+		if d.TakesCommand {
+			out = append(out, d.Name)
+		}
 	}
-	return false
+	return strings.Join(out, ", ")
 }
 
 func (v *validator) run() {
@@ -373,7 +382,7 @@ func (v *validator) run() {
 	v.peers()
 	v.kubernetes()
 	v.hub()
-	ollamaUsers := 0
+	sharedUsers := map[string]int{} // models on an engine's shared server, by engine
 	for _, name := range c.ModelNames() {
 		m := c.Models[name]
 		p := []string{"models", name}
@@ -382,15 +391,17 @@ func (v *validator) run() {
 		if m.Slot != "" || m.Port <= 0 {
 			continue
 		}
-		if m.Engine == EngineOllama {
-			ollamaUsers++
+		if d, _ := engine.Lookup(m.Engine); d != nil && d.Shared != "" {
+			sharedUsers[m.Engine]++
 			continue
 		}
 		portUsers[m.Port] = append(portUsers[m.Port], user{"models." + name, append(p, "port")})
 	}
-	if ollamaUsers > 0 {
-		op := c.Engines[EngineOllama].Port
-		portUsers[op] = append(portUsers[op], user{"engines.ollama (ollama serve)", []string{"engines", "ollama", "port"}})
+	for _, d := range engine.All() {
+		if sharedUsers[d.Name] > 0 {
+			op := c.Engines[d.Name].Port
+			portUsers[op] = append(portUsers[op], user{"engines." + d.Name + " (" + d.Shared + ")", []string{"engines", d.Name, "port"}})
+		}
 	}
 	for port, us := range portUsers {
 		if len(us) < 2 {
@@ -528,8 +539,8 @@ func (v *validator) run() {
 		}
 	}
 	for _, e := range sortedKeys(c.Engines) {
-		if !knownEngine(e) {
-			v.add([]string{"engines", e}, "unknown engine (known: %s)", strings.Join(Engines, ", "))
+		if !engine.Known(e) {
+			v.add([]string{"engines", e}, "unknown engine (known: %s)", engineList())
 		}
 	}
 }
@@ -540,10 +551,11 @@ func (v *validator) model(name string, m *Model, p []string) {
 	if !validName(name) {
 		v.add(p, "model name %q: use letters, digits and . _ - : only (it is used in URLs and file names)", name)
 	}
+	d, _ := engine.Lookup(m.Engine)
 	if m.Engine == "" {
-		v.add(p, "engine is missing (one of %s)", strings.Join(Engines, ", "))
-	} else if !knownEngine(m.Engine) {
-		v.add(at("engine"), "unknown engine %q (one of %s)", m.Engine, strings.Join(Engines, ", "))
+		v.add(p, "engine is missing (one of %s)", engineList())
+	} else if d == nil {
+		v.add(at("engine"), "unknown engine %q (one of %s)", m.Engine, engineList())
 	}
 	switch m.Mode {
 	case ModeAlwaysOn, ModeOnDemand:
@@ -553,8 +565,7 @@ func (v *validator) model(name string, m *Model, p []string) {
 	switch m.Runtime {
 	case RuntimeNative:
 	case RuntimeDocker:
-		switch m.Engine {
-		case EngineCommand, EngineSim:
+		if d != nil && d.NativeOnly {
 			v.add(at("runtime"), "engine %s runs natively only", m.Engine)
 		}
 		if m.Image == "" {
@@ -571,13 +582,8 @@ func (v *validator) model(name string, m *Model, p []string) {
 	default:
 		v.add(at("runtime"), "%q is not a runtime (native or docker)", m.Runtime)
 	}
-	if needsPath(m.Engine) && m.Path == "" {
-		v.add(p, "engine %s needs path: (the model folder, relative to <root>/models, or absolute)", m.Engine)
-	}
-	if m.Engine == EngineOllama && m.Path == "" && m.Model == "" {
-		v.add(p, "engine ollama needs model: (a tag such as qwen3:8b) or path: (a .gguf file)")
-	}
-	if m.Engine == EngineCommand {
+	v.engineNeeds(d, m, p)
+	if d != nil && d.TakesCommand {
 		if len(m.Command) == 0 {
 			v.add(p, "engine command needs command: (the argv of the server to run)")
 		}
@@ -585,7 +591,7 @@ func (v *validator) model(name string, m *Model, p []string) {
 			v.add(at("health"), "%q must be a path starting with /", m.Health)
 		}
 	} else if len(m.Command) > 0 {
-		v.add(at("command"), "only engine command takes command: (use args: to add flags)")
+		v.add(at("command"), "only engine %s takes command: (use args: to add flags)", commandEngines())
 	}
 	if m.Slot != "" {
 		if _, ok := c.Slots[m.Slot]; !ok {
@@ -597,8 +603,8 @@ func (v *validator) model(name string, m *Model, p []string) {
 			v.add(at("mode"), "a slot member cannot be always-on (slot %s switches between its members)", m.Slot)
 		}
 	}
-	if m.Engine == EngineOllama && c.has(at("port")...) {
-		v.add(at("port"), "ollama models share one `ollama serve`: set engines.ollama.port instead")
+	if d != nil && d.Shared != "" && c.has(at("port")...) {
+		v.add(at("port"), "%s models share one `%s`: set engines.%s.port instead", d.Name, d.Shared, d.Name)
 	}
 	if m.Port < 0 || m.Port > 65535 {
 		v.add(at("port"), "%d is not a port", m.Port)

@@ -139,7 +139,7 @@ func (c *Client) Start(ctx context.Context, spec *engine.ContainerSpec, labels m
 	if err := c.removeStale(ctx, spec.Name); err != nil {
 		return Started{}, err
 	}
-	cmd := Fit(im.Entrypoint, spec.Argv)
+	cmd := engine.Fit(im.Entrypoint, spec.Argv)
 	port := network.MustParsePort(strconv.Itoa(spec.Port) + "/tcp")
 	cfg := &container.Config{Image: spec.Image, Cmd: cmd, Env: spec.Env, Labels: labels,
 		ExposedPorts: network.PortSet{port: struct{}{}}}

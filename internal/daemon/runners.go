@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/group"
 	"github.com/gantryhq/gantry/internal/ollama"
 	"github.com/gantryhq/gantry/internal/peers"
@@ -32,7 +32,7 @@ func runners(peerSet *peers.Set, lg *slog.Logger) sched.NewRunner {
 		if sp.Model.MultiNode() && sp.Model.Leads() {
 			return group.Wrap(sp, peerSet, lg, sched.NewProcess)
 		}
-		if sp.Model.Engine != config.EngineOllama {
+		if d, _ := engine.Lookup(sp.Model.Engine); d == nil || d.Shared == "" {
 			return sched.NewProcess(sp)
 		}
 		mu.Lock()

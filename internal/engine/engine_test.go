@@ -1,4 +1,4 @@
-package engine
+package engine_test
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/launch"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -37,25 +39,25 @@ models:
 // TestGoldenArgv pins the argv of every engine × runtime: a flag that
 // changes is a decision to be seen in review, not drift.
 func TestGoldenArgv(t *testing.T) {
-	for _, eng := range config.Engines {
+	for _, eng := range engine.Names() {
 		for _, rt := range []string{config.RuntimeNative, config.RuntimeDocker} {
-			if rt == config.RuntimeDocker && (eng == config.EngineCommand || eng == config.EngineSim) {
+			if rt == config.RuntimeDocker && (eng == engine.Command || eng == engine.Sim) {
 				continue // validation refuses these; nothing to pin
 			}
 			t.Run(eng+"-"+rt, func(t *testing.T) {
 				src := fmt.Sprintf(goldenConfig, eng, rt)
-				if eng == config.EngineCommand {
+				if eng == engine.Command {
 					src = strings.Replace(src, "    path:", "    command: [/opt/bin/my server, --port, \"30000\"]\n    path:", 1)
 				}
-				if eng == config.EngineOllama {
+				if eng == engine.Ollama {
 					src = strings.Replace(src, "    port: 30000\n", "", 1)
 				}
 				c, err := config.Parse("golden.yaml", []byte(src))
 				if err != nil {
 					t.Fatal(err)
 				}
-				l, err := Build(c.Models["scout"], Host{Config: c, Self: "/usr/bin/gantry"},
-					Resources{MemoryBytes: 64 << 30, Fraction: "0.50", Context: 32768, ExtraArgs: []string{"--added-by-plan"},
+				l, err := launch.Build(c.Models["scout"], launch.Host{Config: c, Self: "/usr/bin/gantry"},
+					engine.Resources{MemoryBytes: 64 << 30, Fraction: "0.50", Context: 32768, ExtraArgs: []string{"--added-by-plan"},
 						KVCacheBytes: 8 << 30, MaxTotalTokens: 32768, Env: []string{"PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True", "HF_TOKEN=planned-loses"}})
 				if err != nil {
 					t.Fatal(err)
@@ -105,7 +107,7 @@ models:
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := Build(c.Models["v"], Host{Config: c}, Resources{Fraction: "0.10"})
+	l, err := launch.Build(c.Models["v"], launch.Host{Config: c}, engine.Resources{Fraction: "0.10"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,20 +131,21 @@ func TestProbeHealth(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	r := probeHealth(ctx, srv.Client(), srv.URL+"/health", "loading")
+	health := engine.Health{Path: "/health", NotReady: "loading"}
+	r := engine.Probe(ctx, srv.Client(), srv.URL, health)
 	if r.Ready || r.Phase != "loading" || !strings.Contains(r.Detail, "Loading model") {
 		t.Errorf("503: got %+v", r)
 	}
 	state = http.StatusOK
-	if r := probeHealth(ctx, srv.Client(), srv.URL+"/health", "loading"); !r.Ready {
+	if r := engine.Probe(ctx, srv.Client(), srv.URL, health); !r.Ready {
 		t.Errorf("200: got %+v", r)
 	}
 	state = http.StatusInternalServerError
-	if r := probeHealth(ctx, srv.Client(), srv.URL+"/health", "loading"); r.Ready || r.Phase != "unhealthy" {
+	if r := engine.Probe(ctx, srv.Client(), srv.URL, health); r.Ready || r.Phase != "unhealthy" {
 		t.Errorf("500: got %+v", r)
 	}
 	srv.Close()
-	if r := probeHealth(ctx, http.DefaultClient, srv.URL+"/health", "loading"); r.Ready || r.Phase != "not listening" {
+	if r := engine.Probe(ctx, http.DefaultClient, srv.URL, health); r.Ready || r.Phase != "not listening" {
 		t.Errorf("closed: got %+v", r)
 	}
 }
@@ -170,7 +173,7 @@ models:
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err := Build(cfg.Models["big"], Host{Config: cfg}, Resources{})
+		l, err := launch.Build(cfg.Models["big"], launch.Host{Config: cfg}, engine.Resources{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,7 +187,11 @@ peers: {b: {url: "http://10.0.0.2:4000"}}
 models:
   big: {engine: vllm, runtime: native, path: /m, memory: 10GiB, nodes: [b, local], dist_init_addr: "10.0.0.1:29500"}
 `))
-	if rd := (vllm{}).Probe(context.Background(), http.DefaultClient, "http://127.0.0.1:1", cfg.Models["big"]); !rd.Ready {
+	health, err := launch.Health(cfg.Models["big"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd := engine.Probe(context.Background(), http.DefaultClient, "http://127.0.0.1:1", health); !rd.Ready {
 		t.Errorf("a headless vLLM rank is not ready: %+v", rd)
 	}
 }

@@ -1,6 +1,6 @@
 package engine
 
-import "github.com/gantryhq/gantry/internal/config"
+import "slices"
 
 // Checkpoint formats, as the inventory names them.
 const (
@@ -9,32 +9,22 @@ const (
 	FormatGGUF        = "gguf"
 )
 
-// loads is what each engine loads from disk, in the seed's order of
-// preference: SGLang, vLLM and TensorRT-LLM a Hugging Face folder
-// (safetensors, or PyTorch .bin files), then llama.cpp and Ollama a GGUF
-// file (Ollama last: the seed keeps it as a fallback). command and sim
-// load nothing gantry reads.
-var loads = []struct {
-	engine  string
-	formats []string
-}{
-	{config.EngineSGLang, []string{FormatSafetensors, FormatPyTorch}},
-	{config.EngineVLLM, []string{FormatSafetensors, FormatPyTorch}},
-	{config.EngineTRTLLM, []string{FormatSafetensors}},
-	{config.EngineLlamaCpp, []string{FormatGGUF}},
-	{config.EngineOllama, []string{FormatGGUF}},
-}
-
-// Loading lists the engines that load a checkpoint of format, the
-// preferred first.
+// Loading lists the engines that load a checkpoint of format (their
+// descriptors' Files.Formats), in the seed's order of preference: the
+// engine it serves the format with (Files.DefaultFor) first, then the
+// others in display order — SGLang, vLLM and TensorRT-LLM for a Hugging
+// Face folder, llama.cpp then Ollama (the seed's fallback) for a GGUF
+// file. command and sim load nothing gantry reads.
 func Loading(format string) []string {
-	var out []string
-	for _, l := range loads {
-		for _, f := range l.formats {
-			if f == format {
-				out = append(out, l.engine)
-			}
+	var first, rest []string
+	for _, d := range All() {
+		switch {
+		case !slices.Contains(d.Files.Formats, format):
+		case slices.Contains(d.Files.DefaultFor, format):
+			first = append(first, d.Name)
+		default:
+			rest = append(rest, d.Name)
 		}
 	}
-	return out
+	return append(first, rest...)
 }

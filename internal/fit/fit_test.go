@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/gpu"
 	"github.com/gantryhq/gantry/internal/hub"
 	"github.com/gantryhq/gantry/internal/hub/hubtest"
@@ -131,7 +132,7 @@ func TestVerdicts(t *testing.T) {
 		}
 		return res
 	}
-	qwen := Request{Ref: hub.Ref{Repo: hubtest.QwenRepo, Revision: "main"}, Engine: config.EngineVLLM}
+	qwen := Request{Ref: hub.Ref{Repo: hubtest.QwenRepo, Revision: "main"}, Engine: engine.VLLM}
 	res := run(qwen, FromStatus("free", gb10(112<<30, 0)), FromStatus("idle", gb10(112<<30, 100<<30, idle)),
 		FromStatus("pinned", gb10(112<<30, 90<<30, pinned)), FromStatus("small", gb10(20<<30, 0)), FromStatus("tiny", gb10(8<<30, 0)),
 		Box{Name: "down", Err: "not asked: connection refused"})
@@ -157,7 +158,7 @@ func TestVerdicts(t *testing.T) {
 	found := false
 	for _, v := range res.Boxes[0].Verdicts {
 		for _, f := range v.Findings {
-			found = found || v.Engine == config.EngineVLLM && f.Rule == "fp4-on-vllm-sm12x" && f.Fix != ""
+			found = found || v.Engine == engine.VLLM && f.Rule == "fp4-on-vllm-sm12x" && f.Fix != ""
 		}
 	}
 	if !found {
@@ -170,8 +171,18 @@ func TestVerdicts(t *testing.T) {
 	if res := run(g, FromStatus("spark", gb10(112<<30, 0))); res.Quant != "F16" {
 		t.Errorf("roomy box: %s", res.Quant)
 	}
-	tight := gb10(plan.DefaultOverhead[config.EngineLlamaCpp]+150<<10, 0)
+	tight := gb10(overhead(t, engine.LlamaCpp)+150<<10, 0)
 	if res := run(g, FromStatus("tight", tight)); res.Quant != "Q8_0" {
 		t.Errorf("tight box: %s (%+v)", res.Quant, res.Boxes[0].Verdicts)
 	}
+}
+
+// overhead is an engine's default overhead, from its descriptor.
+func overhead(t *testing.T, name string) int64 {
+	t.Helper()
+	d, err := engine.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Memory.Overhead
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/gpu"
 	"github.com/gantryhq/gantry/internal/sched"
 	"github.com/gantryhq/gantry/internal/status"
@@ -119,24 +120,34 @@ var (
 	dGPUPower = prometheus.NewDesc("gantry_gpu_power_watts", "GPU power draw.", []string{"gpu", "name"}, nil)
 )
 
-// engineMetrics maps each engine's metric names to gantry's one name, in
-// order of preference: where an engine exports two names for one gauge
-// (vLLM renamed gpu_cache_usage_perc to kv_cache_usage_perc and exported
-// both for a while), the first listed is reported, on every scrape.
-var engineMetrics = []struct {
+// engineMetrics maps the engines' metric names (each engine's
+// descriptor lists its own) to gantry's one name, in order of preference:
+// where an engine exports two names for one gauge (vLLM renamed
+// gpu_cache_usage_perc to kv_cache_usage_perc and exported both for a
+// while), the first listed is reported, on every scrape.
+var engineMetrics = func() []engineMetric {
+	var out []engineMetric
+	for _, g := range []struct {
+		desc  *prometheus.Desc
+		names func(engine.Metrics) []string
+	}{
+		{dRunning, func(m engine.Metrics) []string { return m.Running }},
+		{dWaiting, func(m engine.Metrics) []string { return m.Waiting }},
+		{dKV, func(m engine.Metrics) []string { return m.KVUsage }},
+	} {
+		for _, d := range engine.All() {
+			for _, n := range g.names(d.Metrics) {
+				out = append(out, engineMetric{n, g.desc})
+			}
+		}
+	}
+	return out
+}()
+
+// engineMetric is one engine metric and gantry's gauge for it.
+type engineMetric struct {
 	name string
 	desc *prometheus.Desc
-}{
-	{"vllm:num_requests_running", dRunning},
-	{"sglang:num_running_reqs", dRunning},
-	{"llamacpp:requests_processing", dRunning},
-	{"vllm:num_requests_waiting", dWaiting},
-	{"sglang:num_queue_reqs", dWaiting},
-	{"llamacpp:requests_deferred", dWaiting},
-	{"vllm:kv_cache_usage_perc", dKV},
-	{"vllm:gpu_cache_usage_perc", dKV},
-	{"sglang:token_usage", dKV},
-	{"llamacpp:kv_cache_usage_ratio", dKV},
 }
 
 // engineNames is the set of names engineMetrics knows.

@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/inventory"
 )
 
@@ -83,11 +84,7 @@ func Inventory(c *config.Config, box Box, served map[string]string) ([]Row, erro
 	return rows, nil
 }
 
-// GuessEngine is the seed's choice for a model found on disk: SGLang for
-// checkpoints, llama.cpp for GGUF files.
-func GuessEngine(m *inventory.Model) string {
-	if m.Format == "gguf" {
-		return config.EngineLlamaCpp
-	}
-	return config.EngineSGLang
-}
+// GuessEngine is the seed's choice for a model found on disk: the engine
+// whose descriptor serves its format by default (SGLang for checkpoints,
+// llama.cpp for GGUF files).
+func GuessEngine(m *inventory.Model) string { return engine.ForFormat(m.Format) }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strconv"
+	"strings"
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
@@ -19,27 +20,10 @@ import (
 	"github.com/gantryhq/gantry/internal/status"
 )
 
-// DefaultOverhead is what an engine needs beyond weights and KV cache
-// (CUDA context, activations, graphs); engines.<e>.overhead overrides it.
-var DefaultOverhead = map[string]int64{
-	config.EngineSGLang:   3 << 30,
-	config.EngineVLLM:     3 << 30,
-	config.EngineTRTLLM:   4 << 30,
-	config.EngineLlamaCpp: 512 << 20,
-	config.EngineOllama:   512 << 20,
-}
-
 // DefaultContext is the context planned for a model that sets none, capped
 // by the model's own maximum: engines default to the maximum (128K and
 // more), which rarely fits beside other models.
 const DefaultContext = 32768
-
-// VLLMUnifiedCap caps vLLM's --gpu-memory-utilization on unified-memory
-// boxes: vLLM checks that share of the total is free when it starts, and
-// CUDA's free memory on a GB10 tops out at 0.83–0.84 of it
-// (gpu.UnifiedCUDAShare); 0.82 leaves room for the variation between
-// boots.
-const VLLMUnifiedCap = gpu.UnifiedCUDAShare - 0.02
 
 // Level of a finding.
 const (
@@ -165,10 +149,11 @@ func One(cfg *config.Config, m *config.Model, box Box, inspect Inspector) *Model
 			p.Info = info
 		}
 	}
-	if p.Context == 0 && p.Info != nil && p.Info.MaxContext > 0 && m.Engine != config.EngineSim && m.Engine != config.EngineCommand {
+	d := descriptor(m.Engine)
+	if p.Context == 0 && p.Info != nil && p.Info.MaxContext > 0 && d.Files.DefaultContext {
 		p.Context = min(p.Info.MaxContext, DefaultContext)
 	}
-	overhead := DefaultOverhead[m.Engine]
+	overhead := d.Memory.Overhead
 	if es := cfg.Engines[m.Engine]; es != nil && es.Overhead > 0 {
 		overhead = int64(es.Overhead)
 	}
@@ -190,29 +175,29 @@ func One(cfg *config.Config, m *config.Model, box Box, inspect Inspector) *Model
 	case p.Source == "":
 		p.Source = "no estimate: no model files to read (set memory:)"
 	}
-	p.fraction(m, box)
-	p.kvFlags(m, cfg)
-	p.unifiedEnv(m, box)
-	p.startCheck(m, box)
-	p.rules(m, box)
+	p.fraction(d, m, box)
+	p.kvFlags(d, m, cfg)
+	p.unifiedEnv(d, m, box)
+	p.startCheck(d, m, box)
+	p.rules(d, m, box)
 	return p
+}
+
+// descriptor is the engine's descriptor; an unknown engine (which config
+// validation refuses) gets an empty one: no flags, no rules.
+func descriptor(name string) *engine.Descriptor {
+	if d, err := engine.Lookup(name); err == nil {
+		return d
+	}
+	return &engine.Descriptor{Name: name}
 }
 
 // fraction computes the engine's memory flag value and warns when an
 // explicit flag in args contradicts the reservation.
-func (p *Model) fraction(m *config.Model, box Box) {
-	flag := ""
-	switch m.Engine {
-	case config.EngineVLLM:
-		flag = "--gpu-memory-utilization"
-	case config.EngineSGLang:
-		flag = "--mem-fraction-static"
-	case config.EngineTRTLLM:
-		flag = "--kv_cache_free_gpu_memory_fraction"
-	default:
-		return
-	}
-	if box.Total <= 0 || p.Bytes <= 0 {
+func (p *Model) fraction(d *engine.Descriptor, m *config.Model, box Box) {
+	mem := d.Memory
+	flag := mem.Fraction
+	if flag == "" || box.Total <= 0 || p.Bytes <= 0 {
 		return
 	}
 	// The engine takes its fraction of the total CUDA reports: on unified
@@ -222,17 +207,16 @@ func (p *Model) fraction(m *config.Model, box Box) {
 		engineTotal = box.Facts.Memory.Total
 	}
 	f := float64(p.Bytes) / float64(engineTotal)
-	if m.Engine == config.EngineTRTLLM {
-		// trtllm's fraction is of the memory left after the weights.
+	if mem.FractionOfFree {
 		free := float64(engineTotal - p.Weights - p.Overhead)
 		if p.Weights > 0 && free > 0 {
 			f = float64(p.KV) / free
 		}
 	}
-	if m.Engine == config.EngineVLLM && box.Facts.Unified && f > VLLMUnifiedCap {
-		p.Findings = append(p.Findings, Finding{Level: LevelWarning, Rule: "vllm-unified-cap", Reason: fmt.Sprintf("the reservation is %.2f of unified memory; vLLM cannot get more than %.2f on a box whose OS shares that memory", f, VLLMUnifiedCap),
-			Fix: fmt.Sprintf("gantry passes --gpu-memory-utilization %.2f; lower context or concurrency if vLLM runs short", VLLMUnifiedCap)})
-		f = VLLMUnifiedCap
+	if mem.UnifiedCap > 0 && box.Facts.Unified && f > mem.UnifiedCap {
+		p.Findings = append(p.Findings, Finding{Level: LevelWarning, Rule: d.Name + "-unified-cap", Reason: fmt.Sprintf("the reservation is %.2f of unified memory; %s cannot get more than %.2f on a box whose OS shares that memory", f, d.Title, mem.UnifiedCap),
+			Fix: fmt.Sprintf("gantry passes %s %.2f; lower context or concurrency if %s runs short", flag, mem.UnifiedCap, d.Title)})
+		f = mem.UnifiedCap
 	}
 	f = min(max(f, 0.01), 0.95)
 	p.Fraction = strconv.FormatFloat(f, 'f', 2, 64)
@@ -289,12 +273,12 @@ func Problems(cfg *config.Config, plans map[string]*Model) config.Problems {
 		}
 		for _, f := range p.Findings {
 			key := "engine"
-			switch f.Rule {
-			case "does-not-fit", "vllm-unified-cap", "memory-flag-contradicts":
+			switch {
+			case f.Rule == "does-not-fit", f.Rule == "memory-flag-contradicts", strings.HasSuffix(f.Rule, "-unified-cap"):
 				key = "memory"
-			case "context-above-max":
+			case f.Rule == "context-above-max":
 				key = "context"
-			case "path-missing":
+			case f.Rule == "path-missing":
 				key = "path"
 			}
 			k, l := at(key)

@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	"github.com/gantryhq/gantry/internal/config"
-	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/launch"
 	"github.com/gantryhq/gantry/internal/plan"
 	"github.com/gantryhq/gantry/internal/status"
 )
@@ -52,7 +52,7 @@ func (s *Scheduler) Reload(ctx context.Context, cfg *config.Config) (Changes, er
 	var retire []*entry
 	for _, name := range cfg.ModelNames() {
 		m, pl := cfg.Models[name], plans[name]
-		l, err := engine.Build(m, engine.Host{Config: cfg, Self: s.opts.Self}, pl.Resources())
+		l, err := launch.Build(m, launch.Host{Config: cfg, Self: s.opts.Self}, pl.Resources())
 		if err != nil {
 			return Changes{}, err
 		}

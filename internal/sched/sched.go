@@ -22,6 +22,7 @@ import (
 	"github.com/gantryhq/gantry/internal/container"
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/gpu"
+	"github.com/gantryhq/gantry/internal/launch"
 	"github.com/gantryhq/gantry/internal/plan"
 	"github.com/gantryhq/gantry/internal/status"
 	"github.com/gantryhq/gantry/internal/supervise"
@@ -210,7 +211,7 @@ func (s *Scheduler) newEntries(cfg *config.Config, plans map[string]*plan.Model,
 // newEntry builds the runtime record and engine of one model.
 func (s *Scheduler) newEntry(cfg *config.Config, m *config.Model, pl *plan.Model) (*entry, error) {
 	o := s.opts
-	l, err := engine.Build(m, engine.Host{Config: cfg, Self: o.Self}, pl.Resources())
+	l, err := launch.Build(m, launch.Host{Config: cfg, Self: o.Self}, pl.Resources())
 	if err != nil {
 		return nil, err
 	}

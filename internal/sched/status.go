@@ -6,8 +6,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/container"
+	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/gpu"
 	"github.com/gantryhq/gantry/internal/status"
 )
@@ -22,7 +22,8 @@ func (s *Scheduler) IsEmbedding(name string) bool {
 	if e.plan.Info != nil && e.plan.Info.Kind == "embedding" {
 		return true
 	}
-	return e.m.Engine == config.EngineSim && slices.Contains(e.m.Args, "--embedding")
+	d, err := engine.Lookup(e.m.Engine)
+	return err == nil && d.EmbeddingFlag != "" && slices.Contains(e.m.Args, d.EmbeddingFlag)
 }
 
 // SetGPUSource makes Status report live GPU telemetry from fn (a cached

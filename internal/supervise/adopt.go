@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/status"
 )
 
@@ -51,7 +52,7 @@ func (p *Process) Adopt(ctx context.Context) error {
 		what, started = fmt.Sprintf("pid %d", pid), rec.Started
 	}
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	rd := p.probe.Probe(pctx, p.client, p.launch.BaseURL, p.model)
+	rd := engine.Probe(pctx, p.client, p.launch.BaseURL, p.health)
 	cancel()
 	deadline := started.Add(p.model.StartTimeout.D())
 	if !rd.Ready && !time.Now().Before(deadline) {

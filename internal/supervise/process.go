@@ -20,6 +20,7 @@ import (
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/container"
 	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/launch"
 	"github.com/gantryhq/gantry/internal/progress"
 	"github.com/gantryhq/gantry/internal/status"
 )
@@ -98,7 +99,7 @@ type Options struct {
 type Process struct {
 	model  *config.Model
 	launch engine.Launch
-	probe  engine.Adapter
+	health engine.Health // the engine's readiness rule
 	opts   Options
 	log    *Log
 	logger *slog.Logger
@@ -144,7 +145,7 @@ type run struct {
 // New prepares the supervision of model m, launched as l; it opens the log
 // at logPath and starts nothing.
 func New(m *config.Model, l engine.Launch, logPath string, opts Options) (*Process, error) {
-	a, err := engine.For(m.Engine)
+	health, err := launch.Health(m)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +182,7 @@ func New(m *config.Model, l engine.Launch, logPath string, opts Options) (*Proce
 	}
 	lg.SetRedactor(opts.Redact)
 	p := &Process{
-		model: m, launch: l, probe: a, opts: opts, log: lg,
+		model: m, launch: l, health: health, opts: opts, log: lg,
 		logger: opts.Logger.With("model", m.Name, "engine", m.Engine),
 		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		state:  status.Stopped, done: make(chan struct{}), kick: make(chan struct{}, 1),
@@ -533,7 +534,7 @@ func (p *Process) awaitReady(ctx context.Context, r *run) error {
 		case <-t.C:
 		}
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		rd := p.probe.Probe(pctx, p.client, p.launch.BaseURL, p.model)
+		rd := engine.Probe(pctx, p.client, p.launch.BaseURL, p.health)
 		cancel()
 		if rd.Ready {
 			return nil
@@ -586,7 +587,7 @@ func (p *Process) watch(r *run) {
 		case <-tick:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), max(every, time.Second))
-		rd := p.probe.Probe(ctx, p.client, p.launch.BaseURL, p.model)
+		rd := engine.Probe(ctx, p.client, p.launch.BaseURL, p.health)
 		cancel()
 		if rd.Ready {
 			failures = 0

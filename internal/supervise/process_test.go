@@ -16,6 +16,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/launch"
 	"github.com/gantryhq/gantry/internal/status"
 	"github.com/gantryhq/gantry/internal/testbin"
 )
@@ -31,7 +32,7 @@ func newSim(t *testing.T, yamlModel string, opts Options) (*Process, chan Event)
 		t.Fatal(err)
 	}
 	m := c.Models["m"]
-	l, err := engine.Build(m, engine.Host{Config: c, Self: testbin.Gantry(t)}, engine.Resources{})
+	l, err := launch.Build(m, launch.Host{Config: c, Self: testbin.Gantry(t)}, engine.Resources{})
 	if err != nil {
 		t.Fatal(err)
 	}

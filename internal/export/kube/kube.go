@@ -39,8 +39,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/gantryhq/gantry/internal/config"
-	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/gpu"
+	"github.com/gantryhq/gantry/internal/launch"
 	"github.com/gantryhq/gantry/internal/plan"
 )
 
@@ -318,6 +318,6 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // EngineHost is the host facts export builds commands with: the config,
 // and gantry as the image's own `gantry` for the simulated engine.
-func EngineHost(c *config.Config) engine.Host { return engine.Host{Config: c, Self: "gantry"} }
+func EngineHost(c *config.Config) launch.Host { return launch.Host{Config: c, Self: "gantry"} }
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/launch"
 	"github.com/gantryhq/gantry/internal/plan"
 )
 
@@ -45,8 +46,8 @@ func (x *exporter) deployment(m *config.Model, p *plan.Model) (Object, error) {
 }
 
 // podSpec is the pod of the model's engine (or of one rank of it).
-func (x *exporter) podSpec(m *config.Model, p *plan.Model, h engine.Host, name string) (Object, error) {
-	box, err := engine.InContainer(m, h, p.Resources())
+func (x *exporter) podSpec(m *config.Model, p *plan.Model, h launch.Host, name string) (Object, error) {
+	box, err := launch.InContainer(m, h, p.Resources())
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +126,7 @@ func (x *exporter) gpus(m *config.Model, g string) int {
 // gantry's own supervisor does. A rank that serves no HTTP gets none:
 // running is all it says.
 func (x *exporter) probes(m *config.Model, box *engine.ContainerSpec, ctr Object) error {
-	path, err := engine.ReadyPath(m)
+	path, err := launch.ReadyPath(m)
 	if err != nil || path == "" {
 		return err
 	}

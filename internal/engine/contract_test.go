@@ -1,8 +1,10 @@
-package container
+package engine_test
 
 import (
 	"slices"
 	"testing"
+
+	"github.com/gantryhq/gantry/internal/engine"
 )
 
 // The entrypoints of the images people run for these engines, from their
@@ -33,7 +35,7 @@ func TestFitEachImagesContract(t *testing.T) {
 		{"odd", "", []string{"vllm", "bench"}, vllm, vllm},
 	}
 	for _, c := range cases {
-		if got := Fit(c.entrypoint, c.argv); !slices.Equal(got, c.want) {
+		if got := engine.Fit(c.entrypoint, c.argv); !slices.Equal(got, c.want) {
 			t.Errorf("%s (%s): entrypoint %q → cmd %q, want %q", c.image, c.source, c.entrypoint, got, c.want)
 		}
 	}

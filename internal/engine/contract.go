@@ -1,4 +1,4 @@
-package container
+package engine
 
 import (
 	"path"
@@ -6,7 +6,9 @@ import (
 )
 
 // Fit builds a container's command from the engine's own command and
-// the image's entrypoint — each image has its own launch contract:
+// the image's entrypoint, as the Docker Engine reports it when the
+// container is created (package container asks) — each image has its own
+// launch contract:
 //
 //   - an entrypoint that is the engine program (llama.cpp's server image:
 //     /app/llama-server; ollama/ollama: /bin/ollama), or the program and

@@ -1,49 +1,26 @@
-package engine
+package launch
 
 import (
 	"errors"
 	"fmt"
 
 	"github.com/gantryhq/gantry/internal/config"
-)
-
-// readyPather is the HTTP side of an engine's readiness rule: the path
-// that answers 200 once the model is served ("" when this rank serves no
-// HTTP at all: running is all it says).
-type readyPather interface {
-	ReadyPath(m *config.Model) string
-}
-
-var (
-	_ readyPather = sglang{}
-	_ readyPather = vllm{}
-	_ readyPather = trtllm{}
-	_ readyPather = llamacpp{}
-	_ readyPather = ollama{}
-	_ readyPather = command{}
-	_ readyPather = sim{}
+	"github.com/gantryhq/gantry/internal/engine"
 )
 
 // ReadyPath is the path of the model's engine that answers 200 when the
-// model is ready — the rule gantry's own probe follows —, "" when the
-// engine (a headless rank) serves no HTTP.
+// model is ready — the rule gantry's own probe follows (Health) —, ""
+// when the engine (a headless rank) serves no HTTP.
 func ReadyPath(m *config.Model) (string, error) {
-	a, err := For(m.Engine)
-	if err != nil {
-		return "", err
-	}
-	return a.(readyPather).ReadyPath(m), nil
+	h, err := Health(m)
+	return h.Path, err
 }
 
 // UsesGPU reports whether the model's engine computes on a GPU (all but
 // the simulated one).
 func UsesGPU(m *config.Model) bool {
-	a, err := For(m.Engine)
-	if err != nil {
-		return false
-	}
-	g, ok := a.(interface{ UsesGPU() bool })
-	return !ok || g.UsesGPU()
+	d, err := engine.Lookup(m.Engine)
+	return err != nil || !d.NoGPU
 }
 
 // ErrNoImage is returned (wrapped) by InContainer for a native engine
@@ -56,7 +33,7 @@ var ErrNoImage = errors.New("no container image")
 // launched as a docker-runtime engine is — listening on 0.0.0.0, the model
 // folder at /model, the planner's flags and environment. The spec's Argv
 // is the engine's own command, program first where the engine names one.
-func InContainer(m *config.Model, h Host, r Resources) (*ContainerSpec, error) {
+func InContainer(m *config.Model, h Host, r engine.Resources) (*engine.ContainerSpec, error) {
 	c := *m
 	if c.Runtime != config.RuntimeDocker {
 		if c.Image == "" {

@@ -1,11 +1,13 @@
-package engine
+package launch
 
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/engine"
 )
 
 func TestInContainer(t *testing.T) {
@@ -22,10 +24,10 @@ models:
 		t.Fatal(err)
 	}
 	h := Host{Config: c, Self: "/usr/bin/gantry"}
-	if _, err := InContainer(c.Models["s"], h, Resources{}); !errors.Is(err, ErrNoImage) {
+	if _, err := InContainer(c.Models["s"], h, engine.Resources{}); !errors.Is(err, ErrNoImage) {
 		t.Errorf("sim with no image: %v, want ErrNoImage", err)
 	}
-	box, err := InContainer(c.Models["simg"], h, Resources{})
+	box, err := InContainer(c.Models["simg"], h, engine.Resources{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,21 +38,21 @@ models:
 	if c.Models["simg"].Runtime != config.RuntimeNative {
 		t.Error("InContainer changed the model's runtime")
 	}
-	box, err = InContainer(c.Models["o"], h, Resources{})
+	box, err = InContainer(c.Models["o"], h, engine.Resources{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if box.Image != config.DefaultImages[config.EngineOllama] || box.GPUs != "all" || box.Argv[0] != "serve" {
+	if box.Image != mustLookup(t, engine.Ollama).Container.Image || box.GPUs != "all" || box.Argv[0] != "serve" {
 		t.Errorf("ollama in a container: %q in %s, gpus %s", box.Argv, box.Image, box.GPUs)
 	}
-	box, err = InContainer(c.Models["cmd"], h, Resources{})
+	box, err = InContainer(c.Models["cmd"], h, engine.Resources{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(box.Argv, []string{"/srv/bin/server", "--port", "30600"}) || box.Image != "me/server:v2" {
 		t.Errorf("command in a container: %q in %s", box.Argv, box.Image)
 	}
-	box, err = InContainer(c.Models["v"], h, Resources{})
+	box, err = InContainer(c.Models["v"], h, engine.Resources{})
 	if err != nil || box.Argv[0] != "vllm" || box.Mounts[0].Target != "/model" {
 		t.Errorf("vllm: %v %+v", err, box)
 	}
@@ -61,12 +63,12 @@ func TestReadyPath(t *testing.T) {
 		m    config.Model
 		want string
 	}{
-		{config.Model{Engine: config.EngineVLLM}, "/health"},
-		{config.Model{Engine: config.EngineVLLM, Nodes: []string{"spark1", config.Local}}, ""},
-		{config.Model{Engine: config.EngineOllama}, "/api/version"},
-		{config.Model{Engine: config.EngineCommand, Health: "/ready"}, "/ready"},
-		{config.Model{Engine: config.EngineSim, Args: []string{"--flavor", "ollama"}}, "/api/version"},
-		{config.Model{Engine: config.EngineSGLang}, "/health"},
+		{config.Model{Engine: engine.VLLM}, "/health"},
+		{config.Model{Engine: engine.VLLM, Nodes: []string{"spark1", config.Local}}, ""},
+		{config.Model{Engine: engine.Ollama}, "/api/version"},
+		{config.Model{Engine: engine.Command, Health: "/ready"}, "/ready"},
+		{config.Model{Engine: engine.Sim, Args: []string{"--flavor", "ollama"}}, "/api/version"},
+		{config.Model{Engine: engine.SGLang}, "/health"},
 	} {
 		if got, err := ReadyPath(&tc.m); err != nil || got != tc.want {
 			t.Errorf("%s %v: %q %v, want %q", tc.m.Engine, tc.m.Nodes, got, err, tc.want)
@@ -77,10 +79,27 @@ func TestReadyPath(t *testing.T) {
 // TestNodeRankReference: a rank the runtime fills in replaces the box's
 // place in nodes:, on the engine's own flag.
 func TestNodeRankReference(t *testing.T) {
-	m := &config.Model{Engine: config.EngineSGLang, Nodes: []string{"lead", config.Local, "w2"}, DistInitAddr: "$(LWS_LEADER_ADDRESS):20000"}
-	got := nodeFlags(m, Host{NodeRank: "$(LWS_WORKER_INDEX)"})
-	want := []string{"--nnodes", "3", "--node-rank", "$(LWS_WORKER_INDEX)", "--dist-init-addr", "$(LWS_LEADER_ADDRESS):20000"}
-	if !slices.Equal(got, want) {
-		t.Errorf("got %q, want %q", got, want)
+	m := &config.Model{Engine: engine.SGLang, Nodes: []string{"lead", config.Local, "w2"}, DistInitAddr: "$(LWS_LEADER_ADDRESS):20000"}
+	m.Name, m.Path, m.Runtime = "big", "/m", config.RuntimeNative
+	cfg, err := config.Parse("n.yaml", []byte("root: /srv/ai\n"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	l, err := Build(m, Host{Config: cfg, NodeRank: "$(LWS_WORKER_INDEX)"}, engine.Resources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"--nnodes", "3", "--node-rank", "$(LWS_WORKER_INDEX)", "--dist-init-addr", "$(LWS_LEADER_ADDRESS):20000"}
+	if got := strings.Join(l.Argv, " "); !strings.Contains(got, strings.Join(want, " ")) {
+		t.Errorf("got %q, want %q in it", got, want)
+	}
+}
+
+func mustLookup(t *testing.T, name string) *engine.Descriptor {
+	t.Helper()
+	d, err := engine.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

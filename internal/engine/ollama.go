@@ -1,0 +1,36 @@
+package engine
+
+import "strconv"
+
+// Ollama is the name of Ollama's engine: one `ollama serve` hosts every
+// ollama model; gantry keeps them loaded (OLLAMA_KEEP_ALIVE=-1) and
+// decides when to unload them.
+const Ollama = "ollama"
+
+func init() {
+	register(&Descriptor{
+		Name: Ollama, Title: "Ollama", Order: 40,
+		Port:    11434,
+		Runtime: RuntimeNative,
+		Program: "ollama",
+		// ollama/ollama's entrypoint is /bin/ollama; its store is mounted.
+		Container: Container{Image: "ollama/ollama:0.6.5", Store: "/root/.ollama/models"},
+		Files:     Files{Formats: []string{FormatGGUF}, TagExample: "qwen3:8b", DefaultContext: true},
+		Shared:    "ollama serve",
+		Command:   ollamaCommand,
+		Health:    func(Model) Health { return healthAt("/api/version") },
+		Memory:    Memory{Overhead: 512 << 20},
+	})
+}
+
+func ollamaCommand(m Model) (Cmd, error) {
+	ctxLen := int(m.Plan.Context)
+	if ctxLen == 0 {
+		ctxLen = 8192 // recent Ollama picks 256K on big boxes; be explicit
+	}
+	return Cmd{
+		Argv: append(program(m, "serve"), m.Args...),
+		Env: []string{"OLLAMA_HOST=" + m.Host + ":" + strconv.Itoa(m.Port), "OLLAMA_MODELS=" + m.Store,
+			"OLLAMA_KEEP_ALIVE=-1", "OLLAMA_CONTEXT_LENGTH=" + strconv.Itoa(ctxLen)},
+	}, nil
+}
