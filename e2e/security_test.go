@@ -205,16 +205,21 @@ models:
 	}
 	t.Logf("gantry RSS %d MiB → %d MiB with 40 promised 32 MiB bodies and 40 MiB of log lines; log tail %d bytes", before>>20, after>>20, n)
 
-	// Ambiguous bodies are refused before any engine sees them.
-	for _, body := range []string{`{"model":"m","Model":"n"}`, `{"\u004dodel":"n","model":"m"}`, `{"model":"m","model":"n"}`} {
-		resp, err := http.Post(d.url+"/v1/chat/completions", "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 400 || !strings.Contains(string(b), "ambiguous_model") {
-			t.Errorf("%s: %d %s", body, resp.StatusCode, b)
+	// Ambiguous bodies are refused before any engine sees them, on every
+	// route (the Anthropic and Responses ones go to engines that serve
+	// them natively as they came).
+	for _, route := range []string{"/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens", "/v1/responses"} {
+		for _, model := range []string{`"model":"m","Model":"n"`, `"\u004dodel":"n","model":"m"`, `"model":"m","model":"n"`} {
+			body := `{` + model + `,"max_tokens":4,"messages":[{"role":"user","content":"hi"}],"input":"hi"}`
+			resp, err := http.Post(d.url+route, "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 400 || !strings.Contains(string(b), "ambiguous") {
+				t.Errorf("%s %s: %d %s", route, body, resp.StatusCode, b)
+			}
 		}
 	}
 	// Admin JSON is read strictly.

@@ -292,3 +292,43 @@ presets:
 		t.Errorf("models: %s", lb)
 	}
 }
+
+// TestAmbiguousModelEverywhere: the routes served natively by an engine
+// (Anthropic Messages and count_tokens, Responses) and the translated
+// ones refuse a body that names the model twice, in another case or
+// escaped — as the OpenAI routes do — before any engine sees it: gantry
+// and the engine would read different models. The error comes in the
+// route's own shape.
+func TestAmbiguousModelEverywhere(t *testing.T) {
+	var hits atomic.Int32
+	engine := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"type":"message","content":[],"input_tokens":1}`)
+	})
+	gw := testGateway(t, "models:\n  m: {engine: sim, memory: 1GiB, port: ENGINE_m}\n  n: {engine: sim, memory: 1GiB, port: ENGINE_n}\n",
+		map[string]http.Handler{"m": engine, "n": engine}, nil)
+	bodies := []string{
+		`{"model":"m","Model":"n","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"input":"hi"}`,
+		`{"model":"m","model":"n","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"input":"hi"}`,
+		`{"\u006dodel":"n","model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"input":"hi"}`,
+	}
+	for _, route := range []string{"/v1/messages", "/v1/messages/count_tokens", "/v1/responses"} {
+		for _, b := range bodies {
+			code, _, got := post(t, gw+route, b)
+			if code != 400 || !strings.Contains(got, "ambiguous") {
+				t.Errorf("%s %s: %d %s", route, b, code, got)
+			}
+			if strings.HasPrefix(route, "/v1/messages") && !strings.Contains(got, `"type":"error"`) {
+				t.Errorf("%s: not in Anthropic's shape: %s", route, got)
+			}
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the engine got %d ambiguous bodies", n)
+	}
+	if code, _, got := post(t, gw+"/v1/messages", `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`); code != 200 {
+		t.Errorf("one model: %d %s", code, got)
+	}
+}

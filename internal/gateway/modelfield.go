@@ -16,7 +16,7 @@ const maxDepth = 512
 // JSON parsers disagree on such bodies (Python's takes the last exact
 // "model", Go's encoding/json any case), so gantry and the engine could
 // serve different models — one outside the memory budget.
-var ErrAmbiguousModel = errors.New(`the body names the model more than once, or as a key other than exactly "model": send one "model" key`)
+var ErrAmbiguousModel = errors.New(`ambiguous model: the body names the model more than once, or as a key other than exactly "model": send one "model" key`)
 
 // ModelField finds the top-level "model" string of a JSON object without
 // decoding the body, and checks the whole body's syntax on the way (so a

@@ -90,7 +90,15 @@ func (g *Gateway) serveCall(q *request, parse func([]byte) (*call, error), error
 		errorShape(q, a.Status, a.Code, err.Error())
 		return
 	}
-	c, err := parse(g.pinBody(q.r, body))
+	body = g.pinBody(q.r, body)
+	// One reading of the model, as on the OpenAI routes: the body may go
+	// to the engine as it came (natively served APIs), where a second
+	// "model" could be the one the engine reads.
+	if _, err := topFields(body); errors.Is(err, ErrAmbiguousModel) {
+		errorShape(q, http.StatusBadRequest, "ambiguous_model", err.Error())
+		return
+	}
+	c, err := parse(body)
 	if err != nil {
 		errorShape(q, http.StatusBadRequest, "invalid_request", err.Error())
 		return
