@@ -7,9 +7,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -161,27 +163,38 @@ func postOK(ctx context.Context, url string, body any) error {
 	return nil
 }
 
-func checkService(ctx context.Context, name, url string) status.CheckItem {
+func checkService(ctx context.Context, name, raw string) status.CheckItem {
 	it := status.CheckItem{Name: name, Kind: "service", Test: "http"}
+	shown := config.RedactURL(raw) // a password in the URL is not shown
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
 	if err != nil {
-		it.Status, it.Detail = "fail", err.Error()
+		it.Status, it.Detail = "fail", fmt.Sprintf("%s: %v", shown, bareURLError(err))
 		return it
 	}
 	began := time.Now()
 	resp, err := client.Do(req)
 	it.HealthMS = ms3(time.Since(began))
 	if err != nil {
-		it.Status, it.Detail = "fail", fmt.Sprintf("%s is not reachable: %v", url, err)
+		it.Status, it.Detail = "fail", fmt.Sprintf("%s is not reachable: %v", shown, bareURLError(err))
 		return it
 	}
 	resp.Body.Close()
 	if resp.StatusCode >= 400 {
-		it.Status, it.Detail = "fail", fmt.Sprintf("%s answered %s", url, resp.Status)
+		it.Status, it.Detail = "fail", fmt.Sprintf("%s answered %s", shown, resp.Status)
 		return it
 	}
 	it.Status, it.Detail = "ok", resp.Status
 	return it
+}
+
+// bareURLError is err without the URL a *url.Error wraps it in (which
+// shows the URL's user name).
+func bareURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }

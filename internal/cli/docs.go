@@ -117,7 +117,7 @@ func endpointsDoc(c *config.Config, served map[string]string) string {
 	if len(c.Services) > 0 {
 		b.WriteString("\n## Auxiliary services\n\n| service | URL |\n|---|---|\n")
 		for _, s := range sortedNames(c.Services) {
-			fmt.Fprintf(&b, "| %s | %s |\n", s, c.Services[s].URL)
+			fmt.Fprintf(&b, "| %s | %s |\n", s, config.RedactURL(c.Services[s].URL))
 		}
 	}
 	b.WriteString("\n## Admin\n\n")

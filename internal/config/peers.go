@@ -60,19 +60,22 @@ func (v *validator) peers() {
 			v.add([]string{"peers", name}, "peer name %q: use letters, digits and . _ - : only, and not %q (it names this gantry)", name, Local)
 		}
 		u, err := url.Parse(p.URL)
+		shown := RedactURL(p.URL)
 		switch {
 		case p.URL == "":
 			v.add([]string{"peers", name}, "url is missing (the peer's gateway, e.g. http://spark2:4000)")
 		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-			v.add(at("url"), "%q is not a gateway URL (write it like http://spark2:4000)", p.URL)
+			v.add(at("url"), "%q is not a gateway URL (write it like http://spark2:4000)", shown)
+		case u.User != nil:
+			v.add(at("url"), "%s carries a user name or password (user:…@): remove it; gantry authenticates to a peer with peers.%s.token, and a URL's password would show in errors and status", shown, name)
 		case u.Path != "" && u.Path != "/":
-			v.add(at("url"), "%q: give the gateway's root, without a path such as /v1", p.URL)
+			v.add(at("url"), "%q: give the gateway's root, without a path such as /v1", shown)
 		}
 		if p.HealthInterval < 0 || p.ConnectTimeout < 0 {
 			v.add([]string{"peers", name}, "health_interval and connect_timeout must be positive")
 		}
 		if p.URL != "" && err == nil && u.Host == c.Listen {
-			v.add(at("url"), "%q is this gantry's own listen address: a peer is another box", p.URL)
+			v.add(at("url"), "%q is this gantry's own listen address: a peer is another box", RedactURL(p.URL))
 		}
 	}
 	for _, name := range sortedKeys(c.Models) {
@@ -99,4 +102,29 @@ func (m *Model) PreferredPeer() string {
 		return ""
 	}
 	return m.Prefer
+}
+
+// RedactURL is raw without its userinfo (user:password@), for every
+// message, status and page that shows a URL. A string that does not parse
+// as a URL loses whatever stands where userinfo would.
+func RedactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Opaque == "" {
+		if u.User == nil {
+			return raw
+		}
+		u.User = nil
+		return u.String()
+	}
+	prefix, rest := "", raw
+	if i := strings.Index(raw, "://"); i >= 0 {
+		prefix, rest = raw[:i+3], raw[i+3:]
+	}
+	host, tail := rest, ""
+	if j := strings.IndexAny(rest, "/?#"); j >= 0 {
+		host, tail = rest[:j], rest[j:]
+	}
+	if k := strings.LastIndexByte(host, '@'); k >= 0 {
+		host = host[k+1:]
+	}
+	return prefix + host + tail
 }

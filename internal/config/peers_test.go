@@ -91,3 +91,33 @@ models:
 		t.Errorf("llamacpp across nodes: %v", err)
 	}
 }
+
+// TestURLsShowNoPassword: a peer URL with user:password@ is refused (the
+// token is how gantry authenticates to a peer), and no problem message
+// — of a peer or a service, parseable or not — prints the password.
+func TestURLsShowNoPassword(t *testing.T) {
+	for in, want := range map[string]string{
+		"peers: {spark2: {url: \"http://admin:hunter2@spark2:4000\"}}":    "peers.spark2.url: http://spark2:4000 carries a user name or password",
+		"peers: {spark2: {url: \"http://admin:hunter2@spark2:4000/v1\"}}": "peers.spark2.url:",
+		"peers: {spark2: {url: \"http://admin:hunter2@spark 2:4000\"}}":   "is not a gateway URL",
+		"peers: {spark2: {url: \"http://:hunter2@spark2:4000\"}}":         "carries a user name or password",
+		"services: {ui: {url: \"ftp://admin:hunter2@ui:8080\"}}":          "services.ui.url: \"ftp://ui:8080\" is not an http(s) URL",
+		"services: {ui: {url: \"http://admin:hunter2@ui 1:8080\"}}":       "services.ui.url:",
+	} {
+		_, err := Parse("t.yaml", []byte(in))
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: got %v, want %q and no password", in, err, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"http://a:b@h:1/x?q=1": "http://h:1/x?q=1",
+		"http://h:1":           "http://h:1",
+		"http://a:b@h 1/x":     "http://h 1/x",
+		"a:b@h:1":              "h:1",
+		"":                     "",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

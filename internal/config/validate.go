@@ -535,7 +535,7 @@ func (v *validator) run() {
 		}
 		u, err := url.Parse(s.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			v.add(p, "%q is not an http(s) URL", s.URL)
+			v.add(p, "%q is not an http(s) URL", RedactURL(s.URL))
 		}
 	}
 	for _, e := range sortedKeys(c.Engines) {

@@ -197,8 +197,9 @@ func newPeer(c config.Peer, self string, changed func(status.Event)) *Peer {
 // Name is the peer's key under peers:.
 func (p *Peer) Name() string { return p.cfg.Name }
 
-// URL is the peer's gateway.
-func (p *Peer) URL() string { return p.cfg.URL }
+// URL is the peer's gateway as gantry shows it: without a user name or
+// password, should the config carry one (validation refuses them).
+func (p *Peer) URL() string { return config.RedactURL(p.cfg.URL) }
 
 func (p *Peer) close() {
 	p.stop()
@@ -256,7 +257,7 @@ func (p *Peer) rank(name string) int {
 func (p *Peer) Status() status.PeerStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st := status.PeerStatus{Name: p.cfg.Name, URL: p.cfg.URL, State: p.state, Error: p.errText, Models: []status.PeerModel{}}
+	st := status.PeerStatus{Name: p.cfg.Name, URL: p.URL(), State: p.state, Error: p.errText, Models: []status.PeerModel{}}
 	if !p.checked.IsZero() {
 		t := p.checked
 		st.CheckedAt = &t
