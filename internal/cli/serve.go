@@ -9,8 +9,11 @@ import (
 	_ "net/http/pprof" // for --pprof only: its handlers sit on the default mux, which gantry's API does not use
 	"os"
 	"runtime"
+	"time"
 
+	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/daemon"
+	"github.com/gantryhq/gantry/internal/guard"
 )
 
 func runServe(e *env, args []string) error {
@@ -26,6 +29,9 @@ func runServe(e *env, args []string) error {
 	if len(pos) > 0 {
 		return usagef("gantry serve takes no arguments (got %q)", pos[0])
 	}
+	if *pprofAddr != "" && !config.IsLoopback(*pprofAddr) {
+		return usagef("--pprof %s: the profiler listens on loopback only (e.g. 127.0.0.1:6060); reach it from elsewhere through ssh -L", *pprofAddr)
+	}
 	cfg, demo, err := loadConfig(*cfgFlag, true)
 	if err != nil {
 		return err
@@ -37,12 +43,9 @@ func runServe(e *env, args []string) error {
 		}
 	}
 	if *pprofAddr != "" {
-		ln, err := net.Listen("tcp", *pprofAddr)
-		if err != nil {
-			return fmt.Errorf("--pprof: %w", err)
+		if err := servePprof(e, *pprofAddr); err != nil {
+			return err
 		}
-		go http.Serve(ln, http.DefaultServeMux) //nolint:errcheck // a debugging aid; it ends with the process
-		fmt.Fprintf(e.stderr, "gantry: profiler on http://%s/debug/pprof/\n", ln.Addr())
 	}
 	// gantry relays bytes and decides; the engines beside it (their
 	// tokenizers, schedulers, Python front ends) need the CPU. Unless
@@ -69,4 +72,21 @@ func runServe(e *env, args []string) error {
 			fmt.Fprintf(e.stderr, "gantry: serving on http://%s (OpenAI base URL http://%s/v1)\n", addr, dialable(addr))
 		},
 	})
+}
+
+// servePprof serves Go's profiler on addr, a loopback address (runServe
+// refuses any other): the profiler has no key, and what it shows (goroutines, heap)
+// and does (a 30 s CPU profile) is for the box's own user. Every door's
+// Host check and cross-site refusal stand before it, so a web page cannot
+// reach it through a rebound DNS name or a form either.
+func servePprof(e *env, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--pprof: %w", err)
+	}
+	h := guard.New(addr, nil, nil).Wrap(http.DefaultServeMux, func(string) bool { return false })
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck // a debugging aid; it ends with the process
+	fmt.Fprintf(e.stderr, "gantry: profiler on http://%s/debug/pprof/\n", ln.Addr())
+	return nil
 }

@@ -121,3 +121,35 @@ func TestURLsShowNoPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestNamesAndImages: slot and profile names are held to the model
+// names' rule (they accepted HTML, ../ and any unicode), and an image
+// reference Docker would refuse is refused at validation.
+func TestNamesAndImages(t *testing.T) {
+	base := "models:\n  a: {engine: sim, memory: 1GiB, slot: SLOT}\n  b: {engine: sglang, runtime: docker, path: /m, memory: 1GiB, image: IMAGE}\nslots:\n  SLOT: {port: 30001}\nprofiles:\n  PROFILE: {always_on: [b]}\n"
+	ok := strings.NewReplacer("SLOT", "private", "PROFILE", "hybrid", "IMAGE", "lmsysorg/sglang:v0.5.4")
+	if _, err := Parse("t.yaml", []byte(ok.Replace(base))); err != nil {
+		t.Fatalf("a valid config: %v", err)
+	}
+	for _, c := range []struct{ slot, profile, image, want string }{
+		{`"<b>x</b>"`, "hybrid", "lmsysorg/sglang:v0.5.4", "slot name"},
+		{`"../../etc"`, "hybrid", "lmsysorg/sglang:v0.5.4", "slot name"},
+		{"privé", "hybrid", "lmsysorg/sglang:v0.5.4", "slot name"},
+		{"private", `"<script>"`, "lmsysorg/sglang:v0.5.4", "profile name"},
+		{"private", `"a/../b"`, "lmsysorg/sglang:v0.5.4", "profile name"},
+		{"private", "hybrid", "lmsysorg/SGLang:v1", "not an image reference"},
+		{"private", "hybrid", `"lmsysorg/sglang:v1 --privileged"`, "not an image reference"},
+		{"private", "hybrid", `"lmsysorg/sglang:"`, "not an image reference"},
+		{"private", "hybrid", `"lmsysorg/sglang@sha256:abc"`, "not an image reference"},
+	} {
+		in := strings.NewReplacer("SLOT", c.slot, "PROFILE", c.profile, "IMAGE", c.image).Replace(base)
+		_, err := Parse("t.yaml", []byte(in))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("slot %s, profile %s, image %s: got %v, want %q", c.slot, c.profile, c.image, err, c.want)
+		}
+	}
+	_, err := Parse("t.yaml", []byte("engines:\n  vllm: {image: \"Bad Image\"}\nmodels:\n  v: {engine: vllm, runtime: docker, path: /m, memory: 1GiB}\n"))
+	if err == nil || !strings.Contains(err.Error(), "engines.vllm.image") || strings.Contains(err.Error(), "models.v.image") {
+		t.Errorf("an engine's image: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/distribution/reference"
 	"github.com/gantryhq/gantry/internal/engine"
 	"go.yaml.in/yaml/v3"
 )
@@ -472,6 +473,9 @@ func (v *validator) run() {
 	// slots: a default that is a member
 	for _, name := range sortedKeys(c.Slots) {
 		s := c.Slots[name]
+		if !validName(name) {
+			v.add([]string{"slots", name}, "slot name %q: use letters, digits and . _ - : only (it is used in URLs, pages and file names)", name)
+		}
 		if s == nil {
 			continue
 		}
@@ -496,6 +500,9 @@ func (v *validator) run() {
 	}
 	for _, name := range sortedKeys(c.Profiles) {
 		pr := c.Profiles[name]
+		if !validName(name) {
+			v.add([]string{"profiles", name}, "profile name %q: use letters, digits and . _ - : only (it is used in URLs, pages and file names)", name)
+		}
 		if pr == nil {
 			continue
 		}
@@ -542,6 +549,17 @@ func (v *validator) run() {
 		if !engine.Known(e) {
 			v.add([]string{"engines", e}, "unknown engine (known: %s)", engineList())
 		}
+		if es := c.Engines[e]; es != nil && es.Image != "" {
+			v.image([]string{"engines", e, "image"}, es.Image)
+		}
+	}
+}
+
+// image refuses what Docker would refuse to pull or run: the reference
+// grammar of the Docker client itself (distribution/reference).
+func (v *validator) image(at []string, image string) {
+	if _, err := reference.ParseNormalizedNamed(image); err != nil {
+		v.add(at, "%q is not an image reference (%v): write [registry/]name[:tag][@sha256:digest] in lower case, e.g. lmsysorg/sglang:v0.5.4", image, err)
 	}
 }
 
@@ -570,6 +588,10 @@ func (v *validator) model(name string, m *Model, p []string) {
 		}
 		if m.Image == "" {
 			v.add(at("image"), "runtime docker needs an image (engines.%s.image or models.%s.image)", m.Engine, name)
+		} else if _, err := reference.ParseNormalizedNamed(m.Image); err != nil {
+			if es := c.Engines[m.Engine]; es == nil || es.Image != m.Image { // else said at engines.<engine>.image
+				v.image(at("image"), m.Image)
+			}
 		} else if tag := imageTag(m.Image); tag == "" || tag == "latest" {
 			v.warn(at("image"), "%q is not pinned: name a version tag so an engine upgrade is a decision", m.Image)
 		}
