@@ -131,6 +131,41 @@ func runConfig(e *env, args []string) error {
 	return nil
 }
 
+// shownConfig is the config as config validate --json prints it: a copy
+// whose models' args and commands hide their secrets as ps does, and
+// whose URLs carry no user name or password.
+func shownConfig(c *config.Config) *config.Config {
+	out := *c
+	out.Models = make(map[string]*config.Model, len(c.Models))
+	for name, m := range c.Models {
+		if m == nil {
+			continue
+		}
+		mm := *m
+		mm.Args, mm.Command = config.RedactArgv(m.Args), config.RedactArgv(m.Command)
+		out.Models[name] = &mm
+	}
+	out.Services = make(map[string]*config.Service, len(c.Services))
+	for name, s := range c.Services {
+		if s == nil {
+			continue
+		}
+		ss := *s
+		ss.URL = config.RedactURL(s.URL)
+		out.Services[name] = &ss
+	}
+	out.Peers = make(map[string]*config.Peer, len(c.Peers))
+	for name, p := range c.Peers {
+		if p == nil {
+			continue
+		}
+		pp := *p
+		pp.URL = config.RedactURL(p.URL)
+		out.Peers[name] = &pp
+	}
+	return &out
+}
+
 // printValidation is `config validate --json`: the verdict, the problems
 // and, when the file decoded, the effective config — defaults filled in,
 // keys and env left out, other secrets replaced.
@@ -148,7 +183,7 @@ func printValidation(w io.Writer, path string, c *config.Config, probs config.Pr
 	res := map[string]any{"valid": probs.Errors() == 0, "file": path, "problems": out}
 	redact := strings.NewReplacer()
 	if c != nil {
-		res["config"] = c
+		res["config"] = shownConfig(c)
 		redact = config.Redactor(c)
 	}
 	var buf strings.Builder

@@ -103,28 +103,3 @@ func (m *Model) PreferredPeer() string {
 	}
 	return m.Prefer
 }
-
-// RedactURL is raw without its userinfo (user:password@), for every
-// message, status and page that shows a URL. A string that does not parse
-// as a URL loses whatever stands where userinfo would.
-func RedactURL(raw string) string {
-	if u, err := url.Parse(raw); err == nil && u.Opaque == "" {
-		if u.User == nil {
-			return raw
-		}
-		u.User = nil
-		return u.String()
-	}
-	prefix, rest := "", raw
-	if i := strings.Index(raw, "://"); i >= 0 {
-		prefix, rest = raw[:i+3], raw[i+3:]
-	}
-	host, tail := rest, ""
-	if j := strings.IndexAny(rest, "/?#"); j >= 0 {
-		host, tail = rest[:j], rest[j:]
-	}
-	if k := strings.LastIndexByte(host, '@'); k >= 0 {
-		host = host[k+1:]
-	}
-	return prefix + host + tail
-}

@@ -153,3 +153,11 @@ func TestNamesAndImages(t *testing.T) {
 		t.Errorf("an engine's image: %v", err)
 	}
 }
+
+func TestRedactArgv(t *testing.T) {
+	got := RedactArgv([]string{"srv", "--api-key", "sk-1", "--hf-token=abc", "--port", "1"})
+	want := "srv --api-key *** --hf-token=*** --port 1"
+	if strings.Join(got, " ") != want {
+		t.Errorf("got %q", got)
+	}
+}

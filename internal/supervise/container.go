@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/container"
 	"github.com/gantryhq/gantry/internal/progress"
 	"github.com/gantryhq/gantry/internal/status"
@@ -61,7 +62,7 @@ func (p *Process) spawnContainer(r *run) error {
 		return fail(fmt.Errorf("container %s: %w", spec.Name, err))
 	}
 	p.log.Mark("container %s started (%s, image %s %s/%s): command after the entrypoint %q %q",
-		shortID(started.ID), spec.Name, spec.Image, started.Image.OS, started.Image.Architecture, started.Image.Entrypoint, redactArgv(started.Cmd))
+		shortID(started.ID), spec.Name, spec.Image, started.Image.OS, started.Image.Architecture, started.Image.Entrypoint, config.RedactArgv(started.Cmd))
 	r.ctr = started.ID
 	p.watchContainer(r, time.Time{})
 	return nil

@@ -58,14 +58,6 @@ func TestLogJoinsPartialWritesAndFollows(t *testing.T) {
 	}
 }
 
-func TestRedactArgv(t *testing.T) {
-	got := redactArgv([]string{"srv", "--api-key", "sk-1", "--hf-token=abc", "--port", "1"})
-	want := "srv --api-key *** --hf-token=*** --port 1"
-	if strings.Join(got, " ") != want {
-		t.Errorf("got %q", got)
-	}
-}
-
 // TestLogBoundsWhatItKeeps: an engine printing megabyte lines costs gantry
 // at most MaxLine per line and MaxTail in all; the file keeps them whole.
 func TestLogBoundsWhatItKeeps(t *testing.T) {

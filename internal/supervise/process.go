@@ -448,7 +448,7 @@ func (p *Process) spawn(r *run) error {
 	if l.Container != nil {
 		return p.spawnContainer(r)
 	}
-	p.log.Mark("starting %s (start %d): %s", p.model.Name, p.starts, strings.Join(redactArgv(l.Argv), " "))
+	p.log.Mark("starting %s (start %d): %s", p.model.Name, p.starts, strings.Join(config.RedactArgv(l.Argv), " "))
 	env := append(os.Environ(), l.Env...)
 	if len(l.PreStart) > 0 {
 		pre := exec.Command(l.PreStart[0], l.PreStart[1:]...)
@@ -470,7 +470,7 @@ func (p *Process) spawn(r *run) error {
 	// record by which the next one finds the engine, whatever its command
 	// line becomes.
 	r.token = newToken()
-	rec := Record{Token: r.token, Spec: p.spec, Argv: redactArgv(l.Argv), Port: p.model.Port, Started: time.Now()}
+	rec := Record{Token: r.token, Spec: p.spec, Argv: config.RedactArgv(l.Argv), Port: p.model.Port, Started: time.Now()}
 	p.opts.Registry.put(p.opts.Key, rec)
 	cmd := exec.Command(l.Argv[0], l.Argv[1:]...)
 	cmd.Env = append(env, TokenEnv+"="+r.token)
@@ -670,28 +670,4 @@ func (p *Process) restart() {
 	_, ev := p.beginLocked()
 	p.mu.Unlock()
 	p.emit(ev)
-}
-
-// redactArgv hides values of flags that look like secrets in what gantry
-// logs (the argv itself is passed unchanged).
-func redactArgv(argv []string) []string {
-	out := make([]string, len(argv))
-	hide := false
-	for i, a := range argv {
-		switch {
-		case hide:
-			out[i] = "***"
-			hide = false
-		case config.SecretName(a) && strings.HasPrefix(a, "-"):
-			if k, _, ok := strings.Cut(a, "="); ok {
-				out[i] = k + "=***"
-			} else {
-				out[i] = a
-				hide = true
-			}
-		default:
-			out[i] = a
-		}
-	}
-	return out
 }
