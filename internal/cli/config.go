@@ -136,34 +136,23 @@ func runConfig(e *env, args []string) error {
 // whose URLs carry no user name or password.
 func shownConfig(c *config.Config) *config.Config {
 	out := *c
-	out.Models = make(map[string]*config.Model, len(c.Models))
-	for name, m := range c.Models {
-		if m == nil {
-			continue
-		}
-		mm := *m
-		mm.Args, mm.Command = config.RedactArgv(m.Args), config.RedactArgv(m.Command)
-		out.Models[name] = &mm
-	}
-	out.Services = make(map[string]*config.Service, len(c.Services))
-	for name, s := range c.Services {
-		if s == nil {
-			continue
-		}
-		ss := *s
-		ss.URL = config.RedactURL(s.URL)
-		out.Services[name] = &ss
-	}
-	out.Peers = make(map[string]*config.Peer, len(c.Peers))
-	for name, p := range c.Peers {
-		if p == nil {
-			continue
-		}
-		pp := *p
-		pp.URL = config.RedactURL(p.URL)
-		out.Peers[name] = &pp
-	}
+	out.Models = copyEach(c.Models, func(m *config.Model) { m.Args, m.Command = config.RedactArgv(m.Args), config.RedactArgv(m.Command) })
+	out.Services = copyEach(c.Services, func(s *config.Service) { s.URL = config.RedactURL(s.URL) })
+	out.Peers = copyEach(c.Peers, func(p *config.Peer) { p.URL = config.RedactURL(p.URL) })
 	return &out
+}
+
+// copyEach is m with each value copied and then changed by fix.
+func copyEach[T any](m map[string]*T, fix func(*T)) map[string]*T {
+	out := make(map[string]*T, len(m))
+	for name, v := range m {
+		if v != nil {
+			c := *v
+			fix(&c)
+			out[name] = &c
+		}
+	}
+	return out
 }
 
 // printValidation is `config validate --json`: the verdict, the problems
