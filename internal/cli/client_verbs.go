@@ -59,11 +59,7 @@ func (f *clientFlags) client() (*client.Client, error) {
 		return nil, &ExitError{Code: 2, Err: fmt.Errorf("cannot tell which gantry to talk to: %w\nfix the config, or name the daemon with --server URL (or GANTRY_SERVER)", err)}
 	}
 	if token == "" {
-		if len(c.Auth.AdminKeys) > 0 {
-			token = c.Auth.AdminKeys[0]
-		} else if len(c.Auth.APIKeys) > 0 {
-			token = c.Auth.APIKeys[0]
-		}
+		token = c.Auth.AdminToken()
 	}
 	if server == "" {
 		server, from = "http://"+dialable(c.Listen), "listen: in "+path

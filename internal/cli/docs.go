@@ -72,8 +72,8 @@ func endpointsDoc(c *config.Config, served map[string]string) string {
 	b.WriteString(stamp(served != nil))
 	gw := "http://" + dialable(c.Listen)
 	authNote := "none (loopback only)"
-	if len(c.Auth.APIKeys) > 0 {
-		authNote = "`Authorization: Bearer <one of auth.api_keys>`"
+	if !c.Auth.GatewayOpen() {
+		authNote = "`Authorization: Bearer <one of auth.api_keys or auth.keys>`"
 	}
 	fmt.Fprintf(&b, "**Use this:** one OpenAI-compatible endpoint for every model: `%s/v1` (auth: %s).\n", gw, authNote)
 	b.WriteString("Pick the model with the request's `model` field (name or alias). Engine ports below are on 127.0.0.1 only, for debugging on the box.\n\n")

@@ -66,6 +66,8 @@ type Config struct {
 
 	// Kubernetes is for `gantry export kubernetes`; serve ignores it.
 	Kubernetes *Kubernetes `yaml:"kubernetes" json:"kubernetes,omitempty"`
+	// Telemetry sends traces over OTLP; off when absent.
+	Telemetry *Telemetry `yaml:"telemetry" json:"telemetry,omitempty"`
 
 	// File is the path the config was read from ("" for the built-in demo).
 	File string `yaml:"-" json:"file"`
@@ -133,10 +135,12 @@ func (m Memory) UnifiedOn(detected bool) bool {
 	return detected
 }
 
-// Auth holds the keys of the gateway and the admin API.
+// Auth holds the keys of the gateway and the admin API: the lists (whose
+// keys are named "key 1", "admin key 1" …) and the named keys.
 type Auth struct {
-	APIKeys   []string `yaml:"api_keys"`
-	AdminKeys []string `yaml:"admin_keys"`
+	APIKeys   []string        `yaml:"api_keys"`
+	AdminKeys []string        `yaml:"admin_keys"`
+	Keys      map[string]*Key `yaml:"keys"`
 }
 
 // Defaults apply to every model that does not set its own value.
@@ -180,6 +184,9 @@ type Model struct {
 	Command      []string          `yaml:"command" json:"command,omitempty"`
 	Health       string            `yaml:"health" json:"health,omitempty"`
 	QueueLimit   int               `yaml:"queue_limit" json:"queue_limit"`
+	// MaxConcurrency caps the requests in flight on the model's engine;
+	// the rest wait in its queue (interactive ones first). 0: no cap.
+	MaxConcurrency int `yaml:"max_concurrency" json:"max_concurrency,omitempty"`
 	// HealthInterval and HealthFailures override defaults: (liveness).
 	HealthInterval Duration `yaml:"health_interval" json:"health_interval"`
 	HealthFailures int      `yaml:"health_failures" json:"health_failures"`
@@ -532,6 +539,7 @@ func (c *Config) applyDefaults() {
 	}
 	c.Root = ExpandHome(c.Root)
 	c.applyPeerDefaults()
+	c.applyKeyDefaults()
 	if c.PortRange.First == 0 {
 		c.PortRange = PortRange{30100, 30999}
 	}
@@ -755,7 +763,7 @@ func SecretName(s string) bool {
 	return false
 }
 
-// Redactor replaces the config's secrets — API and admin keys, and env
+// Redactor replaces the config's secrets — API, admin and named keys, and env
 // values whose names say KEY, TOKEN, SECRET or PASSWORD — with ***, for
 // every text gantry writes or shows (engine logs, status, events).
 func Redactor(c *Config) *strings.Replacer {
@@ -770,6 +778,11 @@ func Redactor(c *Config) *strings.Replacer {
 	}
 	for _, k := range c.Auth.AdminKeys {
 		add(k)
+	}
+	for _, k := range c.Auth.Keys {
+		if k != nil {
+			add(k.Key)
+		}
 	}
 	for _, m := range c.Models {
 		for k, v := range m.Env {

@@ -272,6 +272,8 @@ func TestSchemaCoversEveryKey(t *testing.T) {
 		{"activity", reflect.TypeOf(Activity{}), props(sub("activity"))},
 		{"cors", reflect.TypeOf(CORS{}), props(sub("cors"))},
 		{"hub", reflect.TypeOf(Hub{}), props(sub("hub"))},
+		{"auth.keys", reflect.TypeOf(Key{}), props(addl(sub("auth")["properties"].(map[string]any)["keys"].(map[string]any)))},
+		{"telemetry", reflect.TypeOf(Telemetry{}), props(sub("telemetry"))},
 	}
 	for _, c := range cases {
 		var keys []string
@@ -316,6 +318,54 @@ models:
 	for _, want := range []string{"max_body: 0B is too small", "memory.total: 0B leaves nothing", "defaults.start_timeout: 0 leaves no time", "defaults.health_failures: must not be negative", "defaults.health_interval: must not be negative"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("want %q in %v", want, err)
+		}
+	}
+}
+
+// TestNamedKeys: named keys get their defaults, their secrets are redacted
+// like the lists', and they close the gateway as api_keys do.
+func TestNamedKeys(t *testing.T) {
+	c, err := Parse("k.yaml", []byte(`
+listen: 0.0.0.0:4000
+auth:
+  keys:
+    alice: {key: sk-alice-secret, models: [a, "b*"], rpm: 5}
+    bot: {key: sk-bot-secret, priority: batch}
+telemetry: {otlp_endpoint: http://127.0.0.1:4318}
+models:
+  a: {engine: sim, memory: 1GiB, max_concurrency: 2}
+  b1: {engine: sim, memory: 1GiB}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Auth.GatewayOpen() {
+		t.Error("named keys alone leave the gateway open")
+	}
+	if k := c.Auth.Keys["alice"]; k.Priority != PriorityInteractive || k.RPM != 5 || k.String() != "5 rpm" {
+		t.Errorf("alice: %+v (%s)", k, k)
+	}
+	if c.Auth.Keys["bot"].Priority != PriorityBatch {
+		t.Errorf("bot: %+v", c.Auth.Keys["bot"])
+	}
+	if c.Telemetry.Sample != 1 {
+		t.Errorf("sample %v, want the default 1", c.Telemetry.Sample)
+	}
+	if c.Models["a"].MaxConcurrency != 2 {
+		t.Errorf("max_concurrency %d", c.Models["a"].MaxConcurrency)
+	}
+	if got := Redactor(c).Replace("bearer sk-alice-secret and sk-bot-secret"); got != "bearer *** and ***" {
+		t.Errorf("redacted: %q", got)
+	}
+	if got := c.Auth.AdminToken(); got != "" {
+		t.Errorf("admin token %q without any admin key", got)
+	}
+	for _, tc := range []struct {
+		pattern, name string
+		want          bool
+	}{{"a", "a", true}, {"b*", "b1", true}, {"b*", "a", false}, {"qwen3:*", "qwen3:8b", true}, {"[x", "[x", true}, {"[x", "x", false}} {
+		if got := MatchModel(tc.pattern, tc.name); got != tc.want {
+			t.Errorf("MatchModel(%q, %q) = %v", tc.pattern, tc.name, got)
 		}
 	}
 }

@@ -281,7 +281,7 @@ func (v *validator) run() {
 	_, lport, err := splitHostPort(c.Listen)
 	if err != nil {
 		v.add([]string{"listen"}, "%q is not host:port (%v)", c.Listen, err)
-	} else if len(c.Auth.APIKeys) == 0 && !IsLoopback(c.Listen) {
+	} else if c.Auth.GatewayOpen() && !IsLoopback(c.Listen) {
 		v.add([]string{"listen"}, "%s accepts connections from other machines but auth.api_keys is empty: add a key, or listen on 127.0.0.1", c.Listen)
 	}
 	for i, k := range c.Auth.APIKeys {
@@ -363,7 +363,7 @@ func (v *validator) run() {
 		} else {
 			portUsers[port] = append(portUsers[port], user{d.Key, p})
 		}
-		if len(c.Auth.APIKeys) == 0 && !IsLoopback(d.Addr) {
+		if c.Auth.GatewayOpen() && !IsLoopback(d.Addr) {
 			v.add(p, "%s accepts connections from other machines but auth.api_keys is empty: add a key, or listen on 127.0.0.1", d.Addr)
 		}
 		if o, ok := lkey[d.Addr]; ok {
@@ -383,6 +383,7 @@ func (v *validator) run() {
 	v.peers()
 	v.kubernetes()
 	v.hub()
+	v.keys()
 	sharedUsers := map[string]int{} // models on an engine's shared server, by engine
 	for _, name := range c.ModelNames() {
 		m := c.Models[name]
@@ -641,6 +642,9 @@ func (v *validator) model(name string, m *Model, p []string) {
 	}
 	if m.QueueLimit < 0 {
 		v.add(at("queue_limit"), "must not be negative")
+	}
+	if m.MaxConcurrency < 0 {
+		v.add(at("max_concurrency"), "must not be negative (0: no cap)")
 	}
 	if m.Context < 0 {
 		v.add(at("context"), "must not be negative")
