@@ -1,59 +1,129 @@
 // Package auth checks the bearer keys of the gateway and the admin API and
-// refuses in the OpenAI shape clients (Cursor, Open WebUI) understand.
+// refuses in the OpenAI shape clients (Cursor, Open WebUI) understand. A
+// key is found by its hash in one map look-up, whatever the number of keys;
+// the request then carries who it is (a *Key: the key's name, its models,
+// its limits, its priority) in its context. The key itself is never kept,
+// shown or logged: only its name.
 package auth
 
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
-	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
 
 	"github.com/gantryhq/gantry/internal/apierr"
+	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/limits"
 )
 
-// Keys holds the gateway's and the admin API's keys; Update swaps them
-// (a config reload) without a restart.
+// Keys holds the gateway's and the admin API's keys; Update and Set swap
+// them (a config reload) without a restart.
 type Keys struct {
 	p atomic.Pointer[keySet]
 }
 
 type keySet struct {
-	api   [][32]byte
-	admin [][32]byte
+	byHash map[[32]byte]*Key
+	byName map[string]*Key
+	// open: the gateway takes requests without a key (no api_keys and no
+	// named keys); adminOpen: the admin API does (no key at all).
+	open, adminOpen bool
+	// names are every key's name, in config order (lists first).
+	names []string
 	// replaced is closed when Update replaces this set: requests admitted
 	// under it check their key again.
 	replaced chan struct{}
 }
 
-// New returns the key checker; admin falls back to apiKeys when empty.
+// New returns the key checker of the api_keys and admin_keys lists; admin
+// falls back to apiKeys when empty.
 func New(apiKeys, adminKeys []string) *Keys {
+	return FromConfig(config.Auth{APIKeys: apiKeys, AdminKeys: adminKeys})
+}
+
+// FromConfig returns the key checker of a config's auth: section.
+func FromConfig(a config.Auth) *Keys {
 	k := &Keys{}
-	k.Update(apiKeys, adminKeys)
+	k.Set(a)
 	return k
 }
 
-// Update replaces the keys.
+// Update replaces the keys with the two lists' (tests; Set takes them all).
 func (k *Keys) Update(apiKeys, adminKeys []string) {
-	ks := &keySet{replaced: make(chan struct{})}
-	for _, s := range apiKeys {
-		ks.api = append(ks.api, sha256.Sum256([]byte(s)))
-	}
-	if len(adminKeys) == 0 {
-		adminKeys = apiKeys
-	}
-	for _, s := range adminKeys {
-		ks.admin = append(ks.admin, sha256.Sum256([]byte(s)))
-	}
+	k.Set(config.Auth{APIKeys: apiKeys, AdminKeys: adminKeys})
+}
+
+// Set replaces the keys with a config's. A key that keeps its name and
+// limits keeps where it stands in them (a reload does not refill buckets).
+func (k *Keys) Set(a config.Auth) {
+	old := k.p.Load()
+	ks := build(a, old)
 	if old := k.p.Swap(ks); old != nil {
 		close(old.replaced)
 	}
 }
 
+// build makes the key set of a config; old (nil at first) lends its
+// limits' state to keys of the same name and limits.
+func build(a config.Auth, old *keySet) *keySet {
+	ks := &keySet{byHash: map[[32]byte]*Key{}, byName: map[string]*Key{}, replaced: make(chan struct{}),
+		open: a.GatewayOpen()}
+	prev := map[string]*limits.Key{}
+	if old != nil {
+		for _, o := range old.byHash {
+			if o.Limit != nil {
+				prev[o.Name] = o.Limit
+			}
+		}
+	}
+	add := func(secret string, key *Key) {
+		h := sha256.Sum256([]byte(secret))
+		if have, ok := ks.byHash[h]; ok { // in both lists: one admin key
+			have.Admin = have.Admin || key.Admin
+			return
+		}
+		if l := key.limitsOf(); !l.None() {
+			if p := prev[key.Name]; p != nil && p.Limits() == l {
+				key.Limit = p
+			} else {
+				key.Limit = limits.New(l)
+			}
+		}
+		ks.byHash[h] = key
+		ks.byName[key.Name] = key
+		ks.names = append(ks.names, key.Name)
+	}
+	listAdmin := len(a.AdminKeys) == 0 // admin_keys falls back to api_keys
+	for i, s := range a.APIKeys {
+		add(s, &Key{Name: config.KeyName(i, false), Admin: listAdmin})
+	}
+	for i, s := range a.AdminKeys {
+		add(s, &Key{Name: config.KeyName(i, true), Admin: true})
+	}
+	for _, name := range sortedNames(a.Keys) {
+		c := a.Keys[name]
+		if c == nil || c.Key == "" {
+			continue
+		}
+		add(c.Key, &Key{Name: name, Admin: c.Admin, Batch: c.Priority == config.PriorityBatch,
+			models: c.Models, conf: c})
+	}
+	ks.adminOpen = len(ks.byHash) == 0
+	return ks
+}
+
 // Open reports whether the gateway needs no key.
-func (k *Keys) Open() bool { return len(k.p.Load().api) == 0 }
+func (k *Keys) Open() bool { return k.p.Load().open }
+
+// Names are the names of every key, for metrics labels: their number is
+// bounded by the config.
+func (k *Keys) Names() []string { return append([]string(nil), k.p.Load().names...) }
+
+// ByName returns the key of that name (nil: none), for counting an
+// answer's tokens against its limits.
+func (k *Keys) ByName(name string) *Key { return k.p.Load().byName[name] }
 
 // bearer returns the key a request presents: "Authorization: Bearer K", or
 // "x-api-key: K" as some clients send.
@@ -71,45 +141,29 @@ func bearer(r *http.Request) (string, bool) {
 	return "", false
 }
 
-// Name names the key a request presents, for logs: "key N" for the Nth of
-// auth.api_keys, "admin key N" for one of auth.admin_keys only, "" when
-// there is none or it is not known. The key itself is never shown.
-func (k *Keys) Name(r *http.Request) string {
+// lookup finds the key a request presents (nil: none, or not known). The
+// look-up is by the key's SHA-256: what its timing could tell is about a
+// hash, whose preimage it does not give.
+func (ks *keySet) lookup(r *http.Request) *Key {
 	key, ok := bearer(r)
 	if !ok || key == "" {
-		return ""
+		return nil
 	}
-	ks := k.p.Load()
-	if i := index(key, ks.api); i >= 0 {
-		return fmt.Sprintf("key %d", i+1)
+	return ks.byHash[sha256.Sum256([]byte(key))]
+}
+
+// Name names the key a request presents, for logs: its name in auth.keys,
+// "key N" for the Nth of auth.api_keys, "admin key N" for one of
+// auth.admin_keys only, "" when there is none or it is not known. The key
+// itself is never shown.
+func (k *Keys) Name(r *http.Request) string {
+	if key := From(r.Context()); key != nil {
+		return key.Name
 	}
-	if i := index(key, ks.admin); i >= 0 {
-		return fmt.Sprintf("admin key %d", i+1)
+	if key := k.p.Load().lookup(r); key != nil {
+		return key.Name
 	}
 	return ""
-}
-
-// index is the position of key in set (-1: none), comparing every entry
-// in constant time.
-func index(key string, set [][32]byte) int {
-	h := sha256.Sum256([]byte(key))
-	at := -1
-	for i, s := range set {
-		if subtle.ConstantTimeCompare(h[:], s[:]) == 1 {
-			at = i
-		}
-	}
-	return at
-}
-
-// match compares in constant time (over hashes, so lengths leak nothing).
-func match(key string, set [][32]byte) bool {
-	h := sha256.Sum256([]byte(key))
-	ok := 0
-	for _, s := range set {
-		ok |= subtle.ConstantTimeCompare(h[:], s[:])
-	}
-	return ok == 1
 }
 
 // Gateway requires an API key (when any is configured), refusing in the
@@ -125,22 +179,22 @@ func (k *Keys) GatewayShaped(write func(w http.ResponseWriter, status int, typ, 
 func (k *Keys) gateway(next http.Handler, write func(w http.ResponseWriter, status int, typ, code, msg string)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ks := k.p.Load()
-		if len(ks.api) == 0 {
+		if ks.open {
 			next.ServeHTTP(w, r)
 			return
 		}
-		key, ok := bearer(r)
-		if !ok {
+		if _, ok := bearer(r); !ok {
 			write(w, http.StatusUnauthorized, "invalid_request_error", "missing_api_key",
-				"You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>' (one of gantry's auth.api_keys).")
+				"You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>' (one of gantry's auth.api_keys or auth.keys).")
 			return
 		}
-		if !match(key, ks.api) && !match(key, ks.admin) { // an admin key may use the gateway too
+		key := ks.lookup(r) // an admin key may use the gateway too
+		if key == nil {
 			write(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
-				"Incorrect API key provided. Use one of gantry's auth.api_keys.")
+				"Incorrect API key provided. Use one of gantry's auth.api_keys or auth.keys.")
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, key)))
 	})
 }
 
@@ -153,19 +207,21 @@ func (k *Keys) Admin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ks := k.p.Load()
 		key, ok := bearer(r)
-		if len(ks.admin) == 0 {
+		if ks.adminOpen {
 			next.ServeHTTP(w, k.revocable(r, ks, key))
 			return
 		}
+		who := ks.lookup(r)
 		switch {
 		case !ok:
 			apierr.Write(w, http.StatusUnauthorized, "invalid_request_error", "missing_api_key",
 				"The admin API needs a key: send 'Authorization: Bearer <admin key>' (gantry: --token or GANTRY_TOKEN).")
-		case match(key, ks.admin):
+		case who != nil && who.Admin:
+			r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, who))
 			next.ServeHTTP(w, k.revocable(r, ks, key))
-		case match(key, ks.api):
+		case who != nil:
 			apierr.Write(w, http.StatusForbidden, "permission_error", "admin_key_required",
-				"This key may use the gateway but not the admin API; use one of auth.admin_keys.")
+				"This key may use the gateway but not the admin API; use one of auth.admin_keys, or a key of auth.keys with admin: true.")
 		default:
 			apierr.Write(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
 				"Incorrect API key provided for the admin API.")
@@ -174,9 +230,10 @@ func (k *Keys) Admin(next http.Handler) http.Handler {
 }
 
 // revocable returns r with a context that ends when the keys are replaced
-// by a set that no longer admits key.
+// by a set that no longer admits key to the admin API.
 func (k *Keys) revocable(r *http.Request, ks *keySet, key string) *http.Request {
 	ctx, cancel := context.WithCancel(r.Context())
+	h := sha256.Sum256([]byte(key))
 	go func() {
 		defer cancel()
 		for {
@@ -186,7 +243,7 @@ func (k *Keys) revocable(r *http.Request, ks *keySet, key string) *http.Request 
 			case <-ks.replaced:
 			}
 			ks = k.p.Load()
-			if len(ks.admin) > 0 && (key == "" || !match(key, ks.admin)) {
+			if who := ks.byHash[h]; !ks.adminOpen && (key == "" || who == nil || !who.Admin) {
 				return
 			}
 		}

@@ -120,7 +120,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if gpuFn != nil {
 		s.SetGPUSource(gpuFn)
 	}
-	keys := auth.New(cfg.Auth.APIKeys, cfg.Auth.AdminKeys)
+	keys := auth.FromConfig(cfg.Auth)
 	if keys.Open() && !config.IsLoopback(cfg.Listen) {
 		s.Close(context.Background()) //nolint:errcheck // nothing started yet
 		return fmt.Errorf("listen %s is reachable from other machines but auth.api_keys is empty: refusing to serve an open gateway", cfg.Listen)
@@ -270,12 +270,12 @@ func reload(ctx context.Context, lg *slog.Logger, s *sched.Scheduler, keys *auth
 		lg.Error("reload refused; the running config stays", "file", cur.File, "err", err)
 		return nil
 	}
-	keys.Update(next.Auth.APIKeys, next.Auth.AdminKeys)
+	keys.Set(next.Auth)
 	lg.Info("config reloaded", "restarted", ch.Restarted, "added", ch.Added, "removed", ch.Removed, "kept", len(ch.Kept))
 	return next
 }
 
-func keysOpen(c *config.Config) bool { return len(c.Auth.APIKeys) == 0 }
+func keysOpen(c *config.Config) bool { return c.Auth.GatewayOpen() }
 
 func firstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
