@@ -32,6 +32,7 @@ type Lease struct {
 
 	s *Scheduler
 	e *entry
+	p Priority
 }
 
 // Release ends the lease: the model's idle timer starts when its last
@@ -41,9 +42,15 @@ func (l *Lease) Release() {
 	s.mu.Lock()
 	l.e.inflight--
 	l.e.lastUsed = time.Now()
+	if l.p == Interactive {
+		l.e.inflightInteractive--
+		l.e.interactiveAt = l.e.lastUsed
+	}
 	if l.e.inflight == 0 {
 		l.e.armIdleLocked(s)
 		s.broadcastLocked() // a drain may be waiting for this
+	} else if l.e.m.MaxConcurrency > 0 && l.e.queued > 0 {
+		s.broadcastLocked() // a place is free for one who waits
 	}
 	s.mu.Unlock()
 }
@@ -53,6 +60,11 @@ func (l *Lease) Release() {
 // while it loads. When the model cannot start and has a fallback, the
 // fallback serves.
 func (s *Scheduler) Acquire(ctx context.Context, name string) (*Lease, error) {
+	return s.AcquireAs(ctx, name, Interactive)
+}
+
+// AcquireAs is Acquire for a request of priority p.
+func (s *Scheduler) AcquireAs(ctx context.Context, name string, p Priority) (*Lease, error) {
 	// The fast path: a ready model costs one lock and no allocation
 	// besides the lease.
 	s.mu.Lock()
@@ -61,14 +73,14 @@ func (s *Scheduler) Acquire(ctx context.Context, name string) (*Lease, error) {
 		s.mu.Unlock()
 		return nil, s.unknown(name)
 	}
-	if e.state == status.Ready && !e.draining && !e.evicting && !e.m.Follower() {
-		l := e.leaseLocked(s)
+	if e.fastLocked() {
+		l := e.leaseLocked(s, p)
 		s.mu.Unlock()
 		return l, nil
 	}
 	s.mu.Unlock()
 	began := time.Now()
-	l, err := s.acquireSlow(ctx, e, "", 0)
+	l, err := s.acquireSlow(ctx, e, "", 0, p)
 	if l != nil {
 		l.Cold, l.Waited = true, time.Since(began)
 	}
@@ -77,11 +89,14 @@ func (s *Scheduler) Acquire(ctx context.Context, name string) (*Lease, error) {
 
 // TryAcquire is Acquire's fast path alone: a lease when the model (name or
 // alias) is ready now, nil when it is not (then Acquire waits for it).
-func (s *Scheduler) TryAcquire(name string) *Lease {
+func (s *Scheduler) TryAcquire(name string) *Lease { return s.TryAcquireAs(name, Interactive) }
+
+// TryAcquireAs is TryAcquire for a request of priority p.
+func (s *Scheduler) TryAcquireAs(name string, p Priority) *Lease {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.lookupLocked(name); e != nil && e.state == status.Ready && !e.draining && !e.evicting && !e.m.Follower() {
-		return e.leaseLocked(s)
+	if e := s.lookupLocked(name); e != nil && e.fastLocked() {
+		return e.leaseLocked(s, p)
 	}
 	return nil
 }
@@ -96,14 +111,18 @@ func followerErr(m *config.Model) error {
 		ErrStartFailed, m.Name, m.Rank(), m.Leader())
 }
 
-func (e *entry) leaseLocked(s *Scheduler) *Lease {
+func (e *entry) leaseLocked(s *Scheduler, p Priority) *Lease {
 	e.inflight++
 	e.lastUsed = time.Now()
+	if p == Interactive {
+		e.inflightInteractive++
+		e.interactiveAt = e.lastUsed
+	}
 	e.stopIdleLocked()
-	return &Lease{Model: e.m, BaseURL: e.baseURL, s: s, e: e}
+	return &Lease{Model: e.m, BaseURL: e.baseURL, s: s, e: e, p: p}
 }
 
-func (s *Scheduler) acquireSlow(ctx context.Context, e *entry, fallbackFor string, depth int) (*Lease, error) {
+func (s *Scheduler) acquireSlow(ctx context.Context, e *entry, fallbackFor string, depth int, p Priority) (*Lease, error) {
 	if err := followerErr(e.m); err != nil {
 		return nil, err
 	}
@@ -121,14 +140,21 @@ func (s *Scheduler) acquireSlow(ctx context.Context, e *entry, fallbackFor strin
 		return nil, fmt.Errorf("%w: slot %s is switching away from %s; retry shortly", ErrSlotSwitching, e.m.Slot, e.m.Name)
 	}
 	e.queued++
+	if p == Interactive {
+		e.queuedInteractive++
+		s.broadcastLocked() // a batch switch under way gives way to it
+	}
 	s.mu.Unlock()
 
-	err := s.ensure(ctx, e)
+	err := s.ready(ctx, e, p)
 
-	s.mu.Lock()
 	e.queued--
+	if p == Interactive {
+		e.queuedInteractive--
+		s.broadcastLocked() // batch requests may wait behind this one
+	}
 	if err == nil {
-		l := e.leaseLocked(s)
+		l := e.leaseLocked(s, p)
 		l.FallbackFor = fallbackFor
 		s.mu.Unlock()
 		return l, nil
@@ -152,7 +178,7 @@ func (s *Scheduler) acquireSlow(ctx context.Context, e *entry, fallbackFor strin
 			if fallbackFor == "" {
 				fallbackFor = e.m.Name
 			}
-			return s.acquireSlow(ctx, f, fallbackFor, depth+1)
+			return s.acquireSlow(ctx, f, fallbackFor, depth+1, p)
 		}
 	}
 	return nil, err
@@ -175,7 +201,7 @@ func (s *Scheduler) start(ctx context.Context, e *entry) error {
 	s.mu.Lock()
 	e.queued++
 	s.mu.Unlock()
-	err := s.ensure(ctx, e)
+	err := s.ensure(ctx, e, Interactive)
 	s.mu.Lock()
 	e.queued--
 	e.armIdleLocked(s)
@@ -240,7 +266,7 @@ func (s *Scheduler) begin(e *entry) error {
 // way, switches e's slot to it, admits it into the memory budget (evicting
 // idle on-demand models LRU-first) and starts it. It returns nil when e is
 // ready and not being drained or stopped.
-func (s *Scheduler) ensure(ctx context.Context, e *entry) error {
+func (s *Scheduler) ensure(ctx context.Context, e *entry, p Priority) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.releaseSlotLocked(e) // on every way out, with s.mu held
@@ -277,7 +303,7 @@ func (s *Scheduler) ensure(ctx context.Context, e *entry) error {
 			return fmt.Errorf("%w: %s: %s — %s", ErrStartFailed, e.m.Name, f.Reason, f.Fix)
 		}
 		if e.m.Slot != "" {
-			switched, err := s.takeSlotLocked(ctx, e)
+			switched, err := s.takeSlotLocked(ctx, e, p)
 			if err != nil {
 				return err
 			}
@@ -286,7 +312,7 @@ func (s *Scheduler) ensure(ctx context.Context, e *entry) error {
 			}
 		}
 		if !e.holds {
-			ok, err := s.admitLocked(ctx, e)
+			ok, err := s.admitLocked(ctx, e, p)
 			if err != nil {
 				s.releaseSlotLocked(e)
 				return err
@@ -300,6 +326,33 @@ func (s *Scheduler) ensure(ctx context.Context, e *entry) error {
 			return err
 		}
 	}
+}
+
+// ready makes e ready (ensure) and waits for one of its places
+// (max_concurrency) in priority order; it returns with s.mu held, and nil
+// when the caller may lease e now.
+func (s *Scheduler) ready(ctx context.Context, e *entry, p Priority) error {
+	for {
+		err := s.ensure(ctx, e, p)
+		s.mu.Lock()
+		if err != nil {
+			return err
+		}
+		for e.servingLocked() && !e.admitsLocked(p) {
+			if err := s.waitLocked(ctx, 0); err != nil {
+				return err
+			}
+		}
+		if e.servingLocked() {
+			return nil
+		}
+		s.mu.Unlock() // stopped or switched away meanwhile: make it ready again
+	}
+}
+
+// servingLocked reports whether e is ready to serve.
+func (e *entry) servingLocked() bool {
+	return e.state == status.Ready && !e.draining && !e.evicting
 }
 
 // startLocked starts (or joins the start of) e's engine with s.mu released.

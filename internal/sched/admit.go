@@ -57,8 +57,10 @@ func ChooseVictims(need, free int64, holders []Holder) (victims []string, ok boo
 // admitLocked reserves e's memory. When it does not fit it picks idle
 // on-demand models to evict (ChooseVictims), stops them and answers
 // ok = false (look again). When even evicting every idle model would not
-// make room it answers ErrInsufficientMemory naming the holders.
-func (s *Scheduler) admitLocked(ctx context.Context, e *entry) (bool, error) {
+// make room it answers ErrInsufficientMemory naming the holders. A batch
+// request evicts no model in interactive use (protectedLocked): when only
+// those would make room, it waits for them to leave it.
+func (s *Scheduler) admitLocked(ctx context.Context, e *entry, p Priority) (bool, error) {
 	if e.memory > s.budget {
 		return false, fmt.Errorf("%w: %s needs %s but the whole budget is %s (memory.total %s − memory.reserve %s)",
 			ErrInsufficientMemory, e.m.Name, config.FormatBytes(e.memory), config.FormatBytes(s.budget),
@@ -71,6 +73,8 @@ func (s *Scheduler) admitLocked(ctx context.Context, e *entry) (bool, error) {
 		return true, nil
 	}
 	var holders []Holder
+	now := time.Now()
+	var protected time.Duration // the soonest a protected victim is free
 	for _, name := range sortedNames(s.models) {
 		o := s.models[name]
 		if !o.holds || o == e {
@@ -79,8 +83,22 @@ func (s *Scheduler) admitLocked(ctx context.Context, e *entry) (bool, error) {
 		holders = append(holders, Holder{Name: name, Bytes: o.memory, LastUsed: o.lastUsed,
 			Stopping:  o.evicting || o.state == status.Stopping,
 			Evictable: o.evictable()})
+		if left := s.protectedLocked(o, now); p == Batch && o.evictable() && left > 0 {
+			holders[len(holders)-1].Evictable = false
+			if protected == 0 || left < protected {
+				protected = left
+			}
+		}
 	}
 	names, ok := ChooseVictims(e.memory, free, holders)
+	if !ok && protected > 0 {
+		for i := range holders {
+			holders[i].Evictable = s.models[holders[i].Name].evictable()
+		}
+		if _, fits := ChooseVictims(e.memory, free, holders); fits {
+			return false, s.waitLocked(ctx, protected) // batch: until the interactive use ends
+		}
+	}
 	if !ok {
 		return false, fmt.Errorf("%w: %s needs %s but only %s of the %s budget is free; held by %s",
 			ErrInsufficientMemory, e.m.Name, config.FormatBytes(e.memory), config.FormatBytes(max(free, 0)),

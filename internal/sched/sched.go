@@ -66,6 +66,11 @@ type entry struct {
 	inflight int
 	queued   int
 	lastUsed time.Time
+	// queuedInteractive and inflightInteractive count the interactive
+	// ones among queued and inflight; interactiveAt is when one was last
+	// leased (priority.go).
+	queuedInteractive, inflightInteractive int
+	interactiveAt                          time.Time
 	holds    bool // counts toward reserved memory: admitted and not yet gone
 	evicting bool // a stop (eviction, idle, explicit) is under way
 	draining bool // its slot is switching to another member

@@ -11,11 +11,19 @@ import (
 )
 
 // takeSlotLocked makes e the slot's member: when another member holds the
-// slot it drains and stops that one (switched = true, look again).
-func (s *Scheduler) takeSlotLocked(ctx context.Context, e *entry) (switched bool, err error) {
+// slot it drains and stops that one (switched = true, look again). A batch
+// request first waits while the slot is in interactive use
+// (batchYieldsLocked), and gives the slot up again if that starts while
+// it waits for the member's residency.
+func (s *Scheduler) takeSlotLocked(ctx context.Context, e *entry, p Priority) (switched bool, err error) {
 	slot := e.m.Slot
 	if t := s.switching[slot]; t != nil && t != e {
 		return true, s.waitLocked(ctx, 0) // another switch first
+	}
+	if p == Batch {
+		if wait, yield := s.batchYieldsLocked(e, time.Now()); yield {
+			return true, s.waitLocked(ctx, wait)
+		}
 	}
 	var occ *entry
 	for _, o := range s.models {
@@ -32,7 +40,11 @@ func (s *Scheduler) takeSlotLocked(ctx context.Context, e *entry) (switched bool
 	s.logger.Info("switching slot", "slot", slot, "from", occ.m.Name, "to", e.m.Name)
 	// The switch goes on even if this caller gives up: a half-drained
 	// member helps nobody.
-	s.residencyLocked(occ, s.conf.Load().Slots[slot].MinResidency.D())
+	if !s.residencyLocked(occ, s.conf.Load().Slots[slot].MinResidency.D(), e, p) {
+		delete(s.switching, slot) // an interactive request came: it goes first
+		s.broadcastLocked()
+		return true, ctx.Err()
+	}
 	occ.draining = true
 	s.broadcastLocked()
 	s.drainLocked(occ)
@@ -57,10 +69,17 @@ const switchIdleGrace = 3 * time.Second
 // give up the slot: a load under way that someone waits for is finished
 // first; a member in use keeps the slot for minResidency from its
 // readiness, unless it has been idle (nothing in flight or waiting) for
-// switchIdleGrace. Meanwhile occ serves as usual.
-func (s *Scheduler) residencyLocked(occ *entry, minResidency time.Duration) {
+// switchIdleGrace. Meanwhile occ serves as usual. For a batch request
+// (for e) it answers false as soon as the slot comes into interactive use:
+// the switch is given up.
+func (s *Scheduler) residencyLocked(occ *entry, minResidency time.Duration, e *entry, p Priority) bool {
 	bg := context.Background()
 	for {
+		if p == Batch {
+			if _, yield := s.batchYieldsLocked(e, time.Now()); yield {
+				return false
+			}
+		}
 		// Someone waits for this load (admitted, maybe not yet launched):
 		// let it finish, or it is wasted.
 		if occ.holds && occ.queued > 0 && (occ.state == status.Starting || occ.state == status.Stopped) {
@@ -69,7 +88,7 @@ func (s *Scheduler) residencyLocked(occ *entry, minResidency time.Duration) {
 		}
 		wait, ok := residencyLeft(occ.state == status.Ready, occ.inflight+occ.queued > 0, occ.readyAt, occ.lastUsed, time.Now(), minResidency)
 		if ok {
-			return
+			return true
 		}
 		s.waitLocked(bg, wait) //nolint:errcheck
 	}
