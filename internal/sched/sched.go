@@ -71,12 +71,12 @@ type entry struct {
 	// leased (priority.go).
 	queuedInteractive, inflightInteractive int
 	interactiveAt                          time.Time
-	holds    bool // counts toward reserved memory: admitted and not yet gone
-	evicting bool // a stop (eviction, idle, explicit) is under way
-	draining bool // its slot is switching to another member
-	alwaysOn bool // by mode or by the active profile
-	idle     *time.Timer
-	memory   int64
+	holds                                  bool // counts toward reserved memory: admitted and not yet gone
+	evicting                               bool // a stop (eviction, idle, explicit) is under way
+	draining                               bool // its slot is switching to another member
+	alwaysOn                               bool // by mode or by the active profile
+	idle                                   *time.Timer
+	memory                                 int64
 	// memorySource overrides the plan's when the engine measured it.
 	memorySource string
 	baseURL      string
