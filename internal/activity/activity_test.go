@@ -131,7 +131,7 @@ func TestQueryFiltersAndTotals(t *testing.T) {
 	if len(res.Records) != 2 || res.Records[0].Status != 502 {
 		t.Errorf("records %+v", res.Records)
 	}
-	if len(res.Totals) != 1 || res.Totals[0] != (Totals{Model: "b", Requests: 5, Errors: 1, PromptTokens: 4, CompletionTokens: 8}) {
+	if len(res.Totals) != 1 || res.Totals[0] != (Totals{Model: "b", Counts: Counts{Requests: 5, Errors: 1, PromptTokens: 4, CompletionTokens: 8}}) {
 		t.Errorf("totals %+v", res.Totals)
 	}
 	all, _ := s.Query(Filter{Since: now.Add(-time.Hour)})

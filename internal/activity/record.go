@@ -44,6 +44,9 @@ type Record struct {
 	// switch); WaitedMS how long.
 	Cold     bool    `json:"cold,omitempty"`
 	WaitedMS float64 `json:"waited_ms,omitempty"`
+	// HeldMS is how long the request held its engine (from its lease to
+	// its end): the engine-seconds usage counts.
+	HeldMS float64 `json:"held_ms,omitempty"`
 	// Cut says a field was longer than the log keeps (MaxName, MaxRoute):
 	// it holds its start, ending in the Cut mark.
 	Cut bool `json:"cut,omitempty"`
@@ -102,7 +105,7 @@ type Pending struct {
 	// ErrorBody is the start of an error answer.
 	ErrorBody []byte
 	// TTFT and Duration are turned into the record's milliseconds.
-	TTFT, Duration, Waited time.Duration
+	TTFT, Duration, Waited, Held time.Duration
 }
 
 // Finish makes the record: the usage read from the tail, the error code
@@ -113,6 +116,9 @@ func (p *Pending) Finish() Record {
 	r.DurationMS = ms(p.Duration)
 	if p.Waited > 0 {
 		r.WaitedMS = ms(p.Waited)
+	}
+	if p.Held > 0 {
+		r.HeldMS = ms(p.Held)
 	}
 	if r.Tokens == nil && len(p.Tail) > 0 {
 		r.Tokens = ParseUsage(p.Tail)

@@ -25,7 +25,14 @@ type Options struct {
 	Logger             *slog.Logger
 	// Now replaces the clock (tests).
 	Now func() time.Time
+	// OnRecord, when set, sees every record once it is made (on the
+	// store's goroutine): the usage per key and its tokens per minute.
+	OnRecord func(Record)
 }
+
+// memoryOnly reports whether the store keeps nothing on disk (no Dir):
+// records only reach OnRecord and the followers.
+func (o Options) memoryOnly() bool { return o.Dir == "" }
 
 // Store is the activity log. Add is safe for concurrent use and never
 // blocks; the records are written by the store's own goroutine.
@@ -63,14 +70,19 @@ const segPrefix, segSuffix = "activity-", ".jsonl"
 // Open opens (or creates) the store in o.Dir, enforces retention on what
 // is there and starts the writer.
 func Open(o Options) (*Store, error) {
-	if o.KeepRows < 1 || o.KeepDays < 1 {
-		return nil, fmt.Errorf("activity: keep_rows and keep_days must be at least 1")
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.memoryOnly() {
+		s := &Store{o: o, quit: make(chan struct{}), done: make(chan struct{}), lg: o.Logger, subs: map[chan Record]struct{}{}}
+		go s.run()
+		return s, nil
+	}
+	if o.KeepRows < 1 || o.KeepDays < 1 {
+		return nil, fmt.Errorf("activity: keep_rows and keep_days must be at least 1")
 	}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("activity log: %w", err)
@@ -203,6 +215,13 @@ func (s *Store) drainLocked() {
 
 func (s *Store) writeLocked(p Pending) {
 	r := p.Finish()
+	if s.o.OnRecord != nil {
+		s.o.OnRecord(r)
+	}
+	if s.o.memoryOnly() {
+		s.publishLocked(r)
+		return
+	}
 	if s.cur == nil || s.segs[len(s.segs)-1].rows >= s.segRows {
 		if err := s.rotateLocked(r.Time); err != nil {
 			s.lg.Warn("activity log: cannot open a segment; the record is lost", "err", err)
@@ -215,6 +234,11 @@ func (s *Store) writeLocked(p Pending) {
 	seg := &s.segs[len(s.segs)-1]
 	seg.rows++
 	seg.last = r.Time
+	s.publishLocked(r)
+}
+
+// publishLocked hands a record to the followers.
+func (s *Store) publishLocked(r Record) {
 	for ch := range s.subs {
 		select {
 		case ch <- r:
@@ -258,6 +282,9 @@ func (s *Store) rotateLocked(now time.Time) error {
 // retainLocked removes the segments past keep_days, and the oldest ones
 // while the rest still hold keep_rows.
 func (s *Store) retainLocked() {
+	if s.o.memoryOnly() {
+		return
+	}
 	cut := s.o.Now().AddDate(0, 0, -s.o.KeepDays)
 	total := 0
 	for _, sg := range s.segs {

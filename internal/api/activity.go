@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -53,11 +54,50 @@ func (s *Server) activityLog(w http.ResponseWriter, r *http.Request) {
 	apierr.WriteJSON(w, http.StatusOK, res)
 }
 
+// usage answers GET /api/usage?by=key|model|day&since=: the activity
+// log's requests, tokens in and out and engine-seconds held, totalled by
+// key (default), model or day since a time (default 7d).
+func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
+	if s.activity == nil {
+		apierr.Write(w, http.StatusNotFound, "invalid_request_error", "activity_off",
+			"usage is read from the activity log, which is off (activity.keep_days or keep_rows is 0 in the config)")
+		return
+	}
+	q := r.URL.Query()
+	by, since := q.Get("by"), q.Get("since")
+	if by == "" {
+		by = activity.ByKey
+	}
+	if since == "" {
+		since = "7d"
+	}
+	t, err := parseSince(since, time.Now())
+	if err != nil {
+		apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "bad_since", err.Error())
+		return
+	}
+	u, err := s.activity.Usage(by, t)
+	if errors.Is(err, activity.ErrGrouping) {
+		apierr.Write(w, http.StatusBadRequest, "invalid_request_error", "bad_by", err.Error())
+		return
+	}
+	if err != nil {
+		apierr.Write(w, http.StatusInternalServerError, "server_error", "activity_read", "could not read the activity log: "+err.Error())
+		return
+	}
+	apierr.WriteJSON(w, http.StatusOK, u)
+}
+
 // parseSince reads since= as a time (RFC 3339, or a date: midnight,
-// local time) or as a duration back from now ("90m", "24h").
+// local time) or as a duration back from now ("90m", "24h", "7d").
 func parseSince(v string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
 		return now.Add(-d), nil
+	}
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		if days, err := strconv.Atoi(n); err == nil && days >= 0 {
+			return now.AddDate(0, 0, -days), nil
+		}
 	}
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
 		return t, nil
@@ -71,7 +111,7 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 type sinceError struct{ v string }
 
 func (e *sinceError) Error() string {
-	return "since=" + strings.TrimSpace(e.v) + ": write a duration back from now (90m, 24h), a date (2026-11-30) or an RFC 3339 time"
+	return "since=" + strings.TrimSpace(e.v) + ": write a duration back from now (90m, 24h, 7d), a date (2026-11-30) or an RFC 3339 time"
 }
 
 func (s *Server) followActivity(w http.ResponseWriter, r *http.Request, model string) {

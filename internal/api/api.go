@@ -76,6 +76,7 @@ func (s *Server) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handl
 	h("POST /api/check", s.check)
 	h("GET /api/events", s.eventStream)
 	h("GET /api/activity", s.activityLog)
+	h("GET /api/usage", s.usage)
 	h("POST /api/pull", s.pull)
 }
 

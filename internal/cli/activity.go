@@ -8,10 +8,12 @@ import (
 	"io"
 	"net/url"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/gantryhq/gantry/internal/activity"
+	"github.com/gantryhq/gantry/internal/client"
 )
 
 func runActivity(e *env, args []string) error {
@@ -24,12 +26,16 @@ func runActivity(e *env, args []string) error {
 	since := fs.String("since", "24h", "from this long ago (90m, 24h), a date (2026-11-30) or an RFC 3339 time")
 	n := fs.Int("n", 20, "number of newest records to show")
 	asJSON := fs.Bool("json", false, "print JSON: the records and totals, or with -f one record per line")
+	by := fs.String("by", "", "totals by key, model or day: requests, tokens in and out, engine-seconds held")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		return usagef("usage: gantry activity [-f] [--model M] [--since S] [-n N] [--json]")
+		return usagef("usage: gantry activity [-f] [--model M] [--since S] [-n N] [--by key|model|day] [--json]")
+	}
+	if *by != "" && (*follow || *model != "") {
+		return usagef("--by totals everything since --since; it takes neither -f nor --model")
 	}
 	if *n < 1 {
 		return usagef("-n must be at least 1")
@@ -37,6 +43,9 @@ func runActivity(e *env, args []string) error {
 	c, err := cf.client()
 	if err != nil {
 		return err
+	}
+	if *by != "" {
+		return printUsage(e, c, *by, *since, *asJSON)
 	}
 	if *follow {
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
@@ -70,6 +79,37 @@ func runActivity(e *env, args []string) error {
 	}
 	printActivity(e.stdout, res, *since)
 	return nil
+}
+
+// printUsage prints the totals by key, model or day.
+func printUsage(e *env, c *client.Client, by, since string, asJSON bool) error {
+	switch by {
+	case activity.ByKey, activity.ByModel, activity.ByDay:
+	default:
+		return usagef("--by %s: use key, model or day", by)
+	}
+	u, err := c.Usage(e.ctx, by, since)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(e.stdout, u)
+	}
+	if len(u.Rows) == 0 {
+		fmt.Fprintf(e.stdout, "no requests since %s\n", since)
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "%s\tREQUESTS\tERRORS\tTOKENS IN\tTOKENS OUT\tENGINE-SECONDS\n", strings.ToUpper(by))
+	var sum activity.UsageRow
+	for _, r := range u.Rows {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.1f\n", r.Key+r.Model+r.Day, r.Requests, r.Errors, r.PromptTokens, r.CompletionTokens, r.EngineSeconds)
+		sum.Requests, sum.Errors = sum.Requests+r.Requests, sum.Errors+r.Errors
+		sum.PromptTokens, sum.CompletionTokens = sum.PromptTokens+r.PromptTokens, sum.CompletionTokens+r.CompletionTokens
+		sum.EngineSeconds += r.EngineSeconds
+	}
+	fmt.Fprintf(tw, "total since %s\t%d\t%d\t%d\t%d\t%.1f\n", since, sum.Requests, sum.Errors, sum.PromptTokens, sum.CompletionTokens, sum.EngineSeconds)
+	return tw.Flush()
 }
 
 func activityHeader(w io.Writer) {

@@ -330,6 +330,14 @@ func (c *Client) Activity(ctx context.Context, q url.Values) (activity.Result, e
 	return res, err
 }
 
+// Usage returns the activity log's totals by key, model or day since a
+// time (GET /api/usage).
+func (c *Client) Usage(ctx context.Context, by, since string) (activity.Usage, error) {
+	var u activity.Usage
+	err := c.getJSON(ctx, http.MethodGet, "/api/usage?"+url.Values{"by": {by}, "since": {since}}.Encode(), &u)
+	return u, err
+}
+
 // FollowActivity calls fn with each new record (of model, "" all) until
 // ctx is done or the daemon goes away.
 func (c *Client) FollowActivity(ctx context.Context, model string, fn func(activity.Record)) error {

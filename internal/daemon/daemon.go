@@ -125,19 +125,16 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		s.Close(context.Background()) //nolint:errcheck // nothing started yet
 		return fmt.Errorf("listen %s is reachable from other machines but auth.api_keys is empty: refusing to serve an open gateway", cfg.Listen)
 	}
-	var act *activity.Store
-	if cfg.Activity.On() {
-		act, err = activity.Open(activity.Options{Dir: filepath.Join(cfg.Root, "state", "activity"),
-			KeepDays: cfg.Activity.KeepDays, KeepRows: cfg.Activity.KeepRows, Logger: lg})
-		if err != nil {
-			s.Close(context.Background()) //nolint:errcheck // nothing started yet
-			return fmt.Errorf("%w (set activity.keep_days: 0 to run without the activity log)", err)
-		}
-		defer act.Close() // after the doors: the last requests are written
+	met.SetKeys(keys.Names())
+	act, err := openActivity(cfg, lg, met, keys)
+	if err != nil {
+		s.Close(context.Background()) //nolint:errcheck // nothing started yet
+		return fmt.Errorf("%w (set activity.keep_days: 0 to run without the activity log)", err)
 	}
+	defer act.Close() // after the doors: the last requests are written
 	mux := http.NewServeMux()
 	adm := api.New(s, hub, lg)
-	if act != nil {
+	if cfg.Activity.On() {
 		adm.SetActivity(act)
 	}
 	adm.SetPeers(peerSet)
@@ -146,9 +143,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	mux.Handle("GET /{$}", dashboard.Handler())
 	gw = gateway.New(s, lg, observer{met: met, hub: hub})
 	defer gw.Close()
-	if act != nil {
-		gw.SetActivity(act, keys.Name)
-	}
+	gw.SetActivity(act, keys.Name)
 	gw.SetPeers(peerSet)
 	gw.Register(mux, gateway.Wraps{Gateway: keys.Gateway, GatewayAnthropic: keys.GatewayShaped(gateway.AnthropicShape), Admin: keys.Admin})
 
@@ -216,6 +211,7 @@ loop:
 		case <-hup:
 			if next := reload(ctx, lg, s, keys, current); next != nil {
 				current = next
+				met.SetKeys(keys.Names())
 				peerSet.Update(next)
 				ds.update(next)
 				if err := ds.openPinned(next, pinnedDoor, isUpstreamPath, true); err != nil {
@@ -232,6 +228,23 @@ loop:
 		err = nil
 	}
 	return errors.Join(err, cerr)
+}
+
+// openActivity opens the activity log, or with it off a store that keeps
+// nothing: every finished request's record (its usage read) counts for its
+// key either way — the metrics per key, and its tokens against its tpm.
+func openActivity(cfg *config.Config, lg *slog.Logger, met *metrics.Metrics, keys *auth.Keys) (*activity.Store, error) {
+	onRecord := func(r activity.Record) {
+		met.KeyUsage(r)
+		if k := keys.ByName(r.Key); k != nil && k.Limit != nil && r.Tokens != nil {
+			k.Limit.Spend(time.Now(), r.Tokens.Prompt+r.Tokens.Completion)
+		}
+	}
+	ao := activity.Options{Logger: lg, OnRecord: onRecord}
+	if cfg.Activity.On() {
+		ao.Dir, ao.KeepDays, ao.KeepRows = filepath.Join(cfg.Root, "state", "activity"), cfg.Activity.KeepDays, cfg.Activity.KeepRows
+	}
+	return activity.Open(ao)
 }
 
 // reload re-reads the config file on SIGHUP. A config with any problem is

@@ -35,6 +35,7 @@ type exchange struct {
 	fallback, stream      bool
 	cold                  bool
 	waited                time.Duration
+	leasedAt              time.Time // when an engine was leased (zero: none)
 	tokens                *activity.Tokens
 	// stripUsage: gantry asked the engine for usage in a stream the client
 	// did not ask it for, so the usage chunk is kept from the client.
@@ -77,6 +78,9 @@ func (g *Gateway) record(q *request, ttfb time.Duration, code int) {
 	p := activity.Pending{Record: activity.Record{Time: began, Route: r.URL.Path, Model: x.asked, Served: x.served,
 		Preset: x.preset, Fallback: x.fallback, Status: code, Stream: x.stream, Tokens: x.tokens, Cold: x.cold},
 		TTFT: ttfb, Duration: time.Since(began), Waited: x.waited, ErrorBody: x.errBody}
+	if !x.leasedAt.IsZero() {
+		p.Held = time.Since(x.leasedAt)
+	}
 	if g.keyName != nil {
 		p.Key = g.keyName(r)
 	}

@@ -83,6 +83,21 @@ func testGateway(t *testing.T, yaml string, engines map[string]http.Handler, gat
 // testGatewayWith is testGateway with setup run on the gateway first.
 func testGatewayWith(t *testing.T, yaml string, engines map[string]http.Handler, gates map[string]chan struct{}, setup func(*Gateway)) string {
 	t.Helper()
+	g, _ := newTestGateway(t, yaml, engines, gates)
+	if setup != nil {
+		setup(g)
+	}
+	mux := http.NewServeMux()
+	g.Register(mux, Wraps{Gateway: func(h http.Handler) http.Handler { return h }})
+	gw := httptest.NewServer(mux)
+	t.Cleanup(gw.Close)
+	return gw.URL
+}
+
+// newTestGateway is the gateway of testGateway, not serving yet, and its
+// config.
+func newTestGateway(t *testing.T, yaml string, engines map[string]http.Handler, gates map[string]chan struct{}) (*Gateway, *config.Config) {
+	t.Helper()
 	for name, h := range engines {
 		srv := httptest.NewServer(h)
 		t.Cleanup(srv.Close)
@@ -102,14 +117,7 @@ func testGatewayWith(t *testing.T, yaml string, engines map[string]http.Handler,
 	t.Cleanup(func() { s.Close(context.Background()) })
 	g := New(s, nil, nil)
 	t.Cleanup(g.Close)
-	if setup != nil {
-		setup(g)
-	}
-	mux := http.NewServeMux()
-	g.Register(mux, Wraps{Gateway: func(h http.Handler) http.Handler { return h }})
-	gw := httptest.NewServer(mux)
-	t.Cleanup(gw.Close)
-	return gw.URL
+	return g, c
 }
 
 func post(t *testing.T, url, body string) (int, http.Header, string) {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gantryhq/gantry/internal/apierr"
+	"github.com/gantryhq/gantry/internal/auth"
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/guard"
 	"github.com/gantryhq/gantry/internal/peers"
@@ -143,7 +144,7 @@ func (g *Gateway) modelList(r *http.Request) []modelEntry {
 	if g.relayable(r) {
 		data = append(data, g.peerModels(data)...)
 	}
-	return data
+	return visible(auth.From(r.Context()), data)
 }
 
 func (g *Gateway) models(w http.ResponseWriter, r *http.Request) {
@@ -220,10 +221,15 @@ func (g *Gateway) serve(q *request) {
 		return
 	case !found || name == "":
 		apierr.Write(q, http.StatusBadRequest, "invalid_request_error", "model_missing",
-			`the body names no "model"; known models: `+g.sched.KnownNames())
+			`the body names no "model"; known models: `+g.knownNames(r))
 		return
 	}
 	target, preset := g.resolvePreset(name)
+	key, ok := g.admit(q, r, name, nil)
+	if !ok {
+		return
+	}
+	defer endAdmitted(key)
 	x := q.act()
 	if x != nil {
 		x.asked, x.stream = name, f.stream
@@ -293,11 +299,12 @@ func (g *Gateway) serve(q *request) {
 // waiting for it — for a streamed request with keep-alives (and a chat's
 // loading note) while it loads.
 func (g *Gateway) acquire(q *request, target string, stream bool, p *preset) (*sched.Lease, error) {
-	if l := g.sched.TryAcquire(target); l != nil {
+	prio := priorityOf(q.r)
+	if l := g.sched.TryAcquireAs(target, prio); l != nil {
 		return l, nil
 	}
 	if !stream {
-		return g.sched.Acquire(q.r.Context(), target)
+		return g.sched.AcquireAs(q.r.Context(), target, prio)
 	}
 	var note func(model, load string, waited time.Duration) []byte
 	if q.r.URL.Path == "/v1/chat/completions" && g.wantsNote(target, p) {

@@ -32,7 +32,7 @@ func (g *Gateway) acquireStreaming(q *request, name string, note func(model, loa
 	}
 	done := make(chan result, 1)
 	go func() {
-		l, err := g.sched.Acquire(q.r.Context(), name)
+		l, err := g.sched.AcquireAs(q.r.Context(), name, priorityOf(q.r))
 		done <- result{l, err}
 	}()
 	began := time.Now()

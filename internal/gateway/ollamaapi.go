@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gantryhq/gantry/internal/auth"
 	"github.com/gantryhq/gantry/internal/sched"
 	"github.com/gantryhq/gantry/internal/status"
 	"github.com/gantryhq/gantry/internal/translate"
@@ -73,14 +74,18 @@ type ollamaDetails struct {
 	QuantizationLevel string   `json:"quantization_level"`
 }
 
-func (g *Gateway) ollamaEntries(only func(status.ModelStatus) bool) []map[string]any {
+func (g *Gateway) ollamaEntries(r *http.Request, only func(status.ModelStatus) bool) []map[string]any {
 	var out []map[string]any
+	key := auth.From(r.Context())
 	for _, m := range g.sched.Status().Models {
 		if only != nil && !only(m) {
 			continue
 		}
 		d := ollamaDetails{Format: m.Engine, Family: m.Engine, Families: []string{m.Engine}}
 		for _, name := range append([]string{m.Name}, m.Aliases...) {
+			if !key.Sees(name) && !key.Sees(m.Name) {
+				continue // a restricted key lists only its models
+			}
 			e := map[string]any{"name": name, "model": name, "size": m.MemoryBytes, "digest": "gantry-" + m.Name,
 				"details": d, "modified_at": time.Unix(0, 0).UTC().Format(time.RFC3339)}
 			if m.ReadyAt != nil {
@@ -96,11 +101,11 @@ func (g *Gateway) ollamaEntries(only func(status.ModelStatus) bool) []map[string
 }
 
 func (g *Gateway) ollamaTags(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, map[string]any{"models": g.ollamaEntries(nil)})
+	writeJSON(w, map[string]any{"models": g.ollamaEntries(r, nil)})
 }
 
 func (g *Gateway) ollamaPS(w http.ResponseWriter, r *http.Request) {
-	entries := g.ollamaEntries(func(m status.ModelStatus) bool { return m.State == status.Ready })
+	entries := g.ollamaEntries(r, func(m status.ModelStatus) bool { return m.State == status.Ready })
 	for _, e := range entries {
 		e["size_vram"] = e["size"]
 		e["expires_at"] = time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
@@ -120,8 +125,8 @@ func (g *Gateway) ollamaShow(w http.ResponseWriter, r *http.Request) {
 	}
 	target, _ := g.resolvePreset(name)
 	m := g.sched.Config().Resolve(target)
-	if m == nil {
-		ollamaError(w, http.StatusNotFound, "model_not_found", fmt.Sprintf("model %s not found; gantry serves %s", quote(name), g.sched.KnownNames()))
+	if m == nil || !g.sees(auth.From(r.Context()), name) {
+		ollamaError(w, http.StatusNotFound, "model_not_found", fmt.Sprintf("model %s not found; gantry serves %s", quote(name), g.knownNames(r)))
 		return
 	}
 	caps := []string{"completion", "tools"}

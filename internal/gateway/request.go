@@ -66,6 +66,7 @@ func (q *request) leased(l *sched.Lease) {
 	q.label = l.Model.Name
 	if x := q.act(); x != nil {
 		x.served, x.fallback, x.cold, x.waited = l.Model.Name, l.FallbackFor != "", l.Cold, l.Waited
+		x.leasedAt = time.Now()
 	}
 }
 
@@ -99,7 +100,7 @@ func (q *request) Unwrap() http.ResponseWriter { return q.ResponseWriter }
 // while it loads) and notes it; nil when there is none, the error answered
 // unless the client went away.
 func (g *Gateway) lease(q *request, name string) *sched.Lease {
-	l, err := g.sched.Acquire(q.r.Context(), name)
+	l, err := g.sched.AcquireAs(q.r.Context(), name, priorityOf(q.r))
 	if err != nil {
 		if !q.gone() {
 			apierr.WriteErr(q, err)

@@ -118,5 +118,5 @@ func (g *Gateway) model(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	openAIError(w, http.StatusNotFound, "model_not_found",
-		fmt.Sprintf("the model %s does not exist here; known models: %s", quote(id), g.sched.KnownNames()))
+		fmt.Sprintf("the model %s does not exist here; known models: %s", quote(id), g.knownNames(r)))
 }

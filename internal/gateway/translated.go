@@ -105,6 +105,11 @@ func (g *Gateway) serveCall(q *request, parse func([]byte) (*call, error), error
 	}
 	c.errorShape = errorShape
 	name, preset := g.resolvePreset(c.model)
+	key, ok := g.admit(q, q.r, c.model, errorShape)
+	if !ok {
+		return
+	}
+	defer endAdmitted(key)
 	if x := q.act(); x != nil {
 		x.asked, x.stream = c.model, c.stream
 		if preset != nil {

@@ -62,10 +62,15 @@ func (g *Gateway) upload(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if name == "" {
-		openAIError(q, http.StatusBadRequest, "model_missing", `the upload has no "model" field; known models: `+g.sched.KnownNames())
+		openAIError(q, http.StatusBadRequest, "model_missing", `the upload has no "model" field; known models: `+g.knownNames(r))
 		return
 	}
 	target, _ := g.resolvePreset(name)
+	key, ok := g.admit(q, r, name, nil)
+	if !ok {
+		return
+	}
+	defer endAdmitted(key)
 	if x := q.act(); x != nil {
 		x.asked = name
 	}

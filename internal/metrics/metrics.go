@@ -33,6 +33,7 @@ type Metrics struct {
 	ttfb     *prometheus.HistogramVec
 	starts   *prometheus.HistogramVec
 	events   *prometheus.CounterVec
+	keys     *keyMetrics
 }
 
 // latencyBuckets span a cached answer (ms) to a long generation (minutes).
@@ -54,6 +55,7 @@ func New(version string, s *sched.Scheduler, gpuFn func() gpu.Facts) *Metrics {
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gantry_scheduler_events_total",
 			Help: "Scheduler actions: evictions, slot switches, idle stops, fallbacks, failures."}, []string{"kind", "model"}),
 	}
+	m.keys = newKeyMetrics(r)
 	bi := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gantry_build_info", Help: "gantry's version; always 1."}, []string{"version", "goversion"})
 	bi.WithLabelValues(version, runtime.Version()).Set(1)
 	r.MustRegister(m.requests, m.duration, m.ttfb, m.starts, m.events, bi,
