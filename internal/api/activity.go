@@ -19,9 +19,7 @@ func (s *Server) SetActivity(a *activity.Store) { s.activity = a }
 // the newest records and per-model totals as JSON, or with follow=1 the
 // new records as server-sent events ("activity").
 func (s *Server) activityLog(w http.ResponseWriter, r *http.Request) {
-	if s.activity == nil {
-		apierr.Write(w, http.StatusNotFound, "invalid_request_error", "activity_off",
-			"the activity log is off (activity.keep_days or keep_rows is 0 in the config)")
+	if !s.activityOn(w, "the activity log is off") {
 		return
 	}
 	q := r.URL.Query()
@@ -58,9 +56,7 @@ func (s *Server) activityLog(w http.ResponseWriter, r *http.Request) {
 // log's requests, tokens in and out and engine-seconds held, totalled by
 // key (default), model or day since a time (default 7d).
 func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
-	if s.activity == nil {
-		apierr.Write(w, http.StatusNotFound, "invalid_request_error", "activity_off",
-			"usage is read from the activity log, which is off (activity.keep_days or keep_rows is 0 in the config)")
+	if !s.activityOn(w, "usage is read from the activity log, which is off") {
 		return
 	}
 	q := r.URL.Query()
@@ -86,6 +82,15 @@ func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	apierr.WriteJSON(w, http.StatusOK, u)
+}
+
+// activityOn answers 404 saying what is off when the activity log is.
+func (s *Server) activityOn(w http.ResponseWriter, what string) bool {
+	if s.activity == nil {
+		apierr.Write(w, http.StatusNotFound, "invalid_request_error", "activity_off",
+			what+" (activity.keep_days or keep_rows is 0 in the config)")
+	}
+	return s.activity != nil
 }
 
 // parseSince reads since= as a time (RFC 3339, or a date: midnight,

@@ -106,7 +106,7 @@ func printUsage(e *env, c *client.Client, by, since string, asJSON bool) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.1f\n", r.Key+r.Model+r.Day, r.Requests, r.Errors, r.PromptTokens, r.CompletionTokens, r.EngineSeconds)
 		sum.Requests, sum.Errors = sum.Requests+r.Requests, sum.Errors+r.Errors
 		sum.PromptTokens, sum.CompletionTokens = sum.PromptTokens+r.PromptTokens, sum.CompletionTokens+r.CompletionTokens
-		sum.EngineSeconds += r.EngineSeconds
+		sum.EngineSeconds += r.EngineSeconds // the Counts add up field by field
 	}
 	fmt.Fprintf(tw, "total since %s\t%d\t%d\t%d\t%d\t%.1f\n", since, sum.Requests, sum.Errors, sum.PromptTokens, sum.CompletionTokens, sum.EngineSeconds)
 	return tw.Flush()
