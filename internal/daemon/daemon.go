@@ -30,6 +30,7 @@ import (
 	"github.com/gantryhq/gantry/internal/sdnotify"
 	"github.com/gantryhq/gantry/internal/statefile"
 	"github.com/gantryhq/gantry/internal/status"
+	"github.com/gantryhq/gantry/internal/telemetry"
 )
 
 // Options for Run.
@@ -83,6 +84,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	}
 	// Nothing emits events before Boot (New starts no engine, adoption
 	// happens in Boot): the handler reads s, gw and met, all set by then.
+	tel, err := telemetry.New(cfg.Telemetry, o.Version, telemetry.Options{Logger: lg})
+	if err != nil {
+		return err
+	}
+	defer shutdownTracer(lg, tel) // after the doors: the last requests' spans go out
 	var (
 		s   *sched.Scheduler
 		gw  *gateway.Gateway
@@ -101,6 +107,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 			sdnotify.Status(summary(s.Status())) //nolint:errcheck // systemd's status line is best effort
 		}
 		met.Event(ev)
+		tel.Event(ev)
 		if ev.LoadSeconds > 0 {
 			met.Started(ev.Model, time.Duration(ev.LoadSeconds*float64(time.Second)))
 		}
@@ -145,6 +152,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	defer gw.Close()
 	gw.SetActivity(act, keys.Name)
 	gw.SetPeers(peerSet)
+	gw.SetTracer(tel)
 	gw.Register(mux, gateway.Wraps{Gateway: keys.Gateway, GatewayAnthropic: keys.GatewayShaped(gateway.AnthropicShape), Admin: keys.Admin})
 
 	ds := newDoors(lg)
@@ -230,6 +238,15 @@ loop:
 	return errors.Join(err, cerr)
 }
 
+// shutdownTracer sends the spans still buffered, for at most 5 s.
+func shutdownTracer(lg *slog.Logger, tel *telemetry.Tracer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tel.Shutdown(ctx); err != nil {
+		lg.Warn("telemetry: the last spans were not sent", "err", err)
+	}
+}
+
 // openActivity opens the activity log, or with it off a store that keeps
 // nothing: every finished request's record (its usage read) counts for its
 // key either way — the metrics per key, and its tokens against its tpm.
@@ -277,6 +294,10 @@ func reload(ctx context.Context, lg *slog.Logger, s *sched.Scheduler, keys *auth
 	if !reflect.DeepEqual(next.OllamaAPI, cur.OllamaAPI) {
 		lg.Warn("ollama_api changed; it takes effect when gantry restarts")
 		next.OllamaAPI = cur.OllamaAPI
+	}
+	if !reflect.DeepEqual(next.Telemetry, cur.Telemetry) {
+		lg.Warn("telemetry changed; it takes effect when gantry restarts")
+		next.Telemetry = cur.Telemetry
 	}
 	ch, err := s.Reload(ctx, next)
 	if err != nil {

@@ -188,3 +188,20 @@ func nextEnd(b []byte) int {
 	}
 	return j + 4
 }
+
+// tokensSoFar are the answer's token counts as far as they are known now
+// (-1: not known), read from what the record kept; for a traced request.
+func (x *exchange) tokensSoFar() (prompt, completion int) {
+	t := x.tokens
+	switch {
+	case t != nil:
+	case len(x.usage) > 0:
+		t = activity.ParseUsage(x.usage)
+	case x.tail != nil && len(*x.tail) > 0:
+		t = activity.ParseUsage(*x.tail)
+	}
+	if t == nil {
+		return -1, -1
+	}
+	return t.Prompt, t.Completion
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/gantryhq/gantry/internal/guard"
 	"github.com/gantryhq/gantry/internal/peers"
 	"github.com/gantryhq/gantry/internal/sched"
+	"github.com/gantryhq/gantry/internal/telemetry"
 	"github.com/gantryhq/gantry/internal/translate"
 )
 
@@ -60,7 +61,13 @@ type Gateway struct {
 	// peers, when set, are the other boxes whose models are listed and
 	// relayed to.
 	peers *peers.Set
+	// tel traces requests (nil: tracing off, which costs a nil check).
+	tel *telemetry.Tracer
 }
+
+// SetTracer makes the gateway trace its requests (nil: off). Call before
+// serving.
+func (g *Gateway) SetTracer(t *telemetry.Tracer) { g.tel = t }
 
 // New returns the gateway of a scheduler; obs may be nil.
 func New(s *sched.Scheduler, logger *slog.Logger, obs Observer) *Gateway {
@@ -390,7 +397,7 @@ func (g *Gateway) readBody(r *http.Request) (body []byte, held int64, err error)
 }
 
 func (g *Gateway) forward(q *request, lease *sched.Lease, body []byte) {
-	resp, err := g.up.roundTrip(engineAddr(lease.BaseURL), q.r, body)
+	resp, err := g.up.send(engineAddr(lease.BaseURL), q.r, q.r.Method, q.r.URL.RequestURI(), q.engineHeader(q.r.Header, lease.Model.Name, ""), body)
 	if err != nil {
 		if q.gone() {
 			return // the cancelled context already told the engine

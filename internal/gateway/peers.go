@@ -137,6 +137,9 @@ func (g *Gateway) relayPeer(q *request, p *peers.Peer, body []byte) error {
 			h[k] = vs
 		}
 	}
+	if q.span != nil {
+		q.span.Answer(q.label, p.Name(), h) // the peer's gantry continues the trace
+	}
 	resp, err := p.Do(r.Context(), r.Method, r.URL.RequestURI(), h, body)
 	if err != nil {
 		if !p.Up() {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/apierr"
 	"github.com/gantryhq/gantry/internal/sched"
+	"github.com/gantryhq/gantry/internal/telemetry"
 )
 
 // request is one gateway request's state, from its arrival to its record.
@@ -28,6 +29,8 @@ type request struct {
 	// the engine's answer, and any error, go into that stream.
 	early bool
 	ex    exchange // the activity log's record (log off: ex.tail is nil)
+	// span is the request's trace (nil: tracing off or not sampled).
+	span *telemetry.Request
 }
 
 // begin starts the state of a request; finish reports it when done.
@@ -35,6 +38,9 @@ func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) *request {
 	q := &request{ResponseWriter: w, r: r, began: time.Now(), label: "-"}
 	if g.act != nil {
 		q.ex.tail = tailPool.Get().(*[]byte)
+	}
+	if g.tel != nil {
+		q.span = g.tel.Begin(r)
 	}
 	return q
 }
@@ -50,7 +56,23 @@ func (g *Gateway) finish(q *request) {
 		code = 499 // the client went away before an answer
 	}
 	g.obs.Request(q.label, q.r.URL.Path, code, time.Since(q.began), ttfb, q.events)
+	if q.span != nil {
+		prompt, completion := q.ex.tokensSoFar()
+		q.span.End(code, q.label, q.first, prompt, completion)
+	}
 	g.record(q, ttfb, code)
+}
+
+// engineHeader is the header to send the engine (or a peer) for a request:
+// h itself, or, when the request is traced, a copy carrying the answer
+// span's traceparent (peer names the peer it goes to).
+func (q *request) engineHeader(h http.Header, model, peer string) http.Header {
+	if q.span == nil {
+		return h
+	}
+	h = h.Clone()
+	q.span.Answer(model, peer, h)
+	return h
 }
 
 // act is the request's activity record, nil when the log is off.
@@ -67,6 +89,10 @@ func (q *request) leased(l *sched.Lease) {
 	if x := q.act(); x != nil {
 		x.served, x.fallback, x.cold, x.waited = l.Model.Name, l.FallbackFor != "", l.Cold, l.Waited
 		x.leasedAt = time.Now()
+	}
+	if q.span != nil && l.Cold {
+		now := time.Now()
+		q.span.Waited(l.Model.Name, now.Add(-l.Waited), now)
 	}
 }
 

@@ -199,7 +199,7 @@ func (g *Gateway) relayNative(q *request, lease *sched.Lease, c *call) bool {
 		body = ReplaceModel(body, start, end, lease.Model.ServedName())
 	}
 	addr := engineAddr(lease.BaseURL)
-	resp, err := g.up.send(addr, q.r, http.MethodPost, c.native, q.r.Header, body)
+	resp, err := g.up.send(addr, q.r, http.MethodPost, c.native, q.engineHeader(q.r.Header, lease.Model.Name, ""), body)
 	if err != nil {
 		if !q.gone() {
 			c.errorShape(q, http.StatusBadGateway, "upstream_error", g.deadMessage(lease, err))
@@ -227,6 +227,7 @@ func (g *Gateway) relayTranslated(q *request, lease *sched.Lease, c *call, prese
 		}
 		c.errorShape(q, status, code, msg)
 	}
+	translating := time.Now()
 	out, err := c.body(lease.Model.ServedName())
 	if err != nil {
 		fail(http.StatusBadRequest, "invalid_request", err.Error())
@@ -240,7 +241,8 @@ func (g *Gateway) relayTranslated(q *request, lease *sched.Lease, c *call, prese
 		fail(http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
-	h := http.Header{"Content-Type": {"application/json"}}
+	q.span.Translated(q.r.URL.Path+" → "+c.path, translating)
+	h := q.engineHeader(http.Header{"Content-Type": {"application/json"}}, lease.Model.Name, "")
 	began := time.Now()
 	resp, err := g.up.send(engineAddr(lease.BaseURL), q.r, http.MethodPost, c.path, h, body)
 	if err != nil {

@@ -87,7 +87,7 @@ func (g *Gateway) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	h := r.Header.Clone()
 	h.Set("Content-Type", out.FormDataContentType())
-	resp, err := g.up.sendBody(engineAddr(lease.BaseURL), r, r.Method, r.URL.RequestURI(), h, outBody{stream: file, n: size})
+	resp, err := g.up.sendBody(engineAddr(lease.BaseURL), r, r.Method, r.URL.RequestURI(), q.engineHeader(h, lease.Model.Name, ""), outBody{stream: file, n: size})
 	sp.release() // sent: its room is free before the answer is relayed
 	if err != nil {
 		if !q.gone() {
@@ -292,7 +292,7 @@ func (g *Gateway) upstreamRelay(w http.ResponseWriter, r *http.Request) {
 		openAIError(q, http.StatusRequestEntityTooLarge, "request_too_large", "the body is over max_body")
 		return
 	}
-	resp, err := g.up.sendBody(engineAddr(lease.BaseURL), r, r.Method, uri, r.Header, body)
+	resp, err := g.up.sendBody(engineAddr(lease.BaseURL), r, r.Method, uri, q.engineHeader(r.Header, lease.Model.Name, ""), body)
 	if err != nil {
 		if !q.gone() && !errors.Is(err, io.ErrUnexpectedEOF) {
 			g.upstreamDead(q, lease, err)
