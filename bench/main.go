@@ -32,7 +32,7 @@ var (
 	out     = flag.String("out", "BENCHMARKS.md", "file to write the table into (the part between the bench markers)")
 	prof    = flag.String("cpuprofile", "", "write gantry's CPU profile during one phase here (a name ending .trace or .allocs: its execution trace or allocations instead)")
 	phase   = flag.String("profile-phase", "streams", "the phase -cpuprofile covers: sixteen or streams")
-	only    = flag.String("only", "", "run one phase (one, routes, sixteen, streams, peer, cold, switch, scan, trickle, container: needs DOCKER_HOST with the e2e test image) and write nothing")
+	only    = flag.String("only", "", "run one phase (one, routes, sixteen, streams, peer, cold, switch, scan, trickle, keys, container: needs DOCKER_HOST with the e2e test image) and write nothing")
 	noAct   = flag.Bool("no-activity", false, "run gantry with its activity log off (activity: {keep_days: 0}), to compare")
 	genv    = flag.String("gantry-env", "", "extra environment for gantry, e.g. GOGC=200 (experiments; the sims gantry starts inherit it)")
 	verbose = flag.Bool("v", false, "print every round of the 500-stream phase")
@@ -165,6 +165,8 @@ models:
 		return peerRelay(bin, dir, gw, 1000, roundsOr(5))
 	case "container":
 		return containerStarts(bin, dir, os.Getenv("DOCKER_HOST"), 10)
+	case "keys":
+		return keysAndTraces(3000)
 	}
 	rounds := 3000
 	if *quick {
@@ -187,6 +189,9 @@ models:
 		return err
 	}
 	trickle(gw, g.Process.Pid, 200, 256*1.048576)
+	if err := keysAndTraces(map[bool]int{true: 1000, false: 3000}[*quick]); err != nil {
+		return err
+	}
 	return writeTable()
 }
 

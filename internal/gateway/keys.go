@@ -92,10 +92,17 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, name string,
 		return nil, true
 	}
 	st := key.Limit.Admit(time.Now())
-	limitHeaders(w.Header(), r, key.Limit.Limits(), st)
+	l := key.Limit.Limits()
 	if st.Limit != "" {
+		limitHeaders(w.Header(), r, l, st)
 		rateLimited(w, r, key, st, shape)
 		return nil, false
+	}
+	// An admitted request carries the headers once a tenth of a bucket is
+	// left, so a client can slow down before it is refused; until then
+	// they would cost every request (a dozen allocations, 200 bytes).
+	if l.RPM > 0 && st.RequestsLeft*10 < l.RPM || l.TPM > 0 && st.TokensLeft*10 < l.TPM {
+		limitHeaders(w.Header(), r, l, st)
 	}
 	return key, true
 }
