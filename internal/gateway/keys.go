@@ -150,12 +150,13 @@ func limitHeaders(h http.Header, r *http.Request, l limits.Limits, st limits.Sta
 	}
 }
 
-// resetText is a reset time as OpenAI writes it ("12ms", "1s", "6m0s").
+// resetText is a reset time as OpenAI writes it ("12ms", "1s", "6m0s"),
+// rounded up: never sooner than Retry-After says.
 func resetText(d time.Duration) string {
-	if d >= time.Second {
-		return d.Round(time.Second).String()
+	if d > time.Second {
+		return ((d + time.Second - 1) / time.Second * time.Second).String()
 	}
-	return d.Round(time.Millisecond).String()
+	return ((d + time.Millisecond - 1) / time.Millisecond * time.Millisecond).String()
 }
 
 // rateLimited answers a request a limit refused: 429, Retry-After in whole
