@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -15,7 +14,6 @@ import (
 	"github.com/gantryhq/gantry/internal/activity"
 	"github.com/gantryhq/gantry/internal/auth"
 	"github.com/gantryhq/gantry/internal/config"
-	"github.com/gantryhq/gantry/internal/sched"
 	"github.com/gantryhq/gantry/internal/telemetry"
 )
 
@@ -49,21 +47,7 @@ func BenchmarkKeysAndTraces(b *testing.B) {
 		w.Header().Set("Content-Type", "application/x-protobuf")
 	}))
 	b.Cleanup(collector.Close)
-	_, port, _ := net.SplitHostPort(engine.Listener.Addr().String())
-	c, err := config.Parse("t.yaml", []byte("root: "+b.TempDir()+"\nmodels:\n  scout: {engine: sim, memory: 1GiB, mode: always-on, port: "+port+"}\n"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := sched.New(c, sched.Options{MemoryTotal: 10 << 30, NewRunner: func(sp sched.RunnerSpec) (sched.Runner, error) {
-		return &readyRunner{m: sp.Model, l: sp.Launch, o: sp.Options}, nil
-	}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close(context.Background()) })
-	if err := s.Start(context.Background(), "scout"); err != nil {
-		b.Fatal(err)
-	}
+	s := readyScheduler(b, engine.Listener.Addr().String())
 	keys := auth.FromConfig(hundredKeys())
 	act, err := activity.Open(activity.Options{OnRecord: func(r activity.Record) {
 		if k := keys.ByName(r.Key); k != nil && k.Limit != nil && r.Tokens != nil {

@@ -120,12 +120,11 @@ func behindGateway(b testing.TB, engineHandler http.Handler) (direct, proxied st
 	return direct, proxied
 }
 
-// behindGateways is behindGateway with a second gateway in front of the
-// same engine that records every request in an activity log.
-func behindGateways(b testing.TB, engineHandler http.Handler) (direct, proxied, recorded string) {
-	up := httptest.NewServer(engineHandler)
-	b.Cleanup(up.Close)
-	_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
+// readyScheduler is a scheduler whose one model, the always-on "scout",
+// is the engine at addr (host:port), ready at once: the benchmarks
+// measure the gateway, not an engine's start.
+func readyScheduler(b testing.TB, addr string) *sched.Scheduler {
+	_, port, _ := net.SplitHostPort(addr)
 	c, err := config.Parse("t.yaml", []byte("root: "+b.TempDir()+"\nmodels:\n  scout: {engine: sim, memory: 1GiB, mode: always-on, port: "+port+"}\n"))
 	if err != nil {
 		b.Fatal(err)
@@ -136,9 +135,19 @@ func behindGateways(b testing.TB, engineHandler http.Handler) (direct, proxied, 
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { s.Close(context.Background()) })
 	if err := s.Start(context.Background(), "scout"); err != nil {
 		b.Fatal(err)
 	}
+	return s
+}
+
+// behindGateways is behindGateway with a second gateway in front of the
+// same engine that records every request in an activity log.
+func behindGateways(b testing.TB, engineHandler http.Handler) (direct, proxied, recorded string) {
+	up := httptest.NewServer(engineHandler)
+	b.Cleanup(up.Close)
+	s := readyScheduler(b, up.Listener.Addr().String())
 	serve := func(act *activity.Store) string {
 		g := New(s, nil, nil)
 		b.Cleanup(g.Close)
