@@ -182,6 +182,7 @@ func record(t *testing.T, ta *tally) {
 }
 
 func TestMain(m *testing.M) {
+	closeInheritedFiles()
 	code := m.Run()
 	if out := os.Getenv("GANTRY_RELIABILITY_OUT"); out != "" && len(rows) > 0 {
 		writeReliability(out)

@@ -116,6 +116,25 @@ func (d *daemon) again() *daemon {
 	return n
 }
 
+// closeInheritedFiles marks every file this process inherited beyond
+// stdin, stdout and stderr close-on-exec, so no child gets it: a runner's
+// lock (flock FILE go test leaves the lock's descriptor open in go test
+// and the test binary) would otherwise be held for as long as a detached
+// child lives — the test dockerd that TestFaultDockerdRestarted starts
+// again outlives the run, and held every later run's lock.
+func closeInheritedFiles() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		var fd int
+		if _, err := fmt.Sscan(e.Name(), &fd); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}
+
 // cleanEnv is the environment without GANTRY_* settings of the machine.
 func cleanEnv() []string {
 	var env []string
