@@ -51,6 +51,8 @@ type Log struct {
 	hooks  map[int]func(segment string)
 	hookID int
 	hooked int // bytes of partial already given to hook
+	// unwatch stops the wake-ups of the engine's writes (logwatch.go).
+	unwatch func()
 }
 
 // openFlags open a log file for appending, refusing a symbolic link.
@@ -72,8 +74,20 @@ func NewLog(path string, maxBytes int64, keep, memLines int) (*Log, error) {
 		f.Close()
 		return nil, err
 	}
-	return &Log{path: path, maxBytes: maxBytes, keep: keep, f: f, off: st.Size(),
-		lines: make([]string, memLines), subs: map[chan string]struct{}{}}, nil
+	l := &Log{path: path, maxBytes: maxBytes, keep: keep, f: f, off: st.Size(),
+		lines: make([]string, memLines), subs: map[chan string]struct{}{}, unwatch: func() {}}
+	if maxBytes > 0 {
+		l.unwatch = watchLog(l)
+	}
+	return l, nil
+}
+
+// written is the kernel's word that the engine wrote: a log past its
+// size is read and rotated now, not at the next poll.
+func (l *Log) written() {
+	if st, err := os.Lstat(l.path); err == nil && st.Size() > l.maxBytes {
+		l.Poll()
+	}
 }
 
 // Path is the log file's path.
@@ -119,11 +133,16 @@ func (l *Log) Writer() (*os.File, error) {
 	return os.OpenFile(l.path, openFlags, 0o644)
 }
 
-// Write implements io.Writer for gantry's own writers (docker rm and
-// stop): it appends to the file and reads it back at once.
+// Write implements io.Writer for gantry's own writers (a container's
+// output, docker rm and stop): it appends to the file — rotated first when
+// p would take it past its size — and reads it back at once.
 func (l *Log) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	if l.f != nil {
+		if st, err := l.f.Stat(); err == nil && l.maxBytes > 0 && st.Size() > 0 && st.Size()+int64(len(p)) > l.maxBytes {
+			l.pollLocked()
+			l.rotate()
+		}
 		l.f.Write(p) //nolint:errcheck // a full disk must not stop gantry
 	}
 	l.mu.Unlock()
@@ -138,37 +157,73 @@ func (l *Log) Mark(format string, args ...any) {
 }
 
 // Poll reads what was written since the last call, keeps its lines and
-// hands them to followers; it rotates the file when it is too large. It
-// reports whether there was anything new.
+// hands them to followers; it rotates the file when it is past its size.
+// It reports whether there was anything new.
 func (l *Log) Poll() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.pollLocked()
+}
+
+func (l *Log) pollLocked() bool {
 	st, err := os.Lstat(l.path)
 	if err != nil || !st.Mode().IsRegular() {
 		return false
 	}
-	if st.Size() < l.off { // truncated (rotated by us, or by hand)
+	size := st.Size()
+	if size < l.off { // truncated (rotated by us, or by hand)
 		l.off = 0
 	}
-	if st.Size() == l.off {
+	if size == l.off {
 		return false
+	}
+	if skip := size - l.off - MaxTail/2; skip > MaxTail/2 {
+		// More than memory keeps came at once: the newest lines are the
+		// ones status and diagnosis need (half of what memory keeps, so
+		// that the mark of the gap stays in it too).
+		l.partial, l.cut, l.hooked = l.partial[:0], 0, 0
+		l.addLine(fmt.Sprintf("[gantry] … %s of output skipped here: the engine wrote faster than gantry reads (the file has it until it is rotated)", sizeWords(skip)))
+		l.off += skip
+		l.dropToLineStart()
 	}
 	f, err := os.OpenFile(l.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	buf := make([]byte, min(st.Size()-l.off, 4<<20))
+	buf := make([]byte, min(size-l.off, 4<<20))
 	n, _ := f.ReadAt(buf, l.off)
 	if n <= 0 {
 		return false
 	}
 	l.off += int64(n)
 	l.feed(buf[:n])
-	if l.maxBytes > 0 && l.off > l.maxBytes {
+	if l.maxBytes > 0 && size > l.maxBytes {
 		l.rotate()
 	}
 	return true
+}
+
+// dropToLineStart moves the read offset past the rest of the line it
+// landed in, so that memory does not start with half a line.
+func (l *Log) dropToLineStart() {
+	f, err := os.OpenFile(l.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	buf := make([]byte, MaxLine)
+	n, _ := f.ReadAt(buf, l.off)
+	if i := bytes.IndexByte(buf[:n], '\n'); i >= 0 {
+		l.off += int64(i + 1)
+	}
+}
+
+func sizeWords(n int64) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
 }
 
 func (l *Log) feed(data []byte) {
@@ -285,43 +340,82 @@ func (l *Log) dropOldest() {
 }
 
 // rotate copies the file to path.1 (shifting older ones) and truncates it;
-// the engine keeps appending through its own handle. Neither the copy nor
-// the truncation goes through a symbolic link.
+// the engine keeps appending through its own handle. A copy holds at most
+// maxBytes: when the engine wrote more before gantry came round, the copy
+// keeps the newest output, after a mark of what was cut. Neither the copy
+// nor the truncation goes through a symbolic link.
 func (l *Log) rotate() {
 	for i := l.keep - 1; i >= 1; i-- {
 		os.Rename(fmt.Sprintf("%s.%d", l.path, i), fmt.Sprintf("%s.%d", l.path, i+1)) //nolint:errcheck // may not exist
 	}
+	copied := int64(-1)
 	if l.keep > 0 {
-		if err := copyFile(l.path, l.path+".1"); err != nil {
+		var err error
+		if copied, err = copyTail(l.path, l.path+".1", l.maxBytes); err != nil {
 			return
 		}
 	}
-	f, err := os.OpenFile(l.path, os.O_WRONLY|syscall.O_NOFOLLOW, 0)
+	f, err := os.OpenFile(l.path, os.O_RDWR|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return
 	}
 	defer f.Close()
+	if copied >= 0 {
+		// What the engine wrote during the copy goes to the copy too: the
+		// bytes lost are only those of the moment before the truncation.
+		if st, err := f.Stat(); err == nil && st.Size() > copied {
+			appendRange(f, l.path+".1", copied, st.Size())
+		}
+	}
 	if f.Truncate(0) == nil {
 		l.off = 0
 	}
 }
 
-func copyFile(from, to string) error {
+// appendRange appends bytes [from, to) of src to the file at path.
+func appendRange(src *os.File, path string, from, to int64) {
+	dst, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return
+	}
+	defer dst.Close()
+	io.Copy(dst, io.NewSectionReader(src, from, to-from)) //nolint:errcheck // best effort: the copy is a courtesy
+}
+
+// copyTail copies from to to, whole when it fits in limit bytes (0: no
+// limit); else its last lines that do, after a line that says how much
+// was cut. copied is the offset in from up to which it copied.
+func copyTail(from, to string, limit int64) (copied int64, err error) {
 	src, err := os.OpenFile(from, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer src.Close()
+	st, err := src.Stat()
+	if err != nil {
+		return 0, err
+	}
 	os.Remove(to) //nolint:errcheck // a link or an old copy: replaced, never followed
 	dst, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if _, err := io.Copy(dst, src); err != nil {
+	size, start := st.Size(), int64(0)
+	if limit > 0 && size > limit {
+		const markRoom = 200
+		start = size - limit + markRoom
+		head := make([]byte, MaxLine)
+		n, _ := src.ReadAt(head, start)
+		if i := bytes.IndexByte(head[:n], '\n'); i >= 0 {
+			start += int64(i + 1)
+		}
+		fmt.Fprintf(dst, "[gantry] … %s cut here: the engine wrote faster than its log rotates (logs keep %s a file)\n", sizeWords(start), sizeWords(limit))
+	}
+	if _, err := io.Copy(dst, io.NewSectionReader(src, start, size-start)); err != nil {
 		dst.Close()
-		return err
+		return 0, err
 	}
-	return dst.Close()
+	return size, dst.Close()
 }
 
 // catchUp polls until the file is read to its end (bounded: Poll reads
@@ -398,6 +492,7 @@ func (l *Log) Follow(n int) ([]string, <-chan string, func()) {
 
 // Close closes gantry's handle; in-memory lines stay readable.
 func (l *Log) Close() error {
+	l.unwatch()
 	l.Poll()
 	l.mu.Lock()
 	defer l.mu.Unlock()

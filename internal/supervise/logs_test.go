@@ -77,6 +77,9 @@ func TestLogBoundsWhatItKeeps(t *testing.T) {
 	total := 0
 	for _, s := range tail {
 		total += len(s)
+		if strings.HasPrefix(s, "[gantry] … ") && strings.Contains(s, "skipped") {
+			continue // what came at once beyond MaxTail, marked
+		}
 		if len(s) > MaxLine+64 || !strings.Contains(s, "bytes cut]") {
 			t.Fatalf("a line of %d bytes kept: %.80q…", len(s), s)
 		}
