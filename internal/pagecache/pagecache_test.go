@@ -68,3 +68,33 @@ func TestDropAll(t *testing.T) {
 		t.Errorf("wrote %q", b)
 	}
 }
+
+// TestEvictDropsAFreshlyWrittenFile: a checkpoint written a moment ago (a
+// download, a copy, a conversion) has dirty pages, which posix_fadvise
+// alone does not drop (measured: 40 of 64 MiB freed, sometimes none).
+// Evict writes them back first, then drops them.
+func TestEvictDropsAFreshlyWrittenFile(t *testing.T) {
+	shard := filepath.Join(t.TempDir(), "model.safetensors")
+	f, err := os.Create(shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(f, rand.Reader, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close() // no sync: the pages are dirty, as right after a copy
+	before, err := Resident([]string{shard})
+	if err != nil || before < 32<<20 {
+		t.Fatalf("only %d bytes resident after writing 64 MiB (%v): this file system keeps no page cache (tmpfs?)", before, err)
+	}
+	if err := Evict([]string{shard}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := Resident([]string{shard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after > before/16 {
+		t.Errorf("resident %d MiB before, %d MiB after eviction: the dirty pages stayed", before>>20, after>>20)
+	}
+}
