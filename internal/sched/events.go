@@ -64,6 +64,9 @@ func (s *Scheduler) onProcEvent(ev supervise.Event) {
 		if st := e.proc.Status(); !st.StartedAt.IsZero() && !st.ReadyAt.IsZero() && !st.Adopted {
 			ev2.LoadSeconds = st.ReadyAt.Sub(st.StartedAt).Seconds()
 			s.rememberLoad(ev.Model, ev2.LoadSeconds)
+			if ev.From != status.Ready {
+				go s.afterLoad(ev.Model) // mincore and fadvise over the checkpoint: off the event path
+			}
 		}
 	}
 	s.emit(ev2)

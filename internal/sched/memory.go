@@ -64,30 +64,109 @@ func (s *Scheduler) beforeSpawn(_ context.Context, m *config.Model, phase func(s
 			notes = append(notes, "dropped all clean caches (memory.drop_caches)")
 		}
 	}
-	path := cfg.ModelPath(m)
-	if path == "" {
-		return s.memoryNote(m.Name, notes)
+	s.mu.Lock()
+	if e := s.models[m.Name]; e != nil {
+		e.pageCache = nil // this start's figures replace the last one's
 	}
-	files, err := pagecache.Files(path)
-	if err != nil || len(files) == 0 {
-		return s.memoryNote(m.Name, notes)
+	s.mu.Unlock()
+	files := s.checkpointFiles(m)
+	if len(files) == 0 {
+		return s.memoryNote(m.Name, notes, 0)
 	}
-	before, _ := pagecache.Resident(files)
-	if err := pagecache.Evict(files); err != nil {
+	freed, stayed, err := dropPages(files)
+	if err != nil {
 		notes = append(notes, "could not drop all of the checkpoint's pages: "+err.Error())
 	}
-	after, _ := pagecache.Resident(files)
 	notes = append(notes, fmt.Sprintf("freed %s of %s's checkpoint from the page cache (%s of it was cached, %s stays)",
-		config.FormatBytes(max(before-after, 0)), m.Name, config.FormatBytes(before), config.FormatBytes(after)))
-	return s.memoryNote(m.Name, notes)
+		config.FormatBytes(freed), m.Name, config.FormatBytes(freed+stayed), config.FormatBytes(stayed)))
+	s.mu.Lock()
+	if e := s.models[m.Name]; e != nil {
+		e.pageCache = &status.PageCache{FreedBeforeStartBytes: freed, StayedBeforeStartBytes: stayed}
+	}
+	s.mu.Unlock()
+	return s.memoryNote(m.Name, notes, freed)
 }
 
-func (s *Scheduler) memoryNote(model string, notes []string) string {
+// checkpointFiles are the weight files of a model's checkpoint, none when
+// it has no path here.
+func (s *Scheduler) checkpointFiles(m *config.Model) []string {
+	path := s.conf.Load().ModelPath(m)
+	if path == "" {
+		return nil
+	}
+	files, err := pagecache.Files(path)
+	if err != nil {
+		return nil
+	}
+	return files
+}
+
+// dropPages drops the files' pages from the page cache (dirty ones
+// written back first) and says what that freed and what stayed, as
+// mincore counts them.
+func dropPages(files []string) (freed, stayed int64, err error) {
+	before, _ := pagecache.Resident(files)
+	err = pagecache.Evict(files)
+	stayed, _ = pagecache.Resident(files)
+	return max(before-stayed, 0), stayed, err
+}
+
+// afterLoad runs once an engine gantry launched is ready, on unified
+// memory. The engine read its checkpoint through the page cache and copied
+// the weights into memory that is, on a Spark, the same memory: they sat
+// there twice until the kernel got round to it (SGLang has
+// --weight-loader-drop-cache-after-load for this; vLLM, TensorRT-LLM and
+// llama.cpp without mmap leave it). The checkpoint's pages are dropped
+// again, and what that freed is recorded with the load: in the model's
+// status, its log and a memory event. Pages the engine keeps mapped
+// (llama.cpp's mmap, which is its weights) stay, and are reported so.
+func (s *Scheduler) afterLoad(name string) {
+	if !s.unified() {
+		return
+	}
+	s.mu.Lock()
+	e := s.models[name]
+	var m *config.Model
+	if e != nil {
+		m = e.m
+	}
+	s.mu.Unlock()
+	if m == nil {
+		return
+	}
+	files := s.checkpointFiles(m)
+	if len(files) == 0 {
+		return
+	}
+	freed, stayed, err := dropPages(files)
+	note := fmt.Sprintf("after the load: freed %s of %s's checkpoint from the page cache, read again by the engine (%s stays",
+		config.FormatBytes(freed), name, config.FormatBytes(stayed))
+	if stayed > 0 {
+		note += ": pages the engine keeps mapped stay"
+	}
+	note += ")"
+	if err != nil {
+		note += "; could not drop all of them: " + err.Error()
+	}
+	s.mu.Lock()
+	if e.pageCache == nil {
+		e.pageCache = &status.PageCache{}
+	}
+	e.pageCache.AfterLoad, e.pageCache.FreedAfterLoadBytes, e.pageCache.StayedAfterLoadBytes = true, freed, stayed
+	s.broadcastLocked()
+	s.mu.Unlock()
+	if lg := e.proc.Log(); lg != nil {
+		lg.Mark("unified memory: %s", note)
+	}
+	s.memoryNote(name, []string{note}, freed)
+}
+
+func (s *Scheduler) memoryNote(model string, notes []string, freed int64) string {
 	if len(notes) == 0 {
 		return ""
 	}
 	note := "unified memory: " + strings.Join(notes, "; ")
-	s.emit(status.Event{Kind: status.KindMemory, Model: model, Reason: note})
+	s.emit(status.Event{Kind: status.KindMemory, Model: model, Reason: note, FreedBytes: freed})
 	return note
 }
 

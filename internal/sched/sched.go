@@ -85,6 +85,9 @@ type entry struct {
 	// diagnosis is the known cause of the last failure (or a warning
 	// seen while loading), "" when none.
 	diagnosis string
+	// pageCache is what the last start dropped of the checkpoint from
+	// the page cache (unified memory only).
+	pageCache *status.PageCache
 }
 
 // Options for New.

@@ -73,6 +73,10 @@ func (s *Scheduler) Status() status.Status {
 		if !ps.ReadyAt.IsZero() {
 			ms.ReadyAt = &ps.ReadyAt
 		}
+		if e.pageCache != nil {
+			pc := *e.pageCache
+			ms.PageCache = &pc
+		}
 		if ps.Step != nil && e.state == status.Starting {
 			ms.Progress = s.progressLocked(name, *ps.Step, ps.StartedAt, time.Now())
 		}

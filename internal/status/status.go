@@ -74,11 +74,29 @@ type ModelStatus struct {
 	MemoryFraction string `json:"memory_fraction,omitempty"`
 	KVCacheBytes   int64  `json:"kv_cache_bytes,omitempty"`
 	MaxTotalTokens int64  `json:"max_total_tokens,omitempty"`
+	// PageCache is what gantry dropped of the checkpoint from the page
+	// cache at the model's last start, on unified memory; nil elsewhere.
+	PageCache *PageCache `json:"page_cache,omitempty"`
 	// Nodes and Rank place a model across nodes (nodes: in the config);
 	// on the leader, Ranks is every rank's state.
 	Nodes []string     `json:"nodes,omitempty"`
 	Rank  int          `json:"rank,omitempty"`
 	Ranks []RankStatus `json:"ranks,omitempty"`
+}
+
+// PageCache is what one start dropped of a model's checkpoint from the
+// page cache on unified memory (where the page cache takes the memory the
+// GPU allocates from): before the engine launched, and once it was ready —
+// it read its weights through the page cache and copied them, so they
+// were in memory twice. Stayed is what the kernel kept: pages the engine
+// has mapped (llama.cpp's mmap) cannot be dropped.
+type PageCache struct {
+	FreedBeforeStartBytes  int64 `json:"freed_before_start_bytes"`
+	StayedBeforeStartBytes int64 `json:"stayed_before_start_bytes"`
+	// AfterLoad is false until the drop after the load has run.
+	AfterLoad            bool  `json:"after_load"`
+	FreedAfterLoadBytes  int64 `json:"freed_after_load_bytes"`
+	StayedAfterLoadBytes int64 `json:"stayed_after_load_bytes"`
 }
 
 // RankStatus is one rank of a model across nodes, as its leader sees it.
@@ -207,6 +225,8 @@ type Event struct {
 	Diagnosis string `json:"diagnosis,omitempty"`
 	// LoadSeconds is, on a change to ready, how long the engine took.
 	LoadSeconds float64 `json:"load_seconds,omitempty"`
+	// FreedBytes is, on a memory event, what it freed of the page cache.
+	FreedBytes int64 `json:"freed_bytes,omitempty"`
 	// Request events (for the dashboard's charts): status code, time to
 	// the first byte, total time, and streamed chunks (≈ tokens).
 	Code       int     `json:"code,omitempty"`
