@@ -108,18 +108,11 @@ var (
 // reports the tokens in its last chunk (which the client then does not
 // get: see stripUsage).
 func askUsage(body []byte) []byte {
-	i := bytes.IndexByte(body, '{')
-	if i < 0 {
+	e, ok := usageEdit(body)
+	if !ok {
 		return body
 	}
-	out := make([]byte, 0, len(body)+len(includeKey))
-	out = append(out, body[:i+1]...)
-	out = append(out, includeKey...)
-	rest := bytes.TrimLeft(body[i+1:], " \t\r\n")
-	if len(rest) > 0 && rest[0] == '}' {
-		out = out[:len(out)-1] // an empty object: no comma
-	}
-	return append(out, body[i+1:]...)
+	return applyEdits(body, e)
 }
 
 // eventEnd is the end of the last complete server-sent event in b (0:

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/gantryhq/gantry/internal/apierr"
 	"github.com/gantryhq/gantry/internal/auth"
@@ -53,6 +54,8 @@ type Gateway struct {
 	// bodies counts the request body bytes held in memory, all requests
 	// together, against max_body_total.
 	bodies atomic.Int64
+	// collecting: a GC collect started still runs.
+	collecting atomic.Bool
 	// native remembers which engines do not speak a translated API natively.
 	native nativeAPIs
 	// act, when set, gets a record of every request; keyName names keys.
@@ -200,8 +203,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) serve(q *request) {
 	r := q.r
-	body, held, err := g.readBody(r)
-	defer g.bodies.Add(-held)
+	body, err := g.readBody(q)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		switch {
@@ -216,7 +218,9 @@ func (g *Gateway) serve(q *request) {
 		}
 		return
 	}
-	body = g.pinBody(r, body)
+	if pinned := g.pinBody(r, body); unsafe.SliceData(pinned) != unsafe.SliceData(body) {
+		body = g.hold(q, pinned)
+	}
 	f, err := topFields(body)
 	name, start, end, found := f.model, f.start, f.end, f.found
 	switch {
@@ -286,20 +290,24 @@ func (g *Gateway) serve(q *request) {
 	if lease.FallbackFor != "" {
 		q.label = lease.FallbackFor // the model asked for: the fallback's caller
 	}
+	var edits []edit
 	switch served := lease.Model.ServedName(); {
 	case preset != nil:
 		if body, err = preset.apply(body, served); err != nil {
 			apierr.Write(q, http.StatusBadRequest, "invalid_request_error", "invalid_json", err.Error())
 			return
 		}
+		g.hold(q, body)
 	case served != name:
 		// An alias, a fallback or an Ollama tag: say it as the engine knows it.
-		body = ReplaceModel(body, start, end, served)
+		edits = append(edits, modelEdit(start, end, served))
 	}
 	if x != nil && x.stripUsage {
-		body = askUsage(body)
+		if e, ok := usageEdit(body); ok { // before the model: the object's first member
+			edits = append([]edit{e}, edits...)
+		}
 	}
-	g.forward(q, lease, body)
+	g.forward(q, lease, g.rewritten(q, body, edits))
 }
 
 // acquire leases a ready engine for target: at once when it is ready, else
@@ -323,81 +331,61 @@ func (g *Gateway) acquire(q *request, target string, stream bool, p *preset) (*s
 // errBodiesFull says max_body_total is reached.
 var errBodiesFull = errors.New("gantry holds as many request bodies as max_body_total allows; retry in a moment")
 
-// bodyChunk is the piece a large body is read in. A claim is not bytes:
-// memory is taken as bytes arrive, in pieces that go back to a pool when a
-// request is refused, so 40 connections claiming 32 MiB each and sending
-// 11 bytes take kilobytes, and 200 trickling ones take max_body_total.
-const bodyChunk = 64 << 10
+// bodyFirst is the most a body's first buffer takes before the body's
+// bytes arrive. A claim is not bytes: 40 connections claiming 32 MiB each
+// and sending 11 bytes take kilobytes; a body larger than this buffer gets
+// one of its announced size once the buffer is full (its bytes are
+// arriving), else buffers that double.
+const bodyFirst = 64 << 10
 
-var chunks = sync.Pool{New: func() any { b := make([]byte, bodyChunk); return &b }}
-
-// readBody reads the whole body (the model is in it) within max_body. A
-// body that fits the first buffer (most do: sized from Content-Length, up
-// to bodyChunk) is read in place; a larger one in pooled chunks, joined at
-// the end. Every buffer counts against max_body_total for all requests
-// together; held is what the caller gives back (g.bodies) when done.
-func (g *Gateway) readBody(r *http.Request) (body []byte, held int64, err error) {
+// readBody reads the whole body (the model is in it) within max_body, into
+// one buffer: a larger body moves to a larger buffer, never into pieces
+// joined at the end (a second copy of every large body, which max_body_total
+// did not see). Every buffer counts against max_body_total for all requests
+// together (q.held), the one left behind by a move too: it is memory until
+// the GC takes it.
+func (g *Gateway) readBody(q *request) (body []byte, err error) {
+	r := q.r
 	cfg := g.sched.Config()
 	limit := int64(cfg.MaxBody)
 	if r.ContentLength > limit {
-		return nil, 0, &http.MaxBytesError{Limit: limit}
+		return nil, &http.MaxBytesError{Limit: limit}
 	}
 	total := int64(cfg.MaxBodyTotal)
-	take := func(n int) bool {
-		held += int64(n)
-		return g.bodies.Add(int64(n)) <= total
-	}
+	take := func(n int64) bool { return g.holdBytes(q, int(n)) <= total }
 	rd := http.MaxBytesReader(nil, r.Body, limit)
 	// +1: room to read the end of a body whose length was announced.
-	first := make([]byte, min(max(r.ContentLength+1, 512), bodyChunk))
-	if !take(len(first)) {
-		return nil, held, errBodiesFull
+	buf := make([]byte, min(max(r.ContentLength+1, 512), bodyFirst))
+	if !take(int64(len(buf))) {
+		return nil, errBodiesFull
 	}
-	n, err := io.ReadFull(rd, first)
-	switch {
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		return first[:n], held, nil
-	case err != nil:
-		return nil, held, err
-	}
-	parts := [][]byte{first}
-	var pooled []*[]byte
-	defer func() {
-		for _, p := range pooled {
-			chunks.Put(p)
-		}
-		held -= int64(len(pooled) * bodyChunk)
-		g.bodies.Add(-int64(len(pooled) * bodyChunk))
-	}()
-	size := n
+	n := 0
 	for {
-		p := chunks.Get().(*[]byte)
-		pooled = append(pooled, p)
-		if !take(bodyChunk) {
-			return nil, held, errBodiesFull
+		k, err := io.ReadFull(rd, buf[n:])
+		n += k
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			return buf[:n], nil
+		case err != nil:
+			return nil, err
 		}
-		k, err := io.ReadFull(rd, *p)
-		parts = append(parts, (*p)[:k])
-		size += k
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
+		// Full: a larger buffer, of the announced length when there is one.
+		size := int64(len(buf)) * 2
+		if r.ContentLength >= int64(len(buf)) {
+			size = r.ContentLength + 1
 		}
-		if err != nil {
-			return nil, held, err
+		size = min(size, limit+1)
+		if !take(size) {
+			return nil, errBodiesFull
 		}
+		grown := make([]byte, size)
+		copy(grown, buf[:n])
+		buf = grown
 	}
-	if !take(size) {
-		return nil, held, errBodiesFull
-	}
-	body = make([]byte, 0, size)
-	for _, part := range parts {
-		body = append(body, part...)
-	}
-	return body, held, nil
 }
 
-func (g *Gateway) forward(q *request, lease *sched.Lease, body []byte) {
-	resp, err := g.up.send(engineAddr(lease.BaseURL), q.r, q.r.Method, q.r.URL.RequestURI(), q.engineHeader(q.r.Header, lease.Model.Name, ""), body)
+func (g *Gateway) forward(q *request, lease *sched.Lease, body outBody) {
+	resp, err := g.up.sendBody(engineAddr(lease.BaseURL), q.r, q.r.Method, q.r.URL.RequestURI(), q.engineHeader(q.r.Header, lease.Model.Name, ""), body)
 	if err != nil {
 		if q.gone() {
 			return // the cancelled context already told the engine

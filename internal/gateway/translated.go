@@ -80,8 +80,7 @@ func (g *Gateway) translated(parse func(body []byte) (*call, error), errorShape 
 }
 
 func (g *Gateway) serveCall(q *request, parse func([]byte) (*call, error), errorShape func(http.ResponseWriter, int, string, string)) {
-	body, held, err := g.readBody(q.r)
-	defer g.bodies.Add(-held)
+	body, err := g.readBody(q)
 	if err != nil {
 		a := bodyError(err)
 		if a.RetryAfter != "" {
@@ -99,6 +98,7 @@ func (g *Gateway) serveCall(q *request, parse func([]byte) (*call, error), error
 		return
 	}
 	c, err := parse(body)
+	g.holdBytes(q, len(body)) // the parsed request holds about as much again
 	if err != nil {
 		errorShape(q, http.StatusBadRequest, "invalid_request", err.Error())
 		return
@@ -196,7 +196,7 @@ func bodyError(err error) apierr.Answer {
 func (g *Gateway) relayNative(q *request, lease *sched.Lease, c *call) bool {
 	body := c.nativeBody
 	if _, start, end, found, err := ModelField(body); err == nil && found {
-		body = ReplaceModel(body, start, end, lease.Model.ServedName())
+		body = g.hold(q, ReplaceModel(body, start, end, lease.Model.ServedName()))
 	}
 	addr := engineAddr(lease.BaseURL)
 	resp, err := g.up.send(addr, q.r, http.MethodPost, c.native, q.engineHeader(q.r.Header, lease.Model.Name, ""), body)
@@ -235,8 +235,10 @@ func (g *Gateway) relayTranslated(q *request, lease *sched.Lease, c *call, prese
 	}
 	body, err := json.Marshal(out)
 	if err == nil && preset != nil {
+		g.hold(q, body)
 		body, err = preset.apply(body, lease.Model.ServedName())
 	}
+	g.hold(q, body)
 	if err != nil {
 		fail(http.StatusBadRequest, "invalid_request", err.Error())
 		return

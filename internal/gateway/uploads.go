@@ -280,8 +280,7 @@ func (g *Gateway) upstreamRelay(w http.ResponseWriter, r *http.Request) {
 	defer lease.Release()
 	body := outBody{stream: r.Body, n: r.ContentLength}
 	if r.ContentLength < 0 {
-		b, held, err := g.readBody(r)
-		defer g.bodies.Add(-held)
+		b, err := g.readBody(q)
 		if err != nil {
 			a := bodyError(err)
 			openAIError(q, a.Status, a.Code, err.Error())

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/gantryhq/gantry/internal/activity"
 )
 
 // formEngine parses an upload as the engine would and answers with the
@@ -149,3 +151,32 @@ func TestUploadModelIsUnambiguous(t *testing.T) {
 		t.Errorf("the engine got %d ambiguous uploads", n)
 	}
 }
+
+// TestLargeBodyRewrittenInPieces: a body over spliceMin sent to an alias
+// in a stream that did not ask for usage reaches the engine as the small
+// one does — the served name, the usage asked for, every other byte — but
+// read in pieces around the changes, not copied.
+func TestLargeBodyRewrittenInPieces(t *testing.T) {
+	got := make(chan []byte, 2)
+	engine := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- b
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: [DONE]\n\n")
+	})
+	gw := testGatewayWith(t, "models:\n  m: {engine: sim, memory: 1GiB, port: ENGINE_m, aliases: [a]}\n", map[string]http.Handler{"m": engine}, nil,
+		func(g *Gateway) { g.SetActivity(discardLog{}, nil) }) // the log on: gantry asks for usage
+	for _, size := range []int{100, 3 << 20} {
+		content := strings.Repeat("x", size)
+		body := `{ "model": "a", "stream": true, "messages": [{"role":"user","content":"` + content + `"}]}`
+		code, _, _ := post(t, gw+"/v1/chat/completions", body)
+		want := `{"stream_options":{"include_usage":true}, "model": "m", "stream": true, "messages": [{"role":"user","content":"` + content + `"}]}`
+		if b := <-got; code != 200 || string(b) != want {
+			t.Errorf("%d bytes: %d, the engine got %d bytes: %.120s", size, code, len(b), b)
+		}
+	}
+}
+
+type discardLog struct{}
+
+func (discardLog) Add(activity.Pending) {}
