@@ -348,23 +348,28 @@ func (l *Log) rotate() {
 	for i := l.keep - 1; i >= 1; i-- {
 		os.Rename(fmt.Sprintf("%s.%d", l.path, i), fmt.Sprintf("%s.%d", l.path, i+1)) //nolint:errcheck // may not exist
 	}
-	copied := int64(-1)
-	if l.keep > 0 {
-		var err error
-		if copied, err = copyTail(l.path, l.path+".1", l.maxBytes); err != nil {
-			return
-		}
-	}
 	f, err := os.OpenFile(l.path, os.O_RDWR|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return
 	}
 	defer f.Close()
-	if copied >= 0 {
-		// What the engine wrote during the copy goes to the copy too: the
-		// bytes lost are only those of the moment before the truncation.
-		if st, err := f.Stat(); err == nil && st.Size() > copied {
-			appendRange(f, l.path+".1", copied, st.Size())
+	copied := int64(-1)
+	if l.keep > 0 {
+		if copied, err = copyTail(l.path, l.path+".1", l.maxBytes); err != nil {
+			return
+		}
+	}
+	// What the engine wrote meanwhile is read into memory and added to the
+	// copy: the bytes lost are only those of the moment before the
+	// truncation.
+	if st, err := f.Stat(); err == nil && st.Size() > l.off {
+		end := st.Size()
+		buf := make([]byte, min(end-l.off, 4<<20))
+		if n, _ := f.ReadAt(buf, l.off); n > 0 {
+			l.feed(buf[:n])
+		}
+		if copied >= 0 && end > copied {
+			appendRange(f, l.path+".1", copied, end)
 		}
 	}
 	if f.Truncate(0) == nil {
