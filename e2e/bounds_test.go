@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -82,7 +81,7 @@ models:
 `)
 	d.waitState("m", "ready", 30*time.Second)
 	pid := d.cmd.Process.Pid
-	base := vmHWM(t, pid)
+	base := procBytes(t, pid, "VmHWM")
 	content := strings.Repeat("a", 31<<20)
 	served := map[int]int{}
 	for round, model := range []string{"alias", "m", "alias", "m"} {
@@ -107,7 +106,7 @@ models:
 		}
 		wg.Wait()
 	}
-	peak := vmHWM(t, pid)
+	peak := procBytes(t, pid, "VmHWM")
 	t.Logf("gantry's peak RSS %d MiB (%d MiB before); answers %v", peak>>20, base>>20, served)
 	if peak-base > 256<<20+48<<20 {
 		t.Errorf("gantry's RSS peaked %d MiB above its start under max_body_total 256MiB", (peak-base)>>20)
@@ -115,21 +114,4 @@ models:
 	if served[200] < 4*4 || served[503]+served[200] != 80 {
 		t.Errorf("answers %v: some bodies should be served, the rest told busy", served)
 	}
-}
-
-// vmHWM is a process's peak resident set size.
-func vmHWM(t *testing.T, pid int) int64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM")
-	return 0
 }

@@ -260,18 +260,22 @@ models:
 	}
 }
 
-func rssOf(t *testing.T, pid int) int64 {
+// rssOf is a process's resident set size.
+func rssOf(t *testing.T, pid int) int64 { return procBytes(t, pid, "VmRSS") }
+
+// procBytes is a size field of /proc/PID/status (VmRSS, VmHWM: the peak).
+func procBytes(t *testing.T, pid int, field string) int64 {
 	t.Helper()
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
 			kb, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
 			return kb << 10
 		}
 	}
-	t.Fatal("no VmRSS")
+	t.Fatalf("no %s", field)
 	return 0
 }
