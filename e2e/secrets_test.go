@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bufio"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,4 +72,71 @@ models:
 	if strings.Contains(string(b), "hunter2") || !strings.Contains(string(b), "http://127.0.0.1:9/health") {
 		t.Errorf("inference_endpoints.md:\n%s", b)
 	}
+}
+
+// TestRemovedKeyCutsItsStreams: a reload that removes a key ends the
+// inference streams it opened, with an error event that says why (they
+// went on to the end, as admin streams no longer do); a stream of a key
+// that stays goes on to its end.
+func TestRemovedKeyCutsItsStreams(t *testing.T) {
+	cfg := `
+listen: LISTEN
+root: ROOT
+memory: {total: 64GiB, reserve: 0GiB}
+auth: {api_keys: [KEYS]}
+models:
+  m: {engine: sim, memory: 1GiB, mode: always-on, args: [--itl, 100ms, --tokens, "40"]}
+`
+	d := startDaemon(t, strings.Replace(cfg, "KEYS", "sk-going, sk-staying", 1))
+	d.waitState("m", "ready", 30*time.Second)
+	type result struct{ key, text string }
+	done := make(chan result, 2)
+	first := make(chan struct{}, 2)
+	for _, key := range []string{"sk-going", "sk-staying"} {
+		go func() {
+			req, _ := http.NewRequest("POST", d.url+"/v1/chat/completions", strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+			req.Header.Set("Authorization", "Bearer "+key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- result{key, err.Error()}
+				return
+			}
+			defer resp.Body.Close()
+			br := bufio.NewReader(resp.Body)
+			var all strings.Builder
+			for {
+				l, err := br.ReadString('\n')
+				all.WriteString(l)
+				if strings.HasPrefix(l, "data: {") && strings.Count(all.String(), "data: {") == 1 {
+					first <- struct{}{}
+				}
+				if err != nil {
+					break
+				}
+			}
+			done <- result{key, all.String()}
+		}()
+	}
+	<-first
+	<-first
+	os.WriteFile(d.config, []byte(strings.NewReplacer("LISTEN", strings.TrimPrefix(d.url, "http://"), "ROOT", filepath.Join(d.home, "ai"), "KEYS", "sk-staying").Replace(cfg)), 0o644)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	for i := 0; i < 2; i++ {
+		r := <-done
+		switch r.key {
+		case "sk-going":
+			if strings.Contains(r.text, "[DONE]") || !strings.Contains(r.text, "removed by a config reload") {
+				t.Errorf("the removed key's stream went on:\n%s", lastLines(r.text, 3))
+			}
+		case "sk-staying":
+			if !strings.Contains(r.text, "[DONE]") || strings.Contains(r.text, "removed") {
+				t.Errorf("the staying key's stream was cut:\n%s", lastLines(r.text, 3))
+			}
+		}
+	}
+}
+
+func lastLines(s string, n int) string {
+	ls := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(ls[max(0, len(ls)-n):], "\n")
 }

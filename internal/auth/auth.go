@@ -9,6 +9,7 @@ package auth
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -32,9 +33,10 @@ type keySet struct {
 	open, adminOpen bool
 	// names are every key's name, in config order (lists first).
 	names []string
-	// replaced is closed when Update replaces this set: requests admitted
-	// under it check their key again.
-	replaced chan struct{}
+	// replaced ends when Set replaces this set: requests admitted under it
+	// check their key again.
+	replaced context.Context
+	replace  context.CancelFunc
 }
 
 // New returns the key checker of the api_keys and admin_keys lists; admin
@@ -61,17 +63,26 @@ func (k *Keys) Set(a config.Auth) {
 	old := k.p.Load()
 	ks := build(a, old)
 	if old := k.p.Swap(ks); old != nil {
-		close(old.replaced)
+		old.replace()
+		if !ks.open { // an open gateway takes every request: nothing to cut
+			for h, o := range old.byHash {
+				if ks.byHash[h] == nil {
+					o.end(ErrKeyRemoved)
+				}
+			}
+		}
 	}
 }
 
 // build makes the key set of a config; old (nil at first) lends its
 // limits' state to keys of the same name and limits.
 func build(a config.Auth, old *keySet) *keySet {
-	ks := &keySet{byHash: map[[32]byte]*Key{}, byName: map[string]*Key{}, replaced: make(chan struct{}),
-		open: a.GatewayOpen()}
+	ks := &keySet{byHash: map[[32]byte]*Key{}, byName: map[string]*Key{}, open: a.GatewayOpen()}
+	ks.replaced, ks.replace = context.WithCancel(context.Background())
 	prev := map[string]*limits.Key{}
+	var was map[[32]byte]*Key
 	if old != nil {
+		was = old.byHash
 		for _, o := range old.byHash {
 			if o.Limit != nil {
 				prev[o.Name] = o.Limit
@@ -83,6 +94,11 @@ func build(a config.Auth, old *keySet) *keySet {
 		if have, ok := ks.byHash[h]; ok { // in both lists: one admin key
 			have.Admin = have.Admin || key.Admin
 			return
+		}
+		if o := was[h]; o != nil { // the same secret: what it admitted goes on
+			key.alive, key.end = o.alive, o.end
+		} else {
+			key.alive, key.end = context.WithCancelCause(context.Background())
 		}
 		if l := key.limitsOf(); !l.None() {
 			if p := prev[key.Name]; p != nil && p.Limits() == l {
@@ -194,9 +210,22 @@ func (k *Keys) gateway(next http.Handler, write func(w http.ResponseWriter, stat
 				"Incorrect API key provided. Use one of gantry's auth.api_keys or auth.keys.")
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, key)))
+		// A reload that removes the key cuts what it still has open (a
+		// stream, a request waiting for its model), as on the admin API:
+		// the key's own context ends then. No goroutine waits per request.
+		ctx, cancel := context.WithCancelCause(context.WithValue(r.Context(), ctxKey{}, key))
+		stop := context.AfterFunc(key.alive, func() { cancel(context.Cause(key.alive)) })
+		defer func() {
+			stop()
+			cancel(nil)
+		}()
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
+
+// ErrKeyRemoved is why a request admitted with a key ended: a reload
+// removed the key while the request was still open.
+var ErrKeyRemoved = errors.New("the key this request was admitted with was removed by a config reload")
 
 // Admin requires an admin key (when any key is configured). A valid
 // gateway key that is not an admin key gets 403, not 401: it is known, but
@@ -240,7 +269,7 @@ func (k *Keys) revocable(r *http.Request, ks *keySet, key string) *http.Request 
 			select {
 			case <-ctx.Done():
 				return
-			case <-ks.replaced:
+			case <-ks.replaced.Done():
 			}
 			ks = k.p.Load()
 			if who := ks.byHash[h]; !ks.adminOpen && (key == "" || who == nil || !who.Admin) {

@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"context"
+	"errors"
 	"strings"
 
 	"github.com/gantryhq/gantry/internal/config"
@@ -185,4 +187,43 @@ func TestPriorityHeader(t *testing.T) {
 	if (*Key)(nil).BatchFor(httptest.NewRequest("GET", "/", nil)) {
 		t.Error("an open gateway's request is batch")
 	}
+}
+
+// TestRemovedKeyEndsItsInferenceStream: a gateway request (a stream, or
+// one waiting for its model) admitted with a key that a reload removes
+// ends, as admin streams do (they outlived their key); one whose key
+// stays goes on, through more than one reload, until its key goes too.
+func TestRemovedKeyEndsItsInferenceStream(t *testing.T) {
+	k := New([]string{"sk-old", "sk-kept"}, nil)
+	ctxs := make(chan context.Context, 2)
+	h := k.Gateway(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctxs <- r.Context()
+		<-r.Context().Done()
+	}))
+	started := map[string]context.Context{}
+	for _, key := range []string{"sk-old", "sk-kept"} {
+		r := httptest.NewRequest("POST", "/v1/chat/completions", nil)
+		r.Header.Set("Authorization", "Bearer "+key)
+		go h.ServeHTTP(httptest.NewRecorder(), r)
+		started[key] = <-ctxs
+	}
+	wait := func(ctx context.Context, what string) {
+		t.Helper()
+		select {
+		case <-ctx.Done():
+			if !errors.Is(context.Cause(ctx), ErrKeyRemoved) {
+				t.Errorf("%s ended with %v", what, context.Cause(ctx))
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s did not end", what)
+		}
+	}
+	k.Update([]string{"sk-kept"}, nil)
+	wait(started["sk-old"], "the removed key's stream")
+	k.Update([]string{"sk-kept", "sk-new"}, nil)
+	if err := started["sk-kept"].Err(); err != nil {
+		t.Fatalf("the kept key's stream ended: %v", context.Cause(started["sk-kept"]))
+	}
+	k.Update([]string{"sk-new"}, nil)
+	wait(started["sk-kept"], "the kept key's stream, once its key went too")
 }

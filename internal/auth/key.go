@@ -26,6 +26,11 @@ type Key struct {
 
 	models []string    // the names and globs it sees; nil: every model
 	conf   *config.Key // the named key's settings (nil: a list's key)
+	// alive ends (end, with ErrKeyRemoved) when a reload removes the key:
+	// the gateway requests admitted with it end too. A key whose secret
+	// stays keeps its alive across reloads.
+	alive context.Context
+	end   context.CancelCauseFunc
 }
 
 type ctxKey struct{}

@@ -6,6 +6,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -454,7 +455,12 @@ var dataPrefix = []byte("data:")
 // copyBody relays the engine's response; one cut short ends with the
 // reason the engine's state gives.
 func (g *Gateway) copyBody(q *request, resp *http.Response, lease *sched.Lease, sse bool) {
-	if err := g.pump(q, resp, sse); err != nil {
+	err := g.pump(q, resp, sse)
+	if cause := context.Cause(q.r.Context()); errors.Is(cause, auth.ErrKeyRemoved) {
+		cutShort(q, sse, cause.Error()+": send it again with a key of the config")
+		return
+	}
+	if err != nil {
 		g.logger.Warn("engine response cut", "model", lease.Model.Name, "err", err)
 		cutShort(q, sse, g.deadMessage(lease, err))
 	}
