@@ -161,3 +161,20 @@ func TestRedactArgv(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// TestCORSAnyOrigin: cors.allowed_origins ["*"] on a keyless gateway is
+// every web page driving the box: refused; with keys, allowed with a word.
+func TestCORSAnyOrigin(t *testing.T) {
+	_, err := Parse("t.yaml", []byte("cors: {allowed_origins: [\"*\"]}\nmodels: {m: {engine: sim, memory: 1GiB}}\n"))
+	if err == nil || !strings.Contains(err.Error(), "every web page you open") {
+		t.Errorf("keyless: %v", err)
+	}
+	c, err := Parse("t.yaml", []byte("auth: {api_keys: [sk-a]}\ncors: {allowed_origins: [\"*\"]}\nmodels: {m: {engine: sim, memory: 1GiB}}\n"))
+	if err != nil {
+		t.Fatalf("with a key: %v", err)
+	}
+	probs := c.Validate()
+	if len(probs) != 1 || !probs[0].Warning || !strings.Contains(probs[0].Msg, "any site") {
+		t.Errorf("with a key: %v", probs)
+	}
+}

@@ -323,6 +323,7 @@ func (v *validator) run() {
 	}
 	for i, o := range c.CORS.AllowedOrigins {
 		if o == "*" {
+			v.anyOrigin([]string{"cors", "allowed_origins", strconv.Itoa(i)})
 			continue
 		}
 		u, err := url.Parse(o)
@@ -554,6 +555,19 @@ func (v *validator) run() {
 			v.image([]string{"engines", e, "image"}, es.Image)
 		}
 	}
+}
+
+// anyOrigin judges cors.allowed_origins: ["*"]: every web page the user
+// opens may then call gantry from the user's browser. Without keys that is
+// every page driving the box — chatting, starting and stopping models,
+// reading logs — so it is refused; with keys a page needs one (a web app
+// the user gave a key), so it is allowed, with a word.
+func (v *validator) anyOrigin(at []string) {
+	if v.c.Auth.GatewayOpen() {
+		v.add(at, `"*" with no keys lets every web page you open use gantry and drive its admin API (start and stop models, read logs): list your web apps' origins (e.g. http://localhost:8080), or set auth.api_keys`)
+		return
+	}
+	v.warn(at, `"*": a page on any site may call gantry from its visitors' browsers, with a key it holds; list your web apps' origins unless that is what you want`)
 }
 
 // image refuses what Docker would refuse to pull or run: the reference
