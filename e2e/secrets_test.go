@@ -143,8 +143,9 @@ func lastLines(s string, n int) string {
 
 // TestAnyOriginWithoutKeysRefused: cors.allowed_origins ["*"] on a
 // keyless gateway (it passed without a word: every web page the user
-// opens could chat and drive the admin API) stops serve; with a key it
-// runs, and validation says what it means.
+// opens could chat and drive the admin API) is refused by validation —
+// which serve runs first; with a key it passes, with a word on what it
+// means.
 func TestAnyOriginWithoutKeysRefused(t *testing.T) {
 	home := t.TempDir()
 	cfg := filepath.Join(home, "gantry.yaml")
@@ -152,8 +153,8 @@ func TestAnyOriginWithoutKeysRefused(t *testing.T) {
 		os.WriteFile(cfg, []byte("listen: 127.0.0.1:1\nroot: "+filepath.Join(home, "ai")+"\n"+auth+"cors: {allowed_origins: [\"*\"]}\nmodels:\n  m: {engine: sim, memory: 1GiB}\n"), 0o644)
 	}
 	write("")
-	if out, code := run(t, home, "serve", "--config", cfg); code == 0 || !strings.Contains(out, "every web page you open") {
-		t.Errorf("serve, keyless with *: exit %d\n%s", code, out)
+	if out, code := run(t, home, "config", "validate", "--config", cfg); code == 0 || !strings.Contains(out, "every web page you open") {
+		t.Errorf("validate, keyless with *: exit %d\n%s", code, out)
 	}
 	write("auth: {api_keys: [sk-a]}\n")
 	if out, code := run(t, home, "config", "validate", "--config", cfg); code != 0 || !strings.Contains(out, "any site") {
