@@ -13,20 +13,39 @@ import (
 	"github.com/gantryhq/gantry/internal/engine"
 )
 
+const testImage = "gantry-test/vllm-openai:v0.11.0"
+
+func init() {
+	addSection(section{id: "containers", order: 80, title: "Containers: what a container adds to a start, and what gantry adds to the container's",
+		about: `An engine that is ready as soon as it listens — the stand-in of the ` + "`vllm/vllm-openai`" + ` test image that ` +
+			`the e2e container tests load into the Docker daemon at ` + "`DOCKER_HOST`" + ` — started through gantry ` +
+			"(admin API, `?wait=1`: the image inspected for its contract, the container created with its labels, GPU request and " +
+			"127.0.0.1 port, started, its output followed, its port probed), alternating with `gantry sim` natively; then the same " +
+			"container through the Engine API alone, with the same client and nothing of gantry's around it (create, start, until " +
+			"its port answers `/health`): the daemon's own share. Left out of a run whose machine has no such daemon and image."})
+	register(phase{name: "container", section: "containers", order: 100,
+		needs: func(*env) error {
+			if os.Getenv("DOCKER_HOST") == "" {
+				return fmt.Errorf("DOCKER_HOST is not set (the phase needs a Docker daemon with the e2e test image %s)", testImage)
+			}
+			check := exec.Command("docker", "image", "inspect", testImage)
+			if out, err := check.CombinedOutput(); err != nil {
+				return fmt.Errorf("the image %s is not on %s (the e2e container tests load it): %v %s", testImage, os.Getenv("DOCKER_HOST"), err, out)
+			}
+			return nil
+		},
+		run: func(e *env) error { return containerStarts(e.bin, e.dir, os.Getenv("DOCKER_HOST"), 10) }})
+}
+
 // containerStarts measures what running an engine as a container adds to
 // its start: two engines that are ready as soon as they listen — the
 // stand-in of the suite's vllm/vllm-openai test image as a container on the
 // Docker daemon at dockerHost (the image e2e's container tests load;
 // inspect, create, start, publish, follow, probe) and gantry sim natively —
-// each started and stopped n times, interleaved, through the admin API
-// (start answers when ready).
+// each started and stopped n times, alternating, through the admin API
+// (start answers when ready); then the container alone on the Engine API.
 func containerStarts(bin, dir, dockerHost string, n int) error {
-	const image = "gantry-test/vllm-openai:v0.11.0"
-	check := exec.Command("docker", "image", "inspect", image)
-	check.Env = append(os.Environ(), "DOCKER_HOST="+dockerHost)
-	if out, err := check.CombinedOutput(); err != nil {
-		return fmt.Errorf("the container phase needs the image %s on %s (the e2e container tests load it): %v %s", image, dockerHost, err, out)
-	}
+	image := testImage
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort())
 	models := filepath.Join(dir, "box", "models")
 	os.MkdirAll(filepath.Join(models, "m"), 0o755)

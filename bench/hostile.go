@@ -8,6 +8,13 @@ import (
 	"time"
 )
 
+func init() {
+	register(phase{name: "trickle", section: "gateway", order: 90, run: func(e *env) error {
+		trickle(e.gw, e.pid, 200, 256*1.048576)
+		return nil
+	}})
+}
+
 // trickle opens n connections that each claim a max_body request and send
 // it slowly (the bytes come in pieces over a few seconds), and reports
 // gantry's peak RSS while they do: the request bodies held in memory are

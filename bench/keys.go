@@ -13,6 +13,16 @@ var (
 	offLine  = regexp.MustCompile(`^BenchmarkOff\S*\s+\d+\s+([\d.]+) ns/op\s+(\d+) B/op\s+(\d+) allocs/op`)
 )
 
+func init() {
+	addSection(section{id: "keys", order: 45, title: "Named keys and traces on the request path",
+		about: "The gateway's `BenchmarkKeysAndTraces` (three gateways in turn before one engine: no keys, 100 named keys " +
+			"with limits, tracing at sample 1.0 over OTLP/HTTP) and telemetry's `BenchmarkOff` (every tracing hook on the nil " +
+			"tracer that tracing off is): what each adds per request."})
+	register(phase{name: "keys", section: "keys", order: 78, run: func(*env) error {
+		return keysAndTraces(map[bool]int{true: 1000, false: 3000}[*quick])
+	}})
+}
+
 // keysAndTraces runs the gateway's benchmark of named keys and traces
 // (three gateways before one engine, in turn: no keys, 100 named keys with
 // limits, tracing at sample 1.0 over OTLP/HTTP) and the one of every

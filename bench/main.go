@@ -1,12 +1,18 @@
-// Command bench measures what gantry's gateway and scheduler cost, on this
-// machine, against engines it starts itself (`gantry sim`), and writes the
-// table to BENCHMARKS.md. Every measure is taken three ways, interleaved so
-// that machine noise lands on all: straight to the engine, through gantry,
-// and through the standard library's bare httputil.ReverseProxy (the
-// reference gantry must beat).
+// Command bench measures what gantry's gateway and scheduler cost on this
+// machine, against engines it starts itself (`gantry sim`), and writes
+// every figure it reports into BENCHMARKS.md: each section between its
+// markers, stamped with the commit and the machine of the run. Relay
+// figures are taken four ways in the same run, interleaved so that machine
+// noise lands on all: straight to the engine, through a raw TCP relay (the
+// floor), through the standard library's httputil.ReverseProxy, and
+// through gantry.
 //
-//	go run ./bench            # the whole suite (about two minutes)
-//	go run ./bench -quick     # fewer rounds, for a try
+//	go run ./bench                # every phase this machine can run (about 10 minutes)
+//	go run ./bench -quick         # fewer rounds, for a try
+//	go run ./bench -only streams  # named phases only (comma-separated); rewrites their sections
+//	go run ./bench -pprof DIR     # also gantry's CPU profile of each phase, DIR/<phase>.pprof
+//
+// Each phase is a file that registers itself (phase.go says how).
 package main
 
 import (
@@ -19,8 +25,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -28,47 +32,32 @@ import (
 )
 
 var (
-	quick   = flag.Bool("quick", false, "fewer rounds")
-	out     = flag.String("out", "BENCHMARKS.md", "file to write the table into (the part between the bench markers)")
-	prof    = flag.String("cpuprofile", "", "write gantry's CPU profile during one phase here (a name ending .trace or .allocs: its execution trace or allocations instead)")
-	phase   = flag.String("profile-phase", "streams", "the phase -cpuprofile covers: sixteen or streams")
-	only    = flag.String("only", "", "run one phase (one, routes, sixteen, streams, peer, cold, switch, scan, trickle, keys, container: needs DOCKER_HOST with the e2e test image) and write nothing")
-	noAct   = flag.Bool("no-activity", false, "run gantry with its activity log off (activity: {keep_days: 0}), to compare")
-	genv    = flag.String("gantry-env", "", "extra environment for gantry, e.g. GOGC=200 (experiments; the sims gantry starts inherit it)")
-	verbose = flag.Bool("v", false, "print every round of the 500-stream phase")
-	nrounds = flag.Int("rounds", 0, "rounds of 500 streams each way (default 15; 5 with -only streams, 3 with -quick)")
-	ref     = flag.String("serve-stdlib-proxy", "", "internal: serve the reference proxy, listen=upstream pairs separated by commas")
+	quick   = flag.Bool("quick", false, "fewer rounds, for a try")
+	outPath = flag.String("out", "BENCHMARKS.md", "the file whose sections the run rewrites")
+	only    = flag.String("only", "", "run only these phases (comma-separated) and rewrite their sections")
+	pprofTo = flag.String("pprof", "", "write gantry's CPU profile of each phase into this directory (<phase>.pprof)")
+	noAct   = flag.Bool("no-activity", false, "run gantry with its activity log off (activity: {keep_days: 0}), to compare; writes nothing")
+	genv    = flag.String("gantry-env", "", "extra environment for gantry, e.g. GOGC=200 (experiments; the sims gantry starts inherit it); writes nothing")
+	dryRun  = flag.Bool("n", false, "write nothing, print only")
+	verbose = flag.Bool("v", false, "print every round of the stream phases")
+	nrounds = flag.Int("rounds", 0, "rounds of the stream phases (default: each phase's own; 3 with -quick)")
+	stdSrv  = flag.String("serve-stdlib-proxy", "", "internal: serve the stdlib proxy, listen=upstream pairs separated by commas")
+	rawSrv  = flag.String("serve-raw-relay", "", "internal: serve the raw TCP relay, listen=upstream pairs separated by commas")
 )
 
 func main() {
 	flag.Parse()
-	if *ref != "" {
-		serveStdlibProxy(*ref)
-		return
+	switch {
+	case *stdSrv != "":
+		serveStdlibProxy(*stdSrv)
+	case *rawSrv != "":
+		serveRawRelay(*rawSrv)
 	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
-
-type result struct {
-	name, value, target string
-	met                 *bool
-}
-
-var results []result
-
-func record(name, value, target string, met *bool) {
-	results = append(results, result{name, value, target, met})
-	mark := ""
-	if met != nil {
-		mark = map[bool]string{true: "met", false: "NOT met"}[*met]
-	}
-	fmt.Printf("%-58s %-44s %s %s\n", name, value, target, mark)
-}
-
-func yes(b bool) *bool { return &b }
 
 func freePort() int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -79,17 +68,102 @@ func freePort() int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// env is what every phase gets: the gantry this run started, its engines
+// and the ways to them.
+type env struct {
+	bin, dir   string // the gantry binary built for this run; a scratch directory
+	gw, ollama string // gantry's main and Ollama listeners, as base URLs
+	pid        int    // gantry's
+	// fast answers 16 tokens at once; stream streams 64 tokens 20 ms apart.
+	fast, stream ways
+	idleRSS      float64 // gantry's RSS once its engines were ready, MB
+}
+
+// rounds is what -rounds asks for, or 3 with -quick, or def.
+func rounds(def int) int {
+	switch {
+	case *nrounds > 0:
+		return *nrounds
+	case *quick:
+		return min(3, def)
+	}
+	return def
+}
+
 func run() error {
-	dir, err := os.MkdirTemp("", "gantry-bench-")
+	ps, err := chosen(*only)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "gantry")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/gantry")
+	load := loadAverage()
+	e, stop, err := setup()
+	if err != nil {
+		return err
+	}
+	defer stop()
+	for _, p := range ps {
+		if p.needs != nil {
+			if err := p.needs(e); err != nil {
+				if *only != "" {
+					return fmt.Errorf("phase %s: %w", p.name, err)
+				}
+				fmt.Printf("\n[%s] left out: %v\n", p.name, err)
+				continue
+			}
+		}
+		fmt.Printf("\n[%s]\n", p.name)
+		current = p.section
+		done := func() {}
+		if p.name != "profile" { // it takes its own profiles
+			done = profilePhase(p.name)
+		}
+		err := p.run(e)
+		done()
+		if err != nil {
+			return fmt.Errorf("phase %s: %w", p.name, err)
+		}
+	}
+	if *dryRun || *noAct || *genv != "" {
+		return nil
+	}
+	if err := writeReport(*outPath, command(), load); err != nil {
+		return err
+	}
+	fmt.Printf("\nwrote %s\n", *outPath)
+	return nil
+}
+
+// command is how this run was started, for the stamp.
+func command() string {
+	c := "go run ./bench"
+	flag.Visit(func(f *flag.Flag) {
+		if f.Name != "out" {
+			c += fmt.Sprintf(" -%s=%s", f.Name, f.Value)
+		}
+	})
+	return c
+}
+
+// setup builds gantry, starts it with its sim engines, and the raw relay
+// and the stdlib proxy in front of the same engines.
+func setup() (*env, func(), error) {
+	dir, err := os.MkdirTemp("", "gantry-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	var stops []func()
+	stop := func() {
+		for _, f := range slices.Backward(stops) {
+			f()
+		}
+		os.RemoveAll(dir)
+	}
+	fail := func(err error) (*env, func(), error) { stop(); return nil, nil, err }
+	e := &env{dir: dir, bin: filepath.Join(dir, "gantry")}
+	build := exec.Command("go", "build", "-o", e.bin, "./cmd/gantry")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		return fmt.Errorf("build: %w", err)
+		return fail(fmt.Errorf("build: %w", err))
 	}
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort())
 	ollamaListen := fmt.Sprintf("127.0.0.1:%d", freePort())
@@ -111,88 +185,29 @@ models:
 `, listen, filepath.Join(dir, "ai"), map[bool]int{true: 0, false: 30}[*noAct], ollamaListen, slotPort, fastPort, streamPort)
 	cfgPath := filepath.Join(dir, "gantry.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		return err
+		return fail(err)
 	}
 	pprofAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
-	g, stop, err := serve(bin, cfgPath, listen, strings.Fields(*genv), "--pprof", pprofAddr)
+	g, stopG, err := serve(e.bin, cfgPath, listen, strings.Fields(*genv), "--pprof", pprofAddr)
 	if err != nil {
-		return err
+		return fail(err)
 	}
-	defer stop()
-	gw := "http://" + listen
-	if err := waitReady(gw, 20*time.Second, "fast", "stream"); err != nil {
-		return err
+	stops = append(stops, stopG)
+	e.gw, e.ollama, e.pid = "http://"+listen, "http://"+ollamaListen, g.Process.Pid
+	if err := waitReady(e.gw, 20*time.Second, "fast", "stream"); err != nil {
+		return fail(err)
 	}
-	idleRSS := rss(g.Process.Pid)
-	fmt.Printf("gantry pid %d, idle RSS %.1f MB\n\n", g.Process.Pid, idleRSS)
-
-	fast := ways{direct: fmt.Sprintf("http://127.0.0.1:%d", fastPort), gantry: gw, pids: [3]int{0, g.Process.Pid, 0}}
-	stream := fast
-	stream.direct = fmt.Sprintf("http://127.0.0.1:%d", streamPort)
-	stdlib, err := startStdlibProxy(&fast, &stream)
+	e.idleRSS = rss(e.pid)
+	fmt.Printf("gantry pid %d, idle RSS %.1f MB\n", e.pid, e.idleRSS)
+	e.fast.url[direct], e.stream.url[direct] = fmt.Sprintf("http://127.0.0.1:%d", fastPort), fmt.Sprintf("http://127.0.0.1:%d", streamPort)
+	e.fast.url[gantry], e.stream.url[gantry] = e.gw, e.gw
+	e.fast.pid[gantry], e.stream.pid[gantry] = e.pid, e.pid
+	stopR, err := startRelays(&e.fast, &e.stream)
 	if err != nil {
-		return err
+		return fail(err)
 	}
-	defer func() {
-		stdlib.Process.Kill()
-		stdlib.Wait()
-	}()
-	switch *only {
-	case "one":
-		oneClient(fast, 1000)
-		return nil
-	case "sixteen":
-		sixteen(fast, 2*time.Second)
-		return nil
-	case "streams":
-		streams(stream, roundsOr(5))
-		return nil
-	case "cold":
-		coldStarts(gw, 20)
-		return nil
-	case "switch":
-		slotSwitch(gw, 6)
-		return nil
-	case "scan":
-		return inventoryScan()
-	case "routes":
-		translatedRoutes(gw, "http://"+ollamaListen, 1000)
-		return nil
-	case "trickle":
-		trickle(gw, g.Process.Pid, 200, 256*1.048576)
-		return nil
-	case "peer":
-		return peerRelay(bin, dir, gw, 1000, roundsOr(5))
-	case "container":
-		return containerStarts(bin, dir, os.Getenv("DOCKER_HOST"), 10)
-	case "keys":
-		return keysAndTraces(3000)
-	}
-	rounds := 3000
-	if *quick {
-		rounds = 500
-	}
-	oneClient(fast, rounds)
-	translatedRoutes(gw, "http://"+ollamaListen, rounds/2)
-	sixteen(fast, map[bool]time.Duration{true: time.Second, false: 3 * time.Second}[*quick])
-	streams(stream, roundsOr(map[bool]int{true: 3, false: 15}[*quick]))
-	runRSS := rss(g.Process.Pid)
-	record("gantry RSS after the 500-stream run", fmt.Sprintf("%.1f MB", runRSS), "≤ 60 MB", yes(runRSS <= 60))
-	record("stdlib proxy RSS after the 500-stream run", fmt.Sprintf("%.1f MB", rss(stdlib.Process.Pid)), "", nil)
-	record("gantry RSS idle (after start)", fmt.Sprintf("%.1f MB", idleRSS), "≤ 25 MB", yes(idleRSS <= 25))
-	if err := peerRelay(bin, dir, gw, rounds/2, map[bool]int{true: 3, false: 7}[*quick]); err != nil {
-		return err
-	}
-	coldStarts(gw, map[bool]int{true: 10, false: 50}[*quick])
-	slotSwitch(gw, map[bool]int{true: 4, false: 10}[*quick])
-	if err := inventoryScan(); err != nil {
-		return err
-	}
-	trickle(gw, g.Process.Pid, 200, 256*1.048576)
-	if err := keysAndTraces(map[bool]int{true: 1000, false: 3000}[*quick]); err != nil {
-		return err
-	}
-	return writeTable()
+	stops = append(stops, stopR)
+	return e, stop, nil
 }
 
 // serve runs `gantry serve` on the config at cfgPath (env added to this
@@ -256,55 +271,4 @@ func waitReady(gw string, d time.Duration, models ...string) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-var benchLine = regexp.MustCompile(`^BenchmarkScan\S*\s+\d+\s+([\d.]+) ns/op\s+([\d.]+) peak-RSS-MB\s+(\d+) B/op\s+(\d+) allocs/op`)
-
-// writeTable puts the results between the markers in BENCHMARKS.md.
-func writeTable() error {
-	host, _ := os.Hostname()
-	cpu := "unknown cpu"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "model name") {
-				cpu = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
-				break
-			}
-		}
-	}
-	var b strings.Builder
-	command := "go run ./bench"
-	if *quick {
-		command += " -quick"
-	}
-	if *nrounds > 0 {
-		command += fmt.Sprintf(" -rounds %d", *nrounds)
-	}
-	if *genv != "" {
-		command += fmt.Sprintf(" -gantry-env %q", *genv)
-	}
-	fmt.Fprintf(&b, "<!-- bench:start -->\nMeasured %s on %s (%s, %d cores, %s) with `%s`.\n\n",
-		time.Now().Format("2006-01-02 15:04 MST"), host, cpu, runtime.NumCPU(), runtime.Version(), command)
-	b.WriteString("| measure | result | target | |\n|---|---|---|---|\n")
-	for _, r := range results {
-		mark := ""
-		if r.met != nil {
-			mark = map[bool]string{true: "met", false: "**not met**"}[*r.met]
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", r.name, r.value, r.target, mark)
-	}
-	b.WriteString("<!-- bench:end -->")
-	old, _ := os.ReadFile(*out)
-	text := string(old)
-	i, j := strings.Index(text, "<!-- bench:start -->"), strings.Index(text, "<!-- bench:end -->")
-	if i >= 0 && j > i {
-		text = text[:i] + b.String() + text[j+len("<!-- bench:end -->"):]
-	} else {
-		text += "\n## Gateway and scheduler\n\n" + b.String() + "\n"
-	}
-	if err := os.WriteFile(*out, []byte(text), 0o644); err != nil {
-		return err
-	}
-	fmt.Printf("\nwrote %s\n", *out)
-	return nil
 }

@@ -1,16 +1,21 @@
 package main
 
 import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
 
 func TestRotatedPutsEachWayInEachPlace(t *testing.T) {
-	var seen [3][3]int // way, place
-	for i := 0; i < 3; i++ {
+	var seen [nWays][nWays]int // way, place
+	for i := 0; i < nWays; i++ {
 		order := rotated(i)
-		var in [3]bool
+		var in [nWays]bool
 		for place, way := range order {
 			if in[way] {
 				t.Fatalf("round %d runs way %d twice: %v", i, way, order)
@@ -22,7 +27,7 @@ func TestRotatedPutsEachWayInEachPlace(t *testing.T) {
 	for way, places := range seen {
 		for place, n := range places {
 			if n != 1 {
-				t.Errorf("way %d is in place %d %d times in three rounds, want once", way, place, n)
+				t.Errorf("way %d is in place %d %d times in %d rounds, want once", way, place, n, nWays)
 			}
 		}
 	}
@@ -50,12 +55,12 @@ func TestMedianAndPercentile(t *testing.T) {
 	}
 }
 
-func TestStamp(t *testing.T) {
-	ns, ok := stamp([]byte(`data: {"id":"x","sim_unix_ns":1764400000123456789,"choices":[]}`))
+func TestSentAt(t *testing.T) {
+	ns, ok := sentAt([]byte(`data: {"id":"x","sim_unix_ns":1764400000123456789,"choices":[]}`))
 	if !ok || ns != 1764400000123456789 {
 		t.Errorf("stamp = %d, %v", ns, ok)
 	}
-	if _, ok := stamp([]byte(`data: {"id":"x"}`)); ok {
+	if _, ok := sentAt([]byte(`data: {"id":"x"}`)); ok {
 		t.Error("a line without a stamp gave one")
 	}
 }
@@ -83,4 +88,99 @@ func TestCPUTime(t *testing.T) {
 		}
 	}
 	_ = x
+}
+
+// TestWriteReport: a run rewrites the sections it recorded in place,
+// inserts a new one in its order before the history, and leaves the
+// others and the hand-written text as they were.
+func TestWriteReport(t *testing.T) {
+	saved, savedOut := sections, out
+	defer func() { sections, out = saved, savedOut }()
+	sections = map[string]section{
+		"a": {id: "a", title: "A", order: 1},
+		"b": {id: "b", title: "B", order: 2, about: "how b is measured"},
+		"c": {id: "c", title: "C", order: 3},
+	}
+	path := t.TempDir() + "/B.md"
+	old := "# head\n\n" + startMarker("a") + "\nold a\n" + endMarker("a") + "\n\n" + startMarker("c") + "\nold c\n" + endMarker("c") +
+		"\n\n" + startMarker("history") + "\nhistory\n" + endMarker("history") + "\n"
+	if err := os.WriteFile(path, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out = map[string]*written{
+		"a": {rows: []result{{"x", "1 ms", "≤ 2 ms", yes(true)}}},
+		"b": {rows: []result{{"y", "3", "", nil}}, notes: []string{"a note"}},
+	}
+	if err := writeReport(path, "go run ./bench", "0.10"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	got := string(b)
+	for _, want := range []string{"# head\n\n<!-- bench:a -->\n## A\n", "| x | 1 ms | ≤ 2 ms | met |", "how b is measured",
+		"| y | 3 |  |  |", "a note", "\nold c\n", "\nhistory\n", "load average 0.10", "`go run ./bench`."} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "old a") {
+		t.Errorf("section a kept its old run:\n%s", got)
+	}
+	a, bb, c, h := strings.Index(got, startMarker("a")), strings.Index(got, startMarker("b")), strings.Index(got, startMarker("c")), strings.Index(got, startMarker("history"))
+	if !(a < bb && bb < c && c < h) {
+		t.Errorf("sections out of order (a %d, b %d, c %d, history %d):\n%s", a, bb, c, h, got)
+	}
+}
+
+func TestChosen(t *testing.T) {
+	ps, err := chosen("")
+	if err != nil || len(ps) != len(phases) {
+		t.Fatalf("all: %d phases, %v", len(ps), err)
+	}
+	for i := 1; i < len(ps); i++ {
+		if ps[i-1].order > ps[i].order {
+			t.Errorf("%s before %s", ps[i-1].name, ps[i].name)
+		}
+		if _, ok := sections[ps[i].section]; !ok {
+			t.Errorf("phase %s writes section %q, which is not declared", ps[i].name, ps[i].section)
+		}
+	}
+	if _, err := chosen("streams,nope"); err == nil || !strings.Contains(err.Error(), "streams") {
+		t.Errorf("an unknown phase: %v", err)
+	}
+}
+
+// TestRawRelay: the floor relays a keep-alive HTTP exchange byte for byte,
+// both ways, and two requests on one connection.
+func TestRawRelay(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Write(append([]byte("got "), b...))
+	}))
+	defer up.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go relayConn(c.(*net.TCPConn), strings.TrimPrefix(up.URL, "http://"))
+		}
+	}()
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	for _, body := range []string{"one", "two"} {
+		r, err := c.Post("http://"+ln.Addr().String(), "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if string(b) != "got "+body {
+			t.Errorf("relayed %q, want %q", b, "got "+body)
+		}
+	}
 }

@@ -12,6 +12,27 @@ import (
 	"time"
 )
 
+func init() {
+	addSection(section{id: "gateway", order: 40, title: "Gateway and scheduler: peers, cold starts, slot switches, body limits",
+		about: `Cold start is measured on the sim's own clock (the instant it turned ready → the instant the held request ` +
+			`arrived, from response headers); the slot switch subtracts the old engine's own shutdown and the new engine's ` +
+			`own load (from their logs) from the whole switch. Through a peer: a second gantry whose only models are the ` +
+			`first's, listed and relayed over its peer link, against the first gantry itself, interleaved.`})
+	register(phase{name: "cold", section: "gateway", order: 60, run: func(e *env) error {
+		coldStarts(e.gw, map[bool]int{true: 10, false: 50}[*quick])
+		return nil
+	}})
+	register(phase{name: "switch", section: "gateway", order: 70, run: func(e *env) error {
+		slotSwitch(e.gw, map[bool]int{true: 4, false: 10}[*quick])
+		return nil
+	}})
+	addSection(section{id: "scan", order: 70, title: "Inventory scan",
+		about: "`go test -run XXX -bench '^BenchmarkScan$' -benchmem -count 3 ./internal/inventory`: 50 model folders, " +
+			"each a Llama-3.1-8B checkpoint (real tensor list, 4 shards with an index) plus a 24 GiB padding shard — " +
+			"40 GiB per model, 2 TB of sparse safetensors in all. gantry reads the headers only; the page cache is warm."})
+	register(phase{name: "scan", section: "scan", order: 80, run: func(*env) error { return inventoryScan() }})
+}
+
 func admin(method, url string, body string) error {
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -116,9 +137,12 @@ func slotSwitch(gw string, n int) {
 // inventoryScan runs the inventory's Go benchmark (50 models of 40 GiB of
 // sparse safetensors: 2 TB) and records the median time per scan and the
 // test process's peak RSS against the inventory issue's bounds.
+var benchLine = regexp.MustCompile(`^BenchmarkScan\S*\s+\d+\s+([\d.]+) ns/op\s+([\d.]+) peak-RSS-MB\s+(\d+) B/op\s+(\d+) allocs/op`)
+
 func inventoryScan() error {
 	cmd := exec.Command("go", "test", "-run", "XXX", "-bench", "^BenchmarkScan$", "-benchmem", "-count", "3", "./internal/inventory")
 	outb, err := cmd.CombinedOutput()
+	fmt.Print(string(outb))
 	if err != nil {
 		return fmt.Errorf("inventory benchmark: %v\n%s", err, outb)
 	}
@@ -139,8 +163,8 @@ func inventoryScan() error {
 	}
 	t := time.Duration(median(ns))
 	b, _ := strconv.ParseFloat(bytesPer, 64)
-	record("inventory scan: 50 models, 2 TB of safetensors (median of 3) / peak RSS",
-		fmt.Sprintf("%.1f ms / %.1f MB (%.1f MB in %s allocations per scan)", ms(t), peak, b/1e6, allocs),
-		"< 1 s, < 50 MB", yes(t < time.Second && peak < 50))
+	record("time per scan (median of 3)", fmt.Sprintf("%.1f ms", ms(t)), "< 1 s", yes(t < time.Second))
+	record("peak RSS of the test process", fmt.Sprintf("%.1f MB", peak), "< 50 MB", yes(peak < 50))
+	record("allocated per scan", fmt.Sprintf("%.1f MB in %s allocations", b/1e6, allocs), "", nil)
 	return nil
 }

@@ -9,6 +9,12 @@ import (
 	"time"
 )
 
+func init() {
+	register(phase{name: "peer", section: "gateway", order: 50, run: func(e *env) error {
+		return peerRelay(e.bin, e.dir, e.gw, map[bool]int{true: 500, false: 1500}[*quick], rounds(7))
+	}})
+}
+
 // peerRelay starts a second gantry whose only models are the first's, as
 // its peer (the front box of two), and compares requests and streams
 // through it — relayed to the first gantry over its peer link — with the
@@ -79,7 +85,7 @@ models:
 			order = [2]string{fw, gw}
 		}
 		for _, base := range order {
-			r := streamRound(base)
+			r := streamRound(base, 500)
 			if base == gw {
 				ls = append(ls, r)
 			} else {

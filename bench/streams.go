@@ -64,7 +64,7 @@ func streamRun(base string, n int) streamStats {
 					myT = now.Sub(t0)
 				} else {
 					myG = append(myG, now.Sub(last))
-					if sent, ok := stamp(l); ok {
+					if sent, ok := sentAt(l); ok {
 						myD = append(myD, time.Duration(now.UnixNano()-sent))
 					}
 				}
@@ -89,8 +89,8 @@ func streamRun(base string, n int) streamStats {
 	return st
 }
 
-// stamp reads the sim's send instant out of an event line.
-func stamp(line []byte) (int64, bool) {
+// sentAt reads the sim's send instant out of an event line.
+func sentAt(line []byte) (int64, bool) {
 	i := bytes.Index(line, stampKey)
 	if i < 0 {
 		return 0, false
@@ -105,64 +105,155 @@ func stamp(line []byte) (int64, bool) {
 	return ns, ns > 0
 }
 
-// streams runs rounds of 500 streams, direct, through gantry and through
-// the stdlib proxy, and reports the median of the rounds' figures with their
-// range: one round's hiccup (another process taking a core for a few
-// milliseconds) moves a p99 of 500 samples a lot, and the median says what a
-// typical round costs.
-func streams(w ways, rounds int) {
-	// Warm the connection pools to 500, as a serving box's are: the figure
-	// is the steady state, not 500 TCP handshakes. (The stdlib proxy keeps
-	// two idle connections per engine, so it dials again every round, as it
-	// does in use.)
-	for _, base := range w.all() {
-		streamRun(base, 500)
+func init() {
+	register(phase{name: "streams", section: "relay", order: 30, run: func(e *env) error {
+		streams(e, 500, rounds(15))
+		return nil
+	}})
+	addSection(section{id: "scale", order: 20, title: "Scale: 1,000 and 2,000 streams",
+		about: `The 500-stream rounds again with 1,000 and then 2,000 streams at once (64 events each, 20 ms apart), ` +
+			`the raw relay, the stdlib proxy and gantry in the same run, interleaved; RSS after each size's rounds.`})
+	register(phase{name: "scale", section: "scale", order: 35, run: func(e *env) error {
+		for _, n := range []int{1000, 2000} {
+			streams(e, n, rounds(5))
+		}
+		return nil
+	}})
+}
+
+// streamSet is what rounds of n streams measured, each way.
+type streamSet struct {
+	rs     [nWays][]round
+	cut    [nWays]int64
+	cpu    [nWays]float64 // µs of CPU per relayed event, of the process in between
+	frames [nWays]int64
+	// perf is what perf counted of the process in between, per relayed
+	// event, by event name (nil without perf).
+	perf [nWays]map[string]float64
+}
+
+// streamRounds runs rounds of n streams each way, in rotated order. The
+// connection pools are warmed first, as a serving box's are: the figure is
+// the steady state, not n TCP handshakes (the stdlib proxy keeps two idle
+// connections per engine, so it dials again every round, as it does in
+// use).
+func streamRounds(w ways, n, rounds int) streamSet {
+	for _, base := range w.url {
+		streamRun(base, n)
 	}
-	profile("streams")
-	var rs [3][]round
-	var cut, frames [3]int64
-	var cpu [3]time.Duration // of the process in between, while its rounds ran
+	var s streamSet
+	var cpu [nWays]time.Duration
 	for i := 0; i < rounds; i++ {
 		for _, k := range rotated(i) {
-			c0 := cpuTime(w.pids[k])
-			r := streamRound(w.all()[k])
-			cpu[k] += cpuTime(w.pids[k]) - c0
-			rs[k] = append(rs[k], r)
-			cut[k] += r.bad
-			if *verbose {
-				fmt.Printf("  round %2d %-7s frames/s %5.0f  TTFT p99 %5.1f ms  gap p99 %5.2f ms  delivery p50/p99 %.2f/%.2f ms\n",
-					i, [3]string{"direct", "gantry", "stdlib"}[k], r.fps, r.ttft, r.gap, r.del50, r.del99)
+			c0 := cpuTime(w.pid[k])
+			count := perfCounts(w.pid[k])
+			r := streamRound(w.url[k], n)
+			cpu[k] += cpuTime(w.pid[k]) - c0
+			for name, v := range count() {
+				if s.perf[k] == nil {
+					s.perf[k] = map[string]float64{}
+				}
+				s.perf[k][name] += v
 			}
-			frames[k] += r.frames
+			s.rs[k] = append(s.rs[k], r)
+			s.cut[k] += r.bad
+			s.frames[k] += r.frames
+			if *verbose {
+				fmt.Printf("  round %2d %-12s frames/s %6.0f  TTFT p99 %6.1f ms  gap p99 %5.2f ms  delivery p50/p99 %.2f/%.2f ms\n",
+					i, wayNames[k], r.fps, r.ttft, r.gap, r.del50, r.del99)
+			}
 		}
 	}
-	perEvent := func(k int) float64 { return float64(cpu[k].Microseconds()) / float64(max(frames[k], 1)) }
-	ds, ps, ss := rs[0], rs[1], rs[2]
-	// med is the median over the rounds of f, of one side or of both.
-	med := func(rs []round, f func(round) float64) float64 { return median(each(rs, f)) }
-	ratio := func(d, p round) float64 { return p.fps / d.fps }
-	addT := func(d, p round) float64 { return p.ttft - d.ttft }
-	addG := func(d, p round) float64 { return p.gap - d.gap }
+	for k := range cpu {
+		s.cpu[k] = float64(cpu[k].Microseconds()) / float64(max(s.frames[k], 1))
+		for name := range s.perf[k] {
+			s.perf[k][name] /= float64(max(s.frames[k], 1))
+		}
+	}
+	return s
+}
+
+// ratio, addT and addG compare a round of a relay with the same round's
+// direct one: frames/s ratio, added TTFT p99 and added gap p99 (ms).
+func ratio(d, p round) float64 { return p.fps / d.fps }
+func addT(d, p round) float64  { return p.ttft - d.ttft }
+func addG(d, p round) float64  { return p.gap - d.gap }
+
+// streams runs rounds of n streams and records the median of the rounds'
+// figures with their range: one round's hiccup (another process taking a
+// core for a few milliseconds) moves a p99 of n samples a lot, and the
+// median says what a typical round costs.
+func streams(e *env, n, rounds int) {
+	w := e.stream
+	s := streamRounds(w, n, rounds)
+	d := s.rs[direct]
+	med := func(k int, f func(d, p round) float64) float64 { return median(pairs(d, s.rs[k], f)) }
+	per := func(k int, f func(d, p round) float64, format string) string {
+		return fmt.Sprintf(format, med(k, f))
+	}
 	fps := func(r round) float64 { return r.fps }
-	ttft := func(r round) float64 { return r.ttft }
-	gap := func(r round) float64 { return r.gap }
-	del50 := func(r round) float64 { return r.del50 }
-	del99 := func(r round) float64 { return r.del99 }
-	r, t, g := median(pairs(ds, ps, ratio)), median(pairs(ds, ps, addT)), median(pairs(ds, ps, addG))
-	sr, st, sg := median(pairs(ds, ss, ratio)), median(pairs(ds, ss, addT)), median(pairs(ds, ss, addG))
-	record("500 streams: frames/s direct / proxied / stdlib proxy", fmt.Sprintf("%.0f / %.0f / %.0f (streams cut: %d / %d / %d)", med(ds, fps), med(ps, fps), med(ss, fps), cut[0], cut[1], cut[2]), "", nil)
-	record("500 streams: proxied/direct frames ratio", fmt.Sprintf("%.4f (%s)", r, spread("%.4f", pairs(ds, ps, ratio))), "≥ 0.98", yes(r >= 0.98))
-	record("500 streams: TTFT p99 direct / proxied", fmt.Sprintf("%.1f / %.1f ms", med(ds, ttft), med(ps, ttft)), "", nil)
-	record("500 streams: added TTFT p99", fmt.Sprintf("%.1f ms (%s)", t, spread("%.1f", pairs(ds, ps, addT))), "≤ 30 ms", yes(t <= 30))
-	record("500 streams: inter-chunk gap p99 direct / proxied", fmt.Sprintf("%.2f / %.2f ms", med(ds, gap), med(ps, gap)), "", nil)
-	record("500 streams: added gap p99", fmt.Sprintf("%.2f ms (%s)", g, spread("%.2f", pairs(ds, ps, addG))), "≤ 2 ms", yes(g <= 2))
-	record("500 streams: event delivery engine → client p50 / p99, direct", fmt.Sprintf("%.2f / %.2f ms", med(ds, del50), med(ds, del99)), "", nil)
-	record("500 streams: event delivery engine → client p50 / p99, proxied", fmt.Sprintf("%.2f / %.2f ms", med(ps, del50), med(ps, del99)), "", nil)
-	record("500 streams: stdlib proxy/direct frames ratio", fmt.Sprintf("%.4f (%s)", sr, spread("%.4f", pairs(ds, ss, ratio))), "below gantry's", yes(sr < r))
-	record("500 streams: stdlib proxy added TTFT p99", fmt.Sprintf("%.1f ms (%s)", st, spread("%.1f", pairs(ds, ss, addT))), "above gantry's", yes(st > t))
-	record("500 streams: stdlib proxy added gap p99", fmt.Sprintf("%.2f ms (%s)", sg, spread("%.2f", pairs(ds, ss, addG))), "above gantry's", yes(sg > g))
-	record("500 streams: event delivery engine → client p50 / p99, stdlib proxy", fmt.Sprintf("%.2f / %.2f ms", med(ss, del50), med(ss, del99)), "", nil)
-	record("500 streams: CPU per relayed event, gantry / stdlib proxy", fmt.Sprintf("%.1f / %.1f µs", perEvent(1), perEvent(2)), "gantry's below", yes(perEvent(1) < perEvent(2)))
+	label := fmt.Sprintf("%d streams", n)
+	record(label+": frames/s direct / raw relay / stdlib proxy / gantry", fmt.Sprintf("%.0f / %s (streams cut: %d / %s)",
+		median(each(d, fps)), times(func(k int) string { return fmt.Sprintf("%.0f", median(each(s.rs[k], fps))) }),
+		s.cut[direct], times(func(k int) string { return fmt.Sprint(s.cut[k]) })), "", nil)
+	rr, gr := med(raw, ratio), med(gantry, ratio)
+	record(label+": frames ratio, raw relay / stdlib proxy / gantry", times(func(k int) string { return per(k, ratio, "%.4f") })+
+		fmt.Sprintf(" (%d rounds; gantry %s)", rounds, spread("%.4f", pairs(d, s.rs[gantry], ratio))), "gantry ≥ raw − 0.01", yes(gr >= rr-0.01))
+	record(label+": added TTFT p99, raw relay / stdlib proxy / gantry", times(func(k int) string { return per(k, addT, "%.1f") })+" ms", "", nil)
+	record(label+": added gap p99, raw relay / stdlib proxy / gantry", times(func(k int) string { return per(k, addG, "%.2f") })+" ms", "", nil)
+	record(label+": CPU per relayed event, raw relay / stdlib proxy / gantry", times(func(k int) string { return fmt.Sprintf("%.1f", s.cpu[k]) })+" µs", "", nil)
+	if s.perf[gantry] != nil {
+		pe := func(name string) string {
+			return times(func(k int) string { return fmt.Sprintf("%.2f", s.perf[k][name]) })
+		}
+		record(label+": system calls per relayed event, raw relay / stdlib proxy / gantry", pe("raw_syscalls:sys_enter"), "", nil)
+		record(label+": context switches per relayed event, raw relay / stdlib proxy / gantry", pe("context-switches"), "", nil)
+		if *verbose {
+			for _, k := range relays {
+				fmt.Printf("  %s per event: %v\n", wayNames[k], s.perf[k])
+			}
+		}
+	}
+	record(label+": gantry's CPU per event ÷ raw relay's", versusRaw(s.cpu[gantry], s.cpu[raw]), "≤ 1.15×", yes(s.cpu[gantry] <= 1.15*s.cpu[raw]))
+	if n == 500 {
+		oldTargets(d, s)
+	}
+	del := func(k int) string {
+		return fmt.Sprintf("%.2f / %.2f", median(each(s.rs[k], func(r round) float64 { return r.del50 })), median(each(s.rs[k], func(r round) float64 { return r.del99 })))
+	}
+	record(label+": event delivery engine → client p50 / p99, direct / raw relay / stdlib proxy / gantry", del(direct)+" / "+times(del)+" ms", "", nil)
+	rssAfter(e, label)
+}
+
+// oldTargets are the 500-stream targets of the rounds before the raw
+// relay was in the bench: kept, so that no figure gets worse unseen.
+func oldTargets(d []round, s streamSet) {
+	med := func(k int, f func(d, p round) float64) float64 { return median(pairs(d, s.rs[k], f)) }
+	r, t, g := med(gantry, ratio), med(gantry, addT), med(gantry, addG)
+	record("500 streams: gantry's frames ratio", fmt.Sprintf("%.4f", r), "≥ 0.98", yes(r >= 0.98))
+	record("500 streams: gantry's added TTFT p99", fmt.Sprintf("%.1f ms (%s)", t, spread("%.1f", pairs(d, s.rs[gantry], addT))), "≤ 30 ms", yes(t <= 30))
+	record("500 streams: gantry's added gap p99", fmt.Sprintf("%.2f ms (%s)", g, spread("%.2f", pairs(d, s.rs[gantry], addG))), "≤ 2 ms", yes(g <= 2))
+	sr, st, sg := med(stdlib, ratio), med(stdlib, addT), med(stdlib, addG)
+	record("500 streams: stdlib proxy's frames ratio below gantry's", fmt.Sprintf("%.4f vs %.4f", sr, r), "below gantry's", yes(sr < r))
+	record("500 streams: stdlib proxy's added TTFT p99 above gantry's", fmt.Sprintf("%.1f vs %.1f ms", st, t), "above gantry's", yes(st > t))
+	record("500 streams: stdlib proxy's added gap p99 above gantry's", fmt.Sprintf("%.2f vs %.2f ms", sg, g), "above gantry's", yes(sg > g))
+	record("500 streams: gantry's CPU per event below the stdlib proxy's", fmt.Sprintf("%.1f vs %.1f µs", s.cpu[gantry], s.cpu[stdlib]), "gantry's below", yes(s.cpu[gantry] < s.cpu[stdlib]))
+}
+
+// rssAfter records each relay's RSS after a stream phase, gantry's against
+// its targets after the 500-stream one.
+func rssAfter(e *env, label string) {
+	var m [nWays]float64
+	for _, k := range relays {
+		m[k] = rss(e.stream.pid[k])
+	}
+	record("RSS after the "+label+", raw relay / stdlib proxy / gantry", times(func(k int) string { return fmt.Sprintf("%.1f", m[k]) })+" MB", "", nil)
+	if label == "500 streams" {
+		on := map[bool]string{true: "off", false: "on"}[*noAct]
+		record("gantry's RSS after the 500 streams (activity log "+on+")", fmt.Sprintf("%.1f MB", m[gantry]), "≤ 40 MB", yes(m[gantry] <= 40))
+		record("gantry's RSS after the 500 streams, the earlier target", fmt.Sprintf("%.1f MB", m[gantry]), "≤ 60 MB", yes(m[gantry] <= 60))
+		record("gantry's RSS idle (its engines ready, before any request)", fmt.Sprintf("%.1f MB", e.idleRSS), "≤ 16 MB", yes(e.idleRSS <= 16))
+	}
 }
 
 type round struct {
@@ -171,11 +262,11 @@ type round struct {
 	frames, bad    int64
 }
 
-// streamRound runs 500 streams against base after a collection in this
+// streamRound runs n streams against base after a collection in this
 // process, so that the load generator's own GC does not land in a burst.
-func streamRound(base string) round {
+func streamRound(base string, n int) round {
 	runtime.GC()
-	st := streamRun(base, 500)
+	st := streamRun(base, n)
 	return round{float64(st.frames) / st.wall.Seconds(), ms(pct(st.ttft, 99)), ms(pct(st.gaps, 99)),
 		ms(pct(st.delivery, 50)), ms(pct(st.delivery, 99)), st.frames, st.bad}
 }

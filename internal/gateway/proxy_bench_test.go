@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/gantryhq/gantry/internal/activity"
@@ -54,7 +55,7 @@ func BenchmarkProxyRequest(b *testing.B) {
 	}))
 	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
 	body := []byte(`{"model":"scout","messages":[{"role":"user","content":"Hallo, wie geht es dir heute?"}],"max_tokens":16}`)
-	for _, bc := range []struct{ name, url string }{{"direct", direct}, {"proxied", proxied}, {"proxied+activity", recorded}} {
+	for _, bc := range []struct{ name, url string }{{"direct", direct}, {"raw", rawRelay(b, direct)}, {"proxied", proxied}, {"proxied+activity", recorded}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -92,7 +93,7 @@ func BenchmarkProxyStream(b *testing.B) {
 	}))
 	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
 	body := []byte(`{"model":"scout","stream":true,"messages":[{"role":"user","content":"x"}]}`)
-	for _, bc := range []struct{ name, url string }{{"direct", direct}, {"proxied", proxied}, {"proxied+activity", recorded}} {
+	for _, bc := range []struct{ name, url string }{{"direct", direct}, {"raw", rawRelay(b, direct)}, {"proxied", proxied}, {"proxied+activity", recorded}} {
 		b.Run(bc.name, func(b *testing.B) {
 			resp, err := client.Post(bc.url+"/v1/chat/completions", "application/json", bytes.NewReader(body))
 			if err != nil {
@@ -111,6 +112,37 @@ func BenchmarkProxyStream(b *testing.B) {
 			next <- false
 		})
 	}
+}
+
+// rawRelay is a raw TCP relay in front of the engine at url (accept,
+// dial, io.Copy both ways: no HTTP work at all), the floor a gateway is
+// measured against: raw minus direct is what relaying bytes costs.
+func rawRelay(b testing.TB, url string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	upstream := strings.TrimPrefix(url, "http://")
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("tcp", upstream)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go io.Copy(u, c)
+				io.Copy(c, u)
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
 }
 
 // behindGateway serves engineHandler as the always-on model "scout" behind
