@@ -42,9 +42,10 @@ type exchange struct {
 	stripUsage bool
 	tail       *[]byte // the answer's last bytes (pooled)
 	errBody    []byte  // the start of an error answer
-	// usage is the usage chunk kept from the client: apart from the tail,
-	// which the events written after it (in the same read) could push out.
-	usage []byte
+	// usage is the usage chunk of a stream: kept from the client when
+	// stripped, else a copy of the last event that carried one; carry is
+	// the head of an event whose end has not arrived yet.
+	usage, carry []byte
 }
 
 // keep remembers what the client got: the start of an error answer, or
@@ -98,7 +99,10 @@ func (g *Gateway) record(q *request, ttfb time.Duration, code int) {
 }
 
 var (
-	usageKey    = []byte(`"usage"`)
+	usageKey = []byte(`"usage"`)
+	// usageWord finds usageKey fast: Index looks for its first byte, and a
+	// quote is in every JSON string, a "u" seldom.
+	usageWord   = []byte(`usage"`)
 	emptyChoice = []byte(`"choices":[]`)
 	includeKey  = []byte(`"stream_options":{"include_usage":true},`)
 )
@@ -118,6 +122,9 @@ func askUsage(body []byte) []byte {
 // eventEnd is the end of the last complete server-sent event in b (0:
 // none).
 func eventEnd(b []byte) int {
+	if bytes.HasSuffix(b, []byte("\n\n")) || bytes.HasSuffix(b, []byte("\r\n\r\n")) {
+		return len(b) // the common case: a read ends with an event
+	}
 	end := 0
 	if i := bytes.LastIndex(b, []byte("\n\n")); i >= 0 {
 		end = i + 2
@@ -131,7 +138,7 @@ func eventEnd(b []byte) int {
 // dropUsage removes the usage-only chunks ("choices":[] with a usage) from
 // complete events, keeping the last for the record.
 func (x *exchange) dropUsage(events []byte) []byte {
-	if !bytes.Contains(events, usageKey) {
+	if !bytes.Contains(events, usageWord) {
 		return events
 	}
 	// In place: the events are the engine's read, gantry's own until the
@@ -140,7 +147,7 @@ func (x *exchange) dropUsage(events []byte) []byte {
 	for rest := events; len(rest) > 0; {
 		n := nextEnd(rest)
 		ev := rest[:n]
-		if bytes.Contains(ev, usageKey) && bytes.Contains(ev, emptyChoice) {
+		if bytes.Contains(ev, usageWord) && bytes.Contains(ev, emptyChoice) {
 			x.usage = append(x.usage[:0:0], ev...)
 		} else {
 			out = append(out, ev...) // copy moves left: never past what it reads
@@ -148,6 +155,31 @@ func (x *exchange) dropUsage(events []byte) []byte {
 		rest = rest[n:]
 	}
 	return out
+}
+
+// noteUsage keeps a copy of the last event of a stream that carries a
+// usage, as the stream's pieces go by to the client unchanged. An event
+// cut between two pieces is completed from the next: its head is carried
+// over (nothing is, in the common case of pieces that end with an event).
+func (x *exchange) noteUsage(p []byte) {
+	data := p
+	if len(x.carry) > 0 {
+		data = append(x.carry, p...)
+	}
+	end := eventEnd(data)
+	if bytes.Contains(data[:end], usageWord) { // seldom: LastIndex is slow
+		i := bytes.LastIndex(data[:end], usageWord)
+		start := eventEnd(data[:i])
+		n := nextEnd(data[start:end])
+		x.usage = append(x.usage[:0], data[start:start+n]...)
+	}
+	rest := data[end:]
+	if len(rest) > 64<<10 {
+		rest = nil // no event is that long; this is not one
+	}
+	// The copy moves left when data is carry's own array: never past what
+	// it reads.
+	x.carry = append(x.carry[:0], rest...)
 }
 
 // complete takes what the engine sent (with held, the incomplete event of

@@ -5,8 +5,6 @@
 package gateway
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -448,69 +446,6 @@ func (g *Gateway) writeHead(w http.ResponseWriter, resp *http.Response, lease *s
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
 	w.WriteHeader(resp.StatusCode)
-}
-
-var dataPrefix = []byte("data:")
-
-// copyBody relays the engine's response; one cut short ends with the
-// reason the engine's state gives.
-func (g *Gateway) copyBody(q *request, resp *http.Response, lease *sched.Lease, sse bool) {
-	err := g.pump(q, resp, sse)
-	if cause := context.Cause(q.r.Context()); errors.Is(cause, auth.ErrKeyRemoved) {
-		cutShort(q, sse, cause.Error()+": send it again with a key of the config")
-		return
-	}
-	if err != nil {
-		g.logger.Warn("engine response cut", "model", lease.Model.Name, "err", err)
-		cutShort(q, sse, g.deadMessage(lease, err))
-	}
-}
-
-// pump copies a response's body to the client. Server-sent events are
-// flushed as each read returns, so every event reaches the client when the
-// engine sends it. The error is the read's that cut the answer short; nil
-// when it ended or the client went away.
-func (g *Gateway) pump(q *request, resp *http.Response, sse bool) error {
-	pool := &g.bufs
-	if sse {
-		pool = &g.sseBufs
-	}
-	bp := pool.Get().(*[]byte)
-	defer pool.Put(bp)
-	buf := *bp
-	rc := http.NewResponseController(q)
-	var strip *exchange // drops the usage chunk gantry asked for
-	if x := q.act(); sse && x != nil && x.stripUsage {
-		strip = x
-	}
-	var held []byte // an event not complete yet (only when stripping)
-	for {
-		n, rerr := resp.Body.Read(buf)
-		out := buf[:n]
-		if strip != nil {
-			out, held = strip.complete(held, out, rerr != nil)
-		}
-		if len(out) > 0 {
-			if _, werr := q.Write(out); werr != nil {
-				return nil // client gone; its context cancels the upstream request
-			}
-			if sse {
-				q.events += bytes.Count(out, dataPrefix)
-				if rc.Flush() != nil {
-					return nil
-				}
-			}
-		}
-		if rerr == io.EOF {
-			return nil
-		}
-		if rerr != nil {
-			if q.gone() {
-				return nil
-			}
-			return rerr
-		}
-	}
 }
 
 func (g *Gateway) deadMessage(lease *sched.Lease, err error) string {

@@ -29,7 +29,10 @@ type request struct {
 	// early: gantry sent a stream's headers itself while the model loaded;
 	// the engine's answer, and any error, go into that stream.
 	early bool
-	ex    exchange // the activity log's record (log off: ex.tail is nil)
+	// streaming: the answer is a stream whose usage is found in its events
+	// (or its translator's count), so the record keeps no tail of it.
+	streaming bool
+	ex        exchange // the activity log's record (log off: ex.tail is nil)
 	// span is the request's trace (nil: tracing off or not sampled).
 	span *telemetry.Request
 	// held is what the request holds of max_body_total — its body and
@@ -155,7 +158,7 @@ func (q *request) Write(b []byte) (int, error) {
 	if q.first.IsZero() {
 		q.first = time.Now()
 	}
-	if q.ex.tail != nil {
+	if q.ex.tail != nil && (!q.streaming || q.code >= 400) {
 		q.ex.keep(q.code, b)
 	}
 	return q.ResponseWriter.Write(b)

@@ -299,6 +299,7 @@ func (g *Gateway) relayTranslated(q *request, lease *sched.Lease, c *call, prese
 // pumpStream feeds the engine's server-sent chat chunks to a translator and
 // writes what it makes, flushing after every engine event.
 func (g *Gateway) pumpStream(q *request, body io.Reader, tr translate.Stream, lease *sched.Lease) {
+	q.streaming = true // the translator counts the tokens: no tail to keep
 	rc := http.NewResponseController(q)
 	br := bufio.NewReaderSize(body, 16<<10)
 	var line []byte

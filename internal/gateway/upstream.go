@@ -206,7 +206,7 @@ func (u *upstream) sendBody(addr string, r *http.Request, method, uri string, he
 			}
 			return nil, err
 		}
-		resp.Body = &upstreamBody{rc: resp.Body, c: c, u: u, addr: addr, stop: stop, keep: !resp.Close}
+		resp.Body = &upstreamBody{rc: resp.Body, src: newPieces(resp, c.br), c: c, u: u, addr: addr, stop: stop, keep: !resp.Close}
 		return resp, nil
 	}
 }
@@ -295,34 +295,57 @@ func staleConn(err error) bool {
 }
 
 // upstreamBody gives the connection back when the body was read whole.
+// Its bytes come from src, straight from the connection's buffer, when
+// the body's framing allows (net/http's rc then stays unread and unclosed:
+// its Close would read on), else from rc.
 type upstreamBody struct {
-	rc   io.ReadCloser
-	c    *uconn
-	u    *upstream
-	addr string
-	stop func() bool
-	keep bool
-	eof  bool
-	done bool
+	rc     io.ReadCloser
+	src    pieces
+	c      *uconn
+	u      *upstream
+	addr   string
+	stop   func() bool
+	keep   bool
+	eof    bool
+	closed bool
 }
 
 // buffered reports whether bytes of the body have arrived and wait unread.
 func (b *upstreamBody) buffered() bool { return b.c.br.Buffered() > 0 }
 
 func (b *upstreamBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
+	var n int
+	var err error
+	if b.src != nil {
+		n, err = readPieces(b.src, p)
+	} else {
+		n, err = b.rc.Read(p)
+	}
 	if err == io.EOF {
 		b.eof = true
 	}
 	return n, err
 }
 
+// next and done relay the body piece by piece (pieces), where src can.
+func (b *upstreamBody) next(wait bool) ([]byte, error) {
+	p, err := b.src.next(wait)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return p, err
+}
+
+func (b *upstreamBody) consume(n int) { b.src.consume(n) }
+
 func (b *upstreamBody) Close() error {
-	if b.done {
+	if b.closed {
 		return nil
 	}
-	b.done = true
-	b.rc.Close()
+	b.closed = true
+	if b.src == nil {
+		b.rc.Close()
+	}
 	// Bytes after the end of the answer are no answer to this request:
 	// the connection is out of step and goes.
 	if b.stop() && b.eof && b.keep && b.c.br.Buffered() == 0 {
