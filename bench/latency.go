@@ -83,6 +83,7 @@ func oneClient(w ways, n int) {
 			once(base, "fast")
 		}
 	}
+	cost := startCosts(w)
 	for i := 0; i < n; i++ {
 		for _, k := range rotated(i) {
 			if d, err := once(w.url[k], "fast"); err == nil {
@@ -90,6 +91,7 @@ func oneClient(w ways, n int) {
 			}
 		}
 	}
+	cost.record("1 client", func(k int) int { return len(lat[k]) })
 	var added [nWays]time.Duration
 	for k := range lat {
 		added[k] = pct(lat[k], 50) - pct(lat[direct], 50)
@@ -143,6 +145,8 @@ func sixteen(w ways, phase time.Duration) {
 	n := rounds(8)
 	var rates [nWays][]float64
 	var lat [nWays][]time.Duration
+	cost := startCosts(w)
+	defer cost.record("16 clients", func(k int) int { return len(lat[k]) })
 	for i := 0; i < n; i++ {
 		for _, k := range rotated(i) {
 			r, l := load(w.url[k], 16, phase/2)
@@ -169,4 +173,49 @@ func sixteen(w ways, phase time.Duration) {
 	record("16 clients: added p50 / p99, raw relay / stdlib proxy / gantry", times(func(k int) string {
 		return fmt.Sprintf("%s / %s", us(pct(lat[k], 50)-pct(dl, 50)), us(pct(lat[k], 99)-pct(dl, 99)))
 	}), "", nil)
+}
+
+// costs are what the relays spent during a phase: CPU time, and what perf
+// counts (system calls, context switches).
+type costs struct {
+	w    ways
+	cpu  [nWays]time.Duration
+	perf [nWays]func() map[string]float64
+}
+
+func startCosts(w ways) *costs {
+	c := &costs{w: w}
+	for _, k := range relays {
+		c.cpu[k] = cpuTime(w.pid[k])
+		c.perf[k] = perfCounts(w.pid[k])
+	}
+	return c
+}
+
+// record writes the relays' costs per request (n: each way's requests).
+func (c *costs) record(label string, n func(k int) int) {
+	var cpu [nWays]float64
+	var counts [nWays]map[string]float64
+	for _, k := range relays {
+		counts[k] = c.perf[k]()
+		cpu[k] = float64((cpuTime(c.w.pid[k]) - c.cpu[k]).Microseconds()) / float64(max(n(k), 1))
+	}
+	record(label+": CPU per request, raw relay / stdlib proxy / gantry", times(func(k int) string { return fmt.Sprintf("%.0f", cpu[k]) })+" µs", "", nil)
+	if counts[gantry] == nil {
+		return
+	}
+	per := func(name string) string {
+		return times(func(k int) string { return fmt.Sprintf("%.1f", counts[k][name]/float64(max(n(k), 1))) })
+	}
+	record(label+": system calls / context switches per request, raw relay / stdlib proxy / gantry",
+		per("raw_syscalls:sys_enter")+" / "+per("context-switches"), "", nil)
+	if *verbose {
+		for _, k := range relays {
+			fmt.Printf("  %s per request:", wayNames[k])
+			for name, v := range counts[k] {
+				fmt.Printf(" %s %.2f", strings.TrimPrefix(name, "syscalls:sys_enter_"), v/float64(max(n(k), 1)))
+			}
+			fmt.Println()
+		}
+	}
 }

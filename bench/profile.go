@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -116,5 +117,58 @@ func profileGantry(e *env) error {
 	note(fmt.Sprintf("The functions with the most flat time, 500 streams (%d events), then one client (%d requests) — `go tool pprof -top`:\n\n```\n%s\n```\n\n```\n%s\n```",
 		events, requests, strings.Join(sTop, "\n"), strings.Join(qTop, "\n")))
 	fmt.Println(b.String())
+	return memoryProfile(e, dir)
+}
+
+var memStat = regexp.MustCompile(`(?m)^# (HeapInuse|HeapIdle|HeapReleased|StackInuse|Sys|NextGC|MSpanInuse|GCSys|OtherSys) = (\d+)`)
+
+// memoryProfile looks at gantry's memory in the middle of a round of 500
+// streams: the runtime's own account (heap in use, stacks, what the heap
+// holds unused and has not returned), and the live heap by where it was
+// allocated.
+func memoryProfile(e *env, dir string) error {
+	heapPath := filepath.Join(dir, "profile-heap.pprof")
+	got := make(chan error, 1)
+	var stats string
+	go func() {
+		time.Sleep(900 * time.Millisecond) // the streams are open: 64 events 20 ms apart
+		err := fetch("http://"+pprofAddr+"/debug/pprof/heap?debug=1", heapPath+".txt")
+		if err == nil {
+			err = fetch("http://"+pprofAddr+"/debug/pprof/heap", heapPath)
+		}
+		got <- err
+	}()
+	streamRun(e.gw, 500)
+	if err := <-got; err != nil {
+		return err
+	}
+	b, err := os.ReadFile(heapPath + ".txt")
+	if err != nil {
+		return err
+	}
+	mb := map[string]float64{}
+	for _, m := range memStat.FindAllStringSubmatch(string(b), -1) {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		mb[m[1]] = v / (1 << 20)
+	}
+	rssNow := rss(e.pid)
+	stats = fmt.Sprintf("gantry's memory with 500 streams open (MiB, from `runtime.MemStats`): heap in use %.1f, "+
+		"stacks %.1f, heap idle %.1f of which returned to the system %.1f, next GC at %.1f, runtime's own (spans, GC, other) %.1f; "+
+		"all the runtime holds %.1f; RSS a moment after %.1f MB.",
+		mb["HeapInuse"], mb["StackInuse"], mb["HeapIdle"], mb["HeapReleased"], mb["NextGC"],
+		mb["MSpanInuse"]+mb["GCSys"]+mb["OtherSys"], mb["Sys"], rssNow)
+	outb, err := exec.Command("go", "tool", "pprof", "-sample_index=inuse_space", "-top", "-nodecount=12", heapPath).Output()
+	if err != nil {
+		return fmt.Errorf("go tool pprof -top %s: %w", heapPath, err)
+	}
+	var top []string
+	for _, l := range strings.Split(string(outb), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "flat") || (len(top) > 0 && strings.TrimSpace(l) != "") {
+			top = append(top, strings.TrimRight(l, " "))
+		}
+	}
+	note(stats + "\n\nIts live heap then, by where it was allocated (`go tool pprof -sample_index=inuse_space -top`):\n\n```\n" +
+		strings.Join(top, "\n") + "\n```")
+	fmt.Println(stats)
 	return nil
 }
