@@ -1,4 +1,4 @@
-package diagnose
+package diagnose_test
 
 import (
 	"os"
@@ -6,13 +6,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gantryhq/gantry/internal/diagnose"
+	"github.com/gantryhq/gantry/internal/engine"
+
 	"github.com/gantryhq/gantry/internal/gpu"
 )
 
 // Real lines as the engines print them (from their issue trackers).
 func TestRulesOnRealLines(t *testing.T) {
 	used := int64(71220) << 20
-	ctx := Context{Port: 8000, Engine: "vllm", Procs: []gpu.Proc{{PID: 48213, Name: "VLLM::EngineCore", Used: &used}}}
+	ctx := diagnose.Context{Port: 8000, Engine: "vllm", Procs: []gpu.Proc{{PID: 48213, Name: "VLLM::EngineCore", Used: &used}}}
 	cases := []struct {
 		line, rule, says string
 	}{
@@ -35,7 +38,7 @@ func TestRulesOnRealLines(t *testing.T) {
 		{"(Worker_TP0 pid=646817) WARNING 03-17 17:06:53 [marlin_utils_fp4.py:257] Your GPU does not have native support for FP4 computation but FP4 quantization is being used. Weight-only FP4 compression will be used leveraging the Marlin kernel. This may degrade performance for compute-heavy workloads.", "marlin-fp4-fallback", "FP8"},
 	}
 	for _, c := range cases {
-		ds := Scan([]string{"INFO starting", c.line}, ctx)
+		ds := scan([]string{"INFO starting", c.line}, ctx)
 		if len(ds) != 1 || ds[0].Rule != c.rule || !strings.Contains(ds[0].String(), c.says) {
 			t.Errorf("%s: got %+v", c.rule, ds)
 		}
@@ -63,7 +66,7 @@ func TestEveryRuleHasARealLine(t *testing.T) {
 			}
 		}
 	}
-	for _, r := range Rules() {
+	for _, r := range append(diagnose.Rules(), signatureNames()...) {
 		if !covered[r] {
 			t.Errorf("rule %s has no real line to be tried on", r)
 		}
@@ -91,7 +94,7 @@ func TestUnifiedMemoryWording(t *testing.T) {
 		// A load killed partway is only the page cache's doing on unified memory.
 		{[]string{"Loading safetensors checkpoint shards:  72% Completed | 8/11 [01:02<00:23, 7.8s/it]", "exited while starting (signal: killed)"}, false, "", ""},
 	} {
-		ds := Scan(c.lines, Context{Engine: "vllm", Unified: c.unified})
+		ds := scan(c.lines, diagnose.Context{Engine: "vllm", Unified: c.unified})
 		if c.rule == "" {
 			if len(ds) != 0 {
 				t.Errorf("%v: %+v", c.lines, ds)
@@ -111,17 +114,33 @@ func TestNoFalseAlarms(t *testing.T) {
 		"INFO:     Uvicorn running on http://127.0.0.1:8000 (Press CTRL+C to quit)",
 		"sim: ready at 2026-11-29T16:30:28Z",
 	}
-	if ds := Scan(quiet, Context{}); len(ds) != 0 {
+	if ds := scan(quiet, diagnose.Context{}); len(ds) != 0 {
 		t.Errorf("false alarms: %+v", ds)
 	}
 }
 
 func TestErrorsBeforeWarnings(t *testing.T) {
-	ds := Scan([]string{
+	ds := scan([]string{
 		"WARNING Weight-only FP4 compression will be used leveraging the Marlin kernel",
 		"torch.OutOfMemoryError: CUDA out of memory.",
-	}, Context{})
-	if len(ds) != 2 || ds[0].Rule != "cuda-oom" || Summary(ds) != ds[0].String() {
+	}, diagnose.Context{})
+	if len(ds) != 2 || ds[0].Rule != "cuda-oom" || diagnose.Summary(ds) != ds[0].String() {
 		t.Errorf("%+v", ds)
 	}
+}
+
+// scan is Scan with every engine's own signatures and load lines, as the
+// scheduler calls it.
+func scan(lines []string, c diagnose.Context) []diagnose.Diagnosis {
+	c.Signatures, c.Progress = engine.Signatures(), engine.LoadProgress()
+	return diagnose.Scan(lines, c)
+}
+
+// signatureNames are the engines' own signatures' names.
+func signatureNames() []string {
+	var n []string
+	for _, s := range engine.Signatures() {
+		n = append(n, s.Name)
+	}
+	return n
 }

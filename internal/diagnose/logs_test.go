@@ -1,10 +1,12 @@
-package diagnose
+package diagnose_test
 
 import (
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gantryhq/gantry/internal/diagnose"
 )
 
 // TestRealFailureLogs runs the diagnosis on failure logs of real engines,
@@ -37,11 +39,11 @@ func TestRealFailureLogs(t *testing.T) {
 				t.Fatalf("the file lacks # source:, # engine: or # want: (%v)", meta)
 			}
 			engines[meta["engine"]]++
-			ds := Scan(lines, Context{Engine: meta["engine"], Quant: meta["quant"], Port: 8000, Unified: meta["unified"] == "true"})
+			ds := scan(lines, diagnose.Context{Engine: meta["engine"], Quant: meta["quant"], Port: 8000, Unified: meta["unified"] == "true"})
 			if len(ds) == 0 || ds[0].Rule != meta["want"] {
 				t.Errorf("diagnosis %+v, want rule %s", ds, meta["want"])
 			}
-			if h := Headline(lines); !strings.Contains(h, meta["headline"]) {
+			if h := diagnose.Headline(lines); !strings.Contains(h, meta["headline"]) {
 				t.Errorf("headline %q, want it to contain %q", h, meta["headline"])
 			}
 		})
@@ -64,10 +66,10 @@ func TestHeadlineSkipsGantryAndFrames(t *testing.T) {
 		"KeyError: 'model_type'",
 		"[gantry] pid 4242 (process group 4242)",
 	}
-	if h := Headline(lines); h != "KeyError: 'model_type' (raised in threading.py:1075, in _bootstrap_inner)" {
+	if h := diagnose.Headline(lines); h != "KeyError: 'model_type' (raised in threading.py:1075, in _bootstrap_inner)" {
 		t.Errorf("headline %q", h)
 	}
-	if h := Headline([]string{"loading", "[gantry] pid 7 (process group 7)"}); h != "loading" {
+	if h := diagnose.Headline([]string{"loading", "[gantry] pid 7 (process group 7)"}); h != "loading" {
 		t.Errorf("headline %q", h)
 	}
 }

@@ -18,10 +18,15 @@ package engine
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/gantryhq/gantry/internal/diagnose"
+	"github.com/gantryhq/gantry/internal/progress"
 )
 
 // Runtimes: how an engine runs.
@@ -82,6 +87,14 @@ type Descriptor struct {
 	Health func(m Model) Health
 	// Metrics is where and under which names it exports its gauges.
 	Metrics Metrics
+	// Signatures are the failure signatures only it prints (those every
+	// engine shares are in package diagnose); Signatures() gathers them.
+	Signatures []diagnose.Signature
+	// LoadLines are the milestones of its load in its own output (tqdm
+	// bars are read for every engine); LoadProgress reads them all.
+	LoadLines []progress.Milestone
+	// Sim is how the simulated engine imitates it (`gantry sim --flavor`).
+	Sim Imitation
 	// Memory is how its memory and KV cache are sized from the plan.
 	Memory Memory
 	// Rules are its own engine × checkpoint × box rules.
@@ -328,6 +341,41 @@ func Names() []string {
 		out = append(out, d.Name)
 	}
 	return out
+}
+
+// LoadProgress reads load progress in any engine's output: every
+// engine's milestones, in display order (an engine's output may carry
+// another's lines: Ollama runs llama.cpp; engine command runs anything).
+var LoadProgress = sync.OnceValue(func() progress.Parser {
+	var p progress.Parser
+	for _, d := range All() {
+		p = append(p, d.LoadLines...)
+	}
+	return p
+})
+
+// Signatures are every engine's own failure signatures, in display order,
+// for diagnose.Context (a log may carry another engine's words: engine
+// command runs anything, the simulated engine imitates them all).
+var Signatures = sync.OnceValue(func() []diagnose.Signature {
+	var out []diagnose.Signature
+	for _, d := range All() {
+		out = append(out, d.Signatures...)
+	}
+	return out
+})
+
+// milestone is one of an engine's LoadLines.
+func milestone(pattern, phase string, fraction float64) progress.Milestone {
+	return progress.Milestone{Pattern: regexp.MustCompile(pattern), Phase: phase, Fraction: fraction}
+}
+
+// KeepsStore reports whether name is an engine that keeps its own model
+// store, <root>/models/<engine> (Ollama's blobs): the models folder's
+// inventory is not to read it as checkpoints.
+func KeepsStore(name string) bool {
+	d := registry[name]
+	return d != nil && d.Container.Store != ""
 }
 
 // Serves reports whether the engine loads checkpoints of format (any

@@ -1,6 +1,10 @@
 package engine
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/gantryhq/gantry/internal/progress"
+)
 
 // LlamaCpp is the name of llama.cpp's engine: llama-server, serving one
 // GGUF file.
@@ -21,6 +25,23 @@ func init() {
 		Metrics: Metrics{Path: "/metrics", Running: []string{"llamacpp:requests_processing"},
 			Waiting: []string{"llamacpp:requests_deferred"}, KVUsage: []string{"llamacpp:kv_cache_usage_ratio"}},
 		Memory: Memory{Overhead: 512 << 20},
+		Sim: Imitation{Listen: ListenAtOnce, Loading: "Loading model", ReadyBody: `{"status":"ok"}`,
+			Tokens: "llamacpp:tokens_predicted_total",
+			// ggml-org/llama.cpp#18546, #11699
+			LoadLines: []string{
+				"llama_model_loader: loaded meta data with 36 key-value pairs and 197 tensors from model.gguf (version GGUF V3 (latest))",
+				"load_tensors: loading model tensors, this can take a while... (mmap = true)",
+				"llama_context: constructing llama_context",
+				"common_init_from_params: warming up the model with an empty run - please wait ... (--no-warmup to disable)",
+			}},
+		// llama-server's, and the runner's inside Ollama; real lines in
+		// progress_test.go (ggml-org/llama.cpp#11699, #18546).
+		LoadLines: []progress.Milestone{
+			milestone(`llama_model_loader: loaded meta data`, progress.Weights, 0),
+			milestone(`load_tensors: loading model tensors`, progress.Weights, -1),
+			milestone(`llama_context: constructing|llama_init_from_model|llama_new_context_with_model`, progress.Context, -1),
+			milestone(`warming up the model`, progress.WarmingUp, -1),
+		},
 	})
 }
 

@@ -1,6 +1,10 @@
 package engine
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/gantryhq/gantry/internal/progress"
+)
 
 // Ollama is the name of Ollama's engine: one `ollama serve` hosts every
 // ollama model; gantry keeps them loaded (OLLAMA_KEEP_ALIVE=-1) and
@@ -20,6 +24,13 @@ func init() {
 		Command:   ollamaCommand,
 		Health:    func(Model) Health { return healthAt("/api/version") },
 		Memory:    Memory{Overhead: 512 << 20},
+		Sim:       Imitation{Listen: ListenAtOnce, Version: "0.6.5-sim"},
+		// Its server's own lines (the DEBUG line carries the fraction); real
+		// lines in progress_test.go (ollama/ollama#10517, #5123).
+		LoadLines: []progress.Milestone{
+			milestone(`model load progress (?P<f>[\d.]+)`, progress.Weights, -1),
+			milestone(`llm server loading model|starting llama server`, progress.Weights, -1),
+		},
 	})
 }
 

@@ -2,7 +2,11 @@ package engine
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
+
+	"github.com/gantryhq/gantry/internal/diagnose"
+	"github.com/gantryhq/gantry/internal/progress"
 )
 
 // SGLang is the name of SGLang's engine: python -m sglang.launch_server.
@@ -33,6 +37,34 @@ func init() {
 			// profiles.
 			TokenPool:  "--max-total-tokens",
 			UnifiedEnv: pytorchUnifiedEnv,
+		},
+		// Real lines in progress_test.go (sgl-project/sglang#8081, #7547).
+		// The KV cache SGLang could allocate cannot hold one sequence of
+		// the context it was told.
+		Signatures: []diagnose.Signature{{Name: "kv-cache-too-small", Level: diagnose.Error,
+			Line: regexp.MustCompile(`Not enough memory\. Please try to increase --mem-fraction-static|max_total_tokens=\d+ is larger than the profiled value -\d+`),
+			Say: func(diagnose.Match, diagnose.Context) (string, string) {
+				return "the engine had no memory left for its KV cache after loading the weights",
+					"raise memory: (gantry turns it into the engine's memory fraction), or lower context: / concurrency:"
+			}}},
+		Sim: Imitation{Listen: ListenHalfway,
+			Tokens: "sglang:generation_tokens_total",
+			// sgl-project/sglang#8081, #7547, #10747
+			LoadLines: []string{
+				"[%[3]s] Load weight begin. avail mem=78.50 GB",
+				bar("Loading safetensors checkpoint shards", 3, " Completed |"),
+				"[%[3]s] Load weight end. type=LlamaForCausalLM, dtype=torch.bfloat16, avail mem=70.10 GB, mem usage=8.40 GB.",
+				"[%[3]s] KV Cache is allocated. #tokens: 100000, K size: 1.00 GB, V size: 1.00 GB",
+				"[%[3]s] Capture cuda graph begin. This can take up to several minutes. avail mem=60.00 GB",
+				bar("Capturing batches (bs=8 avail_mem=1.71 GB)", 4, "|████      |"),
+				"[%[3]s] Capture cuda graph end. Time elapsed: 1.00 s. mem usage=0.50 GB. avail mem=59.50 GB.",
+			}},
+		LoadLines: []progress.Milestone{
+			milestone(`Load weight begin`, progress.Weights, -1),
+			milestone(`Load weight end`, progress.LoadedWhen, 1),
+			milestone(`KV Cache is allocated|Memory pool end`, progress.KVCache, 1),
+			milestone(`Capture cuda graph begin`, progress.Graphs, -1),
+			milestone(`Capture cuda graph end`, progress.Graphs, 1),
 		},
 		Rules: []CheckpointRule{
 			{"compressed-tensors-on-sglang", func(name string, args []string, c Checkpoint, gpus []GPU) *Finding {

@@ -18,6 +18,8 @@ func init() {
 		Command: trtllmCommand,
 		Health:  func(Model) Health { return healthAt("/health") },
 		Metrics: Metrics{Path: "/metrics"},
+		Sim: Imitation{Listen: ListenWhenLoaded,
+			Gauges: map[string]string{"trtllm_num_requests_running": "Number of running requests."}},
 		Memory: Memory{
 			Overhead: 4 << 30,
 			// --kv_cache_free_gpu_memory_fraction: of the memory left after

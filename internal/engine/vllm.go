@@ -5,6 +5,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/gantryhq/gantry/internal/diagnose"
+	"github.com/gantryhq/gantry/internal/progress"
 )
 
 // VLLM is the name of vLLM's engine: vllm serve.
@@ -52,6 +55,26 @@ func init() {
 			UnifiedEnv: pytorchUnifiedEnv,
 		},
 		Rules: []CheckpointRule{{"fp4-on-vllm-sm12x", vllmFP4OnSM12x}},
+		// Real lines in progress_test.go (vllm-project/vllm#38820, #11349).
+		Signatures: vllmSignatures,
+		Sim: Imitation{Listen: ListenWhenLoaded, Tokenize: true,
+			Tokens: "vllm:generation_tokens_total",
+			// vllm-project/vllm#38820, #46389
+			LoadLines: []string{
+				bar("Loading safetensors checkpoint shards", 4, " Completed |"),
+				"(Worker_TP0 pid=%[1]d) INFO [default_loader.py:384] Loading weights took %.2[2]f seconds",
+				"(Worker_TP0 pid=%[1]d) INFO [backends.py:1128] Dynamo bytecode transform time: 0.10 s",
+				"(EngineCore_DP0 pid=%[1]d) INFO [gpu_worker.py:436] Available KV cache memory: 1.00 GiB",
+				bar("Capturing CUDA graphs (decode, FULL)", 4, "|████      |"),
+				"(EngineCore_DP0 pid=%[1]d) INFO [gpu_model_runner.py:4999] Graph capturing finished in 1 secs, took 0.01 GiB",
+			}},
+		LoadLines: []progress.Milestone{
+			milestone(`Loading weights took [\d.]+ seconds|Model loading took [\d.]+ GiB`, progress.LoadedWhen, 1),
+			milestone(`Dynamo bytecode transform time|Compiling a graph for dynamic shape|torch\.compile takes|Using cache directory: .* for vLLM's torch\.compile`, progress.Compiling, -1),
+			milestone(`Available KV cache memory|GPU KV cache size|# GPU blocks`, progress.KVCache, 1),
+			milestone(`Graph capturing finished in`, progress.Graphs, 1),
+			milestone(`Starting vLLM API server|Waiting for application startup`, progress.ServerUp, -1),
+		},
 	})
 }
 
@@ -124,4 +147,75 @@ func vllmNodeFlags(m Model) []string {
 		f = append(f, "--headless")
 	}
 	return f
+}
+
+// vllmSignatures are the failures only vLLM words so; real lines in
+// internal/diagnose's tests and testdata/logs.
+var vllmSignatures = []diagnose.Signature{
+	{Name: "vllm-free-memory", Level: diagnose.Error, Line: regexp.MustCompile(`Free memory on device(?: \S+)? \(([\d.]+)/([\d.]+) GiB\) on startup is less than desired GPU memory utilization \(([\d.]+), ([\d.]+) GiB\)`),
+		Say: func(f diagnose.Match, c diagnose.Context) (string, string) {
+			m := f.Groups
+			cause := fmt.Sprintf("vLLM wanted %s GiB (utilization %s) but only %s of %s GiB were free when it started", m[4], m[3], m[1], m[2])
+			if c.Unified {
+				// vllm-project/vllm#48140: on unified memory CUDA's free is
+				// MemFree, and the page cache counts as used.
+				return cause + " — on unified memory CUDA counts the page cache as used",
+					"gantry evicts the model's own checkpoint pages before each start; set memory.drop_caches: true (gantry as root) to drop the rest, or drop --gpu-memory-utilization from args so gantry passes its own share and the exact KV size"
+			}
+			fix := "memory is held by another process — often an orphaned vLLM EngineCore"
+			if len(c.Procs) > 0 {
+				var ps []string
+				for _, p := range c.Procs {
+					used := "?"
+					if p.Used != nil {
+						used = fmt.Sprintf("%.1f GiB", float64(*p.Used)/(1<<30))
+					}
+					ps = append(ps, fmt.Sprintf("pid %d %s (%s)", p.PID, p.Name, used))
+				}
+				fix += ": " + strings.Join(ps, ", ")
+			}
+			return cause, fix + "; stop it (kill the PID) or lower memory:"
+		}},
+	// The KV cache vLLM could allocate cannot hold one sequence of the
+	// context it was told (the old and the V1 wording).
+	{Name: "kv-cache-too-small", Level: diagnose.Error,
+		Line: regexp.MustCompile(`max seq len \(?(\d+)\)? is larger than the maximum number of tokens that can be stored in KV cache \((\d+)\)|max seq len \((\d+)\), \(([\d.]+ GiB) KV cache is needed, which is larger than the available KV cache memory \(([\d.]+ GiB)\)`),
+		Say: func(f diagnose.Match, c diagnose.Context) (string, string) {
+			m := f.Groups
+			if m[1] != "" {
+				return fmt.Sprintf("the KV cache holds %s tokens, fewer than one sequence of the context %s", m[2], m[1]),
+					"lower context: (gantry passes it as the engine's context length) or raise memory:; gantry sizes the KV cache from memory: and concurrency:"
+			}
+			return fmt.Sprintf("one sequence of the context %s needs %s of KV cache, but the engine had %s for it", m[3], m[4], m[5]),
+				"lower context: or raise memory:; on unified memory the page cache can eat the KV budget (see On a DGX Spark in the README)"
+		}},
+	// The KV cache came out at zero or below: vLLM's profiling left it
+	// nothing — on unified memory because it counted the page cache or the
+	// compiler's heap as the model's (eugr/spark-vllm-docker#286,
+	// NVIDIA/xr-ai#462).
+	{Name: "kv-cache-none", Level: diagnose.Error, Line: regexp.MustCompile(`Available KV cache memory: (-[\d.]+ GiB)|No available memory for the cache blocks`),
+		Say: func(f diagnose.Match, c diagnose.Context) (string, string) {
+			what := "nothing"
+			if f.Groups[1] != "" {
+				what = f.Groups[1]
+			}
+			if c.Unified {
+				return "vLLM's memory profiling left the KV cache " + what + ": on unified memory it counts the page cache and the compiler's heap as the model's",
+					"gantry passes --kv-cache-memory-bytes (the exact size) unless args set --gpu-memory-utilization: drop that flag, or use a vLLM that takes the exact size (0.11 or newer)"
+			}
+			return "after the weights and activations vLLM had " + what + " left for the KV cache",
+				"raise memory: (gantry turns it into the engine's share), or lower context: / concurrency:"
+		}},
+	// vLLM refuses a context longer than the model's own
+	// (vllm/config/model.py, ModelConfig's max_model_len check).
+	{Name: "context-too-long", Level: diagnose.Error, Line: regexp.MustCompile(`User-specified max_model_len \((\d+)\) is greater than the derived max_model_len \((\w+)=(\d+)`),
+		Say: func(f diagnose.Match, c diagnose.Context) (string, string) {
+			return fmt.Sprintf("the context %s is longer than the model allows (%s %s)", f.Groups[1], f.Groups[2], f.Groups[3]),
+				fmt.Sprintf("lower context: to %s or less (and drop --max-model-len from args if you set it)", f.Groups[3])
+		}},
+	{Name: "marlin-fp4-fallback", Level: diagnose.Warning, Line: regexp.MustCompile(`Weight-only FP4 compression will be used leveraging the Marlin kernel`),
+		Say: func(f diagnose.Match, c diagnose.Context) (string, string) {
+			return "vLLM runs the FP4 weights through the Marlin weight-only fallback: little or no gain over FP8",
+				"prefer an FP8 checkpoint with vLLM on this box, or serve the FP4 checkpoint with SGLang or TensorRT-LLM"
+		}},
 }

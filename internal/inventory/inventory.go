@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/gguf"
 )
 
@@ -367,7 +368,7 @@ func Scan(root string) ([]*Model, error) {
 		}
 		for _, e := range ents {
 			p := filepath.Join(dir, e.Name())
-			if strings.HasPrefix(e.Name(), ".") || depth == 0 && e.Name() == "ollama" {
+			if strings.HasPrefix(e.Name(), ".") || depth == 0 && engine.KeepsStore(e.Name()) {
 				continue
 			}
 			info, err := os.Stat(p) // follows symlinks

@@ -270,7 +270,7 @@ type Model struct {
 // when m.Model names a tag Ollama already has; numCtx: the planned context).
 func NewModel(m *config.Model, srv *Server, path string, numCtx int64, o supervise.Options) *Model {
 	md := &Model{m: m, srv: srv, path: path, numCtx: numCtx, onEv: o.OnEvent, onProg: o.OnProgress, before: o.BeforeSpawn, logger: o.Logger,
-		state: status.Stopped, restart: o.Restart, prog: progress.NewTracker(time.Second)}
+		state: status.Stopped, restart: o.Restart, prog: progress.NewTracker(time.Second, engine.LoadProgress())}
 	if md.logger == nil {
 		md.logger = slog.New(slog.DiscardHandler)
 	}

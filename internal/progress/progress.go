@@ -2,8 +2,9 @@
 // it prints: tqdm bars (vLLM's and SGLang's checkpoint shards and CUDA
 // graph capture), and the milestones each engine logs (weights loaded,
 // torch.compile, KV cache allocated, llama.cpp's tensors and context,
-// Ollama's "model load progress"). The patterns are the engines' real
-// lines, cited in the tests.
+// Ollama's "model load progress"). The milestones are each engine's own,
+// in its descriptor (internal/engine, whose tests cite the real lines);
+// this package reads them (Parser) and tracks a load (Tracker).
 package progress
 
 import (
@@ -42,54 +43,38 @@ type Step struct {
 // (vLLM's shard loader) or "<desc>:  61%|██████    | 41/67 [00:06<00:04]".
 var tqdm = regexp.MustCompile(`([A-Za-z][^:%]*?):\s+(\d{1,3})%(?: Completed)?\s*\|[^|]*?\|?\s*(\d+)/(\d+)`)
 
-// milestone is a line that marks a phase.
-type milestone struct {
-	re    *regexp.Regexp
-	phase string
-	// fraction is the phase's fraction the line means (1: the phase is
+// Milestone is a line that marks a phase of an engine's load. Each
+// engine's descriptor (internal/engine) lists its own, from the lines the
+// engine really prints.
+type Milestone struct {
+	Pattern *regexp.Regexp
+	Phase   string
+	// Fraction is the phase's fraction the line means (1: the phase is
 	// over), or -1; a group named "f" gives it (0 to 1) from the line.
-	fraction float64
+	Fraction float64
 }
 
-var milestones = []milestone{
-	// vLLM
-	{regexp.MustCompile(`Loading weights took [\d.]+ seconds|Model loading took [\d.]+ GiB`), LoadedWhen, 1},
-	{regexp.MustCompile(`Dynamo bytecode transform time|Compiling a graph for dynamic shape|torch\.compile takes|Using cache directory: .* for vLLM's torch\.compile`), Compiling, -1},
-	{regexp.MustCompile(`Available KV cache memory|GPU KV cache size|# GPU blocks`), KVCache, 1},
-	{regexp.MustCompile(`Graph capturing finished in`), Graphs, 1},
-	{regexp.MustCompile(`Starting vLLM API server|Waiting for application startup`), ServerUp, -1},
-	// SGLang
-	{regexp.MustCompile(`Load weight begin`), Weights, -1},
-	{regexp.MustCompile(`Load weight end`), LoadedWhen, 1},
-	{regexp.MustCompile(`KV Cache is allocated|Memory pool end`), KVCache, 1},
-	{regexp.MustCompile(`Capture cuda graph begin`), Graphs, -1},
-	{regexp.MustCompile(`Capture cuda graph end`), Graphs, 1},
-	// llama.cpp (llama-server, and the runner inside Ollama)
-	{regexp.MustCompile(`llama_model_loader: loaded meta data`), Weights, 0},
-	{regexp.MustCompile(`load_tensors: loading model tensors`), Weights, -1},
-	{regexp.MustCompile(`llama_context: constructing|llama_init_from_model|llama_new_context_with_model`), Context, -1},
-	{regexp.MustCompile(`warming up the model`), WarmingUp, -1},
-	// Ollama's server (its DEBUG line carries the fraction)
-	{regexp.MustCompile(`model load progress (?P<f>[\d.]+)`), Weights, -1},
-	{regexp.MustCompile(`llm server loading model|starting llama server`), Weights, -1},
-}
+// Parser reads load progress from an engine's lines: tqdm bars (every
+// engine's Python side draws them) and its milestones, the first that
+// matches winning. The zero Parser reads bars only.
+type Parser []Milestone
 
 // Parse reads one line (a segment between carriage returns and newlines:
 // tqdm redraws with \r) and returns the load step it shows.
-func Parse(line string) (Step, bool) {
+func (p Parser) Parse(line string) (Step, bool) {
 	if m := tqdm.FindStringSubmatch(line); m != nil {
 		pct, _ := strconv.Atoi(m[2])
 		done, _ := strconv.Atoi(m[3])
 		total, _ := strconv.Atoi(m[4])
 		return Step{Phase: phaseOf(m[1]), Done: done, Total: total, Fraction: float64(min(pct, 100)) / 100}, true
 	}
-	for _, ms := range milestones {
-		m := ms.re.FindStringSubmatch(line)
+	for _, ms := range p {
+		m := ms.Pattern.FindStringSubmatch(line)
 		if m == nil {
 			continue
 		}
-		s := Step{Phase: ms.phase, Fraction: ms.fraction}
-		if i := ms.re.SubexpIndex("f"); i > 0 {
+		s := Step{Phase: ms.Phase, Fraction: ms.Fraction}
+		if i := ms.Pattern.SubexpIndex("f"); i > 0 {
 			if f, err := strconv.ParseFloat(m[i], 64); err == nil && f >= 0 && f <= 1 {
 				s.Fraction = f
 			}

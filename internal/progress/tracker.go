@@ -16,12 +16,14 @@ type Tracker struct {
 	taken    Step      // the step last handed out by Take
 	takenAt  time.Time
 	interval time.Duration
+	parser   Parser
 }
 
-// NewTracker returns a tracker whose Take hands out a step at most once per
-// interval within a phase (a new phase is handed out at once).
-func NewTracker(interval time.Duration) *Tracker {
-	return &Tracker{interval: interval, step: Step{Phase: Starting, Fraction: -1}}
+// NewTracker returns a tracker that reads the output with p and whose
+// Take hands out a step at most once per interval within a phase (a new
+// phase is handed out at once).
+func NewTracker(interval time.Duration, p Parser) *Tracker {
+	return &Tracker{interval: interval, parser: p, step: Step{Phase: Starting, Fraction: -1}}
 }
 
 // Reset begins a new load at now.
@@ -34,7 +36,7 @@ func (t *Tracker) Reset(now time.Time) {
 
 // Feed reads one segment of output.
 func (t *Tracker) Feed(segment string) {
-	s, ok := Parse(segment)
+	s, ok := t.parser.Parse(segment)
 	if !ok {
 		return
 	}

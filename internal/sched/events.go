@@ -5,6 +5,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/diagnose"
+	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/progress"
 	"github.com/gantryhq/gantry/internal/status"
 	"github.com/gantryhq/gantry/internal/supervise"
@@ -121,7 +122,8 @@ func (s *Scheduler) diagnose(e *entry, ev supervise.Event) string {
 		lines = lg.Tail(300)
 	}
 	lines = append(lines, ev.Reason)
-	c := diagnose.Context{Port: e.m.Port, Engine: e.m.Engine, Unified: s.unified()}
+	c := diagnose.Context{Port: e.m.Port, Engine: e.m.Engine, Unified: s.unified(),
+		Signatures: engine.Signatures(), Progress: engine.LoadProgress()}
 	if e.plan.Info != nil {
 		c.Quant = e.plan.Info.Quant.Method
 	}

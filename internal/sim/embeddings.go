@@ -151,9 +151,9 @@ func Vector(text string, dims int) []float64 {
 }
 
 // tokenize answers vLLM's POST /tokenize ({"prompt"} or {"messages"}): the
-// sim's tokens are words. Only the vllm flavor has it, as only vLLM does.
+// sim's tokens are words. Only the flavors whose engine has it (vLLM).
 func (s *server) tokenize(w http.ResponseWriter, r *http.Request) {
-	if s.o.Flavor != "vllm" {
+	if !imitation(s.o.Flavor).Tokenize {
 		http.NotFound(w, r)
 		return
 	}

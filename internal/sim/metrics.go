@@ -3,13 +3,17 @@ package sim
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
+
+	"github.com/gantryhq/gantry/internal/engine"
 )
 
-// metrics answers in the flavour's own metric names, the ones gantry's
-// collector normalises.
+// metrics answers in the flavour's own metric names (its engine's
+// descriptor's), the ones gantry's collector normalises.
 func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	// The sim runs every request at once, as one unbounded batch: nothing
@@ -24,25 +28,36 @@ func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s counter\n%s%s %g\n", name, help, name, name, lbl, v)
 	}
 	usage := math.Min(1, float64(run)*0.05)
-	switch s.o.Flavor {
-	case "vllm":
-		gauge("vllm:num_requests_running", "Number of requests in model execution batches.", float64(run))
-		gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", float64(wait))
-		gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", usage)
-		counter("vllm:generation_tokens_total", "Number of generation tokens processed.", float64(s.tokens.Load()))
-	case "sglang":
-		gauge("sglang:num_running_reqs", "The number of running requests.", float64(run))
-		gauge("sglang:num_queue_reqs", "The number of requests in the waiting queue.", float64(wait))
-		gauge("sglang:token_usage", "The token usage.", usage)
-		counter("sglang:generation_tokens_total", "Number of generation tokens processed.", float64(s.tokens.Load()))
-	case "llamacpp":
-		gauge("llamacpp:requests_processing", "Number of requests processing.", float64(run))
-		gauge("llamacpp:requests_deferred", "Number of requests deferred.", float64(wait))
-		gauge("llamacpp:kv_cache_usage_ratio", "KV-cache usage. 1 means 100 percent usage.", usage)
-		counter("llamacpp:tokens_predicted_total", "Number of generation tokens processed.", float64(s.tokens.Load()))
-	case "trtllm":
-		gauge("trtllm_num_requests_running", "Number of running requests.", float64(run))
-	default:
+	d, err := engine.Lookup(s.o.Flavor)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	first := func(names []string) string {
+		if len(names) == 0 {
+			return ""
+		}
+		return names[0]
+	}
+	for _, g := range []struct {
+		name, help string
+		v          float64
+	}{
+		{first(d.Metrics.Running), "Number of requests running.", float64(run)},
+		{first(d.Metrics.Waiting), "Number of requests waiting to be processed.", float64(wait)},
+		{first(d.Metrics.KVUsage), "KV-cache usage. 1 means 100 percent usage.", usage},
+	} {
+		if g.name != "" {
+			gauge(g.name, g.help, g.v)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(d.Sim.Gauges)) {
+		gauge(name, d.Sim.Gauges[name], float64(run))
+	}
+	if d.Sim.Tokens != "" {
+		counter(d.Sim.Tokens, "Number of generation tokens processed.", float64(s.tokens.Load()))
+	}
+	if b.Len() == 0 {
 		http.NotFound(w, r)
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/progress"
 )
 
@@ -22,7 +23,7 @@ func TestLoadLinesAreReadAsProgress(t *testing.T) {
 		}
 		last := progress.Step{}
 		for _, seg := range segs {
-			st, ok := progress.Parse(seg)
+			st, ok := engine.LoadProgress().Parse(seg)
 			if !ok {
 				t.Errorf("%s: %q is no progress step", flavor, seg)
 				continue

@@ -21,10 +21,12 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/gantryhq/gantry/internal/engine"
 )
 
-// Flavors are the engines whose health semantics the sim can imitate.
-var Flavors = []string{"vllm", "sglang", "ollama", "llamacpp", "trtllm"}
+// Flavors are the engines the sim can imitate (their descriptors' Sim).
+var Flavors = engine.Flavors()
 
 // Options configure one simulated engine.
 type Options struct {
@@ -56,6 +58,15 @@ type Options struct {
 	NNodes       int
 	NodeRank     int
 	DistInitAddr string
+}
+
+// imitation is how the flavor's engine behaves (the zero Imitation for
+// an unknown flavor, which Validate refuses).
+func imitation(flavor string) engine.Imitation {
+	if d, err := engine.Lookup(flavor); err == nil {
+		return d.Sim
+	}
+	return engine.Imitation{}
 }
 
 // Validate checks the options; it is what `gantry sim` reports on bad flags.
@@ -177,12 +188,17 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	// means at its end (the same channel as readiness, so a probe never
 	// finds the port open and the engine not ready).
 	var listenDue <-chan time.Time
-	switch {
-	case o.HangLoad && (o.Flavor == "vllm" || o.Flavor == "trtllm"):
-		listenDue = time.After(0) // listen, but never turn ready, so probes see why
-	case o.Flavor == "vllm" || o.Flavor == "trtllm":
-	case o.Flavor == "sglang" && !o.LoadUntilSignal:
-		listenDue = time.After(o.LoadTime / 2)
+	switch imitation(o.Flavor).Listen {
+	case engine.ListenWhenLoaded:
+		if o.HangLoad {
+			listenDue = time.After(0) // listen, but never turn ready, so probes see why
+		}
+	case engine.ListenHalfway:
+		if !o.LoadUntilSignal {
+			listenDue = time.After(o.LoadTime / 2)
+			break
+		}
+		listenDue = time.After(0)
 	default:
 		listenDue = time.After(0)
 	}
@@ -313,11 +329,11 @@ func (s *server) notReady(w http.ResponseWriter) bool {
 	if s.ready.Load() {
 		return false
 	}
-	if s.o.Flavor == "llamacpp" {
-		writeErr(w, http.StatusServiceUnavailable, "unavailable_error", "Loading model")
-	} else {
-		writeErr(w, http.StatusServiceUnavailable, "unavailable_error", "model is loading")
+	msg := imitation(s.o.Flavor).Loading
+	if msg == "" {
+		msg = "model is loading"
 	}
+	writeErr(w, http.StatusServiceUnavailable, "unavailable_error", msg)
 	return true
 }
 
@@ -330,22 +346,23 @@ func (s *server) health(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusInternalServerError, "server_error", "simulated health failure")
 		return
 	}
-	if s.o.Flavor == "llamacpp" {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	if body := imitation(s.o.Flavor).ReadyBody; body != "" {
+		writeJSON(w, http.StatusOK, json.RawMessage(body))
 		return
 	}
 	w.WriteHeader(http.StatusOK)
 }
 
 func (s *server) ollamaVersion(w http.ResponseWriter, r *http.Request) {
-	if s.o.Flavor != "ollama" {
+	v := imitation(s.o.Flavor).Version
+	if v == "" {
 		http.NotFound(w, r)
 		return
 	}
 	if s.notReady(w) {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"version": "0.6.5-sim"})
+	writeJSON(w, http.StatusOK, map[string]string{"version": v})
 }
 
 func (s *server) models(w http.ResponseWriter, r *http.Request) {

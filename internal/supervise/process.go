@@ -187,7 +187,7 @@ func New(m *config.Model, l engine.Launch, logPath string, opts Options) (*Proce
 		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		state:  status.Stopped, done: make(chan struct{}), kick: make(chan struct{}, 1),
 		spec: specOf(l.Argv, l.Env, l.DockerName),
-		prog: progress.NewTracker(time.Second),
+		prog: progress.NewTracker(time.Second, engine.LoadProgress()),
 	}
 	lg.AddHook(p.prog.Feed)
 	go p.tail()
