@@ -1,0 +1,240 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gantryhq/gantry/internal/fetch"
+	"github.com/gantryhq/gantry/internal/fit"
+	"github.com/gantryhq/gantry/internal/hub/hubtest"
+	"github.com/gantryhq/gantry/internal/testbin"
+)
+
+// hubStandIn is the stand-in Hub with the suite's fixtures, the tiny
+// model included.
+func hubStandIn(t *testing.T) (*hubtest.Server, map[string]string) {
+	t.Helper()
+	_, model := vllmBin(t)
+	return hubtest.ForTest(t, model)
+}
+
+// gantryEnv runs a gantry verb with env added to the clean environment.
+func gantryEnv(t *testing.T, home string, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(testbin.Gantry(t), args...)
+	cmd.Env = append(append(cleanEnv(), "HOME="+home), env...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+// TestHubFitThenGetThenInspect: fit reads a repository with no weight
+// byte served; get downloads it; inspect of the downloaded files gives
+// the same figures and the same reservation per engine — the tiny model
+// (safetensors) and the GGUF.
+func TestHubFitThenGetThenInspect(t *testing.T) {
+	s, commits := hubStandIn(t)
+	home := t.TempDir()
+	root := filepath.Join(home, "ai")
+	env := []string{"HF_ENDPOINT=" + s.URL}
+	for _, repo := range []string{hubtest.TinyRepo, hubtest.GGUFRepo} {
+		s.ResetCounters()
+		out, errOut, code := gantryEnv(t, home, env, "fit", repo, "--root", root, "--json")
+		if code != 0 {
+			t.Fatalf("fit %s: %d %s %s", repo, code, out, errOut)
+		}
+		if w := s.WeightsServed(); w != 0 {
+			t.Errorf("fit %s served %d weight bytes", repo, w)
+		}
+		var f fit.Result
+		if err := json.Unmarshal([]byte(out), &f); err != nil || f.Commit != commits[repo] {
+			t.Fatalf("fit %s: %v %s", repo, err, out)
+		}
+		out, errOut, code = gantryEnv(t, home, env, "get", repo, "--root", root)
+		if code != 0 {
+			t.Fatalf("get %s: %d %s %s", repo, code, out, errOut)
+		}
+		if !strings.Contains(errOut, "→ "+f.Download.Dest) {
+			t.Errorf("get did not say where before the first byte:\n%s", errOut)
+		}
+		src, err := fetch.ReadSource(f.Download.Dest)
+		if err != nil || !src.Complete || src.Commit != commits[repo] {
+			t.Fatalf("record: %+v %v", src, err)
+		}
+		target := f.Download.Dest
+		if f.Format == "gguf" {
+			for _, sf := range src.Files {
+				if strings.HasSuffix(sf.Path, ".gguf") {
+					target = filepath.Join(f.Download.Dest, sf.Path)
+				}
+			}
+		}
+		for _, v := range f.Boxes[0].Verdicts {
+			out, errOut, code = gantryEnv(t, home, nil, "inspect", target, "--json", "--engine", v.Engine, "--root", root)
+			if code != 0 {
+				t.Fatalf("inspect %s: %s %s", target, out, errOut)
+			}
+			var in struct {
+				Params       int64  `json:"params"`
+				WeightBytes  int64  `json:"weight_bytes"`
+				KVPerToken   int64  `json:"kv_bytes_per_token"`
+				MaxContext   int64  `json:"max_context"`
+				DType        string `json:"dtype"`
+				Tensors      int    `json:"tensors"`
+				ChatTemplate bool   `json:"chat_template"`
+				Context      int64  `json:"context"`
+				Estimate     int64  `json:"estimate_bytes"`
+			}
+			json.Unmarshal([]byte(out), &in)
+			m := f.Model
+			if in.Params != m.Params || in.WeightBytes != m.WeightBytes || in.KVPerToken != m.BytesPerToken || in.MaxContext != m.MaxContext ||
+				in.DType != m.DType || in.Tensors != m.Tensors || in.ChatTemplate != m.ChatTemplate {
+				t.Errorf("%s: inspect %+v, fit %+v", repo, in, m)
+			}
+			if in.Estimate != v.NeedsBytes || in.Context != v.Context {
+				t.Errorf("%s %s: inspect reserves %d at %d, fit %d at %d", repo, v.Engine, in.Estimate, in.Context, v.NeedsBytes, v.Context)
+			}
+		}
+	}
+}
+
+// TestHubGetResumesAfterKill9: a get killed with SIGKILL mid-file, run
+// again, fetches the rest: the bytes served in both runs are the file's
+// size and at most one chunk (gantry's 1 MiB read) more.
+func TestHubGetResumesAfterKill9(t *testing.T) {
+	s, _ := hubStandIn(t)
+	home := t.TempDir()
+	root := filepath.Join(home, "ai")
+	s.Throttle(1 << 20)
+	half := make(chan struct{})
+	var once sync.Once
+	s.OnServed(func(p string, n int64) {
+		if p == "model.safetensors" && n > 2<<20 {
+			once.Do(func() { close(half) })
+		}
+	})
+	cmd := exec.Command(testbin.Gantry(t), "get", hubtest.TinyRepo, "--root", root)
+	cmd.Env = append(cleanEnv(), "HOME="+home, "HF_ENDPOINT="+s.URL)
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-half:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("the download did not get halfway:\n%s", errOut.String())
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	s.Throttle(0)
+	out, e, code := gantryEnv(t, home, []string{"HF_ENDPOINT=" + s.URL}, "get", hubtest.TinyRepo, "--root", root)
+	if code != 0 {
+		t.Fatalf("second get: %s %s", out, e)
+	}
+	st, err := os.Stat(filepath.Join(root, "models", "llama", "tiny-llama", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.ServedOf("model.safetensors"); got > st.Size()+1<<20 || !strings.Contains(e, "resuming at") {
+		t.Errorf("model.safetensors: %d bytes served for %d\n%s", got, st.Size(), e)
+	}
+}
+
+// TestHubGetRefusals: gated, forbidden, missing repository and revision,
+// offline, a corrupted file, a disk too small: each refused in words that
+// say what to do, with exit 1, no trace, and nothing left in place.
+func TestHubGetRefusals(t *testing.T) {
+	s, _ := hubStandIn(t)
+	home := t.TempDir()
+	root := filepath.Join(home, "ai")
+	hubEnv := "HF_ENDPOINT=" + s.URL
+	for _, c := range []struct {
+		env  []string
+		repo string
+		want string
+	}{
+		{nil, hubtest.LlamaRepo, "is gated: accept its licence at " + s.URL + "/" + hubtest.LlamaRepo},
+		{[]string{"HF_TOKEN=hf_notallowed"}, hubtest.LlamaRepo, "not on its authorized list"},
+		{nil, "nobody/nothing", "nobody/nothing was not found on " + s.URL},
+		{nil, hubtest.QwenRepo + "@v9", `has no revision "v9"`},
+		{[]string{"HF_HUB_OFFLINE=1"}, hubtest.TinyRepo, "HF_HUB_OFFLINE is set"},
+	} {
+		out, e, code := gantryEnv(t, home, append([]string{hubEnv}, c.env...), "get", c.repo, "--root", root)
+		if code != 1 || !strings.Contains(e, c.want) || strings.Contains(e+out, "goroutine") {
+			t.Errorf("get %s %v: exit %d, %s%s (want %q)", c.repo, c.env, code, out, e, c.want)
+		}
+	}
+	s.Corrupt("model.safetensors", true)
+	out, e, code := gantryEnv(t, home, []string{hubEnv}, "get", hubtest.TinyRepo, "--root", root)
+	dest := filepath.Join(root, "models", "llama", "tiny-llama")
+	if code != 1 || !strings.Contains(e, "model.safetensors has sha256") || !strings.Contains(e, "the file was deleted") {
+		t.Errorf("corrupted: exit %d %s %s", code, out, e)
+	}
+	if _, err := os.Stat(filepath.Join(dest, "model.safetensors")); !os.IsNotExist(err) {
+		t.Errorf("the corrupted file was placed: %v", err)
+	}
+	s.Corrupt("model.safetensors", false)
+	// A small tmpfs as <root>/models: refused before the first weight byte.
+	small := filepath.Join(t.TempDir(), "ai")
+	os.MkdirAll(filepath.Join(small, "models"), 0o755)
+	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", filepath.Join(small, "models")).CombinedOutput(); err != nil {
+		t.Fatalf("mount a small tmpfs: %v %s", err, b)
+	}
+	defer exec.Command("umount", filepath.Join(small, "models")).Run()
+	s.ResetCounters()
+	out, e, code = gantryEnv(t, home, []string{hubEnv}, "get", hubtest.TinyRepo, "--root", small)
+	if code != 1 || !strings.Contains(e, "not enough disk at "+filepath.Join(small, "models", "llama", "tiny-llama")) || s.WeightsServed() != 0 {
+		t.Errorf("full disk: exit %d, %d weight bytes served: %s %s", code, s.WeightsServed(), out, e)
+	}
+}
+
+// TestHubTwoGetsShareOne: two gets of one model at once fetch it once.
+func TestHubTwoGetsShareOne(t *testing.T) {
+	s, _ := hubStandIn(t)
+	home := t.TempDir()
+	root := filepath.Join(home, "ai")
+	s.Throttle(2 << 20)
+	var wg sync.WaitGroup
+	outs := make([]string, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o, e, code := gantryEnv(t, home, []string{"HF_ENDPOINT=" + s.URL}, "get", hubtest.TinyRepo, "--root", root)
+			outs[i] = o + e
+			if code != 0 {
+				t.Errorf("get %d: %s", i, outs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	// The weights went out once (each get's fit read the header too).
+	b, err := os.ReadFile(filepath.Join(root, "models", "llama", "tiny-llama", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	weights := int64(len(b)) - 8 - int64(binary.LittleEndian.Uint64(b))
+	if s.WeightsServed() != weights {
+		t.Errorf("served %d weight bytes of model.safetensors, which holds %d", s.WeightsServed(), weights)
+	}
+	if !strings.Contains(outs[0]+outs[1], "another download of "+hubtest.TinyRepo) {
+		t.Errorf("neither waited:\n%s\n%s", outs[0], outs[1])
+	}
+}
