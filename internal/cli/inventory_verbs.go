@@ -234,10 +234,14 @@ func runModels(e *env, args []string) error {
 		return writeJSON(e.stdout, rows)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tON DISK\tCONFIGURED\tSERVED\tENGINE\tQUANT\tWEIGHTS\tESTIMATE")
+	fmt.Fprintln(tw, "NAME\tON DISK\tCONFIGURED\tSERVED\tENGINE\tQUANT\tWEIGHTS\tESTIMATE\tFROM")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, yes(r.OnDisk), yes(r.Configured), r.Served,
-			orDash(r.Engine), orDash(r.Quant), sizeOrDash(r.SizeBytes), sizeOrDash(r.Estimate))
+		from := "-"
+		if r.Repo != "" {
+			from = r.Repo + "@" + short(r.Commit)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, yes(r.OnDisk), yes(r.Configured), r.Served,
+			orDash(r.Engine), orDash(r.Quant), sizeOrDash(r.SizeBytes), sizeOrDash(r.Estimate), from)
 	}
 	tw.Flush()
 	if live == nil {

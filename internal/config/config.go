@@ -16,6 +16,8 @@ import (
 
 	"github.com/gantryhq/gantry/internal/engine"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gantryhq/gantry/internal/hfcache"
 )
 
 // Modes and runtimes.
@@ -721,11 +723,42 @@ func (c *Config) ModelPath(m *Model) string {
 	if m.Path == "" {
 		return ""
 	}
+	if hfcache.IsRef(m.Path) {
+		host, inside := c.ModelMount(m)
+		return filepath.Join(host, inside)
+	}
 	p := ExpandHome(m.Path)
 	if filepath.IsAbs(p) {
 		return filepath.Clean(p)
 	}
 	return filepath.Join(c.Root, "models", p)
+}
+
+// ModelMount is what a container of the model mounts (host) and where
+// the model is below it (inside, "" for host itself): a snapshot of the
+// Hugging Face cache (path: hf:org/name[@rev][/file]) needs its whole
+// repository folder, whose blobs/ its files link into. A revision not in
+// the cache gives a path that does not exist (the planner says so, with
+// what to do).
+func (c *Config) ModelMount(m *Model) (host, inside string) {
+	if !hfcache.IsRef(m.Path) {
+		return c.ModelPath(m), ""
+	}
+	cache := hfcache.Dir(os.Getenv)
+	r, err := hfcache.ParseRef(m.Path)
+	if err != nil {
+		return filepath.Join(cache, "(bad hf: path)"), ""
+	}
+	repoDir := filepath.Join(cache, hfcache.RepoFolder(r.Repo))
+	p, err := hfcache.Resolve(cache, r)
+	if err != nil {
+		return repoDir, filepath.Join("snapshots", r.Rev, filepath.FromSlash(r.File))
+	}
+	rel, err := filepath.Rel(repoDir, p)
+	if err != nil {
+		return p, ""
+	}
+	return repoDir, rel
 }
 
 // LogPath is where the model's engine output is written.

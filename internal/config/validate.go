@@ -12,6 +12,8 @@ import (
 	"github.com/distribution/reference"
 	"github.com/gantryhq/gantry/internal/engine"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gantryhq/gantry/internal/hfcache"
 )
 
 // Problem is one thing wrong (or, with Warning, doubtful) in a config.
@@ -620,6 +622,11 @@ func (v *validator) model(name string, m *Model, p []string) {
 		v.add(at("runtime"), "%q is not a runtime (native or docker)", m.Runtime)
 	}
 	v.engineNeeds(d, m, p)
+	if hfcache.IsRef(m.Path) {
+		if _, err := hfcache.ParseRef(m.Path); err != nil {
+			v.add(at("path"), "%v", err)
+		}
+	}
 	if d != nil && d.TakesCommand {
 		if len(m.Command) == 0 {
 			v.add(p, "engine command needs command: (the argv of the server to run)")

@@ -3,9 +3,9 @@ package fetch
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 
+	"github.com/gantryhq/gantry/internal/hfcache"
 	"github.com/gantryhq/gantry/internal/hub"
 	"github.com/gantryhq/gantry/internal/statefile"
 )
@@ -141,7 +141,7 @@ type HFCache struct {
 
 // RepoDir is models--org--name.
 func (l *HFCache) RepoDir() string {
-	return filepath.Join(l.Cache, "models--"+strings.ReplaceAll(l.Repo, "/", "--"))
+	return filepath.Join(l.Cache, hfcache.RepoFolder(l.Repo))
 }
 
 // Dir is the snapshot folder.

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/gantryhq/gantry/internal/hfcache"
 )
 
 // DefaultEndpoint is the Hub itself.
@@ -27,31 +29,12 @@ type Env struct {
 
 // ReadEnv reads the environment through getenv (os.Getenv in gantry).
 func ReadEnv(getenv func(string) string) Env {
-	home := getenv("HF_HOME")
-	if home == "" {
-		xdg := getenv("XDG_CACHE_HOME")
-		if xdg == "" {
-			if h := getenv("HOME"); h != "" {
-				xdg = filepath.Join(h, ".cache")
-			} else if h, err := os.UserHomeDir(); err == nil {
-				xdg = filepath.Join(h, ".cache")
-			}
-		}
-		home = filepath.Join(xdg, "huggingface")
-	}
 	e := Env{Endpoint: strings.TrimRight(getenv("HF_ENDPOINT"), "/"), Token: getenv("HF_TOKEN"),
-		Offline: isTrue(getenv("HF_HUB_OFFLINE")) || isTrue(getenv("TRANSFORMERS_OFFLINE"))}
-	e.Cache = getenv("HF_HUB_CACHE")
-	if e.Cache == "" {
-		e.Cache = getenv("HUGGINGFACE_HUB_CACHE")
-	}
-	if e.Cache == "" {
-		e.Cache = filepath.Join(home, "hub")
-	}
+		Offline: isTrue(getenv("HF_HUB_OFFLINE")) || isTrue(getenv("TRANSFORMERS_OFFLINE")), Cache: hfcache.Dir(getenv)}
 	if e.Token == "" {
 		path := getenv("HF_TOKEN_PATH")
 		if path == "" {
-			path = filepath.Join(home, "token")
+			path = filepath.Join(hfcache.Home(getenv), "token")
 		}
 		if b, err := os.ReadFile(path); err == nil {
 			e.Token = strings.TrimSpace(string(b))

@@ -10,12 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strconv"
 	"strings"
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/gpu"
+	"github.com/gantryhq/gantry/internal/hfcache"
 	"github.com/gantryhq/gantry/internal/inventory"
 	"github.com/gantryhq/gantry/internal/status"
 )
@@ -138,9 +140,7 @@ func One(cfg *config.Config, m *config.Model, box Box, inspect Inspector) *Model
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			p.Source = "no estimate: " + path + " does not exist"
-			p.Findings = append(p.Findings, Finding{Level: LevelError, Rule: "path-missing",
-				Reason: fmt.Sprintf("%s does not exist", path),
-				Fix:    "correct path: (relative to <root>/models, or absolute), or put the model there first; `gantry models` lists what is on disk"})
+			p.Findings = append(p.Findings, missing(m, path))
 		case err != nil && m.Runtime == config.RuntimeDocker:
 			p.Source = "files not readable here: " + err.Error()
 		case err != nil:
@@ -190,6 +190,18 @@ func descriptor(name string) *engine.Descriptor {
 		return d
 	}
 	return &engine.Descriptor{Name: name}
+}
+
+// missing is the finding for a model whose files are not there: a path,
+// or a snapshot the Hugging Face cache does not hold.
+func missing(m *config.Model, path string) Finding {
+	f := Finding{Level: LevelError, Rule: "path-missing", Reason: fmt.Sprintf("%s does not exist", path),
+		Fix: "correct path: (relative to <root>/models, or absolute), or put the model there first; `gantry models` lists what is on disk"}
+	if r, err := hfcache.ParseRef(m.Path); err == nil {
+		f.Reason = fmt.Sprintf("%s is not in the Hugging Face cache (%s)", r, hfcache.Dir(os.Getenv))
+		f.Fix = fmt.Sprintf("gantry get %s@%s --to hf-cache puts it there; `gantry models` lists the cache's snapshots", r.Repo, r.Rev)
+	}
+	return f
 }
 
 // fraction computes the engine's memory flag value and warns when an

@@ -1,6 +1,9 @@
 package plan
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -174,5 +177,37 @@ func TestRules(t *testing.T) {
 	}
 	if len(Rules()) < 8 {
 		t.Errorf("rules %v", Rules())
+	}
+}
+
+// TestInventoryListsTheHFCache: the Hugging Face cache's snapshots are
+// models on disk, named as a config's path takes them, with their repo and
+// commit; a configured model whose path names one is that row.
+func TestInventoryListsTheHFCache(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("HF_HUB_CACHE", cache)
+	const commit = "0123456789abcdef0123456789abcdef01234567"
+	for _, repo := range []string{"models--org--a", "models--org--b"} {
+		snap := filepath.Join(cache, repo, "snapshots", commit)
+		os.MkdirAll(snap, 0o755)
+		os.WriteFile(filepath.Join(snap, "config.json"), []byte(`{"architectures":["LlamaForCausalLM"],"model_type":"llama","num_hidden_layers":2,"num_attention_heads":4,"hidden_size":64}`), 0o644)
+		os.MkdirAll(filepath.Join(cache, repo, "refs"), 0o755)
+		os.WriteFile(filepath.Join(cache, repo, "refs", "main"), []byte(commit), 0o644)
+	}
+	c, err := config.Parse("c.yaml", []byte("root: "+t.TempDir()+"\nmodels:\n  a: {engine: vllm, runtime: native, path: \"hf:org/a\", memory: 1GiB}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := Inventory(c, Box{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rows {
+		got = append(got, fmt.Sprintf("%s %v %v %s %s %s", r.Name, r.OnDisk, r.Configured, r.Repo, r.Commit[:min(6, len(r.Commit))], r.Source))
+	}
+	want := "a true true org/a 012345 hf-cache|hf:org/b@main true false org/b 012345 hf-cache"
+	if strings.Join(got, "|") != want {
+		t.Errorf("got  %s\nwant %s", strings.Join(got, "|"), want)
 	}
 }
