@@ -195,3 +195,35 @@ models:
 		t.Errorf("a headless vLLM rank is not ready: %+v", rd)
 	}
 }
+
+// TestHFCacheMount: a model whose path is a snapshot of the Hugging Face
+// cache runs in its container with the repository's folder mounted (its
+// files link into blobs/) and the snapshot as its path inside.
+func TestHFCacheMount(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("HF_HUB_CACHE", cache)
+	const commit = "0123456789abcdef0123456789abcdef01234567"
+	repo := filepath.Join(cache, "models--Qwen--Qwen3-8B")
+	os.MkdirAll(filepath.Join(repo, "snapshots", commit), 0o755)
+	os.MkdirAll(filepath.Join(repo, "refs"), 0o755)
+	os.WriteFile(filepath.Join(repo, "refs", "main"), []byte(commit), 0o644)
+	os.WriteFile(filepath.Join(repo, "snapshots", commit, "m.gguf"), nil, 0o644)
+	for eng, p := range map[string]string{"vllm": "hf:Qwen/Qwen3-8B", "llamacpp": "hf:Qwen/Qwen3-8B@main/m.gguf"} {
+		c, err := config.Parse("hf.yaml", []byte(fmt.Sprintf("models:\n  q: {engine: %s, runtime: docker, path: %q, port: 30000, memory: 8GiB}\n", eng, p)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := launch.Build(c.Models["q"], launch.Host{Config: c}, engine.Resources{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "/model/snapshots/" + commit
+		if eng == "llamacpp" {
+			want += "/m.gguf"
+		}
+		mounts := fmt.Sprint(l.Container.Mounts)
+		if !strings.Contains(mounts, repo) || !strings.Contains(strings.Join(l.Container.Argv, " "), want) {
+			t.Errorf("%s: mounts %s, argv %q (want %s inside)", eng, mounts, l.Container.Argv, want)
+		}
+	}
+}

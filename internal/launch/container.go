@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -20,12 +21,17 @@ func containerLaunch(d *engine.Descriptor, m *config.Model, h Host, r engine.Res
 	em := model(m, h, r)
 	em.Host, em.Program, em.Store = "0.0.0.0", c.Program, c.Store
 	var mounts []string
-	p := h.Config.ModelPath(m)
+	// A snapshot of the Hugging Face cache mounts its repository's folder
+	// (its files link into blobs/) and is found below it.
+	host, rel := h.Config.ModelMount(m)
 	switch c.Mount {
 	case engine.MountFolder:
-		mounts, em.Path = append(mounts, p+":/model:ro"), "/model"
+		mounts, em.Path = append(mounts, host+":/model:ro"), path.Join("/model", filepath.ToSlash(rel))
 	case engine.MountFileFolder:
-		mounts, em.Path = append(mounts, filepath.Dir(p)+":/model:ro"), "/model/"+filepath.Base(p)
+		if rel == "" {
+			host, rel = filepath.Dir(host), filepath.Base(host)
+		}
+		mounts, em.Path = append(mounts, host+":/model:ro"), path.Join("/model", filepath.ToSlash(rel))
 	}
 	if c.Cache != "" {
 		mounts = append(mounts, h.Config.CacheDir(m.Engine)+":"+c.Cache)
