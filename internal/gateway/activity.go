@@ -40,7 +40,8 @@ type exchange struct {
 	// stripUsage: gantry asked the engine for usage in a stream the client
 	// did not ask it for, so the usage chunk is kept from the client.
 	stripUsage bool
-	tail       *[]byte // the answer's last bytes (pooled)
+	on         bool    // the activity log is on: this request is recorded
+	tail       *[]byte // the answer's last bytes (pooled; taken at the first)
 	errBody    []byte  // the start of an error answer
 	// usage is the usage chunk of a stream: kept from the client when
 	// stripped, else a copy of the last event that carried one; carry is
@@ -56,6 +57,9 @@ func (x *exchange) keep(code int, b []byte) {
 			x.errBody = append(x.errBody, b[:min(room, len(b))]...)
 		}
 		return
+	}
+	if x.tail == nil {
+		x.tail = tailPool.Get().(*[]byte)
 	}
 	t := *x.tail
 	if len(b) >= tailSize {
@@ -85,16 +89,22 @@ func (g *Gateway) record(q *request, ttfb time.Duration, code int) {
 	if g.keyName != nil {
 		p.Key = g.keyName(r)
 	}
-	switch t := *x.tail; {
+	var t []byte
+	if x.tail != nil {
+		t = *x.tail
+	}
+	switch {
 	case x.tokens != nil:
 	case len(x.usage) > 0:
 		p.Tail, x.usage = x.usage, nil // all the record needs of the stream; its own copy
 	case len(t) > 0:
 		p.Tail = bytes.Clone(t[max(0, len(t)-tailSize):])
 	}
-	*x.tail = (*x.tail)[:0]
-	tailPool.Put(x.tail)
-	x.tail = nil
+	if x.tail != nil {
+		*x.tail = t[:0]
+		tailPool.Put(x.tail)
+		x.tail = nil
+	}
 	g.act.Add(p)
 }
 

@@ -133,7 +133,7 @@ func TestActivityRecordsUsage(t *testing.T) {
 // record (they did, from the 2 KiB tail).
 func TestUsageChunkInOneReadWithTheStream(t *testing.T) {
 	rec := &request{ResponseWriter: httptest.NewRecorder(), r: httptest.NewRequest("POST", "/v1/chat/completions", nil), began: time.Now()}
-	rec.ex.tail = tailPool.Get().(*[]byte)
+	rec.ex.on = true
 	rec.ex.stripUsage = true
 	var b strings.Builder
 	for i := 0; i < 16; i++ {

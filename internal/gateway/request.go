@@ -32,7 +32,7 @@ type request struct {
 	// streaming: the answer is a stream whose usage is found in its events
 	// (or its translator's count), so the record keeps no tail of it.
 	streaming bool
-	ex        exchange // the activity log's record (log off: ex.tail is nil)
+	ex        exchange // the activity log's record (log off: ex.on is false)
 	// span is the request's trace (nil: tracing off or not sampled).
 	span *telemetry.Request
 	// held is what the request holds of max_body_total — its body and
@@ -43,9 +43,7 @@ type request struct {
 // begin starts the state of a request; finish reports it when done.
 func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) *request {
 	q := &request{ResponseWriter: w, r: r, began: time.Now(), label: "-"}
-	if g.act != nil {
-		q.ex.tail = tailPool.Get().(*[]byte)
-	}
+	q.ex.on = g.act != nil
 	if g.tel != nil {
 		q.span = g.tel.Begin(r)
 	}
@@ -122,7 +120,7 @@ func (g *Gateway) holdBytes(q *request, n int) int64 {
 
 // act is the request's activity record, nil when the log is off.
 func (q *request) act() *exchange {
-	if q.ex.tail == nil {
+	if !q.ex.on {
 		return nil
 	}
 	return &q.ex
@@ -158,7 +156,7 @@ func (q *request) Write(b []byte) (int, error) {
 	if q.first.IsZero() {
 		q.first = time.Now()
 	}
-	if q.ex.tail != nil && (!q.streaming || q.code >= 400) {
+	if q.ex.on && (!q.streaming || q.code >= 400) {
 		q.ex.keep(q.code, b)
 	}
 	return q.ResponseWriter.Write(b)

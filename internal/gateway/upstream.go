@@ -29,9 +29,10 @@ type upstream struct {
 }
 
 type uconn struct {
-	c  net.Conn
+	c net.Conn
+	// br is the connection's read buffer while it is in use, nil while it
+	// is idle in the pool (attach, detach).
 	br *bufio.Reader
-	bw *bufio.Writer
 	// raw, peek, one and calm serve quiet's peek at the idle socket.
 	raw  syscall.RawConn
 	peek func(uintptr) bool
@@ -60,17 +61,48 @@ func (u *upstream) get(addr string) *uconn {
 		u.idle[addr] = l[:len(l)-1]
 		u.mu.Unlock()
 		if c.quiet() {
+			c.attach()
 			return c
 		}
-		c.c.Close()
+		c.closeConn()
 	}
+}
+
+// Idle connections hold no buffers: a connection takes a read buffer when
+// it is used and gives it back when it goes idle, and a write buffer only
+// while a request is written. After a burst of streams, hundreds of idle
+// connections held 12 KiB each.
+var (
+	readBufs  = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
+	writeBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
+
+// attach gives the connection a read buffer; detach takes it back (when
+// nothing is left in it: put and Close see to that).
+func (c *uconn) attach() {
+	c.br = readBufs.Get().(*bufio.Reader)
+	c.br.Reset(c.c)
+}
+
+func (c *uconn) detach() {
+	if c.br != nil {
+		c.br.Reset(nil)
+		readBufs.Put(c.br)
+		c.br = nil
+	}
+}
+
+// closeConn closes the connection and gives its buffer back.
+func (c *uconn) closeConn() {
+	c.c.Close()
+	c.detach()
 }
 
 // quiet reports whether nothing waits to be read on an idle connection:
 // no byte in its buffer nor in the socket, and no close. A peek that
 // does not block (MSG_PEEK|MSG_DONTWAIT): one syscall, no allocation.
 func (c *uconn) quiet() bool {
-	if c.br.Buffered() > 0 {
+	if c.br != nil && c.br.Buffered() > 0 {
 		return false
 	}
 	if c.raw == nil {
@@ -91,7 +123,10 @@ func (c *uconn) peekFD(fd uintptr) bool {
 	return true // never wait
 }
 
+// put pools a connection whose answer was read to its end (nothing left
+// in its buffer), or closes it when the pool is full.
 func (u *upstream) put(addr string, c *uconn) {
+	c.detach()
 	u.mu.Lock()
 	if len(u.idle[addr]) < u.maxIdle {
 		u.idle[addr] = append(u.idle[addr], c)
@@ -132,7 +167,8 @@ func (u *upstream) dial(ctx context.Context, addr string) (*uconn, error) {
 	}
 	// Small buffers: a burst of streams holds hundreds of connections.
 	// Bodies larger than a buffer pass it by and go straight to the socket.
-	uc := &uconn{c: c, br: bufio.NewReaderSize(c, 8<<10), bw: bufio.NewWriterSize(c, 4<<10)}
+	uc := &uconn{c: c}
+	uc.attach()
 	if sc, ok := c.(syscall.Conn); ok {
 		if uc.raw, err = sc.SyscallConn(); err != nil {
 			c.Close()
@@ -197,7 +233,7 @@ func (u *upstream) sendBody(addr string, r *http.Request, method, uri string, he
 		resp, err := u.exchange(c, addr, r, method, uri, header, body)
 		if err != nil {
 			stop()
-			c.c.Close()
+			c.closeConn()
 			if reused && attempt == 0 && ctx.Err() == nil && staleConn(err) {
 				continue
 			}
@@ -221,7 +257,12 @@ func (u *upstream) exchange(c *uconn, addr string, r *http.Request, method, uri 
 		// and start a request of the client's making.
 		return nil, errBadTarget
 	}
-	bw := c.bw
+	bw := writeBufs.Get().(*bufio.Writer)
+	bw.Reset(c.c)
+	defer func() {
+		bw.Reset(nil)
+		writeBufs.Put(bw)
+	}()
 	bw.WriteString(method)
 	bw.WriteByte(' ')
 	bw.WriteString(uri)
@@ -352,6 +393,6 @@ func (b *upstreamBody) Close() error {
 		b.u.put(b.addr, b.c)
 		return nil
 	}
-	b.c.c.Close()
+	b.c.closeConn()
 	return nil
 }
