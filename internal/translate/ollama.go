@@ -297,13 +297,7 @@ func (s *OllamaStream) line(buf []byte, v any) []byte {
 }
 
 func (s *OllamaStream) piece(buf []byte, text string) []byte {
-	obj := map[string]any{"model": s.model, "created_at": time.Now().UTC().Format(time.RFC3339Nano), "done": false}
-	if s.req.generate {
-		obj["response"] = text
-	} else {
-		obj["message"] = OllamaMessage{Role: "assistant", Content: text}
-	}
-	return s.line(buf, obj)
+	return s.ollamaPiece(buf, time.Now().UTC().Format(time.RFC3339Nano), text)
 }
 
 // Chunk translates one chunk.

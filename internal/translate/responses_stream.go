@@ -1,6 +1,9 @@
 package translate
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"strings"
+)
 
 // ResponsesStream translates a chat stream into the Responses API's
 // events: response.created and response.in_progress; per output item
@@ -16,7 +19,7 @@ type ResponsesStream struct {
 	started bool
 	// the open item: its index in resp.Output, -1 when none
 	open     int
-	text     string          // of the open message
+	text     strings.Builder // of the open message (a Builder: += on a string copied it all per token)
 	calls    map[int]int     // the engine's tool call index → output index
 	args     map[int]*string // output index → arguments so far
 	finished bool
@@ -53,11 +56,12 @@ func (s *ResponsesStream) closeItem(buf []byte) []byte {
 	it := &s.resp.Output[i]
 	it.Status = "completed"
 	if it.Type == "message" {
-		part := ROutputPart{Type: "output_text", Text: s.text, Annotations: []any{}}
+		text := s.text.String()
+		part := ROutputPart{Type: "output_text", Text: text, Annotations: []any{}}
 		it.Content = []ROutputPart{part}
-		buf = s.event(buf, "response.output_text.done", map[string]any{"item_id": it.ID, "output_index": i, "content_index": 0, "text": s.text})
+		buf = s.event(buf, "response.output_text.done", map[string]any{"item_id": it.ID, "output_index": i, "content_index": 0, "text": text})
 		buf = s.event(buf, "response.content_part.done", map[string]any{"item_id": it.ID, "output_index": i, "content_index": 0, "part": part})
-		s.resp.OutputText += s.text
+		s.resp.OutputText += text
 	} else {
 		it.Arguments = s.args[i]
 		buf = s.event(buf, "response.function_call_arguments.done", map[string]any{"item_id": it.ID, "output_index": i, "arguments": *s.args[i]})
@@ -82,14 +86,15 @@ func (s *ResponsesStream) Chunk(data []byte) ([]byte, error) {
 			if s.open < 0 || s.resp.Output[s.open].Type != "message" {
 				buf = s.closeItem(buf)
 				s.resp.Output = append(s.resp.Output, ROutput{ID: "msg_" + newID(), Type: "message", Status: "in_progress", Role: "assistant", Content: []ROutputPart{}})
-				s.open, s.text = len(s.resp.Output)-1, ""
+				s.open = len(s.resp.Output) - 1
+				s.text.Reset()
 				it := s.resp.Output[s.open]
 				buf = s.event(buf, "response.output_item.added", map[string]any{"output_index": s.open, "item": it})
 				buf = s.event(buf, "response.content_part.added", map[string]any{"item_id": it.ID, "output_index": s.open, "content_index": 0,
 					"part": ROutputPart{Type: "output_text", Text: "", Annotations: []any{}}})
 			}
-			s.text += *t
-			buf = s.event(buf, "response.output_text.delta", map[string]any{"item_id": s.resp.Output[s.open].ID, "output_index": s.open, "content_index": 0, "delta": *t})
+			s.text.WriteString(*t)
+			buf = s.textDelta(buf, *t)
 		}
 		for i, tc := range ch.Delta.ToolCalls {
 			k := i

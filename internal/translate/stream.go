@@ -111,8 +111,7 @@ func (s *AnthropicStream) Chunk(data []byte) ([]byte, error) {
 			if s.openKind != "text" {
 				buf = s.openBlock(buf, "text", map[string]any{"type": "text", "text": ""})
 			}
-			buf = sse(buf, "content_block_delta", map[string]any{"type": "content_block_delta", "index": s.open,
-				"delta": map[string]string{"type": "text_delta", "text": *t}})
+			buf = anthropicTextDelta(buf, s.open, *t)
 		}
 		for i, tc := range ch.Delta.ToolCalls {
 			k := i
