@@ -3,6 +3,7 @@ package translate
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -79,4 +80,52 @@ func pieceMarshalled(s *OllamaStream, createdAt, text string) []byte {
 		obj["message"] = OllamaMessage{Role: "assistant", Content: text}
 	}
 	return s.line(nil, obj)
+}
+
+var chunkSeeds = []string{
+	string(benchChunk),
+	`{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}`,
+	`{"id":"c","choices":[{"index":0,"delta":{"content":"a \"quoted\" \\ word\n\ttab\/"},"finish_reason":"stop","stop_reason":null}],"usage":null}`,
+	`{"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}`,
+	`{"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t","function":{"name":"f","arguments":"{}"}}]}}]}`,
+	`{"id":"c","choices":[{"index":0,"delta":{"content":"\u00fc\ud83d\ude80 <&>"}}]}`,
+	`{"choices":[{"delta":{"content":"x"}}],"choices":[{"index":1}]}`,
+	`{"Choices":[{"delta":{"content":"x"}}]}`,
+	` {"choices":null} `, `{"choices":[{"index":0,"delta":{"content":null}}]}`, `{"created":-1}`, `{"created":1.5}`,
+	`{"choices":[{"index":0,"delta":{"content":"\xff"}}]}`, `{"a":[1,2]}`, `{"a":{"b":1}}`, `{}`, `[]`, `{`, `{"id":"x",}`, `null`,
+}
+
+// FuzzChunkDecode: whatever an engine sends, the hand-read chunk is the
+// one Unmarshal reads, and an error is an error.
+func FuzzChunkDecode(f *testing.F) {
+	for _, s := range chunkSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var want ChatChunk
+		werr := json.Unmarshal(data, &want)
+		var fast ChatChunk
+		if !fastChunk(data, &fast) {
+			return // Unmarshal reads it
+		}
+		if werr != nil {
+			t.Fatalf("%q: the fast path read what Unmarshal refuses (%v): %+v", data, werr, fast)
+		}
+		if !reflect.DeepEqual(fast, want) {
+			t.Fatalf("%q:\nfast      %s\nUnmarshal %s", data, show(fast), show(want))
+		}
+	})
+}
+
+func show(c ChatChunk) string { b, _ := json.Marshal(c); return string(b) }
+
+// TestFastChunkTakesTheTokenShape: the chunks of a token stream take the
+// fast path (else the benchmark measures Unmarshal).
+func TestFastChunkTakesTheTokenShape(t *testing.T) {
+	for _, s := range chunkSeeds[:3] {
+		var c ChatChunk
+		if !fastChunk([]byte(s), &c) {
+			t.Errorf("%s: not read by hand", s)
+		}
+	}
 }

@@ -302,8 +302,8 @@ func (s *OllamaStream) piece(buf []byte, text string) []byte {
 
 // Chunk translates one chunk.
 func (s *OllamaStream) Chunk(data []byte) ([]byte, error) {
-	var c ChatChunk
-	if err := json.Unmarshal(data, &c); err != nil {
+	c, err := decodeChunk(data)
+	if err != nil {
 		return nil, err
 	}
 	if c.Usage != nil {

@@ -1,7 +1,6 @@
 package translate
 
 import (
-	"encoding/json"
 	"strings"
 )
 
@@ -73,8 +72,8 @@ func (s *ResponsesStream) closeItem(buf []byte) []byte {
 
 // Chunk translates one chat chunk.
 func (s *ResponsesStream) Chunk(data []byte) ([]byte, error) {
-	var c ChatChunk
-	if err := json.Unmarshal(data, &c); err != nil {
+	c, err := decodeChunk(data)
+	if err != nil {
 		return nil, err
 	}
 	buf := s.start(nil)

@@ -98,8 +98,8 @@ func (s *AnthropicStream) openBlock(buf []byte, kind string, block map[string]an
 
 // Chunk translates one chat chunk.
 func (s *AnthropicStream) Chunk(data []byte) ([]byte, error) {
-	var c ChatChunk
-	if err := json.Unmarshal(data, &c); err != nil {
+	c, err := decodeChunk(data)
+	if err != nil {
 		return nil, err
 	}
 	buf := s.start(nil)
