@@ -120,7 +120,7 @@ func profileGantry(e *env) error {
 	return memoryProfile(e, dir)
 }
 
-var memStat = regexp.MustCompile(`(?m)^# (HeapInuse|HeapIdle|HeapReleased|StackInuse|Sys|NextGC|MSpanInuse|GCSys|OtherSys) = (\d+)`)
+var memStat = regexp.MustCompile(`(?m)^# (HeapInuse|HeapIdle|HeapReleased|Stack|Sys|NextGC|MSpan|GCSys|OtherSys) = (\d+)`)
 
 // memoryProfile looks at gantry's memory in the middle of a round of 500
 // streams: the runtime's own account (heap in use, stacks, what the heap
@@ -155,8 +155,8 @@ func memoryProfile(e *env, dir string) error {
 	stats = fmt.Sprintf("gantry's memory with 500 streams open (MiB, from `runtime.MemStats`): heap in use %.1f, "+
 		"stacks %.1f, heap idle %.1f of which returned to the system %.1f, next GC at %.1f, runtime's own (spans, GC, other) %.1f; "+
 		"all the runtime holds %.1f; RSS a moment after %.1f MB.",
-		mb["HeapInuse"], mb["StackInuse"], mb["HeapIdle"], mb["HeapReleased"], mb["NextGC"],
-		mb["MSpanInuse"]+mb["GCSys"]+mb["OtherSys"], mb["Sys"], rssNow)
+		mb["HeapInuse"], mb["Stack"], mb["HeapIdle"], mb["HeapReleased"], mb["NextGC"],
+		mb["MSpan"]+mb["GCSys"]+mb["OtherSys"], mb["Sys"], rssNow)
 	outb, err := exec.Command("go", "tool", "pprof", "-sample_index=inuse_space", "-top", "-nodecount=12", heapPath).Output()
 	if err != nil {
 		return fmt.Errorf("go tool pprof -top %s: %w", heapPath, err)
