@@ -34,11 +34,10 @@ func (g *Gateway) copyBody(q *request, resp *http.Response, lease *sched.Lease, 
 // nil when it ended or the client went away.
 func (g *Gateway) pump(q *request, resp *http.Response, sse bool) error {
 	out := relayOut{q: q, sse: sse, lineStart: true}
-	if fl, ok := q.ResponseWriter.(interface{ FlushError() error }); ok {
-		out.flush = fl.FlushError
+	if fl, ok := q.ResponseWriter.(flusher); ok {
+		out.fl = fl // net/http's own writer: found once, not by Unwrap per flush
 	} else {
-		rc := http.NewResponseController(q)
-		out.flush = rc.Flush
+		out.fl = controller{http.NewResponseController(q)}
 	}
 	if x := q.act(); sse && x != nil {
 		q.streaming = true // the usage is found in the events, not in a tail
@@ -59,9 +58,9 @@ func (g *Gateway) pump(q *request, resp *http.Response, sse bool) error {
 // relayOut is the client's side of a relay: what it writes, how it
 // flushes, and the state of the events that went through.
 type relayOut struct {
-	q     *request
-	sse   bool
-	flush func() error
+	q   *request
+	sse bool
+	fl  flusher
 	// x, when set, notes the stream's usage (strip: and keeps its chunk
 	// from the client); held is an event not complete yet, when stripping.
 	x     *exchange
@@ -95,7 +94,7 @@ func (o *relayOut) relay(src pieces) error {
 		}
 		if pending {
 			pending = false
-			if o.sse && o.flush() != nil {
+			if o.sse && o.fl.FlushError() != nil {
 				return nil
 			}
 		}
@@ -129,6 +128,14 @@ func (o *relayOut) write(p []byte, last bool) bool {
 	_, err := o.q.Write(p)
 	return err == nil
 }
+
+// flusher is what net/http's response writer flushes with.
+type flusher interface{ FlushError() error }
+
+// controller flushes any other writer (a test's recorder).
+type controller struct{ rc *http.ResponseController }
+
+func (c controller) FlushError() error { return c.rc.Flush() }
 
 // dataLines counts the lines of p that begin with "data:": an event each,
 // as engines send them. start says whether p begins a line; next whether

@@ -23,19 +23,20 @@ type pieces interface {
 	consume(n int)
 }
 
-// newPieces is the reader of a response's body on br, nil when the body's
-// framing is neither chunked nor a length (a body that ends when the
-// connection does is left to net/http's reader).
-func newPieces(resp *http.Response, br *bufio.Reader) pieces {
+// usePieces reads the body of resp straight from its connection's
+// buffer when its framing is chunked or a length; a body that ends when
+// the connection does is left to net/http's reader. The readers live in
+// the body itself: no allocation.
+func (b *upstreamBody) usePieces(resp *http.Response) {
 	switch {
 	case resp.Body == http.NoBody:
-		return nil
 	case len(resp.TransferEncoding) == 1 && resp.TransferEncoding[0] == "chunked":
-		return &chunkedBody{br: br}
+		b.chunked = chunkedBody{br: b.c.br}
+		b.src = &b.chunked
 	case len(resp.TransferEncoding) == 0 && resp.ContentLength >= 0:
-		return &fixedBody{br: br, left: resp.ContentLength}
+		b.fixed = fixedBody{br: b.c.br, left: resp.ContentLength}
+		b.src = &b.fixed
 	}
-	return nil
 }
 
 // fixedBody is a body of a known length.

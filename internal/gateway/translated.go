@@ -301,7 +301,7 @@ func (g *Gateway) relayTranslated(q *request, lease *sched.Lease, c *call, prese
 func (g *Gateway) pumpStream(q *request, body io.Reader, tr translate.Stream, lease *sched.Lease) {
 	q.streaming = true // the translator counts the tokens: no tail to keep
 	rc := http.NewResponseController(q)
-	br := bufio.NewReaderSize(body, 16<<10)
+	br := bufio.NewReaderSize(body, 4<<10) // a longer line is put together below
 	var line []byte
 	write := func(b []byte) bool {
 		if len(b) == 0 {

@@ -242,7 +242,9 @@ func (u *upstream) sendBody(addr string, r *http.Request, method, uri string, he
 			}
 			return nil, err
 		}
-		resp.Body = &upstreamBody{rc: resp.Body, src: newPieces(resp, c.br), c: c, u: u, addr: addr, stop: stop, keep: !resp.Close}
+		b := &upstreamBody{rc: resp.Body, c: c, u: u, addr: addr, stop: stop, keep: !resp.Close}
+		b.usePieces(resp)
+		resp.Body = b
 		return resp, nil
 	}
 }
@@ -340,15 +342,17 @@ func staleConn(err error) bool {
 // the body's framing allows (net/http's rc then stays unread and unclosed:
 // its Close would read on), else from rc.
 type upstreamBody struct {
-	rc     io.ReadCloser
-	src    pieces
-	c      *uconn
-	u      *upstream
-	addr   string
-	stop   func() bool
-	keep   bool
-	eof    bool
-	closed bool
+	rc      io.ReadCloser
+	src     pieces // &chunked, &fixed, or nil
+	chunked chunkedBody
+	fixed   fixedBody
+	c       *uconn
+	u       *upstream
+	addr    string
+	stop    func() bool
+	keep    bool
+	eof     bool
+	closed  bool
 }
 
 // buffered reports whether bytes of the body have arrived and wait unread.
