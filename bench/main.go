@@ -96,6 +96,7 @@ func run() error {
 		return err
 	}
 	load := loadAverage()
+	peak := load
 	e, stop, err := setup()
 	if err != nil {
 		return err
@@ -112,6 +113,7 @@ func run() error {
 			}
 		}
 		fmt.Printf("\n[%s]\n", p.name)
+		peak = maxLoad(peak, loadAverage())
 		current = p.section
 		done := func() {}
 		if p.name != "profile" { // it takes its own profiles
@@ -126,7 +128,8 @@ func run() error {
 	if *dryRun || *noAct || *genv != "" {
 		return nil
 	}
-	if err := writeReport(*outPath, command(), load); err != nil {
+	peak = maxLoad(peak, loadAverage())
+	if err := writeReport(*outPath, command(), load+" when it began, at most "+peak+" when a phase began"); err != nil {
 		return err
 	}
 	fmt.Printf("\nwrote %s\n", *outPath)

@@ -184,3 +184,11 @@ func TestRawRelay(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxLoad(t *testing.T) {
+	for _, c := range [][3]string{{"1.50", "10.20", "10.20"}, {"3.00", "2.99", "3.00"}, {"unknown", "0.10", "0.10"}, {"0.10", "unknown", "0.10"}} {
+		if got := maxLoad(c[0], c[1]); got != c[2] {
+			t.Errorf("maxLoad(%s, %s) = %s", c[0], c[1], got)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -23,7 +24,7 @@ func stamp(command string, load string) string {
 			}
 		}
 	}
-	return fmt.Sprintf("Measured %s at commit %s on %s (%s, %d cores, %s memory, %s, %s); load average %s when it began; `%s`.",
+	return fmt.Sprintf("Measured %s at commit %s on %s (%s, %d cores, %s memory, %s, %s); load average %s; `%s`.",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), commit(), host, cpu, runtime.NumCPU(), memTotal(), runtime.GOOS, runtime.Version(), load, command)
 }
 
@@ -57,6 +58,16 @@ func loadAverage() string {
 		return "unknown"
 	}
 	return strings.Fields(string(b))[0]
+}
+
+// maxLoad is the higher of two load averages as loadAverage writes them.
+func maxLoad(a, b string) string {
+	x, errA := strconv.ParseFloat(a, 64)
+	y, errB := strconv.ParseFloat(b, 64)
+	if errA != nil || (errB == nil && y > x) {
+		return b
+	}
+	return a
 }
 
 func startMarker(id string) string { return "<!-- bench:" + id + " -->" }
