@@ -17,7 +17,7 @@ func init() {
 		about: `gantry's CPU profile (Go's pprof, sampled at 100 Hz) while it relays rounds of 500 streams, and while one ` +
 			`client sends requests one after another; each function's own time (flat) summed by kind. What the kernel ` +
 			`does for a read or a write is inside the system-call rows: it is the floor every relay pays, the raw relay too.`})
-	register(phase{name: "profile", section: "profile", order: 55, run: profileGantry})
+	register(phase{name: "profile", section: "profile", order: 32, run: profileGantry}) // after the 500 streams, before the scale phases leave thousands of connections
 }
 
 // kinds sorts a profile's functions, by their names' prefixes; the first
