@@ -21,6 +21,7 @@ import (
 	"github.com/gantryhq/gantry/internal/activity"
 	"github.com/gantryhq/gantry/internal/apierr"
 	"github.com/gantryhq/gantry/internal/check"
+	"github.com/gantryhq/gantry/internal/fetch"
 	"github.com/gantryhq/gantry/internal/plan"
 	"github.com/gantryhq/gantry/internal/sched"
 	"github.com/gantryhq/gantry/internal/status"
@@ -33,6 +34,8 @@ type Server struct {
 	events   *Hub
 	activity *activity.Store // nil: the activity log is off
 	peers    Peers           // nil: no peers
+	// downloads runs the downloads of POST /api/models/get (nil: off).
+	downloads *fetch.Manager
 }
 
 // Peers is what the admin API shows of the other boxes (*peers.Set).
@@ -78,6 +81,9 @@ func (s *Server) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handl
 	h("GET /api/activity", s.activityLog)
 	h("GET /api/usage", s.usage)
 	h("POST /api/pull", s.pull)
+	h("GET /api/models/fit", s.fit)
+	h("POST /api/models/get", s.get)
+	h("GET /api/downloads", s.downloadList)
 }
 
 // readJSON decodes a small JSON request body into v (a pointer to a

@@ -29,6 +29,11 @@ const (
 	Closed                  // 503 shutting_down
 	PeerDown                // 503 peer_down, Retry-After: the peer that serves the model is down
 	PeerUnreachable         // 502 peer_unreachable: a relay to a peer failed
+	BadRequest              // 400 bad_request: the request names nothing usable
+	HubNotFound             // 404 hub_not_found: no such repository, revision or file on the Hub
+	HubRefused              // 403 hub_refused: a gated repository, or a token the Hub refused
+	HubUnreachable          // 503 hub_unreachable: no network to the Hub, or HF_HUB_OFFLINE
+	HubError                // 502 hub_error: the Hub answered an error
 )
 
 // Error is a classified error: a sentinel the producer wraps with detail
@@ -88,6 +93,16 @@ func Map(err error) Answer {
 		return Answer{http.StatusServiceUnavailable, "server_error", "peer_down", "5"}
 	case PeerUnreachable:
 		return Answer{http.StatusBadGateway, "server_error", "peer_unreachable", ""}
+	case BadRequest:
+		return Answer{http.StatusBadRequest, "invalid_request_error", "bad_request", ""}
+	case HubNotFound:
+		return Answer{http.StatusNotFound, "invalid_request_error", "hub_not_found", ""}
+	case HubRefused:
+		return Answer{http.StatusForbidden, "permission_error", "hub_refused", ""}
+	case HubUnreachable:
+		return Answer{http.StatusServiceUnavailable, "server_error", "hub_unreachable", ""}
+	case HubError:
+		return Answer{http.StatusBadGateway, "server_error", "hub_error", ""}
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return Answer{http.StatusGatewayTimeout, "timeout_error", "timeout", ""}

@@ -33,6 +33,11 @@ func TestOneMapping(t *testing.T) {
 		{sched.ErrClosed, 503, "shutting_down", ""},
 		{apierr.New(apierr.PeerDown, "peer down"), 503, "peer_down", "5"},
 		{apierr.New(apierr.PeerUnreachable, "peer unreachable"), 502, "peer_unreachable", ""},
+		{apierr.New(apierr.BadRequest, "bad"), 400, "bad_request", ""},
+		{apierr.New(apierr.HubNotFound, "no repo"), 404, "hub_not_found", ""},
+		{apierr.New(apierr.HubRefused, "gated"), 403, "hub_refused", ""},
+		{apierr.New(apierr.HubUnreachable, "offline"), 503, "hub_unreachable", ""},
+		{apierr.New(apierr.HubError, "500"), 502, "hub_error", ""},
 		{context.DeadlineExceeded, 504, "timeout", ""},
 		{errors.New("anything else"), 503, "model_unavailable", ""},
 	}

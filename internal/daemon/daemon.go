@@ -23,6 +23,7 @@ import (
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/container"
 	"github.com/gantryhq/gantry/internal/dashboard"
+	"github.com/gantryhq/gantry/internal/fetch"
 	"github.com/gantryhq/gantry/internal/gateway"
 	"github.com/gantryhq/gantry/internal/gpu"
 	"github.com/gantryhq/gantry/internal/metrics"
@@ -147,6 +148,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		adm.SetActivity(act)
 	}
 	adm.SetPeers(peerSet)
+	// Downloads (POST /api/models/get) run until gantry stops; they hold
+	// no memory budget.
+	adm.SetDownloads(fetch.NewManager(ctx))
 	adm.Register(mux, keys.Admin)
 	mux.Handle("GET /metrics", keys.Admin(met.Handler()))
 	mux.Handle("GET /{$}", dashboard.Handler())

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gantryhq/gantry/internal/hub"
 	"github.com/gantryhq/gantry/internal/statefile"
 )
@@ -149,11 +151,15 @@ func (p *part) write(b []byte) error {
 	return nil
 }
 
-// sync makes the bytes so far durable and records the digest's state.
+// sync makes the bytes so far durable, records the digest's state and
+// lets the page cache drop them: a download must not fill the memory
+// engines share (on unified memory, CUDA's free memory shrinks with the
+// page cache).
 func (p *part) sync() error {
 	if err := p.file.Sync(); err != nil {
 		return err
 	}
+	unix.Fadvise(int(p.file.Fd()), 0, p.have, unix.FADV_DONTNEED) //nolint:errcheck // advice only
 	m, ok := p.h.(encoding.BinaryMarshaler)
 	if !ok {
 		return nil

@@ -212,6 +212,7 @@ const (
 	KindMemory   EventKind = "memory"   // unified memory: the page cache freed, the watchdog acted
 	KindPull     EventKind = "pull"     // an image pull began or ended (Model is the image)
 	KindPeer     EventKind = "peer"     // a peer went up or down (Model is the peer, To its state)
+	KindDownload EventKind = "download" // a download from the Hub began, went on or ended (Model is the repository)
 )
 
 // Event is something the scheduler did or saw, for /api/events and logs.
