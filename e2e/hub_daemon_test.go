@@ -105,7 +105,11 @@ models:
 			defer resp.Body.Close()
 			for _, e := range sseEvents(t, resp.Body) {
 				if e[0] == "download" && i == 0 && reserved < 0 && strings.Contains(e[1], `"type":"progress"`) {
-					var st struct{ Memory struct{ Reserved int64 `json:"reserved_bytes"` } }
+					var st struct {
+						Memory struct {
+							Reserved int64 `json:"reserved_bytes"`
+						}
+					}
 					json.Unmarshal([]byte(d.statusJSON()), &st)
 					reserved = st.Memory.Reserved
 				}
