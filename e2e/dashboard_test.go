@@ -14,7 +14,7 @@ import (
 // TestDashboardInChromium drives the dashboard in headless Chromium as a
 // user would: sign in, start a model with its button, see it turn ready,
 // read its log, switch a slot, send a chat and find it in the activity
-// table; and saves a screenshot.
+// table and the usage of its key; and saves a screenshot.
 func TestDashboardInChromium(t *testing.T) {
 	d := startDaemon(t, `
 listen: LISTEN
@@ -67,6 +67,8 @@ profiles:
 	// The chat is in today's activity, with the engine's token count.
 	step(t, d, ctx, poll(`[...document.querySelectorAll("#totals tbody tr")].some(tr => tr.cells[0].textContent === "chat" && tr.cells[4].textContent === "16")`))
 	step(t, d, ctx, poll(`[...document.querySelectorAll("#activity tbody tr")].some(tr => tr.cells[1].textContent === "chat" && tr.cells[5].textContent.endsWith("/16"))`))
+	// And in today's usage of the key the page signed in with, by its name.
+	step(t, d, ctx, poll(`[...document.querySelectorAll("#usage tbody tr")].some(tr => tr.cells[0].textContent === "admin key 1" && tr.cells[4].textContent === "16")`))
 	// Let the charts draw with the requests in them.
 	step(t, d, ctx, chromedp.Sleep(1200*time.Millisecond))
 	if !strings.Contains(logText, "sim: ready at") || !strings.Contains(answer, "Hallo") || !strings.Contains(stats, "16 tokens") {

@@ -37,8 +37,9 @@ type tally struct {
 	sent, completed, refused, lost atomic.Int64
 	mu                             sync.Mutex
 	why                            map[string]int
-	allowConnErrors                bool   // gantry itself is killed in this row
-	key                            string // the gateway's key, when it has one
+	allowConnErrors                bool            // gantry itself is killed in this row
+	key                            string          // the gateway's key, when it has one
+	ttft                           []time.Duration // streams' times to the first event
 }
 
 func newTally(name string) *tally { return &tally{name: name, why: map[string]int{}} }
@@ -56,6 +57,7 @@ var faultClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 5
 // silently is lost.
 func (t *tally) do(ctx context.Context, url, model string, stream bool) {
 	t.sent.Add(1)
+	began := time.Now()
 	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"x"}],"stream":%v}`, model, stream)
 	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/chat/completions", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -97,8 +99,15 @@ func (t *tally) do(ctx context.Context, url, model string, stream bool) {
 		return
 	}
 	sc := bufio.NewScanner(resp.Body)
+	first := true
 	for sc.Scan() {
 		line := sc.Text()
+		if first && strings.HasPrefix(line, "data: ") {
+			first = false
+			t.mu.Lock()
+			t.ttft = append(t.ttft, time.Since(began))
+			t.mu.Unlock()
+		}
 		if line == "data: [DONE]" {
 			t.completed.Add(1)
 			return

@@ -467,16 +467,8 @@ models:
   v: {engine: sim, memory: 1GiB, args: [--flavor, vllm]}
 `)
 	call := func(method, path, key, body string) (int, string) {
-		req, _ := http.NewRequest(method, d.url+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, _, b := keyed(t, method, d.url+path, key, body)
+		return code, b
 	}
 	if code, b := call("POST", "/upstream/v/tokenize", "sk-user", `{"prompt":"a b c"}`); code != 403 {
 		t.Errorf("a gateway key reached /upstream: %d %s", code, b)
