@@ -51,6 +51,7 @@ models:
 	req, _ := http.NewRequest("POST", d.url+"/v1/chat/completions", strings.NewReader(chat))
 	req.Header.Set("Authorization", "Bearer sk-meter-e2e")
 	req.Header.Set("Traceparent", tp)
+	req.Header.Set("Content-Type", "application/json") // vLLM takes nothing else
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
