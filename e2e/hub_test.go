@@ -15,6 +15,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/fetch"
 	"github.com/gantryhq/gantry/internal/fit"
+	"github.com/gantryhq/gantry/internal/gguf"
 	"github.com/gantryhq/gantry/internal/hub/hubtest"
 	"github.com/gantryhq/gantry/internal/testbin"
 )
@@ -236,5 +237,55 @@ func TestHubTwoGetsShareOne(t *testing.T) {
 	}
 	if !strings.Contains(outs[0]+outs[1], "another download of "+hubtest.TinyRepo) {
 		t.Errorf("neither waited:\n%s\n%s", outs[0], outs[1])
+	}
+}
+
+// TestHubGetRecipe: get --recipe downloads the recipe's repository (its
+// GGUF quantization only) and adds it to the config with the recipe's
+// engine, flags and context, keeping the rest of the file; the config
+// stays valid.
+func TestHubGetRecipe(t *testing.T) {
+	s, _ := hubStandIn(t)
+	dir := t.TempDir()
+	var files []*hubtest.File
+	for _, q := range []struct {
+		name string
+		typ  gguf.GGMLType
+	}{{"Qwen3-Embedding-4B-Q8_0.gguf", gguf.Q8_0}, {"Qwen3-Embedding-4B-f16.gguf", gguf.F16}} {
+		p := filepath.Join(dir, q.name)
+		if _, err := gguf.TinyLlama(p, gguf.Tiny{Type: q.typ, Context: 8192}); err != nil {
+			t.Fatal(err)
+		}
+		f, err := hubtest.OnDisk(q.name, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	if _, err := s.Push("Qwen/Qwen3-Embedding-4B-GGUF", files...); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	cfg := filepath.Join(home, "gantry.yaml")
+	before := "# my box\nroot: " + filepath.Join(home, "ai") + "\n\nmodels:\n  demo: {engine: sim, memory: 1GiB}  # keep me\n\n# the end\n"
+	os.WriteFile(cfg, []byte(before), 0o644)
+	out, e, code := gantryEnv(t, home, []string{"HF_ENDPOINT=" + s.URL}, "get", "--recipe", "qwen3-embedding-4b-gguf", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("get --recipe: %d %s %s", code, out, e)
+	}
+	b, _ := os.ReadFile(cfg)
+	got := string(b)
+	for _, want := range []string{"# my box\n", "  demo: {engine: sim, memory: 1GiB}  # keep me\n", "\n# the end\n",
+		"  qwen3-embedding-4b-gguf:  # recipe qwen3-embedding-4b-gguf: Qwen/Qwen3-Embedding-4B-GGUF@",
+		"    engine: llamacpp\n    path: llama/qwen3-embedding-4b-gguf/Qwen3-Embedding-4B-Q8_0.gguf\n    context: 8192\n    args: [--embeddings, --jinja]\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("config lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "f16") {
+		t.Errorf("another quantization was taken:\n%s", got)
+	}
+	if out, _, code := gantryEnv(t, home, nil, "config", "validate", "--config", cfg); code != 0 {
+		t.Errorf("config validate: %s", out)
 	}
 }

@@ -91,6 +91,7 @@ func verbs() []verb {
 		{"inspect", "PATH|MODEL [--context N]", "what a model is: format, quantization, weights, KV cache, estimate, rules", runInspect},
 		{"fit", "REPO[@REV] [--engine E]", "before downloading: does a Hub model fit this box and its peers, with which engine, at what context", runFit},
 		{"get", "REPO[@REV] [--add]", "download a Hub model (one commit, resumable, verified) into <root>/models or the HF cache", runGet},
+		{"recipes", "[-v] [--json]", "models known to work on a DGX Spark, with engine, image, flags and their sources", runRecipes},
 		{"doctor", "[--json]", "check the box: GPU, memory, docker, engines, ports, root tree, config", runDoctor},
 		{"init", "[--root DIR]", "create the ~/ai tree and a starter config from the models found", runInit},
 		{"docs", "[--out DIR]", "write inference_endpoints.md and model_inventory.md", runDocs},

@@ -12,6 +12,7 @@ import (
 	"github.com/gantryhq/gantry/internal/fetch"
 	"github.com/gantryhq/gantry/internal/fit"
 	"github.com/gantryhq/gantry/internal/hub"
+	"github.com/gantryhq/gantry/internal/recipes"
 )
 
 type getFlags struct {
@@ -19,6 +20,7 @@ type getFlags struct {
 	add     bool
 	runtime string
 	conns   int
+	recipe  string
 }
 
 func runGet(e *env, args []string) error {
@@ -28,12 +30,17 @@ func runGet(e *env, args []string) error {
 	fs.BoolVar(&f.add, "add", false, "add the model to the config with the engine, context and flags the fit chose")
 	fs.StringVar(&f.runtime, "runtime", "", "with --add: native or docker (default: the engine's)")
 	fs.IntVar(&f.conns, "conns", 4, "connections (and files) at once")
+	fs.StringVar(&f.recipe, "recipe", "", "a recipe of gantry recipes: its repository, added with its engine, image, flags and context")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
+	rec, pos, err := f.useRecipe(pos)
+	if err != nil {
+		return err
+	}
 	if len(pos) != 1 {
-		return usagef("usage: gantry get REPO[@REV] [--engine E] [--name N] [--quant Q] [--include G] [--exclude G] [--to models|hf-cache] [--add] [--json]")
+		return usagef("usage: gantry get REPO[@REV] [--engine E] [--name N] [--quant Q] [--include G] [--exclude G] [--to models|hf-cache] [--add] [--json], or gantry get --recipe NAME")
 	}
 	ref, err := hub.ParseRef(pos[0])
 	if err != nil {
@@ -67,11 +74,37 @@ func runGet(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if rec != nil {
+		m = recipeEntry(rec, res, m.Path, m.Name)
+	}
 	path, _ := configPath(f.cf.config)
 	if err := addModel(e.ctx, path, m); err != nil {
 		return err
 	}
 	return out.done(dl, fmt.Sprintf("added models.%s to %s (engine %s, context %d): gantry start %s", m.Name, path, m.Engine, m.Context, m.Name))
+}
+
+// useRecipe takes a recipe's repository, engine, quantization and name,
+// and adds what get fetches (--add).
+func (f *getFlags) useRecipe(pos []string) (*recipes.Recipe, []string, error) {
+	if f.recipe == "" {
+		return nil, pos, nil
+	}
+	r, err := recipes.Find(f.recipe)
+	if err != nil {
+		return nil, nil, usagef("%v", err)
+	}
+	if len(pos) > 0 {
+		return nil, nil, usagef("--recipe %s names the repository (%s): give no REPO", r.Name, r.Repo)
+	}
+	f.add, f.engine = true, r.Model.Engine
+	if f.quant == "" {
+		f.quant = r.Quant
+	}
+	if f.name == "" {
+		f.name = r.Name
+	}
+	return r, []string{r.Repo}, nil
 }
 
 // resolve fits the repository — and when its folder holds a download
