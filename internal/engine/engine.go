@@ -243,14 +243,11 @@ type Launch struct {
 	Argv []string
 	// Env holds KEY=VALUE pairs added to gantry's own environment.
 	Env []string
-	// DockerName is the docker container name, "" for a native process.
+	// DockerName is the container's name in the `docker run` of Argv,
+	// "" for a native process (one container serves every model of an
+	// engine with a shared server: gantry-<engine>); the systemd unit
+	// writer names it in its ExecStartPre and ExecStop.
 	DockerName string
-	// PreStart, when set, runs (and may fail) before Argv: it removes a stale
-	// container of the same name, so "name already in use" cannot happen.
-	PreStart []string
-	// Stop, when set, stops the engine gracefully (docker stop -t N); else
-	// the supervisor sends SIGTERM to the process group.
-	Stop []string
 	// BaseURL is where the engine answers HTTP, e.g. http://127.0.0.1:30000.
 	BaseURL string
 	// MetricsURL is the engine's Prometheus endpoint, "" if it has none.

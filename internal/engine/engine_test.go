@@ -15,6 +15,7 @@ import (
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/launch"
+	"github.com/gantryhq/gantry/internal/systemd"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -68,7 +69,7 @@ func TestGoldenArgv(t *testing.T) {
 					fmt.Fprintf(&b, "  %q\n", a)
 				}
 				fmt.Fprintf(&b, "env: %q\ncontainer: %q\nprestart: %q\nstop: %q\nbase: %s\nmetrics: %s\n",
-					l.Env, l.DockerName, l.PreStart, l.Stop, l.BaseURL, l.MetricsURL)
+					l.Env, l.DockerName, systemd.PreStart(l), systemd.Stop(l), l.BaseURL, l.MetricsURL)
 				if x := l.Container; x != nil {
 					fmt.Fprintf(&b, "box:\n  name: %s\n  image: %s\n  argv: %q\n  env: %q\n  mounts: %+v\n  port: %d\n  gpus: %s\n  shm: %d ipc host: %v\n  pull: %s\n  stop timeout: %s\n",
 						x.Name, x.Image, x.Argv, x.Env, x.Mounts, x.Port, x.GPUs, x.ShmSize, x.IPCHost, x.Pull, x.StopTimeout)

@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 
 	"github.com/gantryhq/gantry/internal/apierr"
+	"github.com/gantryhq/gantry/internal/config"
 )
 
 // Policy is what one listener lets through; Update swaps it on a reload.
@@ -46,7 +47,7 @@ func New(listen string, allowedHosts, allowedOrigins []string) *Policy {
 
 // Update replaces the policy.
 func (p *Policy) Update(listen string, allowedHosts, allowedOrigins []string) {
-	r := &rules{loopback: isLoopbackListen(listen)}
+	r := &rules{loopback: config.IsLoopback(listen)}
 	for _, h := range allowedHosts {
 		r.hosts = append(r.hosts, strings.ToLower(strings.TrimSuffix(h, ".")))
 	}
@@ -54,18 +55,6 @@ func (p *Policy) Update(listen string, allowedHosts, allowedOrigins []string) {
 		r.origins = append(r.origins, strings.TrimSuffix(strings.ToLower(o), "/"))
 	}
 	p.p.Store(r)
-}
-
-func isLoopbackListen(listen string) bool {
-	h, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		return false
-	}
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 // LoopbackHost reports whether a Host header names this machine by a

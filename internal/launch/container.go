@@ -53,8 +53,6 @@ func containerLaunch(d *engine.Descriptor, m *config.Model, h Host, r engine.Res
 		// One container serves every model of the engine.
 		name := engine.ContainerName(d.Name)
 		l.Argv[slices.Index(l.Argv, l.DockerName)], l.DockerName = name, name
-		l.PreStart[len(l.PreStart)-1] = name
-		l.Stop[len(l.Stop)-1] = name
 	}
 	return l, nil
 }
@@ -81,10 +79,6 @@ func dockerRun(m *config.Model, mounts []string, env []string, inner []string) e
 	}
 	argv = append(argv, m.Image)
 	argv = append(argv, inner...)
-	stop := int(m.StopTimeout.D().Seconds())
-	if stop < 1 {
-		stop = 1
-	}
 	spec := &engine.ContainerSpec{Name: name, Image: m.Image, Argv: inner, Port: m.Port, GPUs: m.GPUs,
 		ShmSize: 16 << 30, IPCHost: true, Pull: m.Pull, StopTimeout: m.StopTimeout.D()}
 	for _, k := range sortedEnvKeys(m.Env) {
@@ -99,8 +93,6 @@ func dockerRun(m *config.Model, mounts []string, env []string, inner []string) e
 	return engine.Launch{
 		Argv:       argv,
 		DockerName: name,
-		PreStart:   []string{"docker", "rm", "-f", name},
-		Stop:       []string{"docker", "stop", "-t", strconv.Itoa(stop), name},
 		Container:  spec,
 	}
 }

@@ -261,8 +261,7 @@ type Model struct {
 	readyAt  time.Time
 	measured int64
 	adopted  bool
-	done     chan struct{}
-	err      error
+	attempt  supervise.Attempts // the load under way, joined by every Start
 	restart  bool
 }
 
@@ -297,41 +296,21 @@ func (md *Model) set(to status.State, reason string) {
 // first when needed) and waits until /api/ps lists it.
 func (md *Model) Start(ctx context.Context) error {
 	md.mu.Lock()
-	switch md.state {
-	case status.Ready:
+	if done, begin, err := md.attempt.Join(md.state, md.m.Name); !begin {
 		md.mu.Unlock()
-		return nil
-	case status.Starting:
-		done := md.done
-		md.mu.Unlock()
-		select {
-		case <-done:
-			md.mu.Lock()
-			defer md.mu.Unlock()
-			return md.err
-		case <-ctx.Done():
-			return ctx.Err()
+		if done == nil || err != nil {
+			return err
 		}
-	case status.Stopping:
-		md.mu.Unlock()
-		return fmt.Errorf("%s is stopping", md.m.Name)
+		return md.attempt.Wait(ctx, &md.mu, done)
 	}
 	md.starts++
 	md.started = time.Now()
 	md.adopted = false
-	md.done = make(chan struct{})
-	done := md.done
+	done := md.attempt.Begin()
 	md.mu.Unlock()
 	md.set(status.Starting, fmt.Sprintf("start %d", md.starts))
 	go md.load(done)
-	select {
-	case <-done:
-		md.mu.Lock()
-		defer md.mu.Unlock()
-		return md.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return md.attempt.Wait(ctx, &md.mu, done)
 }
 
 func (md *Model) load(done chan struct{}) {
@@ -339,11 +318,10 @@ func (md *Model) load(done chan struct{}) {
 	defer cancel()
 	err := md.loadSteps(ctx)
 	md.mu.Lock()
-	md.err = err
 	if err == nil {
 		md.readyAt = time.Now()
 	}
-	close(done)
+	md.attempt.End(done, err)
 	md.mu.Unlock()
 	if err != nil {
 		md.srv.release(context.Background(), md)
@@ -441,7 +419,7 @@ func (md *Model) Stop(ctx context.Context) error {
 		md.mu.Unlock()
 		return nil
 	}
-	done := md.done
+	done := md.attempt.Current()
 	md.mu.Unlock()
 	if st == status.Starting && done != nil {
 		select { // let the load end first; unloading a half-loaded model races Ollama

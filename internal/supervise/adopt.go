@@ -87,9 +87,9 @@ func (p *Process) Adopt(ctx context.Context) error {
 		sctx, cancel := context.WithDeadline(context.Background(), deadline)
 		r.cancel = cancel
 		p.phase, p.detail = rd.Phase, rd.Detail
-		p.startDone, p.startErr = make(chan struct{}), nil
+		done := p.attempt.Begin()
 		ev = p.setState(status.Starting, fmt.Sprintf("adopted loading engine (%s) from a previous gantry", what))
-		go p.startRun(sctx, r, p.startDone, true)
+		go p.startRun(sctx, r, done, true)
 	}
 	p.mu.Unlock()
 	p.log.Mark("adopted %s from a previous gantry", what)

@@ -116,9 +116,8 @@ type Process struct {
 	failures  int // consecutive, for backoff
 	startedAt time.Time
 	readyAt   time.Time
-	cur       *run          // the current process, nil when none
-	startDone chan struct{} // closed when the current start attempt ends
-	startErr  error
+	cur       *run     // the current process, nil when none
+	attempt   Attempts // the start under way, joined by every Start
 	retry     *time.Timer
 	closed    bool
 	done      chan struct{} // closed by endTail: ends the tail
@@ -331,17 +330,12 @@ func (p *Process) Start(ctx context.Context) error {
 		p.mu.Unlock()
 		return ErrClosed
 	}
-	switch p.state {
-	case status.Ready:
+	if done, begin, err := p.attempt.Join(p.state, p.model.Name); !begin {
 		p.mu.Unlock()
-		return nil
-	case status.Starting:
-		done := p.startDone
-		p.mu.Unlock()
-		return p.wait(ctx, done)
-	case status.Stopping:
-		p.mu.Unlock()
-		return fmt.Errorf("%s is stopping; start it again when it has stopped", p.model.Name)
+		if done == nil || err != nil {
+			return err
+		}
+		return p.attempt.Wait(ctx, &p.mu, done)
 	}
 	if p.retry != nil {
 		p.retry.Stop()
@@ -350,18 +344,7 @@ func (p *Process) Start(ctx context.Context) error {
 	done, ev := p.beginLocked()
 	p.mu.Unlock()
 	p.emit(ev)
-	return p.wait(ctx, done)
-}
-
-func (p *Process) wait(ctx context.Context, done chan struct{}) error {
-	select {
-	case <-done:
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.startErr
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return p.attempt.Wait(ctx, &p.mu, done)
 }
 
 // beginLocked launches the process and the goroutine that watches its
@@ -372,8 +355,7 @@ func (p *Process) beginLocked() (chan struct{}, *Event) {
 	p.readyAt = time.Time{}
 	p.phase, p.detail, p.pid, p.adopted = "launching", "", 0, false
 	p.prog.Reset(p.startedAt)
-	p.startDone = make(chan struct{})
-	p.startErr = nil
+	done := p.attempt.Begin()
 	ev := p.setState(status.Starting, fmt.Sprintf("start %d", p.starts))
 	select {
 	case p.kick <- struct{}{}:
@@ -382,8 +364,8 @@ func (p *Process) beginLocked() (chan struct{}, *Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.model.StartTimeout.D())
 	r := &run{cancel: cancel, exited: make(chan struct{})}
 	p.cur = r
-	go p.startRun(ctx, r, p.startDone, false)
-	return p.startDone, ev
+	go p.startRun(ctx, r, done, false)
+	return done, ev
 }
 
 func (p *Process) startRun(ctx context.Context, r *run, done chan struct{}, adopted bool) {
@@ -421,8 +403,7 @@ func (p *Process) startRun(ctx context.Context, r *run, done chan struct{}, adop
 		if err == nil {
 			err = fmt.Errorf("%s was stopped while starting", p.model.Name)
 		}
-		p.startErr = err
-		close(done)
+		p.attempt.End(done, err)
 		p.mu.Unlock()
 		return
 	}
@@ -433,16 +414,15 @@ func (p *Process) startRun(ctx context.Context, r *run, done chan struct{}, adop
 		ev = p.setState(status.Ready, fmt.Sprintf("ready after %s", p.readyAt.Sub(p.startedAt).Round(time.Millisecond)))
 		go p.watch(r)
 	} else {
-		p.startErr = err
 		ev = p.failLocked(err.Error())
 	}
-	close(done)
+	p.attempt.End(done, err)
 	p.mu.Unlock()
 	p.emit(ev)
 }
 
-// spawn runs PreStart and starts the process in its own group (or, for a
-// docker-runtime engine, its container).
+// spawn starts the process in its own group (or, for a docker-runtime
+// engine, its container through the Engine API).
 func (p *Process) spawn(r *run) error {
 	l := p.launch
 	if l.Container != nil {
@@ -450,13 +430,6 @@ func (p *Process) spawn(r *run) error {
 	}
 	p.log.Mark("starting %s (start %d): %s", p.model.Name, p.starts, strings.Join(config.RedactArgv(l.Argv), " "))
 	env := append(os.Environ(), l.Env...)
-	if len(l.PreStart) > 0 {
-		pre := exec.Command(l.PreStart[0], l.PreStart[1:]...)
-		pre.Env = env
-		pre.Stdout, pre.Stderr = p.log, p.log
-		pre.WaitDelay = 5 * time.Second
-		_ = pre.Run() // "no such container" is the normal case
-	}
 	// The engine writes into its log file itself: no pipe to gantry, so
 	// it outlives a gantry that dies and can be adopted by the next one.
 	out, err := p.log.Writer()

@@ -2,8 +2,6 @@ package supervise
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"syscall"
 	"time"
 
@@ -67,19 +65,7 @@ func (p *Process) terminate(ctx context.Context, r *run) error {
 		p.opts.Registry.drop(p.opts.Key, r.token)
 		return nil
 	}
-	if len(p.launch.Stop) > 0 {
-		// The stop command is bounded by the grace period: the context
-		// kills it, and WaitDelay ends the wait for its pipes.
-		sctx, cancel := context.WithTimeout(ctx, grace+5*time.Second)
-		stop := exec.CommandContext(sctx, p.launch.Stop[0], p.launch.Stop[1:]...)
-		stop.Env = append(os.Environ(), p.launch.Env...)
-		stop.Stdout, stop.Stderr = p.log, p.log
-		stop.WaitDelay = 2 * time.Second
-		_ = stop.Run()
-		cancel()
-	} else {
-		signalGroup(r.pgid, syscall.SIGTERM)
-	}
+	signalGroup(r.pgid, syscall.SIGTERM)
 	p.killGroup(r, grace)
 	return nil
 }

@@ -7,6 +7,7 @@ package systemd
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gantryhq/gantry/internal/config"
@@ -76,19 +77,38 @@ func Model(m *config.Model, l engine.Launch) string {
 		fmt.Fprintf(&b, "Environment=%s\n", Quote(kv))
 	}
 	argv := append([]string{}, l.Argv...)
-	if l.DockerName != "" {
+	if pre := PreStart(l); pre != nil {
 		argv[0] = "/usr/bin/docker"
-		fmt.Fprintf(&b, "ExecStartPre=-/usr/bin/docker rm -f %s\n", l.DockerName)
+		fmt.Fprintf(&b, "ExecStartPre=-/usr/bin/docker %s\n", QuoteArgs(pre[1:]))
 	}
 	fmt.Fprintf(&b, "ExecStart=%s\n", QuoteArgs(argv))
-	if len(l.Stop) > 0 {
-		stop := append([]string{"/usr/bin/docker"}, l.Stop[1:]...)
-		fmt.Fprintf(&b, "ExecStop=%s\n", QuoteArgs(stop))
+	if stop := Stop(l); stop != nil {
+		fmt.Fprintf(&b, "ExecStop=/usr/bin/docker %s\n", QuoteArgs(stop[1:]))
 	} else {
 		fmt.Fprintf(&b, "KillMode=control-group\nTimeoutStopSec=%d\n", int(m.StopTimeout.D().Seconds())+5)
 	}
 	b.WriteString("\n[Install]\nWantedBy=multi-user.target\n")
 	return b.String()
+}
+
+// PreStart is what a unit runs before a docker-runtime engine's `docker
+// run` (ExecStartPre): remove a stale container of the same name, so that
+// "name already in use" cannot happen; nil for a native engine.
+func PreStart(l engine.Launch) []string {
+	if l.DockerName == "" {
+		return nil
+	}
+	return []string{"docker", "rm", "-f", l.DockerName}
+}
+
+// Stop is how a unit stops a docker-runtime engine gracefully (ExecStop:
+// docker stop with the model's stop_timeout, at least a second); nil for a
+// native engine, which systemd stops with SIGTERM to its control group.
+func Stop(l engine.Launch) []string {
+	if l.DockerName == "" || l.Container == nil {
+		return nil
+	}
+	return []string{"docker", "stop", "-t", strconv.Itoa(max(int(l.Container.StopTimeout.Seconds()), 1)), l.DockerName}
 }
 
 // QuoteArgs joins argv for an Exec= line.
