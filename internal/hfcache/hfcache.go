@@ -115,7 +115,7 @@ func notCached(cache string, r Ref) error {
 	if snaps, err := Snapshots(cache); err == nil {
 		for _, s := range snaps {
 			if s.Repo == r.Repo {
-				have = append(have, s.Commit[:12])
+				have = append(have, s.Commit[:min(12, len(s.Commit))])
 			}
 		}
 	}

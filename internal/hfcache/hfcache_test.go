@@ -62,6 +62,13 @@ func TestResolveAndList(t *testing.T) {
 		!strings.Contains(err.Error(), "gantry get Qwen/Qwen3-8B@v2 --to hf-cache") {
 		t.Errorf("not cached: %v", err)
 	}
+	// A snapshot folder that is not named by a commit does not trouble
+	// the listing.
+	os.MkdirAll(filepath.Join(cache, "models--Qwen--Qwen3-8B", "snapshots", "main"), 0o755)
+	if _, err := Resolve(cache, Ref{"Qwen/Qwen3-8B", "v3", ""}); !strings.Contains(err.Error(), "0123456789ab, main") {
+		t.Errorf("%v", err)
+	}
+	os.Remove(filepath.Join(cache, "models--Qwen--Qwen3-8B", "snapshots", "main"))
 	snaps, err := Snapshots(cache)
 	if err != nil || len(snaps) != 1 || snaps[0].Repo != "Qwen/Qwen3-8B" || snaps[0].Commit != commit || strings.Join(snaps[0].Refs, ",") != "main" {
 		t.Errorf("snapshots: %+v %v", snaps, err)
