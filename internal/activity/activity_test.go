@@ -35,7 +35,7 @@ func TestParseUsage(t *testing.T) {
 }
 
 func TestFinish(t *testing.T) {
-	p := Pending{Record: Record{Status: 200}, Tail: []byte(`"usage":{"prompt_tokens":1,"completion_tokens":10}}`),
+	p := Pending{Record: Record{Status: 200, Stream: true}, Tail: []byte(`"usage":{"prompt_tokens":1,"completion_tokens":10}}`),
 		TTFT: 100 * time.Millisecond, Duration: 600 * time.Millisecond}
 	r := p.Finish()
 	if r.TokensPerSecond != 20 || r.TTFTMS != 100 || r.DurationMS != 600 {
@@ -48,6 +48,40 @@ func TestFinish(t *testing.T) {
 	a := Pending{Record: Record{Status: 401}, ErrorBody: []byte(`{"type":"error","error":{"type":"authentication_error","message":"x"}}`)}
 	if r := a.Finish(); r.Error != "authentication_error" {
 		t.Errorf("anthropic error %q", r.Error)
+	}
+}
+
+// TestRatesMakeSense: a rate is the engine's own timing where the answer
+// carries it, else tokens over the decode time of a stream, else over the
+// whole request — never over a near-zero interval (a plain answer's time
+// after its first byte read 359,332 tok/s).
+func TestRatesMakeSense(t *testing.T) {
+	usage := []byte(`{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":16}}`)
+	cases := []struct {
+		name           string
+		stream         bool
+		tail           []byte
+		ttft, duration time.Duration
+		want           float64
+	}{
+		// The whole answer arrived 45 µs after its first byte.
+		{"plain answer: the whole request", false, usage, 799955 * time.Microsecond, 800 * time.Millisecond, 20},
+		{"stream: after the first byte", true, usage, 200 * time.Millisecond, 1000 * time.Millisecond, 20},
+		{"stream that came at once: the whole request", true, usage, 399990 * time.Microsecond, 400 * time.Millisecond, 40},
+		{"everything at once: no rate", false, usage, 5 * time.Millisecond, 5 * time.Millisecond, 0},
+		// llama-server's timings object (tools/server/server.cpp,
+		// get_formated_timings), after the usage in its answer.
+		{"llama-server's own timing", false, []byte(`{"usage":{"prompt_tokens":5,"completion_tokens":16},"timings":{"prompt_n":5,"prompt_ms":12.5,"predicted_n":16,"predicted_ms":400.0,"predicted_per_second":40.0}}`),
+			990 * time.Millisecond, 1000 * time.Millisecond, 40},
+		// Ollama's final object (api/types.go Metrics: durations in ns).
+		{"Ollama's own timing", true, []byte(`{"model":"q","done":true,"prompt_eval_count":5,"eval_count":16,"eval_duration":200000000}` + "\n"),
+			100 * time.Millisecond, 900 * time.Millisecond, 80},
+	}
+	for _, c := range cases {
+		p := Pending{Record: Record{Status: 200, Stream: c.stream}, Tail: c.tail, TTFT: c.ttft, Duration: c.duration}
+		if got := p.Finish().TokensPerSecond; got < c.want-0.01 || got > c.want+0.01 {
+			t.Errorf("%s: %.2f tok/s, want %.2f", c.name, got, c.want)
+		}
 	}
 }
 

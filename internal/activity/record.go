@@ -37,8 +37,11 @@ type Record struct {
 	// TTFTMS is the time to the first byte of the answer.
 	TTFTMS     float64 `json:"ttft_ms"`
 	DurationMS float64 `json:"duration_ms"`
-	// TokensPerSecond is completion tokens over the time after the first
-	// byte (the decode speed a client sees); 0 when unknown.
+	// TokensPerSecond is the answer's decode speed: the engine's own
+	// timing when the answer carries it (llama-server's timings, Ollama's
+	// eval_count/eval_duration), else completion tokens over the time
+	// after the first byte of a stream, else over the whole request; 0
+	// when the interval is too short to mean anything (see Pending.rate).
 	TokensPerSecond float64 `json:"tokens_per_second,omitempty"`
 	// Cold says the request waited for its model to load (or its slot to
 	// switch); WaitedMS how long.
@@ -123,11 +126,7 @@ func (p *Pending) Finish() Record {
 	if r.Tokens == nil && len(p.Tail) > 0 {
 		r.Tokens = ParseUsage(p.Tail)
 	}
-	if r.Tokens != nil && r.Tokens.Completion > 0 {
-		if gen := p.Duration - p.TTFT; gen > 0 {
-			r.TokensPerSecond = float64(r.Tokens.Completion) / gen.Seconds()
-		}
-	}
+	r.TokensPerSecond = p.rate(r.Tokens)
 	if r.Status >= 400 && r.Error == "" && len(p.ErrorBody) > 0 {
 		r.Error = errorCode(p.ErrorBody)
 	}
@@ -136,6 +135,69 @@ func (p *Pending) Finish() Record {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// MinRateInterval is the shortest interval a rate is taken over. A plain
+// answer arrives in one piece, so the time after its first byte is a few
+// microseconds: tokens over that read 359,332 tok/s. Below this the rate
+// is unknown, not huge.
+const MinRateInterval = 20 * time.Millisecond
+
+// rate is the decode speed of the answer: the engine's own timing when
+// the tail carries it; else, for a stream, completion tokens over the
+// time after its first byte; else (a plain answer, or a stream that came
+// at once) over the whole request. 0 when no interval is long enough.
+func (p *Pending) rate(t *Tokens) float64 {
+	if n, d := EngineTiming(p.Tail); n > 0 && d >= MinRateInterval {
+		return float64(n) / d.Seconds()
+	}
+	if t == nil || t.Completion <= 0 {
+		return 0
+	}
+	over := p.Duration
+	if gen := p.Duration - p.TTFT; p.Stream && gen >= MinRateInterval {
+		over = gen
+	}
+	if over < MinRateInterval {
+		return 0
+	}
+	return float64(t.Completion) / over.Seconds()
+}
+
+var (
+	timingsKey      = []byte(`"timings"`)
+	evalDurationKey = []byte(`"eval_duration"`)
+)
+
+// EngineTiming reads the engine's own count and time of the generated
+// tokens from the end of an answer: llama-server's "timings" object
+// (predicted_n, predicted_ms: get_formated_timings in llama.cpp's
+// tools/server/server.cpp) or Ollama's final object (eval_count and
+// eval_duration in nanoseconds: api/types.go Metrics). 0, 0 when the
+// answer has neither.
+func EngineTiming(tail []byte) (tokens int, took time.Duration) {
+	if i := bytes.LastIndex(tail, timingsKey); i >= 0 {
+		rest := bytes.TrimLeft(tail[i+len(timingsKey):], " \t\r\n")
+		var t struct {
+			N  int     `json:"predicted_n"`
+			MS float64 `json:"predicted_ms"`
+		}
+		if len(rest) > 0 && rest[0] == ':' && json.NewDecoder(bytes.NewReader(rest[1:])).Decode(&t) == nil && t.N > 0 {
+			return t.N, time.Duration(t.MS * float64(time.Millisecond))
+		}
+	}
+	if i := bytes.LastIndex(tail, evalDurationKey); i >= 0 {
+		if j := bytes.LastIndexByte(tail[:i], '{'); j >= 0 {
+			var o struct {
+				N int   `json:"eval_count"`
+				D int64 `json:"eval_duration"`
+			}
+			if json.NewDecoder(bytes.NewReader(tail[j:])).Decode(&o) == nil && o.N > 0 {
+				return o.N, time.Duration(o.D)
+			}
+		}
+	}
+	return 0, 0
+}
 
 // usage is every shape of token accounting gantry's answers carry: OpenAI
 // chat and completions, the Responses API and Anthropic's Messages.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/gantryhq/gantry/internal/activity"
 	"io"
 	"strings"
 	"time"
@@ -130,8 +131,14 @@ func runChat(e *env, args []string) error {
 	}
 	if !first.IsZero() {
 		res.TTFTMS = float64(first.Sub(began).Microseconds()) / 1000
-		if gen := end.Sub(first).Seconds(); gen > 0 && res.CompletionTokens > 1 {
-			res.TokensPerSecond = float64(res.CompletionTokens-1) / gen
+		// The decode speed after the first token; a stream that came at
+		// once (a proxy that buffers) is timed over the whole request,
+		// never over a near-zero interval (activity.MinRateInterval).
+		switch gen := end.Sub(first); {
+		case gen >= activity.MinRateInterval && res.CompletionTokens > 1:
+			res.TokensPerSecond = float64(res.CompletionTokens-1) / gen.Seconds()
+		case end.Sub(began) >= activity.MinRateInterval:
+			res.TokensPerSecond = float64(res.CompletionTokens) / end.Sub(began).Seconds()
 		}
 	}
 	if *asJSON {
