@@ -178,6 +178,10 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	pinnedDoor := func(d config.Door) http.Handler {
 		m := http.NewServeMux()
 		gw.Register(m, gateway.Wraps{Gateway: keys.Gateway, GatewayAnthropic: keys.GatewayShaped(gateway.AnthropicShape), Admin: keys.Admin})
+		// The engine's own health check, open as the engines' is (and as
+		// gantry's /healthz): the state only, no key needed.
+		m.HandleFunc("GET /health", gw.DoorHealth)
+		m.HandleFunc("GET /healthz", gw.DoorHealth)
 		return gateway.Pinned(gateway.Pin{Model: d.Model, Slot: d.Slot}, m)
 	}
 	if err := ds.openPinned(cfg, pinnedDoor, isUpstreamPath, false); err != nil {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/gantryhq/gantry/internal/apierr"
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // Pin is what one of gantry's own addresses serves: one model
@@ -105,4 +107,41 @@ func pinnedList(cfg *config.Config, p Pin, data []modelEntry) []modelEntry {
 		}
 	}
 	return keep
+}
+
+// DoorHealth answers GET /health and /healthz on a model's or slot's own
+// address as that model's engine answers its /health — what the seed's
+// `curl -sf :30000/health` and its sglang_health.sh check: 200 with an
+// empty body when the model is ready (vLLM's health(): Response(
+// status_code=200), vllm/entrypoints/api_server.py; SGLang's /health,
+// python/sglang/srt/entrypoints/http_server.py), else 503 with the state
+// in the body. On a slot's address the model is the member the slot has
+// (or its default). It starts nothing: a health check is not a request.
+// /healthz answers the same with a JSON body either way.
+func (g *Gateway) DoorHealth(w http.ResponseWriter, r *http.Request) {
+	p, _ := pinOf(r)
+	name := p.Model
+	if name == "" {
+		name = g.sched.SlotTarget(p.Slot)
+	}
+	state, ok := g.sched.StateOf(name)
+	if !ok {
+		state = "empty" // a slot with no member to hold
+	}
+	body := map[string]string{"model": name, "state": string(state)}
+	if p.Slot != "" {
+		body["slot"] = p.Slot
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if state == status.Ready {
+		if r.URL.Path == "/healthz" {
+			body["status"] = "ok"
+			apierr.WriteJSON(w, http.StatusOK, body)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	body["status"] = string(state)
+	apierr.WriteJSON(w, http.StatusServiceUnavailable, body)
 }
