@@ -190,8 +190,18 @@ models:
     command: [sh, -c, "echo \"(EngineCore_DP0 pid=93) ptxas fatal   : Value 'sm_121a' is not defined for option 'gpu-name'\"; exit 1"]
 `)
 	out, code := d.gantry("start", "gb10")
-	if code == 0 || !strings.Contains(out, "diagnosis:") || !strings.Contains(out, "TRITON_PTXAS_PATH") {
+	// The diagnosis leads (cause and fix); the engine's line follows.
+	_, failure, _ := strings.Cut(out, "gantry: gb10 did not start: ")
+	first, rest, _ := strings.Cut(failure, "\n")
+	if code == 0 || !strings.HasPrefix(first, "the Triton/ptxas in this engine image cannot build kernels for sm_121a") ||
+		!strings.Contains(first, "TRITON_PTXAS_PATH") || !strings.Contains(rest, "the engine: exited (exit status 1)") {
 		t.Errorf("start: exit %d:\n%s", code, out)
+	}
+	// A request's 503 (what Open WebUI shows its user) leads with it too.
+	st, body := post(t, d.url+"/v1/chat/completions", `{"model":"gb10","messages":[{"role":"user","content":"hi"}]}`)
+	if st != 503 || !strings.Contains(body, `"message":"model failed to start: gb10: the Triton/ptxas in this engine image cannot build kernels for sm_121a`) ||
+		!strings.Contains(body, "(the engine: ") {
+		t.Errorf("the 503: %d %s", st, body)
 	}
 	out, _ = d.gantry("ps", "--json")
 	if !strings.Contains(out, `"diagnosis": "the Triton/ptxas in this engine image cannot build kernels for sm_121a`) {

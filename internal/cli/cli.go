@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/gantryhq/gantry/internal/config"
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
@@ -96,7 +98,7 @@ func verbs() []verb {
 		{"init", "[--root DIR]", "create the ~/ai tree and a starter config from the models found", runInit},
 		{"docs", "[--out DIR]", "write inference_endpoints.md and model_inventory.md", runDocs},
 		{"export", "kubernetes [--namespace N] [--models a,b] [--out DIR]", "write Kubernetes manifests: per model a Deployment, Service and Inference Extension routing", runExport},
-		{"units", "[--out DIR] [--per-model]", "write systemd units: gantry.service, and per model with --per-model", runUnits},
+		{"units", "[--out DIR] [--per-model] [--user NAME]", "write systemd units: gantry.service, and per model with --per-model", runUnits},
 		{"config", "validate [--config P]", "check a config file and list every problem", runConfig},
 		{"sim", "[--port N] [--flavor F] ...", "run the simulated engine (for tests, demos, benchmarks)", runSim},
 		{"completion", "bash|zsh", "print the shell completion script", runCompletion},
@@ -125,7 +127,26 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return v.run(e, args[1:])
 		}
 	}
-	return usagef("unknown verb %q (gantry help lists them)", args[0])
+	return usagef("unknown verb %q%s (gantry help lists them)", args[0], verbHint(args[0]))
+}
+
+// subVerbs are words people type as verbs that are a verb's second word.
+var subVerbs = map[string]string{"validate": "config validate"}
+
+// verbHint is ": did you mean gantry X?" for an unknown verb close to a
+// known one, "" when none is close.
+func verbHint(v string) string {
+	if s, ok := subVerbs[v]; ok {
+		return fmt.Sprintf("; did you mean `gantry %s`?", s)
+	}
+	var names []string
+	for _, vb := range verbs() {
+		names = append(names, vb.name)
+	}
+	if c := config.Closest(v, names); c != "" {
+		return fmt.Sprintf("; did you mean `gantry %s`?", c)
+	}
+	return ""
 }
 
 func usage(w io.Writer) {

@@ -117,7 +117,7 @@ func runPS(e *env, args []string) error {
 
 func printStatus(w io.Writer, st status.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tENGINE\tSTATE\tPORT\tPID\tMEMORY\tINFLIGHT\tQUEUED\tLAST USED\tNOTE")
+	fmt.Fprintln(tw, "NAME\tENGINE\tSTATE\tADDRESS\tPID\tMEMORY\tINFLIGHT\tQUEUED\tLAST USED\tNOTE")
 	var whole []string // notes the table cuts, printed whole below it
 	for _, m := range st.Models {
 		pid := "-"
@@ -151,7 +151,7 @@ func printStatus(w io.Writer, st status.Status) {
 		if m.AlwaysOn {
 			state += "*" // always-on, by mode or profile
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", m.Name, m.Engine, state, m.Port, pid,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", m.Name, m.Engine, state, address(m), pid,
 			config.FormatBytes(m.MemoryBytes), m.Inflight, m.Queued, last, trunc(note, 80))
 		if len(note) > 80 {
 			whole = append(whole, m.Name+": "+note)
@@ -175,7 +175,11 @@ func printStatus(w io.Writer, st status.Status) {
 		if cur == "" {
 			cur = "(empty)"
 		}
-		fmt.Fprintf(w, "slot %s (port %d): %s; members %s\n", sl.Name, sl.Port, cur, strings.Join(sl.Members, ", "))
+		at := fmt.Sprintf("engine port %d", sl.Port)
+		if sl.URL != "" {
+			at = sl.URL
+		}
+		fmt.Fprintf(w, "slot %s (%s): %s; members %s\n", sl.Name, at, cur, strings.Join(sl.Members, ", "))
 	}
 	if st.Profile != "" {
 		fmt.Fprintf(w, "profile: %s\n", st.Profile)
@@ -261,15 +265,14 @@ func waitStarted(e *env, c *client.Client, m status.ModelStatus) (status.ModelSt
 		switch m.State {
 		case status.Ready:
 			v.clear()
-			fmt.Fprintf(e.stdout, "%s is ready on port %d (%s)\n", m.Name, m.Port, readyIn(m, v.began))
+			fmt.Fprintf(e.stdout, "%s is ready (%s): %s\n", m.Name, readyIn(m, v.began), doorList(m))
 			return m, nil
 		case status.Failed, status.Stopped:
 			v.clear()
-			why := m.Reason
-			if m.Diagnosis != "" {
-				why += "\n  diagnosis: " + m.Diagnosis
+			if m.State == status.Failed {
+				m = awaitDiagnosis(e.ctx, c, m)
 			}
-			return m, fmt.Errorf("%s did not start: %s\n  log: gantry logs %s", m.Name, why, m.Name)
+			return m, didNotStart(m)
 		}
 		v.show(m)
 		select {
@@ -293,6 +296,56 @@ func readyIn(m status.ModelStatus, began time.Time) string {
 	return "waited " + time.Since(began).Round(10*time.Millisecond).String()
 }
 
+// didNotStart is the failure `gantry start` reports: gantry's diagnosis —
+// cause and fix — on the first line, the engine's own words after it.
+func didNotStart(m status.ModelStatus) error {
+	if m.Diagnosis == "" {
+		return fmt.Errorf("%s did not start: %s\n  log: gantry logs %s", m.Name, m.Reason, m.Name)
+	}
+	return fmt.Errorf("%s did not start: %s\n  the engine: %s\n  log: gantry logs %s", m.Name, m.Diagnosis, m.Reason, m.Name)
+}
+
+// awaitDiagnosis gives the daemon a moment to diagnose a failure it has
+// just reported (it reads the engine's log after the state changes): up to
+// two seconds, less as soon as the diagnosis is there.
+func awaitDiagnosis(ctx context.Context, c *client.Client, m status.ModelStatus) status.ModelStatus {
+	deadline := time.Now().Add(2 * time.Second)
+	for m.Diagnosis == "" && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return m
+		case <-time.After(100 * time.Millisecond):
+		}
+		next, err := c.Model(ctx, m.Name)
+		if err != nil || next.State != status.Failed {
+			return m
+		}
+		m = next
+	}
+	return m
+}
+
+// doorList is where clients reach m, the most direct address first; from
+// a daemon that does not say (an older gantry), the engine's port.
+func doorList(m status.ModelStatus) string {
+	if len(m.Doors) == 0 {
+		return fmt.Sprintf("engine port %d", m.Port)
+	}
+	parts := make([]string, len(m.Doors))
+	for i, d := range m.Doors {
+		parts[i] = d.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// address is the most direct door of m as host:port, for tables.
+func address(m status.ModelStatus) string {
+	if len(m.Doors) == 0 {
+		return fmt.Sprintf("engine :%d", m.Port)
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(m.Doors[0].URL, "http://"), "/v1")
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "-"
@@ -312,12 +365,17 @@ func runStop(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	before, _ := cl.Model(e.ctx, name) // an unknown name: the daemon's answer below says so
 	m, err := cl.Stop(e.ctx, name)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		return writeJSON(e.stdout, m)
+	}
+	if before.Name != "" && before.State == status.Stopped {
+		fmt.Fprintf(e.stdout, "%s was not running; nothing to stop\n", m.Name)
+		return nil
 	}
 	fmt.Fprintf(e.stdout, "%s stopped\n", m.Name)
 	return nil

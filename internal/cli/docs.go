@@ -114,6 +114,12 @@ func endpointsDoc(c *config.Config, served map[string]string) string {
 			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s |\n", s, url, sl.Port, orDash(sl.Default), strings.Join(members, ", "))
 		}
 	}
+	writePresets(&b, c)
+	if oa := c.OllamaAPI; oa != nil && oa.Listen != "" {
+		b.WriteString("\n## Ollama's API\n\n")
+		fmt.Fprintf(&b, "Every model above, for clients that speak only Ollama's API: `http://%s` (set `OLLAMA_HOST=%s`; `/api/tags`, `/api/chat`, `/api/generate`, `/api/embed` …; the gateway's `/v1` routes too). Models are gantry's: pull, create and delete are refused there.\n",
+			docsAddr(oa.Listen), docsAddr(oa.Listen))
+	}
 	if len(c.Services) > 0 {
 		b.WriteString("\n## Auxiliary services\n\n| service | URL |\n|---|---|\n")
 		for _, s := range sortedNames(c.Services) {
@@ -123,6 +129,27 @@ func endpointsDoc(c *config.Config, served map[string]string) string {
 	b.WriteString("\n## Admin\n\n")
 	fmt.Fprintf(&b, "Dashboard and admin API: `%s/` and `%s/api/status` (admin key when keys are set). Health: `%s/healthz`.\n", gw, gw, gw)
 	return b.String()
+}
+
+// writePresets lists the presets: names clients may ask for, served by a
+// model with parameters set or stripped.
+func writePresets(b *strings.Builder, c *config.Config) {
+	if len(c.Presets) == 0 {
+		return
+	}
+	b.WriteString("\n## Presets\n\nNames a client may send as `model`, served by a model with request parameters set or stripped.\n\n| preset | served by | sets | strips |\n|---|---|---|---|\n")
+	for _, n := range sortedNames(c.Presets) {
+		p := c.Presets[n]
+		var set []string
+		for _, k := range sortedNames(p.Set) {
+			set = append(set, fmt.Sprintf("`%s`", k))
+		}
+		var strip []string
+		for _, k := range p.Strip {
+			strip = append(strip, fmt.Sprintf("`%s`", k))
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", n, p.Model, orDash(strings.Join(set, ", ")), orDash(strings.Join(strip, ", ")))
+	}
 }
 
 // docsAddr is the address to write for a listener: its own host, or this
@@ -162,10 +189,29 @@ func inventoryDoc(c *config.Config, rows []plan.Row, live bool) string {
 		if r.Configured {
 			served = "configured (" + r.Served + ")"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | `%s` |\n", r.Name, yes(r.OnDisk), served, orDash(r.Engine),
-			orDash(r.Quant), sizeOrDash(r.SizeBytes), sizeOrDash(r.Estimate), r.Path)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Name, yes(r.OnDisk), served, orDash(r.Engine),
+			orDash(r.Quant), sizeOrDash(r.SizeBytes), sizeOrDash(r.Estimate), whereIs(c, r))
 	}
 	return b.String()
 }
 
 func sortStrings(s []string) { sort.Strings(s) }
+
+// whereIs is where a model of the inventory lives: its path, or for a
+// model without one, what the engine serves it by (an Ollama tag, a
+// command of its own).
+func whereIs(c *config.Config, r plan.Row) string {
+	if r.Path != "" {
+		return "`" + r.Path + "`"
+	}
+	if m := c.Models[r.Name]; m != nil {
+		switch {
+		case m.Model != "":
+			return fmt.Sprintf("tag `%s` (in the %s store)", m.Model, m.Engine)
+		case len(m.Command) > 0:
+			return fmt.Sprintf("its own command (`%s`)", m.Command[0])
+		}
+		return "none (engine " + m.Engine + ")"
+	}
+	return "-"
+}

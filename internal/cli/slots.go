@@ -35,7 +35,7 @@ func runSwitch(e *env, args []string) error {
 	if *asJSON {
 		return writeJSON(e.stdout, m)
 	}
-	fmt.Fprintf(e.stdout, "slot %s now serves %s on port %d\n", pos[0], m.Name, m.Port)
+	fmt.Fprintf(e.stdout, "slot %s now serves %s: %s\n", pos[0], m.Name, doorList(m))
 	return nil
 }
 
@@ -83,7 +83,11 @@ func runProfile(e *env, args []string) error {
 		if n == p.Active {
 			mark = "* "
 		}
-		fmt.Fprintf(e.stdout, "%s%s: always-on %s\n", mark, n, strings.Join(p.Profiles[n], ", "))
+		members := strings.Join(p.Profiles[n], ", ")
+		if members == "" {
+			members = "none (an empty profile: with it active, only models with mode: always-on are)"
+		}
+		fmt.Fprintf(e.stdout, "%s%s: always-on %s\n", mark, n, members)
 	}
 	if p.Active == "" && len(names) > 0 {
 		fmt.Fprintln(e.stdout, "no profile active")

@@ -17,10 +17,14 @@ func runUnits(e *env, args []string) error {
 	out := fs.String("out", "", "folder to write the unit files into (default: print them)")
 	perModel := fs.Bool("per-model", false, "also write gantry-<model>.service per model (systemd supervises the engine, not gantry)")
 	bin := fs.String("binary", "", "gantry's path in ExecStart (default: this binary)")
+	user := fs.String("user", "", "the user the units run as (User=); default root")
 	if pos, err := parseFlags(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return usagef("gantry units takes no arguments")
+	}
+	if *user != "" && !systemd.ValidUser(*user) {
+		return usagef("gantry units --user %q: not a user name systemd takes (letters, digits, _ and -)", *user)
 	}
 	path, _ := configPath(*cfgFlag)
 	c, demo, err := loadConfig(*cfgFlag, true)
@@ -39,7 +43,7 @@ func runUnits(e *env, args []string) error {
 			return err
 		}
 	}
-	files := map[string]string{"gantry.service": systemd.Gantry(self, path)}
+	files := map[string]string{"gantry.service": systemd.Gantry(self, path, *user)}
 	if *perModel {
 		plans := plan.Make(c, localBox(e.ctx, c), nil)
 		for _, n := range c.ModelNames() {
@@ -48,7 +52,7 @@ func runUnits(e *env, args []string) error {
 			if err != nil {
 				return err
 			}
-			files["gantry-"+n+".service"] = systemd.Model(m, l)
+			files["gantry-"+n+".service"] = systemd.Model(m, l, *user)
 		}
 	}
 	names := sortedNames(files)

@@ -752,6 +752,25 @@ func sortedKeys[V any](m map[string]V) []string {
 	return ks
 }
 
+// Closest is the name a user most likely meant by s: the candidate within
+// edit distance 2 of it, else the only one that begins with s or that s
+// begins with; "" when none is that close.
+func Closest(s string, candidates []string) string {
+	if c := closest(s, candidates); c != "" {
+		return c
+	}
+	var found []string
+	for _, c := range candidates {
+		if len(s) >= 3 && (strings.HasPrefix(c, s) || strings.HasPrefix(s, c)) {
+			found = append(found, c)
+		}
+	}
+	if len(found) == 1 {
+		return found[0]
+	}
+	return ""
+}
+
 // closest returns the candidate within edit distance 2 of s, if any: the
 // key the user most likely meant.
 func closest(s string, candidates []string) string {

@@ -133,6 +133,25 @@ var rules = []Signature{
 			return fmt.Sprintf("%s quantization loader of this engine failed (%s, in %s)", format, oneLine(f.What()), f.Exception.Module()),
 				"this engine version cannot load this checkpoint format: use a newer engine image, or a checkpoint in another format (ModelOpt NVFP4 or fp8)"
 		}},
+	// A quantization scheme the model's own code does not handle: the
+	// exception is raised in the model (sglang/srt/models/deepseek_v2.py),
+	// not in quantization code, but it names the scheme's classes
+	// ('CompressedTensorsLinearMethod' object has no attribute
+	// 'quant_config': sgl-project/sglang#11899), or a linear layer lacks
+	// the plain weight the model reads (a quantized layer holds packed
+	// weights: 'ReplicatedLinear' object has no attribute 'weight',
+	// sgl-project/sglang#25331 with compressed-tensors NVFP4, #22855 with
+	// AWQ). SGLang fails this way on compressed-tensors checkpoints of some
+	// MoE models.
+	{Name: "quantization-in-model", Level: Error, Exception: quantInModel,
+		Say: func(f Match, c Context) (string, string) {
+			format := "the checkpoint's quantization"
+			if c.Quant != "" {
+				format = "the checkpoint's " + c.Quant + " quantization"
+			}
+			return fmt.Sprintf("%s is not supported by this engine's code for this model (%s, in %s)", format, oneLine(f.What()), f.Exception.Module()),
+				"use a newer engine image, or a checkpoint of this model in another format (ModelOpt NVFP4 or fp8); the seed's advice: avoid compressed-tensors with SGLang"
+		}},
 	{Name: "nccl-init", Level: Error, Line: regexp.MustCompile(`NCCL error:? ?[^\n]*|ncclSystemError|ncclUnhandledCudaError|ncclInternalError|ncclCommInitRank failed`),
 		Say: func(f Match, c Context) (string, string) {
 			return "NCCL, the GPUs' communication library, could not set up (" + oneLine(f.What()) + ")",
@@ -207,6 +226,23 @@ var rules = []Signature{
 			return "the kernel killed the container for memory (host RAM, not GPU memory)",
 				"give the engine less host memory to hold (fewer CPU-side caches, smaller swap space), or stop other work on the box"
 		}},
+}
+
+// quantClass is a quantization scheme's own class, as an exception quotes
+// it: 'CompressedTensorsLinearMethod', 'Fp8MoEMethod', 'AWQConfig',
+// 'ModelOptFp4LinearMethod', 'AscendQuantConfig' …
+var quantClass = regexp.MustCompile(`'\w*(?:CompressedTensors|ModelOpt|Modelopt|Fp8|FP8|Fp4|FP4|AWQ|Awq|GPTQ|Gptq|Marlin|Mxfp4|MXFP4|NVFP4|Nvfp4|W8A8|W4A16|W4A4|WNA16|BitsAndBytes|Quant)\w*'`)
+
+// linearWithoutWeight is a linear layer read for a plain weight it does
+// not have: a quantized layer holds packed weights and scales instead.
+var linearWithoutWeight = regexp.MustCompile(`'\w*Linear\w*' object has no attribute 'weight'`)
+
+// quantInModel: the exception is about the quantization scheme — it names
+// one of the scheme's classes, or a linear layer without a plain weight (a
+// quantized layer's are packed) — wherever it was raised.
+func quantInModel(e *Exception) bool {
+	msg := e.Type + ": " + e.Message
+	return quantClass.MatchString(msg) || linearWithoutWeight.MatchString(msg)
 }
 
 func oneLine(s string) string {

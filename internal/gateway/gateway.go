@@ -65,6 +65,9 @@ type Gateway struct {
 	peers *peers.Set
 	// tel traces requests (nil: tracing off, which costs a nil check).
 	tel *telemetry.Tracer
+	// started is when the gateway was made: the modified time of models
+	// without a file (the built-in demo) in Ollama's lists.
+	started time.Time
 }
 
 // SetTracer makes the gateway trace its requests (nil: off). Call before
@@ -80,9 +83,10 @@ func New(s *sched.Scheduler, logger *slog.Logger, obs Observer) *Gateway {
 		obs = noObserver{}
 	}
 	return &Gateway{
-		sched:  s, // nil only in benchmarks of the relay alone
-		logger: logger,
-		obs:    obs,
+		sched:   s, // nil only in benchmarks of the relay alone
+		logger:  logger,
+		obs:     obs,
+		started: time.Now(),
 		// A burst of streams reuses warm connections: up to 1024 per engine.
 		up:      newUpstream(1024),
 		bufs:    sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }},

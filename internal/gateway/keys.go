@@ -10,6 +10,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/apierr"
 	"github.com/gantryhq/gantry/internal/auth"
+	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/limits"
 	"github.com/gantryhq/gantry/internal/sched"
 	"github.com/gantryhq/gantry/internal/translate"
@@ -69,7 +70,24 @@ func (g *Gateway) knownNames(r *http.Request) string {
 // unknownFor is the error for a name a restricted key may not use: the
 // same words as for a name that exists nowhere, the key's names listed.
 func (g *Gateway) unknownFor(r *http.Request, name string) error {
-	return fmt.Errorf("%w: %s is not configured here; known models: %s", sched.ErrUnknownModel, sched.Quote(name), g.knownNames(r))
+	return fmt.Errorf("%w: %s is not configured here%s; known models: %s", sched.ErrUnknownModel, sched.Quote(name), g.didYouMean(r, name), g.knownNames(r))
+}
+
+// didYouMean is ", did you mean X?" for the name closest to name among
+// those the request's key may use, "" when none is close.
+func (g *Gateway) didYouMean(r *http.Request, name string) string {
+	key := auth.From(r.Context())
+	if !key.Restricted() {
+		return g.sched.DidYouMean(name)
+	}
+	var seen []string
+	for _, e := range g.modelList(r) {
+		seen = append(seen, e.ID)
+	}
+	if c := config.Closest(name, seen); c != "" {
+		return fmt.Sprintf(", did you mean %s?", sched.Quote(c))
+	}
+	return ""
 }
 
 // admit checks a request for name against its key before anything is done

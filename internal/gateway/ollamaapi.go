@@ -3,14 +3,11 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"time"
 
-	"github.com/gantryhq/gantry/internal/auth"
 	"github.com/gantryhq/gantry/internal/sched"
-	"github.com/gantryhq/gantry/internal/status"
 	"github.com/gantryhq/gantry/internal/translate"
 )
 
@@ -50,12 +47,8 @@ func (g *Gateway) RegisterOllama(mux *http.ServeMux, wrap Wraps) {
 	mux.Handle("POST /api/generate", w(g.translated(g.parseOllama(true), ollamaError)))
 	mux.Handle("POST /api/embed", w(g.translated(parseOllamaEmbed(false), ollamaError)))
 	mux.Handle("POST /api/embeddings", w(g.translated(parseOllamaEmbed(true), ollamaError)))
-	managed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ollamaError(w, http.StatusForbidden, "managed_by_gantry", fmt.Sprintf(
-			"models are managed by gantry: %s is not available here; add the model to gantry's config (models:) and reload it", r.URL.Path))
-	})
-	for _, p := range []string{"POST /api/pull", "POST /api/push", "POST /api/create", "POST /api/copy", "DELETE /api/delete", "POST /api/blobs/{digest}", "HEAD /api/blobs/{digest}"} {
-		mux.Handle(p, w(managed))
+	for p := range managedPaths {
+		mux.Handle(p, w(managedRefusal(p)))
 	}
 	g.Register(mux, wrap)
 }
@@ -63,80 +56,6 @@ func (g *Gateway) RegisterOllama(mux *http.ServeMux, wrap Wraps) {
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(v) //nolint:errcheck // client gone
-}
-
-// ollamaDetails is the "details" Ollama reports of a model.
-type ollamaDetails struct {
-	Format            string   `json:"format"`
-	Family            string   `json:"family"`
-	Families          []string `json:"families"`
-	ParameterSize     string   `json:"parameter_size"`
-	QuantizationLevel string   `json:"quantization_level"`
-}
-
-func (g *Gateway) ollamaEntries(r *http.Request, only func(status.ModelStatus) bool) []map[string]any {
-	var out []map[string]any
-	key := auth.From(r.Context())
-	for _, m := range g.sched.Status().Models {
-		if only != nil && !only(m) {
-			continue
-		}
-		d := ollamaDetails{Format: m.Engine, Family: m.Engine, Families: []string{m.Engine}}
-		for _, name := range append([]string{m.Name}, m.Aliases...) {
-			if !key.Sees(name) && !key.Sees(m.Name) {
-				continue // a restricted key lists only its models
-			}
-			e := map[string]any{"name": name, "model": name, "size": m.MemoryBytes, "digest": "gantry-" + m.Name,
-				"details": d, "modified_at": time.Unix(0, 0).UTC().Format(time.RFC3339)}
-			if m.ReadyAt != nil {
-				e["modified_at"] = m.ReadyAt.UTC().Format(time.RFC3339)
-			}
-			out = append(out, e)
-		}
-	}
-	if out == nil {
-		out = []map[string]any{}
-	}
-	return out
-}
-
-func (g *Gateway) ollamaTags(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, map[string]any{"models": g.ollamaEntries(r, nil)})
-}
-
-func (g *Gateway) ollamaPS(w http.ResponseWriter, r *http.Request) {
-	entries := g.ollamaEntries(r, func(m status.ModelStatus) bool { return m.State == status.Ready })
-	for _, e := range entries {
-		e["size_vram"] = e["size"]
-		e["expires_at"] = time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
-	}
-	writeJSON(w, map[string]any{"models": entries})
-}
-
-func (g *Gateway) ollamaShow(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Model string `json:"model"`
-		Name  string `json:"name"`
-	}
-	json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req) //nolint:errcheck // an empty name is answered below
-	name := req.Model
-	if name == "" {
-		name = req.Name
-	}
-	target, _ := g.resolvePreset(name)
-	m := g.sched.Config().Resolve(target)
-	if m == nil || !g.sees(auth.From(r.Context()), name) {
-		ollamaError(w, http.StatusNotFound, "model_not_found", fmt.Sprintf("model %s not found; gantry serves %s", quote(name), g.knownNames(r)))
-		return
-	}
-	caps := []string{"completion", "tools"}
-	if g.sched.IsEmbedding(m.Name) {
-		caps = []string{"embedding"}
-	}
-	writeJSON(w, map[string]any{"modelfile": "# served by gantry (engine " + m.Engine + ")", "parameters": "", "template": "",
-		"details":      ollamaDetails{Format: m.Engine, Family: m.Engine, Families: []string{m.Engine}},
-		"model_info":   map[string]any{"general.architecture": m.Engine},
-		"capabilities": caps, "modified_at": time.Now().UTC().Format(time.RFC3339)})
 }
 
 // parseOllama reads /api/chat (generate false) or /api/generate. A

@@ -118,5 +118,5 @@ func (g *Gateway) model(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	openAIError(w, http.StatusNotFound, "model_not_found",
-		fmt.Sprintf("the model %s does not exist here; known models: %s", quote(id), g.knownNames(r)))
+		fmt.Sprintf("the model %s does not exist here%s; known models: %s", quote(id), g.didYouMean(r, id), g.knownNames(r)))
 }

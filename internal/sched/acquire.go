@@ -292,10 +292,9 @@ func (s *Scheduler) ensure(ctx context.Context, e *entry, p Priority) error {
 				return err
 			}
 			continue
-		case e.state == status.Failed && e.alwaysOn:
-			return fmt.Errorf("%w: %s: %s", ErrStartFailed, e.m.Name, e.reason)
-		case e.state == status.Failed && e.m.Fallback != "" && time.Since(e.failedAt) < retryFailedAfter:
-			return fmt.Errorf("%w: %s: %s", ErrStartFailed, e.m.Name, e.reason)
+		case e.state == status.Failed && e.alwaysOn,
+			e.state == status.Failed && e.m.Fallback != "" && time.Since(e.failedAt) < retryFailedAfter:
+			return startError(e.m.Name, e.diagnosis, errors.New(e.reason))
 		}
 		// Stopped (or failed and worth another try): refuse what is known
 		// not to work, then take the slot, then the memory, then start.
@@ -369,5 +368,29 @@ func (s *Scheduler) startLocked(ctx context.Context, e *entry) error {
 	if e.state == status.Stopping || e.state == status.Stopped && e.evicting {
 		return nil // stopped under us on purpose; ensure looks again
 	}
-	return fmt.Errorf("%w: %s: %v", ErrStartFailed, e.m.Name, err)
+	return startError(e.m.Name, s.failureDiagnosis(e, err), err)
+}
+
+// startError is what a request (and `gantry start`) is told when its
+// model did not start: gantry's diagnosis — cause and fix — first, the
+// engine's own last line after it as the detail.
+func startError(name, diag string, err error) error {
+	if diag == "" {
+		return fmt.Errorf("%w: %s: %v", ErrStartFailed, name, err)
+	}
+	return fmt.Errorf("%w: %s: %s (the engine: %v)", ErrStartFailed, name, diag, err)
+}
+
+// failureDiagnosis diagnoses the failed start that returned err, once for
+// all the requests that waited on it; s.mu is held, and released while the
+// log is read.
+func (s *Scheduler) failureDiagnosis(e *entry, err error) string {
+	if e.failErr == err.Error() {
+		return e.failDiag
+	}
+	s.mu.Unlock()
+	d := s.diagnose(e, supervise.Event{To: status.Failed, Reason: err.Error()})
+	s.mu.Lock()
+	e.failErr, e.failDiag = err.Error(), d
+	return d
 }

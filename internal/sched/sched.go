@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,6 +90,9 @@ type entry struct {
 	// pageCache is what the last start dropped of the checkpoint from
 	// the page cache (unified memory only).
 	pageCache *status.PageCache
+	// failDiag is the diagnosis of the failed start whose error is
+	// failErr, made once for every request that waited on it.
+	failErr, failDiag string
 }
 
 // Options for New.
@@ -355,7 +360,16 @@ func (s *Scheduler) lookupLocked(name string) *entry {
 
 // unknown is the error for a name that is no model or alias here.
 func (s *Scheduler) unknown(name string) error {
-	return fmt.Errorf("%w: %s is not configured here; known models: %s", ErrUnknownModel, Quote(name), s.KnownNames())
+	return fmt.Errorf("%w: %s is not configured here%s; known models: %s", ErrUnknownModel, Quote(name), s.DidYouMean(name), s.KnownNames())
+}
+
+// DidYouMean is ", did you mean X?" for the known name (model, alias or
+// preset) closest to name, "" when none is close.
+func (s *Scheduler) DidYouMean(name string) string {
+	if c := config.Closest(name, s.knownNames()); c != "" {
+		return fmt.Sprintf(", did you mean %s?", Quote(c))
+	}
+	return ""
 }
 
 // Quote is a name as error messages show it: quoted, and cut to a sane
@@ -376,15 +390,23 @@ func namesOrNone(names []string) string {
 
 // KnownNames lists the model names and aliases a request may use.
 func (s *Scheduler) KnownNames() string {
-	var names []string
-	for _, n := range s.conf.Load().ModelNames() {
-		names = append(names, n)
-		names = append(names, s.conf.Load().Models[n].Aliases...)
-	}
+	names := s.knownNames()
 	if len(names) == 0 {
 		return "none configured"
 	}
 	return strings.Join(names, ", ")
+}
+
+// knownNames are the names a request may give: models, their aliases and
+// the presets.
+func (s *Scheduler) knownNames() []string {
+	cfg := s.conf.Load()
+	var names []string
+	for _, n := range cfg.ModelNames() {
+		names = append(names, n)
+		names = append(names, cfg.Models[n].Aliases...)
+	}
+	return append(names, slices.Sorted(maps.Keys(cfg.Presets))...)
 }
 
 // Process returns the engine of a model (name or alias).

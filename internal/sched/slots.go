@@ -151,7 +151,13 @@ func (s *Scheduler) Switch(ctx context.Context, slot, model string) error {
 		return err
 	}
 	if e.m.Slot != slot {
-		return fmt.Errorf("%w: %s is not a member of slot %s", ErrNotSlotMember, e.m.Name, slot)
+		var members []string
+		for _, n := range s.conf.Load().ModelNames() {
+			if s.conf.Load().Models[n].Slot == slot {
+				members = append(members, n)
+			}
+		}
+		return fmt.Errorf("%w: %s is not a member of slot %s (its members: %s)", ErrNotSlotMember, e.m.Name, slot, namesOrNone(members))
 	}
 	return s.Start(ctx, e.m.Name)
 }

@@ -3,9 +3,13 @@ package sched
 import (
 	"cmp"
 	"maps"
+	"net"
+	"os"
 	"slices"
+	"sync"
 	"time"
 
+	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/container"
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/gpu"
@@ -62,7 +66,19 @@ func (s *Scheduler) Status() status.Status {
 			Aliases: e.m.Aliases, Fallback: e.m.Fallback, Runtime: e.m.Runtime, LastLogLine: ps.LastLine,
 			MemorySource: cmp.Or(e.memorySource, e.plan.Source), Findings: e.plan.Findings, Diagnosis: e.diagnosis,
 			Adopted: ps.Adopted, MemoryFraction: e.plan.Fraction, KVCacheBytes: e.plan.KVCacheBytes, MaxTotalTokens: e.plan.MaxTotalTokens,
-			Invalid: e.plan.Invalid()}
+			Invalid: e.plan.Invalid(), Doors: doorsOf(s.conf.Load(), e.m)}
+		if e.state == status.Stopped {
+			// The engine's last probe ("ready") says nothing about a
+			// model that is not running.
+			ms.Phase, ms.Detail = "", ""
+		}
+		ms.Context = e.plan.Context
+		if in := e.plan.Info; in != nil {
+			ms.ModelType, ms.Params = in.ModelType, in.Params
+			if in.Quant.Method != "" {
+				ms.Quantization = in.Quant.String()
+			}
+		}
 		if !e.lastUsed.IsZero() {
 			t := e.lastUsed
 			ms.LastUsed = &t
@@ -89,7 +105,11 @@ func (s *Scheduler) Status() status.Status {
 		st.Models = append(st.Models, ms)
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.conf.Load().Slots)) {
-		ss := status.SlotStatus{Name: name, Port: s.conf.Load().Slots[name].Port, Members: []string{}}
+		sl := s.conf.Load().Slots[name]
+		ss := status.SlotStatus{Name: name, Port: sl.Port, Members: []string{}}
+		if sl.Listen != "" {
+			ss.URL = "http://" + advertised(sl.Listen) + "/v1"
+		}
 		for _, n := range s.conf.Load().ModelNames() {
 			e := s.models[n]
 			if e.m.Slot != name {
@@ -119,4 +139,46 @@ func (s *Scheduler) StateOf(name string) (state status.State, ok bool) {
 		return "", false
 	}
 	return e.state, true
+}
+
+// doorsOf lists the addresses clients reach m at, the most direct first:
+// its own listen, its slot's, the gateway's, Ollama's API.
+func doorsOf(cfg *config.Config, m *config.Model) []status.Door {
+	var ds []status.Door
+	add := func(kind, addr, path, model string) {
+		if addr != "" {
+			ds = append(ds, status.Door{Kind: kind, Address: addr, URL: "http://" + advertised(addr) + path, Model: model})
+		}
+	}
+	add("model", m.Listen, "/v1", "")
+	if sl := cfg.Slots[m.Slot]; sl != nil {
+		add("slot", sl.Listen, "/v1", m.Name)
+	}
+	add("gateway", cfg.Listen, "/v1", m.Name)
+	if cfg.OllamaAPI != nil {
+		add("ollama", cfg.OllamaAPI.Listen, "", m.Name)
+	}
+	return ds
+}
+
+// hostName is the machine's name, for addresses that listen on every
+// interface; "localhost" when it has none.
+var hostName = sync.OnceValue(func() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
+})
+
+// advertised is a listen address as a client on the network dials it: a
+// wildcard host (0.0.0.0, ::, none) becomes the machine's name.
+func advertised(listen string) string {
+	h, p, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if h == "" || h == "0.0.0.0" || h == "::" {
+		h = hostName()
+	}
+	return net.JoinHostPort(h, p)
 }

@@ -31,6 +31,33 @@ type Finding struct {
 	Fix    string `json:"fix"`
 }
 
+// Door is one address a client reaches a model at.
+type Door struct {
+	// Kind is model (models.<name>.listen: every request goes to the
+	// model), slot (slots.<slot>.listen: the model's name switches the
+	// slot to it), gateway (listen: by the model's name) or ollama
+	// (ollama_api.listen, Ollama's API, by the model's name).
+	Kind string `json:"kind"`
+	// Address is the listen address as configured (0.0.0.0 included).
+	Address string `json:"address"`
+	// URL is the base URL a client sets: …/v1 for the OpenAI API, the
+	// bare address for Ollama's; a wildcard address is named by the
+	// machine's host name.
+	URL string `json:"url"`
+	// Model is the name a request there sends; "" on the model's own
+	// address, where any name (or none) reaches it.
+	Model string `json:"model,omitempty"`
+}
+
+// String is the door as the CLI shows it: the URL, and the model name a
+// request sends when it needs one.
+func (d Door) String() string {
+	if d.Model == "" {
+		return d.URL
+	}
+	return d.URL + " (model " + d.Model + ")"
+}
+
 // ModelStatus is one model's state, as /api/status and `gantry ps` show it.
 type ModelStatus struct {
 	Name        string     `json:"name"`
@@ -66,6 +93,19 @@ type ModelStatus struct {
 	// reservation, a blocking rule); "" when it can. Its state stays
 	// stopped (or failed once a start was refused).
 	Invalid string `json:"invalid,omitempty"`
+	// What the model's files say (gantry's inventory of them), empty when
+	// it has not read any (no path:, command and sim engines): the
+	// architecture as config.json's model_type (or the GGUF's) names it,
+	// the parameter count and the quantization; Context is the context
+	// length the engine is given (0: the engine's default).
+	ModelType    string `json:"model_type,omitempty"`
+	Params       int64  `json:"params,omitempty"`
+	Quantization string `json:"quantization,omitempty"`
+	Context      int64  `json:"context,omitempty"`
+	// Doors are the addresses clients reach the model at — never the
+	// engine's internal port: the gateway (by name), the model's own
+	// listen, its slot's, Ollama's API. The first is the most direct.
+	Doors []Door `json:"doors,omitempty"`
 	// Progress is how far the load has come, while the model starts.
 	Progress *Progress `json:"progress,omitempty"`
 	// The engine's memory flags gantry passes: the fraction (vLLM's
@@ -139,8 +179,11 @@ type MemoryStatus struct {
 
 // SlotStatus is which member holds a slot.
 type SlotStatus struct {
-	Name    string   `json:"name"`
-	Port    int      `json:"port"`
+	Name string `json:"name"`
+	Port int    `json:"port"` // the members' engine port
+	// URL is the slot's own address (slots.<name>.listen) as a client's
+	// base URL; "" when it has none.
+	URL     string   `json:"url,omitempty"`
 	Current string   `json:"current,omitempty"`
 	Members []string `json:"members"`
 }

@@ -6,6 +6,7 @@ package systemd
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,8 +15,9 @@ import (
 	"github.com/gantryhq/gantry/internal/engine"
 )
 
-// Gantry is gantry.service for the binary at bin and the config at cfg.
-func Gantry(bin, cfg string) string {
+// Gantry is gantry.service for the binary at bin and the config at cfg,
+// run as user (User=) unless user is "" (root).
+func Gantry(bin, cfg, user string) string {
 	return fmt.Sprintf(`[Unit]
 Description=gantry: the LLM serving control plane
 Documentation=https://github.com/gantryhq/gantry
@@ -25,7 +27,7 @@ Wants=network-online.target
 [Service]
 Type=notify
 NotifyAccess=main
-Environment=GANTRY_CONFIG=%s
+%sEnvironment=GANTRY_CONFIG=%s
 ExecStart=%s serve --config %s
 ExecReload=/bin/kill -HUP $MAINPID
 Restart=always
@@ -40,14 +42,31 @@ LimitNOFILE=65536
 
 [Install]
 WantedBy=multi-user.target
-`, Quote(cfg), Quote(bin), Quote(cfg))
+`, userLine(user), Quote(cfg), Quote(bin), Quote(cfg))
 }
 
+// userLine is User=NAME and a newline, "" for no user.
+func userLine(user string) string {
+	if user == "" {
+		return ""
+	}
+	return "User=" + user + "\n"
+}
+
+// ValidUser reports whether name can be written as User=: a user name as
+// systemd takes it (letters, digits, _ and -, not starting with a digit
+// or -; at most 32 bytes), or a numeric UID.
+func ValidUser(name string) bool {
+	return userRE.MatchString(name) && len(name) <= 32
+}
+
+var userRE = regexp.MustCompile(`^(?:[A-Za-z_][A-Za-z0-9_-]*|[0-9]+)$`)
+
 // Model is gantry-<model>.service: the engine under systemd's supervision,
-// as the seed's sglang.service and vllm.service were. Secret env values
-// (KEY, TOKEN, SECRET, PASSWORD) are not written: they come from
-// /etc/gantry/<model>.env.
-func Model(m *config.Model, l engine.Launch) string {
+// as the seed's sglang.service and vllm.service were, run as user unless
+// user is "". Secret env values (KEY, TOKEN, SECRET, PASSWORD) are not
+// written: they come from /etc/gantry/<model>.env.
+func Model(m *config.Model, l engine.Launch, user string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[Unit]\nDescription=gantry engine %s (%s, %s)\n", m.Name, m.Engine, m.Runtime)
 	if l.DockerName != "" {
@@ -55,7 +74,7 @@ func Model(m *config.Model, l engine.Launch) string {
 	} else {
 		b.WriteString("After=network-online.target\n")
 	}
-	b.WriteString("\n[Service]\nRestart=always\nRestartSec=5\n")
+	b.WriteString("\n[Service]\n" + userLine(user) + "Restart=always\nRestartSec=5\n")
 	fmt.Fprintf(&b, "EnvironmentFile=-/etc/gantry/%s.env\n", m.Name)
 	var keys []string
 	for k := range m.Env {
