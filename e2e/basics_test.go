@@ -194,7 +194,7 @@ models:
 	_, failure, _ := strings.Cut(out, "gantry: gb10 did not start: ")
 	first, rest, _ := strings.Cut(failure, "\n")
 	if code == 0 || !strings.HasPrefix(first, "the Triton/ptxas in this engine image cannot build kernels for sm_121a") ||
-		!strings.Contains(first, "TRITON_PTXAS_PATH") || !strings.Contains(rest, "the engine: exited (exit status 1)") {
+		!strings.Contains(first, "TRITON_PTXAS_PATH") || !strings.Contains(rest, "the engine: exited while starting (exit status 1); last log line: (EngineCore_DP0 pid=93) ptxas fatal") {
 		t.Errorf("start: exit %d:\n%s", code, out)
 	}
 	// A request's 503 (what Open WebUI shows its user) leads with it too.
