@@ -753,10 +753,11 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // Closest is the name a user most likely meant by s: the candidate within
-// edit distance 2 of it, else the only one that begins with s or that s
-// begins with; "" when none is that close.
+// edit distance 2 of it (and less than half of s: "r1" is not a typo of
+// "q3"), else the only one that begins with s or that s begins with; ""
+// when none is that close.
 func Closest(s string, candidates []string) string {
-	if c := closest(s, candidates); c != "" {
+	if c := closest(s, candidates); c != "" && 2*editDistance(s, c) < len(s) {
 		return c
 	}
 	var found []string
