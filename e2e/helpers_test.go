@@ -177,6 +177,13 @@ func run(t *testing.T, home string, args ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(testbin.Gantry(t), args...)
 	cmd.Env = append(cleanEnv(), "HOME="+home)
+	return combined(t, cmd)
+}
+
+// combined runs cmd and returns its output (stdout and stderr) and exit
+// code; a command that cannot run at all fails the test.
+func combined(t *testing.T, cmd *exec.Cmd) (string, int) {
+	t.Helper()
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {

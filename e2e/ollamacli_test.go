@@ -43,14 +43,7 @@ models:
 		t.Helper()
 		cmd := exec.Command(ollama, args...)
 		cmd.Env = append(os.Environ(), "OLLAMA_HOST="+olisten, "HOME="+d.home, "NO_COLOR=1", "TERM=dumb")
-		out, err := cmd.CombinedOutput()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return string(out), code
+		return combined(t, cmd)
 	}
 
 	out, code := cli("list")
