@@ -18,6 +18,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -102,6 +103,8 @@ func run() error {
 		return err
 	}
 	defer stop()
+	var failed []string
+	broken := map[string]bool{} // sections a failed phase writes into
 	for _, p := range ps {
 		if p.needs != nil {
 			if err := p.needs(e); err != nil {
@@ -122,18 +125,29 @@ func run() error {
 		err := p.run(e)
 		done()
 		if err != nil {
-			return fmt.Errorf("phase %s: %w", p.name, err)
+			// The other phases still run and write; this one's section
+			// keeps its last run.
+			fmt.Printf("phase %s failed: %v\n", p.name, err)
+			failed = append(failed, fmt.Sprintf("%s (%v)", p.name, err))
+			broken[p.section] = true
 		}
 	}
-	if *dryRun || *noAct || *genv != "" {
-		return nil
+	for id := range broken {
+		delete(out, id)
 	}
-	peak = maxLoad(peak, loadAverage())
-	if err := writeReport(*outPath, command(), load+" when it began, at most "+peak+" when a phase began"); err != nil {
+	err = nil
+	if len(failed) > 0 {
+		err = fmt.Errorf("phases failed, their sections keep their last run: %s", strings.Join(failed, "; "))
+	}
+	if *dryRun || *noAct || *genv != "" {
 		return err
 	}
+	peak = maxLoad(peak, loadAverage())
+	if werr := writeReport(*outPath, command(), load+" when it began, at most "+peak+" when a phase began"); werr != nil {
+		return errors.Join(err, werr)
+	}
 	fmt.Printf("\nwrote %s\n", *outPath)
-	return nil
+	return err
 }
 
 // command is how this run was started, for the stamp.
