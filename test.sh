@@ -129,6 +129,20 @@ if [ ! -x "$jaeger" ] || [ "$(cat "$jaeger.pin" 2>/dev/null)" != "$jaeger_pin" ]
     go build -o "$jaeger" github.com/jaegertracing/jaeger/cmd/jaeger && echo "$jaeger_pin" > "$jaeger.pin" ) >"$cache/jaeger-build.log" 2>&1 &
   pids+=("$!:jaeger:$cache/jaeger-build.log")
 fi
+# A real Kubernetes control plane and node for the export tests: etcd,
+# kube-apiserver, kube-scheduler, kube-controller-manager, kubelet,
+# kube-proxy and kubectl built from their Go modules through the module
+# proxy, and the CRDs of the Gateway API, the Inference Extension and
+# LeaderWorkerSet from theirs — how, and why not `go install`, is in
+# e2e/realkube/build.sh. Cold, on 2 busy cores: see TESTING.md.
+kube="$cache/kube"
+kube_pin="k8s v1.37.2 etcd v3.7.3 gateway-api v1.6.3 gie v1.6.0 lws v0.9.0 $(cat e2e/realkube/build.sh e2e/realkube/crds/*.yaml | sha256sum | cut -c1-16)"
+if [ ! -x "$kube/kubelet" ] || [ "$(cat "$kube/.pin" 2>/dev/null)" != "$kube_pin" ]; then
+  log "building Kubernetes v1.37.2 and etcd v3.7.3 into $kube (once)"
+  ( rm -rf "$kube" && e2e/realkube/build.sh "$kube" v1.37.2 v3.7.3 v1.6.3 v1.6.0 v0.9.0 &&
+    echo "$kube_pin" > "$kube/.pin" ) >"$cache/kube-build.log" 2>&1 &
+  pids+=("$!:kubernetes:$cache/kube-build.log")
+fi
 # A Debian root for the image of a real engine in a container (Ollama in
 # Debian, imported with `docker import`: no registry), made once.
 rootfs="$cache/debian-bookworm-minbase.tar"
@@ -149,6 +163,7 @@ export GANTRY_LLAMACPP_PYTHON="$llamacpp/bin/python"
 export GANTRY_OPENWEBUI="$openwebui/bin/open-webui"
 export GANTRY_DEBIAN_ROOTFS="$rootfs"
 export GANTRY_JAEGER="$jaeger"
+export GANTRY_KUBE="$kube"
 
 # The tiny real model (random Llama, safetensors, trained tokenizer, chat
 # template), made once by e2e/realengines/make_tiny.py with vLLM's torch.

@@ -95,7 +95,15 @@ type imageSpec struct {
 // into the test daemon: no registry, no Dockerfile.
 func loadImage(t *testing.T, im imageSpec) {
 	t.Helper()
-	bin := standin(t)
+	path := filepath.Join(t.TempDir(), "image.tar")
+	os.WriteFile(path, imageArchive(t, im, standin(t)), 0o644)
+	docker(t, "load", "-i", path)
+}
+
+// imageArchive is the image with bin at its paths, as `docker save`
+// writes one (what `docker load` and `ctr images import` read).
+func imageArchive(t *testing.T, im imageSpec, bin []byte) []byte {
+	t.Helper()
 	var layer bytes.Buffer
 	tw := tar.NewWriter(&layer)
 	dirs := map[string]bool{}
@@ -144,9 +152,7 @@ func loadImage(t *testing.T, im imageSpec) {
 		iw.Write(f.data)
 	}
 	iw.Close()
-	path := filepath.Join(t.TempDir(), "image.tar")
-	os.WriteFile(path, img.Bytes(), 0o644)
-	docker(t, "load", "-i", path)
+	return img.Bytes()
 }
 
 // loadImageAt loads the image into the daemon at host.

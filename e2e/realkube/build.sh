@@ -17,9 +17,18 @@
 # the release tooling), for etcd v3.X.Y as go.etcd.io/etcd/*/v3 v3.X.Y.
 # go.sum entries for them come from the checksum database as usual.
 #
-# Usage: build.sh DEST K8S_VERSION ETCD_VERSION
+# It also gathers the CRDs the exported objects need into DEST/crds, each
+# from its own module at a pinned version (the module zips carry them):
+#   sigs.k8s.io/gateway-api                      config/crd/standard/
+#   sigs.k8s.io/gateway-api-inference-extension  config/crd/bases/
+#   sigs.k8s.io/lws                              config/crd/bases/ (LeaderWorkerSet)
+# and the InferenceModelRewrite CRD kept beside this script (crds/: its
+# module, llm-d-router, is not on the module proxy).
+#
+# Usage: build.sh DEST K8S_VERSION ETCD_VERSION GATEWAY_API GIE LWS
 set -euo pipefail
-dest=$1 k8s=$2 etcd=$3
+dest=$1 k8s=$2 etcd=$3 gwapi=$4 gie=$5 lws=$6
+here=$(cd "$(dirname "$0")" && pwd)
 staging_version="v0.${k8s#v1.}"
 mkdir -p "$dest"
 work=$(mktemp -d)
@@ -71,4 +80,17 @@ fetch "k8s.io/kubernetes@$k8s" kubernetes
     go build -trimpath -ldflags "$ldflags" -o "$dest/$cmd" "./cmd/$cmd"
   done
 )
-echo "built: $(ls "$dest" | tr '\n' ' ')"
+# CRDs
+mkdir -p "$dest/crds"
+crds() { # module@version folder [file-glob]
+  local dir
+  dir=$(cd "$work" && go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [ -n "$dir" ] || { echo "go mod download $1 gave no source"; exit 1; }
+  cp "$dir/$2"/${3:-*.yaml} "$dest/crds/"
+}
+crds "sigs.k8s.io/gateway-api@$gwapi" config/crd/standard 'gateway.networking.k8s.io_*.yaml'
+crds "sigs.k8s.io/gateway-api-inference-extension@$gie" config/crd/bases
+crds "sigs.k8s.io/lws@$lws" config/crd/bases 'leaderworkerset.x-k8s.io_*.yaml'
+cp "$here"/crds/*.yaml "$dest/crds/"
+chmod u+w "$dest"/crds/*.yaml
+echo "built: $(ls "$dest" | tr '\n' ' '); CRDs: $(ls "$dest/crds" | wc -l)"

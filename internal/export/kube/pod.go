@@ -94,7 +94,7 @@ func (x *exporter) container(m *config.Model, box *engine.ContainerSpec, name st
 		ctr["env"] = env
 	}
 	if n := x.gpus(m, box.GPUs); n > 0 {
-		ctr["resources"] = Object{"limits": Object{"nvidia.com/gpu": n}}
+		ctr["resources"] = Object{"limits": Object{"nvidia.com/gpu": strconv.Itoa(n)}} // a quantity, as the server writes it back
 	}
 	if err := x.probes(m, box, ctr); err != nil {
 		return nil, nil, err
