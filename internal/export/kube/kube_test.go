@@ -157,3 +157,30 @@ func TestOnlyChosenModels(t *testing.T) {
 		t.Errorf("files %v", res.Files)
 	}
 }
+
+// TestPlannerFlagsCarried: the command is the one gantry itself would
+// run, with what the planner decided from the model's files — the rules'
+// quantization flag, the context and the memory fraction for the node.
+func TestPlannerFlagsCarried(t *testing.T) {
+	c, err := config.Parse("t.yaml", []byte(`root: /srv/ai
+kubernetes: {node_memory: 128GiB}
+models:
+  scout: {engine: sglang, path: llama4/scout-nvfp4, port: 30000, memory: 64GiB, mode: always-on}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nvfp4 := func(string) (*inventory.Model, error) {
+		return &inventory.Model{Format: "safetensors", Kind: "generation", MaxContext: 131072,
+			Quant: inventory.Quant{Method: "modelopt", Algo: "NVFP4", Bits: 4}}, nil
+	}
+	res, err := Export(c, Options{Plans: plan.Make(c, PlanBox(c), nvfp4)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Marshal("", res.Files[1])
+	for _, want := range []string{"- --quantization\n", "- modelopt_fp4\n", "- --context-length\n", `- "32768"`, "- --mem-fraction-static\n", `- "0.50"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the command lacks %q:\n%s", want, b)
+		}
+	}
+}

@@ -58,8 +58,13 @@ func (x *exporter) podSpec(m *config.Model, p *plan.Model, h launch.Host, name s
 	grace := int64(m.StopTimeout.D() / time.Second)
 	return Object{
 		"terminationGracePeriodSeconds": grace,
-		"containers":                    []any{ctr},
-		"volumes":                       vols,
+		// The engine has no business with the API server, and Service
+		// variables in its environment could read as its own settings
+		// (a Service named vllm gives VLLM_PORT=tcp://…, which vLLM reads).
+		"automountServiceAccountToken": false,
+		"enableServiceLinks":           false,
+		"containers":                   []any{ctr},
+		"volumes":                      vols,
 	}, nil
 }
 
