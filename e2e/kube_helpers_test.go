@@ -135,8 +135,8 @@ func (k *kubeCluster) startAPIServer() {
 	k.waitOK(k.server+"/readyz", 180*time.Second, "kube-apiserver")
 }
 
-// kubeServiceCIDR is the Services' virtual range. Tests that reach a
-// ClusterIP first put this range on a dummy interface, so that a packet
+// kubeServiceCIDR is the Services' virtual range. A test that reaches a
+// ClusterIP first routes this range onto its own bridge, so that a packet
 // kube-proxy did not rewrite goes nowhere, never out of the machine.
 const kubeServiceCIDR = "10.96.0.0/24"
 

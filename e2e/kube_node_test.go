@@ -20,7 +20,6 @@ import (
 const (
 	kubePodCIDR   = "10.88.7.0/24"
 	kubeBridge    = "gantrytest0"
-	kubeSvcDummy  = "gantrysvc0"
 	kubeNodeName  = "gantry-test-node"
 	kubePauseTag  = "gantry-test/pause:v1"
 	kubeCNIPlugin = "/usr/lib/cni" // Debian's containernetworking-plugins
@@ -45,11 +44,13 @@ func (k *kubeCluster) startNode() *kubeNode {
 	os.MkdirAll(filepath.Join(dir, "cni", "net.d"), 0o755)
 	t.Cleanup(func() { n.teardown(dir) })
 
-	// Services' virtual addresses go to a dummy interface: a packet that
-	// kube-proxy did not rewrite to a pod ends there, never leaves.
-	sh(t, "ip", "link", "add", kubeSvcDummy, "type", "dummy")
-	sh(t, "ip", "link", "set", kubeSvcDummy, "up")
-	sh(t, "ip", "route", "add", kubeServiceCIDR, "dev", kubeSvcDummy)
+	// The pods' bridge, made before the CNI plugin takes it over, carries
+	// the Services' virtual range too: a packet kube-proxy did not rewrite
+	// to a pod stays on the test's own bridge and never leaves the machine
+	// (this kernel has no dummy interfaces).
+	sh(t, "ip", "link", "add", kubeBridge, "type", "bridge")
+	sh(t, "ip", "link", "set", kubeBridge, "up")
+	sh(t, "ip", "route", "add", kubeServiceCIDR, "dev", kubeBridge)
 
 	os.WriteFile(filepath.Join(dir, "cni", "net.d", "10-gantry-test.conflist"), []byte(fmt.Sprintf(`{
   "cniVersion": "1.0.0", "name": "gantry-test",
@@ -153,7 +154,6 @@ func (n *kubeNode) teardown(dir string) {
 	exec.Command(filepath.Join(n.k.bin, "kube-proxy"), "--cleanup").Run()
 	unmountUnder(dir)
 	exec.Command("ip", "link", "del", kubeBridge).Run()
-	exec.Command("ip", "link", "del", kubeSvcDummy).Run()
 }
 
 // pidsWithArg lists the processes one of whose arguments contains s.

@@ -158,7 +158,7 @@ func subset(path string, want, have any) string {
 	case []any:
 		h, ok := have.([]any)
 		if !ok || len(h) != len(w) {
-			return fmt.Sprintf("%s: want %v, have %v", path, want, have)
+			return fmt.Sprintf("%s: want %#v, have %#v", path, want, have)
 		}
 		for i := range w {
 			if d := subset(fmt.Sprintf("%s[%d]", path, i), w[i], h[i]); d != "" {
@@ -168,7 +168,7 @@ func subset(path string, want, have any) string {
 		return ""
 	}
 	if !reflect.DeepEqual(want, have) {
-		return fmt.Sprintf("%s: want %v, have %v", path, want, have)
+		return fmt.Sprintf("%s: want %#v, have %#v", path, want, have)
 	}
 	return ""
 }
