@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -69,6 +70,9 @@ state = %q
   address = %q
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = %q
+  # this sandbox may not lower oom_score_adj (the pod sandbox asks for
+  # -998): runc's child dies with "can't get final child's PID from pipe"
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -86,8 +90,7 @@ state = %q
 	k.daemonProc("kube-controller-manager", "--kubeconfig", admin, "--leader-elect=false",
 		"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(testbin.FreePort(t)),
 		"--service-account-private-key-file", filepath.Join(k.dir, "sa.key"),
-		"--root-ca-file", filepath.Join(k.dir, "pki", "apiserver.crt"),
-		"--controllers", "*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-route,-service")
+		"--root-ca-file", filepath.Join(k.dir, "pki", "apiserver.crt"))
 	k.daemonProc("kube-scheduler", "--kubeconfig", admin, "--leader-elect=false",
 		"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(testbin.FreePort(t)))
 
@@ -152,6 +155,7 @@ func (n *kubeNode) teardown(dir string) {
 		}
 	}
 	exec.Command(filepath.Join(n.k.bin, "kube-proxy"), "--cleanup").Run()
+	dropKubeChains()
 	unmountUnder(dir)
 	exec.Command("ip", "link", "del", kubeBridge).Run()
 }
@@ -215,5 +219,37 @@ func waitFile(t *testing.T, path string, timeout time.Duration, log func() strin
 			t.Fatalf("%s did not appear in %s; log:\n%s", path, timeout, log())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// dropKubeChains removes the iptables chains the kubelet made
+// (KUBE-FIREWALL, which drops packets to 127.0.0.0/8 from other sources,
+// and the KUBE-KUBELET-CANARY chains) and whatever kube-proxy --cleanup
+// left: no other Kubernetes runs on this machine, and later tests must
+// find the machine as it was.
+func dropKubeChains() {
+	for _, ipt := range []string{"iptables", "ip6tables"} {
+		for _, table := range []string{"filter", "nat", "mangle"} {
+			out, err := exec.Command(ipt, "-t", table, "-S").Output()
+			if err != nil {
+				continue
+			}
+			var chains []string
+			for _, line := range strings.Split(string(out), "\n") {
+				f := strings.Fields(line)
+				switch {
+				case len(f) >= 4 && f[0] == "-A" && !strings.HasPrefix(f[1], "KUBE-") && slices.Contains(f, "-j") && strings.HasPrefix(f[len(f)-1], "KUBE-"):
+					exec.Command(ipt, append([]string{"-t", table, "-D"}, f[1:]...)...).Run()
+				case len(f) == 2 && f[0] == "-N" && strings.HasPrefix(f[1], "KUBE-"):
+					chains = append(chains, f[1])
+				}
+			}
+			for _, c := range chains {
+				exec.Command(ipt, "-t", table, "-F", c).Run()
+			}
+			for _, c := range chains {
+				exec.Command(ipt, "-t", table, "-X", c).Run()
+			}
+		}
 	}
 }
