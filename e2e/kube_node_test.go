@@ -24,6 +24,9 @@ const (
 	kubeNodeName  = "gantry-test-node"
 	kubePauseTag  = "gantry-test/pause:v1"
 	kubeCNIPlugin = "/usr/lib/cni" // Debian's containernetworking-plugins
+	// kubeletFixedDir holds the device plugins' socket at a path the
+	// kubelet does not let one move (pluginapi.DevicePluginPath).
+	kubeletFixedDir = "/var/lib/kubelet"
 )
 
 // kubeNode is the cluster's one node: Debian's containerd (its CRI, on a
@@ -43,7 +46,16 @@ func (k *kubeCluster) startNode() *kubeNode {
 	n := &kubeNode{k: k}
 	dir := filepath.Join(k.dir, "node")
 	os.MkdirAll(filepath.Join(dir, "cni", "net.d"), 0o755)
-	t.Cleanup(func() { n.teardown(dir) })
+	// The kubelet makes its device plugins' folder there whatever its
+	// root: remove it after the test unless it was there before.
+	_, err := os.Stat(kubeletFixedDir)
+	ownFixed := os.IsNotExist(err)
+	t.Cleanup(func() {
+		n.teardown(dir)
+		if ownFixed {
+			os.RemoveAll(kubeletFixedDir)
+		}
+	})
 
 	// The pods' bridge, made before the CNI plugin takes it over, carries
 	// the Services' virtual range too: a packet kube-proxy did not rewrite
@@ -117,9 +129,10 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 resolvConf: ""
 serializeImagePulls: false
-`, testbin.FreePort(t), testbin.FreePort(t), n.containerd)), 0o644)
+podLogsDir: %s
+`, testbin.FreePort(t), testbin.FreePort(t), n.containerd, filepath.Join(dir, "pod-logs"))), 0o644)
 	k.daemonProc("kubelet", "--kubeconfig", admin, "--config", filepath.Join(dir, "kubelet.yaml"),
-		"--root-dir", kubeletDir, "--hostname-override", kubeNodeName)
+		"--root-dir", kubeletDir, "--cert-dir", filepath.Join(dir, "kubelet-pki"), "--hostname-override", kubeNodeName)
 	k.daemonProc("kube-proxy", "--kubeconfig", admin, "--hostname-override", kubeNodeName,
 		"--proxy-mode", "iptables", "--cluster-cidr", kubePodCIDR,
 		"--bind-address", "127.0.0.1", "--healthz-bind-address", "127.0.0.1:"+strconv.Itoa(testbin.FreePort(t)),

@@ -182,10 +182,8 @@ func subset(path string, want, have any) string {
 func TestKubeExportRunsOnANode(t *testing.T) {
 	k := startControlPlane(t)
 	node := k.startNode()
-	gantryBin, err := os.ReadFile(testbin.Gantry(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// static: the image has no C library (testbin's gantry is linked to it)
+	gantryBin := buildStatic(t, "../cmd/gantry")
 	pause := buildStatic(t, "./realkube/pause")
 	node.importImage(imageArchive(t, imageSpec{tag: kubePauseTag, paths: []string{"/pause"}, entrypoint: []string{"/pause"}}, pause))
 	node.importImage(imageArchive(t, imageSpec{tag: "gantry-test/sim:v1", paths: []string{"/usr/local/bin/gantry"}}, gantryBin))
