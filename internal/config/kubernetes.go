@@ -1,9 +1,12 @@
 package config
 
 import (
+	"os"
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/gantryhq/gantry/internal/hfcache"
 )
 
 // Kubernetes is what `gantry export kubernetes` needs to know about the
@@ -15,6 +18,10 @@ type Kubernetes struct {
 	// this box: a PersistentVolumeClaim, or a folder on every GPU node
 	// (default: host_path <root>/models, the same tree as here).
 	ModelsVolume KubeVolume `yaml:"models_volume" json:"models_volume"`
+	// HFCache is where the cluster holds what the Hugging Face cache's
+	// hub folder (HF_HUB_CACHE) holds on this box, for models with path:
+	// hf:… (default: host_path of this box's folder).
+	HFCache KubeVolume `yaml:"hf_cache" json:"hf_cache"`
 	// Secret is the Secret the ${env.X} values of the models come from,
 	// key X (default "gantry-env"); export never writes the values.
 	Secret string `yaml:"secret" json:"secret,omitempty"`
@@ -66,6 +73,10 @@ func (c *Config) Kube() Kubernetes {
 		k.ModelsVolume.HostPath = strings.TrimSuffix(c.Root, "/") + "/models"
 	}
 	k.ModelsVolume.HostPath = ExpandHome(k.ModelsVolume.HostPath)
+	if k.HFCache.PVC == "" && k.HFCache.HostPath == "" {
+		k.HFCache.HostPath = hfcache.Dir(os.Getenv)
+	}
+	k.HFCache.HostPath = ExpandHome(k.HFCache.HostPath)
 	if k.Secret == "" {
 		k.Secret = DefaultKubeSecret
 	}
@@ -110,14 +121,15 @@ func (v *validator) kubernetes() {
 			v.add(at(key), "%q is not an object name (lower-case letters, digits, - and .)", name)
 		}
 	}
-	mv := k.ModelsVolume
-	switch {
-	case mv.PVC != "" && mv.HostPath != "":
-		v.add(at("models_volume"), "set pvc or host_path, not both")
-	case mv.PVC != "" && (len(mv.PVC) > 253 || !dnsSubdomain.MatchString(mv.PVC)):
-		v.add(at("models_volume", "pvc"), "%q is not a claim name (lower-case letters, digits, - and .)", mv.PVC)
-	case mv.HostPath != "" && !strings.HasPrefix(ExpandHome(mv.HostPath), "/"):
-		v.add(at("models_volume", "host_path"), "%q: give an absolute path on the nodes", mv.HostPath)
+	for key, mv := range map[string]KubeVolume{"models_volume": k.ModelsVolume, "hf_cache": k.HFCache} {
+		switch {
+		case mv.PVC != "" && mv.HostPath != "":
+			v.add(at(key), "set pvc or host_path, not both")
+		case mv.PVC != "" && (len(mv.PVC) > 253 || !dnsSubdomain.MatchString(mv.PVC)):
+			v.add(at(key, "pvc"), "%q is not a claim name (lower-case letters, digits, - and .)", mv.PVC)
+		case mv.HostPath != "" && !strings.HasPrefix(ExpandHome(mv.HostPath), "/"):
+			v.add(at(key, "host_path"), "%q: give an absolute path on the nodes", mv.HostPath)
+		}
 	}
 	if k.NodeMemory < 0 || k.NodeMemory == SizeAuto {
 		v.add(at("node_memory"), "want a size such as 128GiB (a node's GPU memory)")

@@ -34,6 +34,7 @@ func load(t *testing.T, file string) *config.Config {
 		t.Setenv(k, v)
 	}
 	os.Unsetenv("GANTRY_TEST_CMD_TOKEN") // unset: kept as a reference all the same
+	t.Setenv("HF_HUB_CACHE", t.TempDir())  // this box's cache holds none of the models
 	c, err := config.LoadKeepingUnsetEnv(file)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/hfcache"
 	"github.com/gantryhq/gantry/internal/launch"
 	"github.com/gantryhq/gantry/internal/plan"
 )
@@ -147,45 +149,61 @@ func (x *exporter) probes(m *config.Model, box *engine.ContainerSpec, ctr Object
 }
 
 // volumes maps the container's bind mounts onto the cluster: the model
-// folder (and Ollama's store) onto the models volume, the engine's cache
-// onto an emptyDir, and /dev/shm onto memory.
+// folder (and an engine's own store) onto the models volume, a snapshot of
+// the Hugging Face cache onto the hf_cache volume, the engine's cache onto
+// an emptyDir, and /dev/shm onto memory.
 func (x *exporter) volumes(m *config.Model, box *engine.ContainerSpec) (mounts, vols []any, err error) {
-	models := filepath.Join(x.c.Root, "models")
-	mv := x.k.ModelsVolume
-	usedModels := false
+	trees := []struct {
+		name, dir, key string
+		v              config.KubeVolume
+		used           bool
+	}{
+		{"models", filepath.Join(x.c.Root, "models"), "models_volume", x.k.ModelsVolume, false},
+		{"hf-cache", hfcache.Dir(os.Getenv), "hf_cache", x.k.HFCache, false},
+	}
 	for i, mt := range box.Mounts {
 		mount := Object{"mountPath": mt.Target}
 		if mt.ReadOnly {
 			mount["readOnly"] = true
 		}
-		rel, inModels := relUnder(models, mt.Source)
-		switch {
-		case mt.Source == x.c.CacheDir(m.Engine):
-			name := "cache"
-			mount["name"] = name
-			vols = append(vols, Object{"name": name, "emptyDir": Object{}})
+		if mt.Source == x.c.CacheDir(m.Engine) {
+			mount["name"] = "cache"
+			vols = append(vols, Object{"name": "cache", "emptyDir": Object{}})
 			x.noteFor(m.Name, "the engines' caches (<root>/cache here; %s) are emptyDirs: they start empty with each pod")
-		case inModels:
-			mount["name"] = "models"
-			if rel != "." {
-				mount["subPath"] = filepath.ToSlash(rel)
+			mounts = append(mounts, mount)
+			continue
+		}
+		found := false
+		for j := range trees {
+			t := &trees[j]
+			if rel, ok := relUnder(t.dir, mt.Source); ok {
+				mount["name"] = t.name
+				if rel != "." {
+					mount["subPath"] = filepath.ToSlash(rel)
+				}
+				t.used, found = true, true
+				break
 			}
-			usedModels = true
-		case mv.PVC != "":
-			return nil, nil, fmt.Errorf("%s: %s is outside %s, which claim %s holds; move the model under it (path: relative), or use kubernetes.models_volume.host_path", m.Name, mt.Source, models, mv.PVC)
-		default:
+		}
+		if !found {
+			if x.k.ModelsVolume.PVC != "" {
+				return nil, nil, fmt.Errorf("%s: %s is outside %s, which claim %s holds; move the model under it (path: relative), or use kubernetes.models_volume.host_path",
+					m.Name, mt.Source, trees[0].dir, x.k.ModelsVolume.PVC)
+			}
 			name := "host-" + strconv.Itoa(i)
 			mount["name"] = name
 			vols = append(vols, Object{"name": name, "hostPath": Object{"path": mt.Source, "type": "Directory"}})
-			x.note("%s: %s is outside %s: mounted from the same path on the node", m.Name, mt.Source, models)
+			x.note("%s: %s is outside %s: mounted from the same path on the node", m.Name, mt.Source, trees[0].dir)
 		}
 		mounts = append(mounts, mount)
 	}
-	if usedModels {
-		if mv.PVC != "" {
-			vols = append(vols, Object{"name": "models", "persistentVolumeClaim": Object{"claimName": mv.PVC}})
-		} else {
-			vols = append(vols, Object{"name": "models", "hostPath": Object{"path": mv.HostPath, "type": "Directory"}})
+	for _, t := range trees {
+		switch {
+		case !t.used:
+		case t.v.PVC != "":
+			vols = append(vols, Object{"name": t.name, "persistentVolumeClaim": Object{"claimName": t.v.PVC}})
+		default:
+			vols = append(vols, Object{"name": t.name, "hostPath": Object{"path": t.v.HostPath, "type": "Directory"}})
 		}
 	}
 	// The engines' NCCL and shared-memory tensors want a large /dev/shm;
