@@ -158,9 +158,20 @@ func (n *kubeNode) importImage(archive []byte) {
 // under dir, the bridge and the dummy interface.
 func (n *kubeNode) teardown(dir string) {
 	if n.containerd != "" {
+		// The pods go the kubelet's way first (their network torn down by
+		// the CNI plugins); what is left is killed.
+		n.k.kubectl("delete", "pods", "--all", "--all-namespaces", "--grace-period=1", "--wait=true", "--timeout=60s")
+		ids, _ := exec.Command("ctr", "--address", n.containerd, "-n", "k8s.io", "containers", "ls", "-q").Output()
 		out, _ := exec.Command("ctr", "--address", n.containerd, "-n", "k8s.io", "tasks", "ls", "-q").Output()
 		for _, id := range strings.Fields(string(out)) {
 			exec.Command("ctr", "--address", n.containerd, "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id).Run()
+		}
+		// libcni keeps each attachment's result under /var/lib/cni/results
+		for _, id := range strings.Fields(string(ids)) {
+			files, _ := filepath.Glob("/var/lib/cni/results/*-" + id + "-*")
+			for _, f := range files {
+				os.Remove(f)
+			}
 		}
 		// the shims of our containerd, found by its socket in their argv
 		for _, pid := range pidsWithArg(n.containerd) {
