@@ -35,6 +35,22 @@ const (
 type kubeNode struct {
 	k          *kubeCluster
 	containerd string // its socket
+	ids        []string
+}
+
+// stopPods runs first when the test ends, while the node still runs: the
+// pods go the kubelet's way (their network torn down by the CNI plugins),
+// what is left is killed, and the containers' IDs are kept for teardown.
+func (n *kubeNode) stopPods() {
+	n.k.kubectl("delete", "pods", "--all", "--all-namespaces", "--grace-period=1", "--wait=true", "--timeout=60s")
+	ctr := func(args ...string) []string {
+		out, _ := exec.Command("ctr", append([]string{"--address", n.containerd, "-n", "k8s.io"}, args...)...).Output()
+		return strings.Fields(string(out))
+	}
+	n.ids = ctr("containers", "ls", "-q")
+	for _, id := range ctr("tasks", "ls", "-q") {
+		ctr("tasks", "kill", "-s", "SIGKILL", id)
+	}
 }
 
 // startNode starts the node's processes; everything it set up on the
@@ -138,6 +154,7 @@ podLogsDir: %s
 		"--bind-address", "127.0.0.1", "--healthz-bind-address", "127.0.0.1:"+strconv.Itoa(testbin.FreePort(t)),
 		"--metrics-bind-address", "127.0.0.1:"+strconv.Itoa(testbin.FreePort(t)),
 		"--conntrack-max-per-core", "0", "--conntrack-min", "0")
+	t.Cleanup(n.stopPods) // before the node's processes stop (cleanups run last first)
 	return n
 }
 
@@ -153,21 +170,13 @@ func (n *kubeNode) importImage(archive []byte) {
 	sh(t, "ctr", "--address", n.containerd, "-n", "k8s.io", "images", "import", "--no-unpack=false", p)
 }
 
-// teardown stops what the node left on the machine: its pods' tasks (the
-// containerd shims outlive containerd), kube-proxy's rules, the mounts
+// teardown, after the node's processes stopped, removes what they left on
+// the machine: the containerd shims (they outlive containerd), kube-proxy's rules, the mounts
 // under dir, the bridge and the dummy interface.
 func (n *kubeNode) teardown(dir string) {
 	if n.containerd != "" {
-		// The pods go the kubelet's way first (their network torn down by
-		// the CNI plugins); what is left is killed.
-		n.k.kubectl("delete", "pods", "--all", "--all-namespaces", "--grace-period=1", "--wait=true", "--timeout=60s")
-		ids, _ := exec.Command("ctr", "--address", n.containerd, "-n", "k8s.io", "containers", "ls", "-q").Output()
-		out, _ := exec.Command("ctr", "--address", n.containerd, "-n", "k8s.io", "tasks", "ls", "-q").Output()
-		for _, id := range strings.Fields(string(out)) {
-			exec.Command("ctr", "--address", n.containerd, "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id).Run()
-		}
 		// libcni keeps each attachment's result under /var/lib/cni/results
-		for _, id := range strings.Fields(string(ids)) {
+		for _, id := range n.ids {
 			files, _ := filepath.Glob("/var/lib/cni/results/*-" + id + "-*")
 			for _, f := range files {
 				os.Remove(f)
