@@ -171,8 +171,9 @@ func (n *kubeNode) importImage(archive []byte) {
 }
 
 // teardown, after the node's processes stopped, removes what they left on
-// the machine: the containerd shims (they outlive containerd), kube-proxy's rules, the mounts
-// under dir, the bridge and the dummy interface.
+// the machine: the containerd shims (they outlive containerd), libcni's
+// results, kube-proxy's and the kubelet's rules, the mounts under dir, the
+// bridge.
 func (n *kubeNode) teardown(dir string) {
 	if n.containerd != "" {
 		// libcni keeps each attachment's result under /var/lib/cni/results
