@@ -33,8 +33,8 @@ func load(t *testing.T, file string) *config.Config {
 	for k, v := range secrets {
 		t.Setenv(k, v)
 	}
-	os.Unsetenv("GANTRY_TEST_CMD_TOKEN") // unset: kept as a reference all the same
-	t.Setenv("HF_HUB_CACHE", t.TempDir())  // this box's cache holds none of the models
+	os.Unsetenv("GANTRY_TEST_CMD_TOKEN")  // unset: kept as a reference all the same
+	t.Setenv("HF_HUB_CACHE", t.TempDir()) // this box's cache holds none of the models
 	c, err := config.LoadKeepingUnsetEnv(file)
 	if err != nil {
 		t.Fatal(err)
