@@ -17,7 +17,8 @@ log "go $(go version | awk '{print $3}') on $(nproc) cores"
 
 # Debian packages the tests use: promtool (metrics), systemd-analyze
 # (units), chromium (dashboard), nlohmann-json and stb (to build Ollama), a
-# Docker daemon, a registry, debootstrap and Podman (containers).
+# Docker daemon, a registry, debootstrap and Podman (containers);
+# containerd, its ctr and the CNI plugins (the Kubernetes test node).
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v docker-registry >/dev/null || need+=(docker-registry)
@@ -28,6 +29,8 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v podman >/dev/null || need+=(podman)
 dpkg -s nlohmann-json3-dev >/dev/null 2>&1 || need+=(nlohmann-json3-dev)
 dpkg -s libstb-dev >/dev/null 2>&1 || need+=(libstb-dev)
+command -v ctr >/dev/null || need+=(containerd)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
