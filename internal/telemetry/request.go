@@ -112,6 +112,9 @@ func (q *Request) Answer(model, peer string, h http.Header) {
 		name = "peer"
 		attrs = append(attrs, attribute.String("gantry.peer", peer))
 	}
+	if q.answer != nil {
+		q.answer.End() // an earlier try (an engine's native route it did not serve)
+	}
 	q.answerBegan = time.Now()
 	q.answerCtx, q.answer = q.t.tr.Start(q.ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	q.t.Inject(q.answerCtx, h)
