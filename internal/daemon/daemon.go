@@ -92,6 +92,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		return err
 	}
 	defer shutdownTracer(lg, tel) // after the doors: the last requests' spans go out
+	if t := cfg.Telemetry; t != nil {
+		lg.Info("tracing requests", "to", telemetry.TracesURL(t.OTLPEndpoint), "sample", t.Sample)
+	}
 	var (
 		s   *sched.Scheduler
 		gw  *gateway.Gateway

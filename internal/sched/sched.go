@@ -68,17 +68,12 @@ type entry struct {
 	inflight int
 	queued   int
 	lastUsed time.Time
-	// queuedInteractive and inflightInteractive count the interactive
-	// ones among queued and inflight; interactiveAt is when one was last
-	// leased (priority.go).
-	queuedInteractive, inflightInteractive int
-	interactiveAt                          time.Time
-	holds                                  bool // counts toward reserved memory: admitted and not yet gone
-	evicting                               bool // a stop (eviction, idle, explicit) is under way
-	draining                               bool // its slot is switching to another member
-	alwaysOn                               bool // by mode or by the active profile
-	idle                                   *time.Timer
-	memory                                 int64
+	holds    bool // counts toward reserved memory: admitted and not yet gone
+	evicting bool // a stop (eviction, idle, explicit) is under way
+	draining bool // its slot is switching to another member
+	alwaysOn bool // by mode or by the active profile
+	idle     *time.Timer
+	memory   int64
 	// memorySource overrides the plan's when the engine measured it.
 	memorySource string
 	baseURL      string
@@ -93,6 +88,11 @@ type entry struct {
 	// failDiag is the diagnosis of the failed start whose error is
 	// failErr, made once for every request that waited on it.
 	failErr, failDiag string
+	// queuedInteractive and inflightInteractive count the interactive
+	// ones among queued and inflight; interactiveAt is when one was last
+	// leased (priority.go).
+	queuedInteractive, inflightInteractive int
+	interactiveAt                          time.Time
 }
 
 // Options for New.
