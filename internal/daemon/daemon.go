@@ -87,14 +87,11 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	}
 	// Nothing emits events before Boot (New starts no engine, adoption
 	// happens in Boot): the handler reads s, gw and met, all set by then.
-	tel, err := telemetry.New(cfg.Telemetry, o.Version, telemetry.Options{Logger: lg})
+	tel, err := openTracer(cfg, lg, o.Version)
 	if err != nil {
 		return err
 	}
 	defer shutdownTracer(lg, tel) // after the doors: the last requests' spans go out
-	if t := cfg.Telemetry; t != nil {
-		lg.Info("tracing requests", "to", telemetry.TracesURL(t.OTLPEndpoint), "sample", t.Sample)
-	}
 	var (
 		s   *sched.Scheduler
 		gw  *gateway.Gateway
@@ -249,6 +246,17 @@ loop:
 		err = nil
 	}
 	return errors.Join(err, cerr)
+}
+
+// openTracer is the tracer of the config's telemetry: section (nil when
+// there is none: tracing off).
+func openTracer(cfg *config.Config, lg *slog.Logger, version string) (*telemetry.Tracer, error) {
+	t := cfg.Telemetry
+	if t == nil {
+		return nil, nil
+	}
+	lg.Info("tracing requests", "to", telemetry.TracesURL(t.OTLPEndpoint), "sample", t.Sample)
+	return telemetry.New(t, version, telemetry.Options{Logger: lg})
 }
 
 // shutdownTracer sends the spans still buffered, for at most 5 s.
