@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/gantryhq/gantry/internal/apierr"
+	"github.com/gantryhq/gantry/internal/group"
 )
 
 // RankRequest is what a leader sends to start this box's rank of a model
@@ -13,6 +14,10 @@ import (
 type RankRequest struct {
 	NNodes       int    `json:"nnodes"`
 	DistInitAddr string `json:"dist_init_addr"`
+	// Commit and Image are what the leader runs (group.Identity); this
+	// box must run the same.
+	Commit string `json:"commit"`
+	Image  string `json:"image"`
 }
 
 // startRank answers POST /api/models/{name}/rank: this box's rank ≥ 1 of
@@ -39,6 +44,11 @@ func (s *Server) startRank(w http.ResponseWriter, r *http.Request) {
 		apierr.Write(w, http.StatusConflict, "invalid_request_error", "group_mismatch",
 			fmt.Sprintf("the leader's group of %s (%d nodes, rank 0 at %s) is not this box's (%d nodes, rank 0 at %s): make nodes and dist_init_addr agree on both boxes",
 				m.Name, req.NNodes, req.DistInitAddr, len(m.Nodes), m.DistInitAddr))
+		return
+	}
+	if why := group.IdentityOf(r.Context(), s.sched.Config(), m, s.sched.Docker()).Mismatch(group.Identity{Commit: req.Commit, Image: req.Image}); why != "" {
+		apierr.Write(w, http.StatusConflict, "invalid_request_error", "group_mismatch",
+			fmt.Sprintf("%s cannot start across the boxes: %s — put the same on both (gantry get %s --peers …, or the same image on both)", m.Name, why, m.Path))
 		return
 	}
 	if err := s.sched.BeginRank(m.Name); err != nil {

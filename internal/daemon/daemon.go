@@ -73,7 +73,6 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	defer peerSet.Close()
 	so := o.Sched
 	so.Logger = lg
-	so.NewRunner = runners(peerSet, lg)
 	if so.Docker == nil {
 		// The Engine API client (DOCKER_HOST honoured) for docker-runtime
 		// models; it connects on first use.
@@ -85,6 +84,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 			defer d.Close()
 		}
 	}
+	so.NewRunner = runners(peerSet, lg, so.Docker)
 	// Nothing emits events before Boot (New starts no engine, adoption
 	// happens in Boot): the handler reads s, gw and met, all set by then.
 	tel, err := openTracer(cfg, lg, o.Version)

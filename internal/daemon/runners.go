@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/gantryhq/gantry/internal/container"
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/group"
 	"github.com/gantryhq/gantry/internal/ollama"
@@ -25,12 +26,12 @@ var (
 // model across nodes that this box leads is its rank 0 with the other
 // ranks started and watched through the peers, every other model is a
 // supervised process of its own.
-func runners(peerSet *peers.Set, lg *slog.Logger) sched.NewRunner {
+func runners(peerSet *peers.Set, lg *slog.Logger, docker *container.Client) sched.NewRunner {
 	var mu sync.Mutex
 	var srv *ollama.Server
 	return func(sp sched.RunnerSpec) (sched.Runner, error) {
 		if sp.Model.MultiNode() && sp.Model.Leads() {
-			return group.Wrap(sp, peerSet, lg, sched.NewProcess)
+			return group.Wrap(sp, peerSet, lg, sched.NewProcess, docker)
 		}
 		if d, _ := engine.Lookup(sp.Model.Engine); d == nil || d.Shared == "" {
 			return sched.NewProcess(sp)

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/container"
 	"github.com/gantryhq/gantry/internal/peers"
 	"github.com/gantryhq/gantry/internal/sched"
 	"github.com/gantryhq/gantry/internal/status"
@@ -39,6 +40,8 @@ type Runner struct {
 	m            *config.Model
 	peers        *peers.Set
 	logger       *slog.Logger
+	cfg          *config.Config
+	docker       *container.Client // nil: no image to compare
 
 	ops sync.Mutex // one start or stop of the other ranks at a time
 
@@ -66,11 +69,13 @@ var _ killer = (*supervise.Process)(nil)
 // rank 0 is built by inner (with a Prepare that starts the other ranks
 // first, for restarts too, and an OnEvent that stops them when rank 0
 // ends), the other ranks are started through ps.
-func Wrap(sp sched.RunnerSpec, ps *peers.Set, logger *slog.Logger, inner sched.NewRunner) (sched.Runner, error) {
+// Each rank gets the leader's identity (the commit of its files, its
+// image) and refuses to start when its own differs.
+func Wrap(sp sched.RunnerSpec, ps *peers.Set, logger *slog.Logger, inner sched.NewRunner, docker *container.Client) (sched.Runner, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Runner{m: sp.Model, peers: ps, logger: logger}
+	g := &Runner{m: sp.Model, peers: ps, logger: logger, cfg: sp.Config, docker: docker}
 	for i, n := range sp.Model.Nodes[1:] {
 		g.ranks = append(g.ranks, status.RankStatus{Rank: i + 1, Node: n, State: status.Stopped})
 	}
@@ -196,7 +201,9 @@ func (g *Runner) startRanks(ctx context.Context) error {
 	g.mu.Lock()
 	g.gen++
 	g.mu.Unlock()
-	req, _ := json.Marshal(map[string]any{"nnodes": len(g.m.Nodes), "dist_init_addr": g.m.DistInitAddr})
+	id := IdentityOf(ctx, g.cfg, g.m, g.docker)
+	req, _ := json.Marshal(map[string]any{"nnodes": len(g.m.Nodes), "dist_init_addr": g.m.DistInitAddr,
+		"commit": id.Commit, "image": id.Image})
 	for i := range g.ranks {
 		rank, node := i+1, g.m.Nodes[i+1]
 		ms, err := g.call(ctx, node, http.MethodPost, "/rank", req)

@@ -148,7 +148,7 @@ models:
 		r0 = &rank0{opts: sp.Options, m: sp.Model, state: status.Stopped, killed: make(chan string, 4)}
 		return r0, nil
 	}
-	r, err := Wrap(sched.RunnerSpec{Config: cfg, Model: cfg.Models["duo"]}, ps, nil, inner)
+	r, err := Wrap(sched.RunnerSpec{Config: cfg, Model: cfg.Models["duo"]}, ps, nil, inner, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
