@@ -84,6 +84,7 @@ func (s *Server) Register(mux *http.ServeMux, wrap func(http.Handler) http.Handl
 	h("GET /api/models/fit", s.fit)
 	h("POST /api/models/get", s.get)
 	h("GET /api/downloads", s.downloadList)
+	h("GET /api/hub/{rest...}", s.hubServe) // HEAD too
 }
 
 // readJSON decodes a small JSON request body into v (a pointer to a

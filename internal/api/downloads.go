@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gantryhq/gantry/internal/apierr"
@@ -39,11 +43,15 @@ type fitRequest struct {
 	// Wait (get only, default true) streams the download's events until
 	// it ends; false answers at once with where it goes.
 	Wait *bool `json:"wait"`
+	// From (get only) copies the files from a peer's gantry instead of the
+	// Hub: a name under peers:, or "peer" for the peer the request comes
+	// from (found by its address).
+	From string `json:"from"`
 }
 
 // fitOf runs a fit for req against this box as the scheduler has it now
 // and each peer's gantry.
-func (s *Server) fitOf(ctx context.Context, req fitRequest) (*fit.Result, *hub.Client, error) {
+func (s *Server) fitOf(ctx context.Context, req fitRequest, remote string) (*fit.Result, *hub.Client, error) {
 	ref, err := hub.ParseRef(req.Repo)
 	if err != nil {
 		return nil, nil, apierr.New(apierr.BadRequest, err.Error())
@@ -54,6 +62,15 @@ func (s *Server) fitOf(ctx context.Context, req fitRequest) (*fit.Result, *hub.C
 	cfg := s.sched.Config()
 	env := hub.ReadEnv(os.Getenv)
 	hc := hub.New(cfg.Hub.Endpoint, cfg.Hub.Token, env)
+	if req.From != "" {
+		p, err := peerOf(ctx, cfg, req.From, remote)
+		if err != nil {
+			return nil, nil, err
+		}
+		// The peer's downloads, served as the Hub serves files: the same
+		// client, the same verification.
+		hc = hub.New(strings.TrimRight(p.URL, "/")+"/api/hub", p.Token, hub.Env{})
+	}
 	boxes := []fit.Box{fit.FromStatus("this box", s.sched.Status())}
 	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -74,6 +91,33 @@ func (s *Server) fitOf(ctx context.Context, req fitRequest) (*fit.Result, *hub.C
 	res, err := fit.Run(ctx, cfg, hc, fit.Request{Ref: ref, Engine: req.Engine, Context: req.Context, Concurrency: req.Concurrency,
 		Name: req.Name, Select: hub.Options{Include: req.Include, Exclude: req.Exclude, Quant: req.Quant}}, boxes, dest)
 	return res, hc, hubErr(err)
+}
+
+// peerOf is the peer a copy comes from: by name, or ("peer") the one
+// whose address the request comes from.
+func peerOf(ctx context.Context, cfg *config.Config, from, remote string) (*config.Peer, error) {
+	if from != "peer" {
+		if p := cfg.Peers[from]; p != nil {
+			return p, nil
+		}
+		return nil, apierr.New(apierr.BadRequest, fmt.Sprintf("from: %q is not a peer of this gantry (peers: %v)", from, cfg.PeerNames()))
+	}
+	ip, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		ip = remote
+	}
+	for _, name := range cfg.PeerNames() {
+		p := cfg.Peers[name]
+		u, err := url.Parse(p.URL)
+		if err != nil {
+			continue
+		}
+		addrs, _ := net.DefaultResolver.LookupHost(ctx, u.Hostname())
+		if slices.Contains(addrs, ip) || u.Hostname() == ip {
+			return p, nil
+		}
+	}
+	return nil, apierr.New(apierr.BadRequest, fmt.Sprintf("the request comes from %s, which is none of this gantry's peers: add it under peers: (its url: on that address)", ip))
 }
 
 // hubErr gives a Hub refusal its status: the repository or revision not
@@ -111,7 +155,7 @@ func (s *Server) fit(w http.ResponseWriter, r *http.Request) {
 			set(n)
 		}
 	}
-	res, _, err := s.fitOf(r.Context(), req)
+	res, _, err := s.fitOf(r.Context(), req, r.RemoteAddr)
 	if err != nil {
 		apierr.WriteErr(w, err)
 		return
@@ -134,7 +178,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	res, hc, err := s.fitOf(r.Context(), req)
+	res, hc, err := s.fitOf(r.Context(), req, r.RemoteAddr)
 	if err != nil {
 		apierr.WriteErr(w, err)
 		return

@@ -21,6 +21,7 @@ type getFlags struct {
 	runtime string
 	conns   int
 	recipe  string
+	peers   string
 }
 
 func runGet(e *env, args []string) error {
@@ -30,6 +31,7 @@ func runGet(e *env, args []string) error {
 	fs.BoolVar(&f.add, "add", false, "add the model to the config with the engine, context and flags the fit chose")
 	fs.StringVar(&f.runtime, "runtime", "", "with --add: native or docker (default: the engine's)")
 	fs.IntVar(&f.conns, "conns", 4, "connections (and files) at once")
+	fs.StringVar(&f.peers, "peers", "", "then have these peers (names under peers:, or all) copy the same commit from this box")
 	fs.StringVar(&f.recipe, "recipe", "", "a recipe of gantry recipes: its repository, added with its engine, image, flags and context")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -53,6 +55,10 @@ func runGet(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	peers, err := peerNames(c, f.peers)
+	if err != nil {
+		return err
+	}
 	res, err := f.resolve(e, c, hc, env, ref)
 	if err != nil {
 		return err
@@ -65,6 +71,9 @@ func runGet(e *env, args []string) error {
 	dl, err := fetch.Run(e.ctx, job)
 	out.finish()
 	if err != nil {
+		return err
+	}
+	if err := f.copyToPeers(e.ctx, e, c, res, peers); err != nil {
 		return err
 	}
 	if !f.add {

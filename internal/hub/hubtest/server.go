@@ -22,6 +22,9 @@ type Options struct {
 	Addr, CDNAddr string
 	// HashCache keeps the sha256 of large sparse files between runs.
 	HashCache string
+	// PublicHost is the host clients reach both origins by (when they
+	// listen on every address, as for boxes in network namespaces).
+	PublicHost string
 }
 
 // Server is the stand-in Hub: Close it when done.
@@ -80,6 +83,10 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.URL, s.CDNURL = "http://"+hl.Addr().String(), "http://"+cl.Addr().String()
+	if opts.PublicHost != "" {
+		s.URL = fmt.Sprintf("http://%s:%d", opts.PublicHost, hl.Addr().(*net.TCPAddr).Port)
+		s.CDNURL = fmt.Sprintf("http://%s:%d", opts.PublicHost, cl.Addr().(*net.TCPAddr).Port)
+	}
 	s.hub = &http.Server{Handler: http.HandlerFunc(s.serveHub), ReadHeaderTimeout: 10 * time.Second}
 	s.cdn = &http.Server{Handler: http.HandlerFunc(s.serveCDN), ReadHeaderTimeout: 10 * time.Second}
 	go s.hub.Serve(hl)
