@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -287,5 +290,92 @@ func TestHubGetRecipe(t *testing.T) {
 	}
 	if out, _, code := gantryEnv(t, home, nil, "config", "validate", "--config", cfg); code != 0 {
 		t.Errorf("config validate: %s", out)
+	}
+}
+
+// TestHubGetAddServes: get --add writes the tiny model (vLLM) and the
+// GGUF (Ollama) into a config, and gantry serves both with the real
+// engines; the Hugging Face cache layout get --to hf-cache writes is
+// what vLLM finds by name with HF_HUB_OFFLINE=1.
+func TestHubGetAddServes(t *testing.T) {
+	bin, _ := vllmBin(t)
+	s, _ := hubStandIn(t)
+	t.Setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+	t.Setenv("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+	home := t.TempDir()
+	port := testbin.FreePort(t)
+	cfg := filepath.Join(home, "gantry.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`# a box with nothing yet
+listen: 127.0.0.1:%d
+root: %s
+memory: {total: 16GiB, reserve: 0GiB}
+engines:
+  vllm: {binary: %q}
+  ollama: {binary: %q, port: %d}
+
+models:
+  keep: {engine: sim, memory: 1GiB}   # stays as it is
+`, port, filepath.Join(home, "ai"), bin, ollamaBin(t), testbin.FreePort(t))), 0o644)
+	env := []string{"HF_ENDPOINT=" + s.URL}
+	for _, args := range [][]string{
+		{"get", hubtest.TinyRepo, "--engine", "vllm", "--runtime", "native", "--context", "512", "--add"},
+		{"get", hubtest.GGUFRepo, "--engine", "ollama", "--quant", "Q8_0", "--add"},
+	} {
+		out, e, code := gantryEnv(t, home, env, append(args, "--config", cfg)...)
+		if code != 0 {
+			t.Fatalf("%v: %s %s", args, out, e)
+		}
+	}
+	b, _ := os.ReadFile(cfg)
+	if !strings.Contains(string(b), "  keep: {engine: sim, memory: 1GiB}   # stays as it is\n  tiny-llama:  # gantry-test/tiny-llama@") ||
+		!strings.Contains(string(b), "    engine: ollama\n    path: llama/tiny-llama-gguf-q8_0/tiny-llama-Q8_0.gguf\n") {
+		t.Fatalf("the config:\n%s", b)
+	}
+	d := &daemon{t: t, url: fmt.Sprintf("http://127.0.0.1:%d", port), home: home, config: cfg, out: newSyncBuffer(),
+		args: []string{"serve", "--config", cfg}}
+	d.launch()
+	for _, m := range []string{"tiny-llama", "tiny-llama-gguf-q8_0"} {
+		if out, code := d.gantry("start", m); code != 0 {
+			t.Fatalf("start %s: %s\n%s", m, out, d.logs(m))
+		}
+		c := d.oai("")
+		ans, err := c.Chat.Completions.New(context.Background(), chatParams(m, "hi"))
+		if err != nil || len(ans.Choices) == 0 {
+			t.Fatalf("chat with %s: %v\n%s", m, err, d.logs(m))
+		}
+		d.gantry("stop", m)
+	}
+	// The cache layout: vLLM serves the model by its name, offline.
+	cache := filepath.Join(home, "hf")
+	if out, e, code := gantryEnv(t, home, append(env, "HF_HUB_CACHE="+cache), "get", hubtest.TinyRepo, "--to", "hf-cache", "--config", cfg); code != 0 {
+		t.Fatalf("get --to hf-cache: %s %s", out, e)
+	}
+	vport := testbin.FreePort(t)
+	cmd := exec.Command(bin, "serve", hubtest.TinyRepo, "--port", fmt.Sprint(vport), "--max-model-len", "512")
+	cmd.Env = append(cleanEnv(), "HOME="+home, "HF_HUB_CACHE="+cache, "HF_HUB_OFFLINE=1", "HF_ENDPOINT=http://127.0.0.1:1")
+	logs := newSyncBuffer()
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }()
+	base := fmt.Sprintf("http://127.0.0.1:%d", vport)
+	ready := false
+	for deadline := time.Now().Add(8 * time.Minute); time.Now().Before(deadline) && !ready; {
+		if r, err := http.Get(base + "/health"); err == nil {
+			r.Body.Close()
+			ready = r.StatusCode == 200
+		}
+		if !ready {
+			time.Sleep(time.Second) // polling readiness, not deciding a verdict
+		}
+	}
+	if !ready {
+		t.Fatalf("vLLM did not serve %s from the cache offline:\n%s", hubtest.TinyRepo, logs.String())
+	}
+	code, body := post(t, base+"/v1/chat/completions", `{"model":"`+hubtest.TinyRepo+`","messages":[{"role":"user","content":"hi"}],"max_tokens":4}`)
+	if code != 200 {
+		t.Errorf("vLLM by name: %d %s", code, body)
 	}
 }
