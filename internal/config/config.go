@@ -532,7 +532,30 @@ func ExpandHome(p string) string {
 // health_interval: 0 (no checks), min_residency: 0s are choices, not
 // gaps (Validate refuses the zeros that mean nothing).
 func (c *Config) applyDefaults() {
-	unset := func(path ...string) bool { return !c.has(path...) || c.bad[strings.Join(path, ".")] }
+	c.topDefaults()
+	c.defaultsDefaults()
+	c.slotDefaults()
+	if c.Models == nil {
+		c.Models = map[string]*Model{}
+	}
+	c.engineDefaults()
+	for name, m := range c.Models {
+		if m == nil {
+			m = &Model{}
+			c.Models[name] = m
+		}
+		c.modelDefaults(name, m)
+	}
+	c.assignPorts()
+}
+
+// unset reports whether the file leaves a key unset (or sets it wrong).
+func (c *Config) unset(path ...string) bool { return !c.has(path...) || c.bad[strings.Join(path, ".")] }
+
+// topDefaults fills the top-level keys: listen, root, peers, keys,
+// port_range, memory, the body limits, activity.
+func (c *Config) topDefaults() {
+	unset := c.unset
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
@@ -551,6 +574,12 @@ func (c *Config) applyDefaults() {
 	if c.Memory.Reserve == 0 && unset("memory", "reserve") {
 		c.Memory.Reserve = 8 << 30
 	}
+}
+
+// defaultsDefaults fills defaults:, from which each model takes what it
+// leaves unset.
+func (c *Config) defaultsDefaults() {
+	unset := c.unset
 	d := &c.Defaults
 	if unset("defaults", "idle_timeout") {
 		d.IdleTimeout = Duration(15 * 60e9)
@@ -591,6 +620,11 @@ func (c *Config) applyDefaults() {
 	if unset("activity", "keep_rows") {
 		c.Activity.KeepRows = 1000000
 	}
+}
+
+// slotDefaults fills each slot's switch settings.
+func (c *Config) slotDefaults() {
+	unset := c.unset
 	for name, sl := range c.Slots {
 		if sl == nil {
 			continue
@@ -606,9 +640,11 @@ func (c *Config) applyDefaults() {
 			sl.RestoreDefault = &t
 		}
 	}
-	if c.Models == nil {
-		c.Models = map[string]*Model{}
-	}
+}
+
+// engineDefaults fills engines: with each engine's descriptor's port and
+// image.
+func (c *Config) engineDefaults() {
 	if c.Engines == nil {
 		c.Engines = map[string]*EngineSettings{}
 	}
@@ -625,62 +661,62 @@ func (c *Config) applyDefaults() {
 			es.Image = d.Container.Image
 		}
 	}
-	for name, m := range c.Models {
-		if m == nil {
-			m = &Model{}
-			c.Models[name] = m
-		}
-		m.Name = name
-		own := func(key string) bool { return !unset("models", name, key) }
-		if m.Mode == "" {
-			m.Mode = ModeOnDemand
-		}
-		if m.Runtime == "" {
-			m.Runtime = DefaultRuntime(m.Engine)
-		}
-		if m.Image == "" && m.Runtime == RuntimeDocker {
-			if es := c.Engines[m.Engine]; es != nil {
-				m.Image = es.Image
-			}
-		}
-		if m.Runtime == RuntimeDocker {
-			if m.GPUs == "" {
-				m.GPUs = "all"
-			}
-			if m.Pull == "" {
-				if es := c.Engines[m.Engine]; es != nil && es.Pull != "" {
-					m.Pull = es.Pull
-				} else {
-					m.Pull = "never"
-				}
-			}
-		}
-		if !own("idle_timeout") {
-			m.IdleTimeout = d.IdleTimeout
-		}
-		if !own("start_timeout") {
-			m.StartTimeout = d.StartTimeout
-		}
-		if !own("stop_timeout") {
-			m.StopTimeout = d.StopTimeout
-		}
-		if !own("queue_limit") {
-			m.QueueLimit = d.QueueLimit
-		}
-		if !own("health_interval") {
-			m.HealthInterval = d.HealthInterval
-		}
-		if !own("health_failures") {
-			m.HealthFailures = d.HealthFailures
-		}
-		if m.AbandonedLoads == "" {
-			m.AbandonedLoads = d.AbandonedLoads
-		}
-		if d, _ := engine.Lookup(m.Engine); d != nil && d.TakesCommand && m.Health == "" {
-			m.Health = "/health"
+}
+
+// modelDefaults fills one model: its mode, runtime, image and container
+// settings from its engine, what defaults: gives, health: for engine
+// command.
+func (c *Config) modelDefaults(name string, m *Model) {
+	d := &c.Defaults
+	m.Name = name
+	own := func(key string) bool { return !c.unset("models", name, key) }
+	if m.Mode == "" {
+		m.Mode = ModeOnDemand
+	}
+	if m.Runtime == "" {
+		m.Runtime = DefaultRuntime(m.Engine)
+	}
+	if m.Image == "" && m.Runtime == RuntimeDocker {
+		if es := c.Engines[m.Engine]; es != nil {
+			m.Image = es.Image
 		}
 	}
-	c.assignPorts()
+	if m.Runtime == RuntimeDocker {
+		if m.GPUs == "" {
+			m.GPUs = "all"
+		}
+		if m.Pull == "" {
+			if es := c.Engines[m.Engine]; es != nil && es.Pull != "" {
+				m.Pull = es.Pull
+			} else {
+				m.Pull = "never"
+			}
+		}
+	}
+	if !own("idle_timeout") {
+		m.IdleTimeout = d.IdleTimeout
+	}
+	if !own("start_timeout") {
+		m.StartTimeout = d.StartTimeout
+	}
+	if !own("stop_timeout") {
+		m.StopTimeout = d.StopTimeout
+	}
+	if !own("queue_limit") {
+		m.QueueLimit = d.QueueLimit
+	}
+	if !own("health_interval") {
+		m.HealthInterval = d.HealthInterval
+	}
+	if !own("health_failures") {
+		m.HealthFailures = d.HealthFailures
+	}
+	if m.AbandonedLoads == "" {
+		m.AbandonedLoads = d.AbandonedLoads
+	}
+	if d, _ := engine.Lookup(m.Engine); d != nil && d.TakesCommand && m.Health == "" {
+		m.Health = "/health"
+	}
 }
 
 // ModelNames returns the configured model names, sorted.

@@ -277,9 +277,31 @@ func commandEngines() string {
 	return strings.Join(out, ", ")
 }
 
+// run checks the whole config, section by section; the order of the
+// sections is the order of the problems.
 func (v *validator) run() {
+	lport := v.general()
+	users := v.doorPorts(lport)
+	v.peers()
+	v.kubernetes()
+	v.hub()
+	v.keys()
+	v.models(users)
+	users.conflicts(v)
+	v.aliases()
+	v.fallbacks()
+	v.slots()
+	v.profiles()
+	v.presets()
+	v.services()
+	v.engines()
+}
+
+// general checks the top-level keys — listen, auth keys, memory, root,
+// the body limits, allowed_hosts, cors, activity, defaults — and returns
+// the gateway's port (0 when listen is wrong).
+func (v *validator) general() (lport int) {
 	c := v.c
-	// listen
 	_, lport, err := splitHostPort(c.Listen)
 	if err != nil {
 		v.add([]string{"listen"}, "%q is not host:port (%v)", c.Listen, err)
@@ -344,15 +366,25 @@ func (v *validator) run() {
 	if len(c.Models) == 0 {
 		v.warn([]string{"models"}, "no models configured: the gateway will have nothing to serve")
 	}
+	return lport
+}
 
-	// ports: who uses which
-	type user struct {
-		who  string
-		path []string
-	}
-	portUsers := map[int][]user{}
+// portUser is a key that takes a port: who, for messages, and its path.
+type portUser struct {
+	who  string
+	path []string
+}
+
+// portUsers are the keys that take each port.
+type portUsers map[int][]portUser
+
+// doorPorts checks gantry's own listeners (listen, the doors, the slots'
+// ports) and returns who takes which port so far.
+func (v *validator) doorPorts(lport int) portUsers {
+	c := v.c
+	users := portUsers{}
 	if lport > 0 {
-		portUsers[lport] = append(portUsers[lport], user{"listen (the gateway)", []string{"listen"}})
+		users[lport] = append(users[lport], portUser{"listen (the gateway)", []string{"listen"}})
 	}
 	lkey := map[string]string{c.Listen: "listen"}
 	for _, d := range c.Doors() {
@@ -364,7 +396,7 @@ func (v *validator) run() {
 			v.add(p, "%q is not host:port (e.g. 0.0.0.0:30000)", d.Addr)
 			continue
 		} else {
-			portUsers[port] = append(portUsers[port], user{d.Key, p})
+			users[port] = append(users[port], portUser{d.Key, p})
 		}
 		if c.Auth.GatewayOpen() && !IsLoopback(d.Addr) {
 			v.add(p, "%s accepts connections from other machines but auth.api_keys is empty: add a key, or listen on 127.0.0.1", d.Addr)
@@ -381,12 +413,15 @@ func (v *validator) run() {
 			v.add(append(p, "port"), "a slot needs a port from 1 to 65535 (or a listen, and gantry picks the engines' port)")
 			continue
 		}
-		portUsers[s.Port] = append(portUsers[s.Port], user{"slots." + name, append(p, "port")})
+		users[s.Port] = append(users[s.Port], portUser{"slots." + name, append(p, "port")})
 	}
-	v.peers()
-	v.kubernetes()
-	v.hub()
-	v.keys()
+	return users
+}
+
+// models checks each model (v.model, v.nodes) and adds the ports the
+// models' engines take — one per engine for a shared server.
+func (v *validator) models(users portUsers) {
+	c := v.c
 	sharedUsers := map[string]int{} // models on an engine's shared server, by engine
 	for _, name := range c.ModelNames() {
 		m := c.Models[name]
@@ -400,15 +435,19 @@ func (v *validator) run() {
 			sharedUsers[m.Engine]++
 			continue
 		}
-		portUsers[m.Port] = append(portUsers[m.Port], user{"models." + name, append(p, "port")})
+		users[m.Port] = append(users[m.Port], portUser{"models." + name, append(p, "port")})
 	}
 	for _, d := range engine.All() {
 		if sharedUsers[d.Name] > 0 {
 			op := c.Engines[d.Name].Port
-			portUsers[op] = append(portUsers[op], user{"engines." + d.Name + " (" + d.Shared + ")", []string{"engines", d.Name, "port"}})
+			users[op] = append(users[op], portUser{"engines." + d.Name + " (" + d.Shared + ")", []string{"engines", d.Name, "port"}})
 		}
 	}
-	for port, us := range portUsers {
+}
+
+// conflicts reports every port that two keys take, on each of them.
+func (users portUsers) conflicts(v *validator) {
+	for port, us := range users {
 		if len(us) < 2 {
 			continue
 		}
@@ -422,8 +461,11 @@ func (v *validator) run() {
 			v.add(u.path, "%d is also used by %s", port, strings.Join(others, ", "))
 		}
 	}
+}
 
-	// aliases: unique, and not a model name
+// aliases checks that aliases are unique, and not a model's name.
+func (v *validator) aliases() {
+	c := v.c
 	aliasOf := map[string]string{}
 	for _, name := range c.ModelNames() {
 		for i, a := range c.Models[name].Aliases {
@@ -439,8 +481,12 @@ func (v *validator) run() {
 			aliasOf[a] = name
 		}
 	}
+}
 
-	// fallback chains: known models, no cycles (each cycle reported once)
+// fallbacks checks the fallback chains: known models, no cycles (each
+// cycle reported once).
+func (v *validator) fallbacks() {
+	c := v.c
 	inCycle := map[string]bool{}
 	for _, name := range c.ModelNames() {
 		m := c.Models[name]
@@ -473,8 +519,11 @@ func (v *validator) run() {
 			cur = c.Resolve(cur.Fallback)
 		}
 	}
+}
 
-	// slots: a default that is a member
+// slots checks each slot's name, switch settings and default (a member).
+func (v *validator) slots() {
+	c := v.c
 	for _, name := range sortedKeys(c.Slots) {
 		s := c.Slots[name]
 		if !validName(name) {
@@ -502,6 +551,11 @@ func (v *validator) run() {
 			v.add([]string{"slots", name, "default"}, "models.%s is not in slot %s (add slot: %s to it)", m.Name, name, name)
 		}
 	}
+}
+
+// profiles checks each profile's name and always-on models.
+func (v *validator) profiles() {
+	c := v.c
 	for _, name := range sortedKeys(c.Profiles) {
 		pr := c.Profiles[name]
 		if !validName(name) {
@@ -516,6 +570,11 @@ func (v *validator) run() {
 			}
 		}
 	}
+}
+
+// presets checks each preset's model, name and settings.
+func (v *validator) presets() {
+	c := v.c
 	for _, name := range sortedKeys(c.Presets) {
 		p := c.Presets[name]
 		at := []string{"presets", name}
@@ -537,6 +596,11 @@ func (v *validator) run() {
 			}
 		}
 	}
+}
+
+// services checks each auxiliary service's URL.
+func (v *validator) services() {
+	c := v.c
 	for _, name := range sortedKeys(c.Services) {
 		s := c.Services[name]
 		p := []string{"services", name, "url"}
@@ -549,6 +613,11 @@ func (v *validator) run() {
 			v.add(p, "%q is not an http(s) URL", RedactURL(s.URL))
 		}
 	}
+}
+
+// engines checks engines: known names, pinned images.
+func (v *validator) engines() {
+	c := v.c
 	for _, e := range sortedKeys(c.Engines) {
 		if !engine.Known(e) {
 			v.add([]string{"engines", e}, "unknown engine (known: %s)", engineList())
