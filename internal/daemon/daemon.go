@@ -63,189 +63,250 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	}
 	defer lock.Unlock()
 	limitMemory(cfg)
-	hub := api.NewHub()
+	d := &server{lg: lg, hub: api.NewHub(), current: cfg}
 	// The peers are watched from the start: a model across nodes starts
 	// its other ranks through them.
-	peerSet := peers.New(cfg, func(ev status.Event) {
+	d.peers = peers.New(cfg, func(ev status.Event) {
 		lg.Info("peer "+ev.To, "peer", ev.Model, "err", ev.Reason)
-		hub.Publish(ev)
+		d.hub.Publish(ev)
 	})
-	defer peerSet.Close()
-	so := o.Sched
-	so.Logger = lg
-	if so.Docker == nil {
-		// The Engine API client (DOCKER_HOST honoured) for docker-runtime
-		// models; it connects on first use.
-		d, err := container.New()
-		if err != nil {
-			lg.Warn("no Docker client: docker-runtime models cannot start", "err", err)
-		} else {
-			so.Docker = d
-			defer d.Close()
-		}
+	defer d.peers.Close()
+	so, closeDocker := d.schedOptions(o.Sched)
+	defer closeDocker()
+	if d.tel, err = openTracer(cfg, lg, o.Version); err != nil {
+		return err
 	}
-	so.NewRunner = runners(peerSet, lg, so.Docker)
+	defer shutdownTracer(lg, d.tel) // after the doors: the last requests' spans go out
 	// Nothing emits events before Boot (New starts no engine, adoption
 	// happens in Boot): the handler reads s, gw and met, all set by then.
-	tel, err := openTracer(cfg, lg, o.Version)
-	if err != nil {
+	so.OnEvent = d.onEvent
+	if d.s, err = sched.New(cfg, so); err != nil {
 		return err
 	}
-	defer shutdownTracer(lg, tel) // after the doors: the last requests' spans go out
-	var (
-		s   *sched.Scheduler
-		gw  *gateway.Gateway
-		met *metrics.Metrics
-	)
-	so.OnEvent = func(ev status.Event) {
-		hub.Publish(ev)
-		if ev.Kind == status.KindState && (ev.To == string(status.Failed) || ev.To == string(status.Stopped)) {
-			// Pooled connections to a dead engine would fail the next
-			// request on its restarted successor.
-			if p, err := s.Process(ev.Model); err == nil {
-				gw.EngineGone(p.Launch().BaseURL)
-			}
-		}
-		if ev.Kind == status.KindState {
-			sdnotify.Status(summary(s.Status())) //nolint:errcheck // systemd's status line is best effort
-		}
-		met.Event(ev)
-		tel.Event(ev)
-		if ev.LoadSeconds > 0 {
-			met.Started(ev.Model, time.Duration(ev.LoadSeconds*float64(time.Second)))
-		}
-	}
-	s, err = sched.New(cfg, so)
+	act, err := d.metricsKeysActivity(cfg, o.Version)
 	if err != nil {
+		d.s.Close(context.Background()) //nolint:errcheck // nothing started yet
 		return err
-	}
-	current := cfg
-	var gpuFn func() gpu.Facts
-	if box := s.Box(); len(box.Facts.GPUs) > 0 {
-		gpuFn = gpu.Cached(5*time.Second, func() gpu.Facts {
-			return gpu.Detect(context.Background(), gpu.NvidiaSMI, gpu.ReadMemInfo)
-		})
-	}
-	met = metrics.New(o.Version, s, gpuFn)
-	if gpuFn != nil {
-		s.SetGPUSource(gpuFn)
-	}
-	keys := auth.FromConfig(cfg.Auth)
-	if keys.Open() && !config.IsLoopback(cfg.Listen) {
-		s.Close(context.Background()) //nolint:errcheck // nothing started yet
-		return fmt.Errorf("listen %s is reachable from other machines but auth.api_keys is empty: refusing to serve an open gateway", cfg.Listen)
-	}
-	met.SetKeys(keys.Names())
-	act, err := openActivity(cfg, lg, met, keys)
-	if err != nil {
-		s.Close(context.Background()) //nolint:errcheck // nothing started yet
-		return fmt.Errorf("%w (set activity.keep_days: 0 to run without the activity log)", err)
 	}
 	defer act.Close() // after the doors: the last requests are written
-	mux := http.NewServeMux()
-	adm := api.New(s, hub, lg)
-	if cfg.Activity.On() {
-		adm.SetActivity(act)
-	}
-	adm.SetPeers(peerSet)
-	// Downloads (POST /api/models/get) run until gantry stops; they hold
-	// no memory budget.
-	adm.SetDownloads(fetch.NewManager(ctx))
-	adm.Register(mux, keys.Admin)
-	mux.Handle("GET /metrics", keys.Admin(met.Handler()))
-	mux.Handle("GET /{$}", dashboard.Handler())
-	gw = gateway.New(s, lg, observer{met: met, hub: hub})
-	defer gw.Close()
-	gw.SetActivity(act, keys.Name)
-	gw.SetPeers(peerSet)
-	gw.SetTracer(tel)
-	gw.Register(mux, gateway.Wraps{Gateway: keys.Gateway, GatewayAnthropic: keys.GatewayShaped(gateway.AnthropicShape), Admin: keys.Admin})
-
-	ds := newDoors(lg)
-	if err := ds.open("listen", cfg.Listen, cfg, mux, isAdminPath); err != nil {
-		s.Close(context.Background()) //nolint:errcheck // nothing started yet
-		return fmt.Errorf("%w; set listen: in the config", err)
-	}
-	if oa := cfg.OllamaAPI; oa != nil {
-		omux := http.NewServeMux()
-		gw.RegisterOllama(omux, gateway.Wraps{Gateway: keys.GatewayShaped(gateway.OllamaShape), Admin: keys.Admin})
-		if err := ds.open("ollama_api.listen", oa.Listen, cfg, omux, isUpstreamPath); err != nil {
-			ds.close()
-			s.Close(context.Background()) //nolint:errcheck // nothing started yet
-			return err
-		}
-	}
-	pinnedDoor := func(d config.Door) http.Handler {
-		m := http.NewServeMux()
-		gw.Register(m, gateway.Wraps{Gateway: keys.Gateway, GatewayAnthropic: keys.GatewayShaped(gateway.AnthropicShape), Admin: keys.Admin})
-		// The engine's own health check, open as the engines' is (and as
-		// gantry's /healthz): the state only, no key needed.
-		m.HandleFunc("GET /health", gw.DoorHealth)
-		m.HandleFunc("GET /healthz", gw.DoorHealth)
-		return gateway.Pinned(gateway.Pin{Model: d.Model, Slot: d.Slot}, m)
-	}
-	if err := ds.openPinned(cfg, pinnedDoor, isUpstreamPath, false); err != nil {
-		ds.close()
-		s.Close(context.Background()) //nolint:errcheck // nothing started yet
+	mux := d.handlers(ctx, cfg, act)
+	defer d.gw.Close()
+	if err := d.openDoors(cfg, mux); err != nil {
+		d.s.Close(context.Background()) //nolint:errcheck // nothing started yet
 		return err
 	}
 	// Adoption first: a request that reached a model before its engine
 	// was adopted would start a second one (the listeners are open, so
 	// clients queue rather than being refused; nothing is accepted yet).
-	s.Boot(ctx)
-	ds.serve()
-	addr := ds.list[0].ln.Addr().String()
-	if o := lock.Owner(); o.Listen != addr {
-		o.Listen = addr
-		lock.SetOwner(o) //nolint:errcheck // the address shown to a second gantry; the lock itself holds
+	d.s.Boot(ctx)
+	d.ds.serve()
+	addr := d.ds.list[0].ln.Addr().String()
+	if ow := lock.Owner(); ow.Listen != addr {
+		ow.Listen = addr
+		lock.SetOwner(ow) //nolint:errcheck // the address shown to a second gantry; the lock itself holds
 	}
 	lg.Info("gantry serving", "addr", addr, "models", len(cfg.Models))
 	if o.Ready != nil {
 		o.Ready(addr)
 	}
-	sdnotify.Ready(summary(s.Status())) //nolint:errcheck
+	sdnotify.Ready(summary(d.s.Status())) //nolint:errcheck
+	return d.serve(ctx)
+}
 
+// server is one `gantry serve`: the parts Run wires together, which the
+// event handler, the reload and the signal loop share.
+type server struct {
+	lg      *slog.Logger
+	hub     *api.Hub
+	peers   *peers.Set
+	tel     *telemetry.Tracer
+	s       *sched.Scheduler
+	gw      *gateway.Gateway
+	met     *metrics.Metrics
+	keys    *auth.Keys
+	ds      *doors
+	current *config.Config // the config in force, replaced by each reload
+}
+
+// schedOptions completes the scheduler's options: the runners (Ollama's
+// shared server, a model across nodes through the peers) and the Engine
+// API client for docker-runtime models; closeDocker closes that client.
+func (d *server) schedOptions(so sched.Options) (_ sched.Options, closeDocker func()) {
+	so.Logger = d.lg
+	closeDocker = func() {}
+	if so.Docker == nil {
+		// The Engine API client (DOCKER_HOST honoured); it connects on
+		// first use.
+		dc, err := container.New()
+		if err != nil {
+			d.lg.Warn("no Docker client: docker-runtime models cannot start", "err", err)
+		} else {
+			so.Docker, closeDocker = dc, func() { dc.Close() }
+		}
+	}
+	so.NewRunner = runners(d.peers, d.lg, so.Docker)
+	return so, closeDocker
+}
+
+// onEvent is the scheduler's event handler: the event stream, the metrics
+// and traces, the gateway's pool and systemd's status line.
+func (d *server) onEvent(ev status.Event) {
+	d.hub.Publish(ev)
+	if ev.Kind == status.KindState && (ev.To == string(status.Failed) || ev.To == string(status.Stopped)) {
+		// Pooled connections to a dead engine would fail the next
+		// request on its restarted successor.
+		if p, err := d.s.Process(ev.Model); err == nil {
+			d.gw.EngineGone(p.Launch().BaseURL)
+		}
+	}
+	if ev.Kind == status.KindState {
+		sdnotify.Status(summary(d.s.Status())) //nolint:errcheck // systemd's status line is best effort
+	}
+	d.met.Event(ev)
+	d.tel.Event(ev)
+	if ev.LoadSeconds > 0 {
+		d.met.Started(ev.Model, time.Duration(ev.LoadSeconds*float64(time.Second)))
+	}
+}
+
+// metricsKeysActivity sets up the metrics (with live GPU figures when the
+// box has GPUs), the keys — refusing an open gateway reachable from other
+// machines — and the activity log.
+func (d *server) metricsKeysActivity(cfg *config.Config, version string) (*activity.Store, error) {
+	var gpuFn func() gpu.Facts
+	if box := d.s.Box(); len(box.Facts.GPUs) > 0 {
+		gpuFn = gpu.Cached(5*time.Second, func() gpu.Facts {
+			return gpu.Detect(context.Background(), gpu.NvidiaSMI, gpu.ReadMemInfo)
+		})
+	}
+	d.met = metrics.New(version, d.s, gpuFn)
+	if gpuFn != nil {
+		d.s.SetGPUSource(gpuFn)
+	}
+	d.keys = auth.FromConfig(cfg.Auth)
+	if d.keys.Open() && !config.IsLoopback(cfg.Listen) {
+		return nil, fmt.Errorf("listen %s is reachable from other machines but auth.api_keys is empty: refusing to serve an open gateway", cfg.Listen)
+	}
+	d.met.SetKeys(d.keys.Names())
+	act, err := openActivity(cfg, d.lg, d.met, d.keys)
+	if err != nil {
+		return nil, fmt.Errorf("%w (set activity.keep_days: 0 to run without the activity log)", err)
+	}
+	return act, nil
+}
+
+// handlers builds the main listener's routes: the admin API, metrics,
+// the dashboard and the gateway (d.gw, which the caller closes).
+func (d *server) handlers(ctx context.Context, cfg *config.Config, act *activity.Store) *http.ServeMux {
+	keys := d.keys
+	mux := http.NewServeMux()
+	adm := api.New(d.s, d.hub, d.lg)
+	if cfg.Activity.On() {
+		adm.SetActivity(act)
+	}
+	adm.SetPeers(d.peers)
+	// Downloads (POST /api/models/get) run until gantry stops; they hold
+	// no memory budget.
+	adm.SetDownloads(fetch.NewManager(ctx))
+	adm.Register(mux, keys.Admin)
+	mux.Handle("GET /metrics", keys.Admin(d.met.Handler()))
+	mux.Handle("GET /{$}", dashboard.Handler())
+	d.gw = gateway.New(d.s, d.lg, observer{met: d.met, hub: d.hub})
+	d.gw.SetActivity(act, keys.Name)
+	d.gw.SetPeers(d.peers)
+	d.gw.SetTracer(d.tel)
+	d.gw.Register(mux, gateway.Wraps{Gateway: keys.Gateway, GatewayAnthropic: keys.GatewayShaped(gateway.AnthropicShape), Admin: keys.Admin})
+	return mux
+}
+
+// openDoors opens every listener: the main one, Ollama's API, each
+// model's and slot's own address. On an error none stays open.
+func (d *server) openDoors(cfg *config.Config, mux *http.ServeMux) error {
+	d.ds = newDoors(d.lg)
+	if err := d.ds.open("listen", cfg.Listen, cfg, mux, isAdminPath); err != nil {
+		return fmt.Errorf("%w; set listen: in the config", err)
+	}
+	if oa := cfg.OllamaAPI; oa != nil {
+		omux := http.NewServeMux()
+		d.gw.RegisterOllama(omux, gateway.Wraps{Gateway: d.keys.GatewayShaped(gateway.OllamaShape), Admin: d.keys.Admin})
+		if err := d.ds.open("ollama_api.listen", oa.Listen, cfg, omux, isUpstreamPath); err != nil {
+			d.ds.close()
+			return err
+		}
+	}
+	if err := d.ds.openPinned(cfg, d.pinnedDoor, isUpstreamPath, false); err != nil {
+		d.ds.close()
+		return err
+	}
+	return nil
+}
+
+// pinnedDoor is the handler of a model's or slot's own address: the whole
+// gateway, every request to that model.
+func (d *server) pinnedDoor(door config.Door) http.Handler {
+	m := http.NewServeMux()
+	d.gw.Register(m, gateway.Wraps{Gateway: d.keys.Gateway, GatewayAnthropic: d.keys.GatewayShaped(gateway.AnthropicShape), Admin: d.keys.Admin})
+	// The engine's own health check, open as the engines' is (and as
+	// gantry's /healthz): the state only, no key needed.
+	m.HandleFunc("GET /health", d.gw.DoorHealth)
+	m.HandleFunc("GET /healthz", d.gw.DoorHealth)
+	return gateway.Pinned(gateway.Pin{Model: door.Model, Slot: door.Slot}, m)
+}
+
+// serve runs until ctx is done or a listener fails — reloading on SIGHUP,
+// leaving the engines to the next gantry on SIGUSR2 — then stops the
+// engines.
+func (d *server) serve(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	usr2 := make(chan os.Signal, 1)
 	signal.Notify(usr2, syscall.SIGUSR2)
 	defer signal.Stop(usr2)
+	var err error
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			break loop
-		case err = <-ds.errc:
+		case err = <-d.ds.errc:
 			break loop
 		case <-usr2:
 			// Exit and leave the engines running: the next gantry (an
 			// upgrade) adopts them instead of loading them again.
-			lg.Info("SIGUSR2: exiting and leaving the engines to the next gantry")
+			d.lg.Info("SIGUSR2: exiting and leaving the engines to the next gantry")
 			sdnotify.Stopping() //nolint:errcheck
-			ds.shutdown()
-			s.Detach()
+			d.ds.shutdown()
+			d.s.Detach()
 			return nil
 		case <-hup:
-			if next := reload(ctx, lg, s, keys, current); next != nil {
-				current = next
-				met.SetKeys(keys.Names())
-				peerSet.Update(next)
-				ds.update(next)
-				if err := ds.openPinned(next, pinnedDoor, isUpstreamPath, true); err != nil {
-					lg.Error("reload: a listener did not open", "err", err)
-				}
-			}
+			d.reload(ctx)
 		}
 	}
 	sdnotify.Stopping() //nolint:errcheck
-	lg.Info("gantry stopping: stopping engines")
-	ds.shutdown()
-	cerr := s.Close(context.Background())
+	d.lg.Info("gantry stopping: stopping engines")
+	d.ds.shutdown()
+	cerr := d.s.Close(context.Background())
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
 	return errors.Join(err, cerr)
+}
+
+// reload applies the config file again (SIGHUP): the scheduler, the keys,
+// the peers and the doors.
+func (d *server) reload(ctx context.Context) {
+	next := reload(ctx, d.lg, d.s, d.keys, d.current)
+	if next == nil {
+		return
+	}
+	d.current = next
+	d.met.SetKeys(d.keys.Names())
+	d.peers.Update(next)
+	d.ds.update(next)
+	if err := d.ds.openPinned(next, d.pinnedDoor, isUpstreamPath, true); err != nil {
+		d.lg.Error("reload: a listener did not open", "err", err)
+	}
 }
 
 // openTracer is the tracer of the config's telemetry: section (nil when
