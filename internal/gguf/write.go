@@ -266,65 +266,10 @@ func TinyVocab() (tokens []string, scores []float32, types []int32) {
 // real engines load it and produce tokens (gibberish) and embeddings. It
 // returns the tensors written, for tests that check parameter counts.
 func TinyLlama(path string, t Tiny) ([]WriteTensor, error) {
-	if t.Blocks == 0 {
-		t.Blocks = 2
-	}
-	if t.Embd == 0 {
-		t.Embd = 64
-	}
-	if t.Heads == 0 {
-		t.Heads = 4
-	}
-	if t.FF == 0 {
-		t.FF = 128
-	}
-	if t.Context == 0 {
-		t.Context = 512
-	}
+	t.fill()
 	tokens, scores, types := TinyVocab()
-	nv, ne, nf := uint64(len(tokens)), uint64(t.Embd), uint64(t.FF)
-	rng := rand.New(rand.NewPCG(t.Seed, 42))
-	rnd := func(n uint64, scale float64) []float32 {
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = float32(rng.NormFloat64() * scale)
-		}
-		return out
-	}
-	ones := func(n uint64) []float32 {
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = 1
-		}
-		return out
-	}
-	scale := 1 / math.Sqrt(float64(ne))
-	// The special tokens' output rows are zero: their logit is 0, below
-	// the best of ~100 random ones, so greedy decoding never ends an
-	// answer before it begins or emits an unknown token.
-	output := rnd(ne*nv, scale*4)
-	for tok := uint64(0); tok < 3; tok++ {
-		clear(output[tok*ne : (tok+1)*ne])
-	}
-	ts := []WriteTensor{
-		{"token_embd.weight", []uint64{ne, nv}, rnd(ne*nv, 0.5), F32},
-		{"output_norm.weight", []uint64{ne}, ones(ne), F32},
-		{"output.weight", []uint64{ne, nv}, output, F32},
-	}
-	for b := 0; b < t.Blocks; b++ {
-		p := fmt.Sprintf("blk.%d.", b)
-		ts = append(ts,
-			WriteTensor{p + "attn_norm.weight", []uint64{ne}, ones(ne), F32},
-			WriteTensor{p + "attn_q.weight", []uint64{ne, ne}, rnd(ne*ne, scale), F32},
-			WriteTensor{p + "attn_k.weight", []uint64{ne, ne}, rnd(ne*ne, scale), F32},
-			WriteTensor{p + "attn_v.weight", []uint64{ne, ne}, rnd(ne*ne, scale), F32},
-			WriteTensor{p + "attn_output.weight", []uint64{ne, ne}, rnd(ne*ne, scale), F32},
-			WriteTensor{p + "ffn_norm.weight", []uint64{ne}, ones(ne), F32},
-			WriteTensor{p + "ffn_gate.weight", []uint64{ne, nf}, rnd(ne*nf, scale), F32},
-			WriteTensor{p + "ffn_up.weight", []uint64{ne, nf}, rnd(ne*nf, scale), F32},
-			WriteTensor{p + "ffn_down.weight", []uint64{nf, ne}, rnd(nf*ne, 1/math.Sqrt(float64(nf))), F32},
-		)
-	}
+	nv := uint64(len(tokens))
+	ts := t.tensors(nv)
 	fileType := uint32(0)
 	if t.Type != F32 {
 		for i := range ts {
@@ -367,4 +312,73 @@ func TinyLlama(path string, t Tiny) ([]WriteTensor, error) {
 		return nil, err
 	}
 	return ts, f.Close()
+}
+
+// fill sets the shape's defaults: 2 blocks of 64, 4 heads, 128 in the
+// feed-forward, a 512-token context.
+func (t *Tiny) fill() {
+	if t.Blocks == 0 {
+		t.Blocks = 2
+	}
+	if t.Embd == 0 {
+		t.Embd = 64
+	}
+	if t.Heads == 0 {
+		t.Heads = 4
+	}
+	if t.FF == 0 {
+		t.FF = 128
+	}
+	if t.Context == 0 {
+		t.Context = 512
+	}
+}
+
+// tensors are the model's weights for a vocabulary of nv tokens: random,
+// seeded by t.Seed, the norms ones.
+func (t Tiny) tensors(nv uint64) []WriteTensor {
+	ne, nf := uint64(t.Embd), uint64(t.FF)
+	rng := rand.New(rand.NewPCG(t.Seed, 42))
+	rnd := func(n uint64, scale float64) []float32 {
+		out := make([]float32, n)
+		for i := range out {
+			out[i] = float32(rng.NormFloat64() * scale)
+		}
+		return out
+	}
+	ones := func(n uint64) []float32 {
+		out := make([]float32, n)
+		for i := range out {
+			out[i] = 1
+		}
+		return out
+	}
+	scale := 1 / math.Sqrt(float64(ne))
+	// The special tokens' output rows are zero: their logit is 0, below
+	// the best of ~100 random ones, so greedy decoding never ends an
+	// answer before it begins or emits an unknown token.
+	output := rnd(ne*nv, scale*4)
+	for tok := uint64(0); tok < 3; tok++ {
+		clear(output[tok*ne : (tok+1)*ne])
+	}
+	ts := []WriteTensor{
+		{"token_embd.weight", []uint64{ne, nv}, rnd(ne*nv, 0.5), F32},
+		{"output_norm.weight", []uint64{ne}, ones(ne), F32},
+		{"output.weight", []uint64{ne, nv}, output, F32},
+	}
+	for b := 0; b < t.Blocks; b++ {
+		p := fmt.Sprintf("blk.%d.", b)
+		ts = append(ts,
+			WriteTensor{p + "attn_norm.weight", []uint64{ne}, ones(ne), F32},
+			WriteTensor{p + "attn_q.weight", []uint64{ne, ne}, rnd(ne*ne, scale), F32},
+			WriteTensor{p + "attn_k.weight", []uint64{ne, ne}, rnd(ne*ne, scale), F32},
+			WriteTensor{p + "attn_v.weight", []uint64{ne, ne}, rnd(ne*ne, scale), F32},
+			WriteTensor{p + "attn_output.weight", []uint64{ne, ne}, rnd(ne*ne, scale), F32},
+			WriteTensor{p + "ffn_norm.weight", []uint64{ne}, ones(ne), F32},
+			WriteTensor{p + "ffn_gate.weight", []uint64{ne, nf}, rnd(ne*nf, scale), F32},
+			WriteTensor{p + "ffn_up.weight", []uint64{ne, nf}, rnd(ne*nf, scale), F32},
+			WriteTensor{p + "ffn_down.weight", []uint64{nf, ne}, rnd(nf*ne, 1/math.Sqrt(float64(nf))), F32},
+		)
+	}
+	return ts
 }

@@ -160,60 +160,13 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	// trtllm-serve open their port only when ready; SGLang opens it midway
 	// and answers 503 until warm-up ends; llama-server and Ollama listen at
 	// once (llama-server answers 503 "Loading model").
-	// loaded closes when the load is over: after LoadTime, or at SIGUSR1
-	// with LoadUntilSignal (a test ends the load when it is ready to).
-	loaded := make(chan struct{})
-	if o.LoadUntilSignal {
-		usr1 := make(chan os.Signal, 1)
-		signal.Notify(usr1, syscall.SIGUSR1)
-		go func() {
-			defer signal.Stop(usr1)
-			select {
-			case <-usr1:
-				close(loaded)
-			case <-sigCtx.Done():
-			}
-		}()
-	} else {
-		if o.Progress {
-			go printLoad(sigCtx, o.Flavor, o.LoadTime, out)
-		}
-		go func() {
-			if sleepCtx(sigCtx, o.LoadTime) {
-				close(loaded)
-			}
-		}()
-	}
-	// listenDue fires when the port opens before the load is over; nil
-	// means at its end (the same channel as readiness, so a probe never
-	// finds the port open and the engine not ready).
-	var listenDue <-chan time.Time
-	switch imitation(o.Flavor).Listen {
-	case engine.ListenWhenLoaded:
-		if o.HangLoad {
-			listenDue = time.After(0) // listen, but never turn ready, so probes see why
-		}
-	case engine.ListenHalfway:
-		if !o.LoadUntilSignal {
-			listenDue = time.After(o.LoadTime / 2)
-			break
-		}
-		listenDue = time.After(0)
-	default:
-		listenDue = time.After(0)
-	}
+	loaded := s.load(sigCtx, out)
 	select {
 	case <-loaded:
-	case <-listenDue:
+	case <-listenDue(o):
 	case <-sigCtx.Done():
 		lg.Printf("sim: stopped while loading")
 		return nil
-	}
-	markReady := func() {
-		now := time.Now()
-		s.readyNS.Store(now.UnixNano())
-		s.ready.Store(true)
-		lg.Printf("sim: ready at %s (unix_ns=%d)", now.UTC().Format(time.RFC3339Nano), now.UnixNano())
 	}
 	loadedNow := false
 	select {
@@ -222,7 +175,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	default:
 	}
 	if loadedNow && !o.HangLoad {
-		markReady() // before the port opens: no probe sees it open and not ready
+		s.markReady() // before the port opens: no probe sees it open and not ready
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -236,13 +189,77 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		go func() {
 			select {
 			case <-loaded:
-				markReady()
+				s.markReady()
 			case <-sigCtx.Done(): // stopped while loading
 			}
 		}()
 	}
+	return s.serveUntil(sigCtx, srv, errc, lost)
+}
+
+// load begins the load and returns the channel its end closes: after
+// LoadTime (printing the flavor's real load lines with Progress), or at
+// SIGUSR1 with LoadUntilSignal (a test ends the load when it is ready to).
+func (s *server) load(ctx context.Context, out io.Writer) <-chan struct{} {
+	o := s.o
+	loaded := make(chan struct{})
+	if o.LoadUntilSignal {
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		go func() {
+			defer signal.Stop(usr1)
+			select {
+			case <-usr1:
+				close(loaded)
+			case <-ctx.Done():
+			}
+		}()
+		return loaded
+	}
+	if o.Progress {
+		go printLoad(ctx, o.Flavor, o.LoadTime, out)
+	}
+	go func() {
+		if sleepCtx(ctx, o.LoadTime) {
+			close(loaded)
+		}
+	}()
+	return loaded
+}
+
+// listenDue fires when the port opens before the load is over, by the
+// flavor's engine (its descriptor's Sim.Listen); nil means at its end (the
+// same moment as readiness, so a probe never finds the port open and the
+// engine not ready).
+func listenDue(o Options) <-chan time.Time {
+	switch imitation(o.Flavor).Listen {
+	case engine.ListenWhenLoaded:
+		if o.HangLoad {
+			return time.After(0) // listen, but never turn ready, so probes see why
+		}
+		return nil
+	case engine.ListenHalfway:
+		if !o.LoadUntilSignal {
+			return time.After(o.LoadTime / 2)
+		}
+	}
+	return time.After(0)
+}
+
+// markReady turns the engine ready and says so in its log.
+func (s *server) markReady() {
+	now := time.Now()
+	s.readyNS.Store(now.UnixNano())
+	s.ready.Store(true)
+	s.log.Printf("sim: ready at %s (unix_ns=%d)", now.UTC().Format(time.RFC3339Nano), now.UnixNano())
+}
+
+// serveUntil serves until ctx is done (then drains the requests in
+// flight), the server fails, or another rank of the group is lost.
+func (s *server) serveUntil(ctx context.Context, srv *http.Server, errc <-chan error, lost <-chan error) error {
+	o, lg := s.o, s.log
 	select {
-	case <-sigCtx.Done():
+	case <-ctx.Done():
 	case err := <-errc:
 		return err
 	case why := <-lost:
