@@ -206,19 +206,8 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) serve(q *request) {
 	r := q.r
-	body, err := g.readBody(q)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			apierr.Write(q, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
-				fmt.Sprintf("the request body is over the gateway's limit of %s (max_body in the config)", config.FormatBytes(tooBig.Limit)))
-		case errors.Is(err, errBodiesFull):
-			q.Header().Set("Retry-After", "1")
-			apierr.Write(q, http.StatusServiceUnavailable, "server_error", "busy", err.Error())
-		default:
-			apierr.Write(q, http.StatusBadRequest, "invalid_request_error", "bad_body", "could not read the request body: "+err.Error())
-		}
+	body, ok := g.requestBody(q)
+	if !ok {
 		return
 	}
 	if pinned := g.pinBody(r, body); unsafe.SliceData(pinned) != unsafe.SliceData(body) {
@@ -268,24 +257,7 @@ func (g *Gateway) serve(q *request) {
 	}
 	lease, err := g.acquire(q, target, f.stream, preset)
 	if err != nil {
-		if p := g.failover(r, target); p != nil && !q.early && preset == nil {
-			q.label = g.labelOf(target)
-			if g.relayPeer(q, p, body) == nil {
-				return
-			}
-		}
-		// The metrics label is the configured name, never a made-up one;
-		// resolved here, off the path of the requests that succeed.
-		if m := g.sched.Config().Resolve(target); m != nil {
-			q.label = m.Name
-		}
-		if q.early {
-			streamError(q, apierr.Map(err).Code, err.Error())
-			return
-		}
-		if !q.gone() { // else the client went away while the model loaded: nobody to answer
-			apierr.WriteErr(q, err)
-		}
+		g.unleased(q, target, preset != nil, body, err)
 		return
 	}
 	defer lease.Release()
@@ -311,6 +283,53 @@ func (g *Gateway) serve(q *request) {
 		}
 	}
 	g.forward(q, lease, g.rewritten(q, body, edits))
+}
+
+// requestBody reads the request's body within the limits, answering the
+// client when it cannot (too large, the gateway's bodies full, a broken
+// read).
+func (g *Gateway) requestBody(q *request) ([]byte, bool) {
+	body, err := g.readBody(q)
+	if err == nil {
+		return body, true
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		apierr.Write(q, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large",
+			fmt.Sprintf("the request body is over the gateway's limit of %s (max_body in the config)", config.FormatBytes(tooBig.Limit)))
+	case errors.Is(err, errBodiesFull):
+		q.Header().Set("Retry-After", "1")
+		apierr.Write(q, http.StatusServiceUnavailable, "server_error", "busy", err.Error())
+	default:
+		apierr.Write(q, http.StatusBadRequest, "invalid_request_error", "bad_body", "could not read the request body: "+err.Error())
+	}
+	return nil, false
+}
+
+// unleased answers a request whose target could not be leased (err): a
+// peer that has the model takes it when one can (not for a preset, nor
+// once loading notes went out), else the error goes to the client — as an
+// error event in a stream that began.
+func (g *Gateway) unleased(q *request, target string, preset bool, body []byte, err error) {
+	if p := g.failover(q.r, target); p != nil && !q.early && !preset {
+		q.label = g.labelOf(target)
+		if g.relayPeer(q, p, body) == nil {
+			return
+		}
+	}
+	// The metrics label is the configured name, never a made-up one;
+	// resolved here, off the path of the requests that succeed.
+	if m := g.sched.Config().Resolve(target); m != nil {
+		q.label = m.Name
+	}
+	if q.early {
+		streamError(q, apierr.Map(err).Code, err.Error())
+		return
+	}
+	if !q.gone() { // else the client went away while the model loaded: nobody to answer
+		apierr.WriteErr(q, err)
+	}
 }
 
 // acquire leases a ready engine for target: at once when it is ready, else
