@@ -230,7 +230,7 @@ func (s *Store) writeLocked(p Pending) {
 	}
 	b, _ := json.Marshal(r)
 	s.w.Write(b)        //nolint:errcheck // seen at flush
-	s.w.WriteByte('\n') //nolint:errcheck
+	s.w.WriteByte('\n') //nolint:errcheck // seen at flush
 	seg := &s.segs[len(s.segs)-1]
 	seg.rows++
 	seg.last = r.Time

@@ -250,7 +250,7 @@ func runStart(e *env, args []string) error {
 	}
 	m, err = waitStarted(e, c, m)
 	if *asJSON {
-		writeJSON(e.stdout, m) //nolint:errcheck
+		writeJSON(e.stdout, m) //nolint:errcheck // the start's outcome (err) is what the verb returns
 	}
 	return err
 }

@@ -112,7 +112,7 @@ func runConfig(e *env, args []string) error {
 	c, probs, err := validate(e.ctx, path)
 	if err != nil {
 		if *asJSON {
-			writeJSON(e.stdout, map[string]any{"valid": false, "file": path, "problems": []any{map[string]any{"message": err.Error()}}}) //nolint:errcheck
+			writeJSON(e.stdout, map[string]any{"valid": false, "file": path, "problems": []any{map[string]any{"message": err.Error()}}}) //nolint:errcheck // the exit code says invalid either way
 			return &ExitError{Code: 1}
 		}
 		return err

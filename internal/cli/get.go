@@ -199,12 +199,11 @@ func (f *getFlags) entry(c *config.Config, res *fit.Result, l fetch.Layout) (new
 // getView shows a download: bars on a terminal, a line per step on a
 // pipe, events as JSON lines with --json.
 type getView struct {
-	e      *env
-	json   bool
-	tty    bool
-	lines  int // lines drawn last time (terminal)
-	last   time.Time
-	lastPc int64
+	e     *env
+	json  bool
+	tty   bool
+	lines int // lines drawn last time (terminal)
+	last  time.Time
 }
 
 func newGetView(e *env, asJSON bool) *getView {
@@ -214,7 +213,7 @@ func newGetView(e *env, asJSON bool) *getView {
 // plan says what will happen, before the first byte.
 func (v *getView) plan(r *fit.Result) {
 	if v.json {
-		writeJSON(v.e.stdout, map[string]any{"type": "fit", "fit": r}) //nolint:errcheck
+		writeJSON(v.e.stdout, map[string]any{"type": "fit", "fit": r}) //nolint:errcheck // a closed stdout ends the verb with its own error
 		return
 	}
 	w := v.e.stderr
@@ -242,7 +241,7 @@ func (v *getView) plan(r *fit.Result) {
 func (v *getView) event(ev fetch.Event) {
 	switch {
 	case v.json:
-		writeJSON(v.e.stdout, ev) //nolint:errcheck
+		writeJSON(v.e.stdout, ev) //nolint:errcheck // a closed stdout ends the verb with its own error
 	case v.tty:
 		v.draw(ev)
 	default:

@@ -13,17 +13,6 @@ import (
 	"github.com/gantryhq/gantry/internal/plan"
 )
 
-func firstLine(out string, err error) string {
-	s := strings.TrimSpace(out)
-	if i := strings.IndexByte(s, '\n'); i > 0 {
-		s = s[:i]
-	}
-	if s == "" {
-		return err.Error()
-	}
-	return s
-}
-
 func uniq(s []string) []string {
 	seen := map[string]bool{}
 	var out []string

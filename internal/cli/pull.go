@@ -53,7 +53,7 @@ func runPull(e *env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		writeJSON(e.stdout, results) //nolint:errcheck
+		writeJSON(e.stdout, results) //nolint:errcheck // the failed pulls below decide the exit code
 	}
 	failed := 0
 	for _, r := range results {

@@ -109,7 +109,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if o.Ready != nil {
 		o.Ready(addr)
 	}
-	sdnotify.Ready(summary(d.s.Status())) //nolint:errcheck
+	sdnotify.Ready(summary(d.s.Status())) //nolint:errcheck // systemd's notify is best effort (none outside systemd)
 	return d.serve(ctx)
 }
 
@@ -275,7 +275,7 @@ loop:
 			// Exit and leave the engines running: the next gantry (an
 			// upgrade) adopts them instead of loading them again.
 			d.lg.Info("SIGUSR2: exiting and leaving the engines to the next gantry")
-			sdnotify.Stopping() //nolint:errcheck
+			sdnotify.Stopping() //nolint:errcheck // systemd's notify is best effort
 			d.ds.shutdown()
 			d.s.Detach()
 			return nil
@@ -283,7 +283,7 @@ loop:
 			d.reload(ctx)
 		}
 	}
-	sdnotify.Stopping() //nolint:errcheck
+	sdnotify.Stopping() //nolint:errcheck // systemd's notify is best effort
 	d.lg.Info("gantry stopping: stopping engines")
 	d.ds.shutdown()
 	cerr := d.s.Close(context.Background())
@@ -350,8 +350,8 @@ func openActivity(cfg *config.Config, lg *slog.Logger, met *metrics.Metrics, key
 // refused and the running one stays; otherwise only the models whose
 // settings changed are restarted. It returns the new config, or nil.
 func reload(ctx context.Context, lg *slog.Logger, s *sched.Scheduler, keys *auth.Keys, cur *config.Config) *config.Config {
-	sdnotify.Reloading()                      //nolint:errcheck
-	defer sdnotify.Ready(summary(s.Status())) //nolint:errcheck
+	sdnotify.Reloading()                      //nolint:errcheck // systemd's notify is best effort
+	defer sdnotify.Ready(summary(s.Status())) //nolint:errcheck // systemd's notify is best effort
 	if cur.File == "" {
 		lg.Warn("reload: gantry runs the built-in demo; there is no file to reload")
 		return nil
@@ -362,7 +362,7 @@ func reload(ctx context.Context, lg *slog.Logger, s *sched.Scheduler, keys *auth
 	}
 	if err != nil {
 		lg.Error("reload refused; the running config stays", "file", cur.File, "err", err)
-		sdnotify.Status("reload refused: " + firstLine(err.Error())) //nolint:errcheck
+		sdnotify.Status("reload refused: " + firstLine(err.Error())) //nolint:errcheck // systemd's notify is best effort
 		return nil
 	}
 	if next.Root != cur.Root {

@@ -19,7 +19,7 @@ func init() {
 		Container: Container{PlanEnv: true},
 		Command: func(m Model) (Cmd, error) {
 			if len(m.Command) == 0 {
-				return Cmd{}, errors.New("engine command needs command:")
+				return Cmd{}, errors.New("engine command needs command: (the argv of the server to run)")
 			}
 			return Cmd{Argv: append(slices.Clone(m.Command), m.Args...)}, nil
 		},

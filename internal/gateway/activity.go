@@ -109,9 +109,8 @@ func (g *Gateway) record(q *request, ttfb time.Duration, code int) {
 }
 
 var (
-	usageKey = []byte(`"usage"`)
-	// usageWord finds usageKey fast: Index looks for its first byte, and a
-	// quote is in every JSON string, a "u" seldom.
+	// usageWord finds the "usage" key fast: Index looks for its first
+	// byte, and a quote is in every JSON string, a "u" seldom.
 	usageWord   = []byte(`usage"`)
 	emptyChoice = []byte(`"choices":[]`)
 	includeKey  = []byte(`"stream_options":{"include_usage":true},`)

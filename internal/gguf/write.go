@@ -34,7 +34,7 @@ func Write(w io.Writer, kvs []KV, tensors []WriteTensor) error {
 	le := binary.LittleEndian
 	put := func(v any) { binary.Write(cw, le, v) } //nolint:errcheck // countWriter records the first error
 	str := func(s string) { put(uint64(len(s))); io.WriteString(cw, s) }
-	cw.Write([]byte(Magic)) //nolint:errcheck
+	cw.Write([]byte(Magic)) //nolint:errcheck // countWriter records the first error
 	put(uint32(3))
 	put(uint64(len(tensors)))
 	put(uint64(len(kvs)))
@@ -109,7 +109,7 @@ func Write(w io.Writer, kvs []KV, tensors []WriteTensor) error {
 	}
 	pad := func() {
 		for cw.n%align != 0 {
-			cw.Write([]byte{0}) //nolint:errcheck
+			cw.Write([]byte{0}) //nolint:errcheck // countWriter records the first error
 		}
 	}
 	pad()

@@ -257,7 +257,7 @@ func (s *Scheduler) begin(e *entry) error {
 			return err
 		default:
 		}
-		s.waitLocked(context.Background(), 10*time.Millisecond) //nolint:errcheck
+		s.waitLocked(context.Background(), 10*time.Millisecond) //nolint:errcheck // a background context never ends the wait early
 	}
 	return nil
 }

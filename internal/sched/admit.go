@@ -122,7 +122,7 @@ func (s *Scheduler) admitLocked(ctx context.Context, e *entry, p Priority) (bool
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v.proc.Stop(context.Background()) //nolint:errcheck
+			v.proc.Stop(context.Background()) //nolint:errcheck // the runner reports a failed stop as its own event
 		}()
 	}
 	wg.Wait()

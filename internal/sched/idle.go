@@ -43,7 +43,7 @@ func (s *Scheduler) idleOut(e *entry) {
 	s.mu.Unlock()
 	s.logger.Info("idle timeout: stopping", "model", e.m.Name, "idle_timeout", e.m.IdleTimeout)
 	s.emit(status.Event{Kind: status.KindIdle, Model: e.m.Name, Reason: "no requests for " + e.m.IdleTimeout.String()})
-	e.proc.Stop(context.Background()) //nolint:errcheck
+	e.proc.Stop(context.Background()) //nolint:errcheck // the runner reports a failed stop as its own event
 	s.mu.Lock()
 	e.evicting = false
 	s.broadcastLocked()

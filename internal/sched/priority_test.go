@@ -117,8 +117,8 @@ func TestMaxConcurrencyAfterLoad(t *testing.T) {
 func TestBatchLeavesInteractiveSlotAlone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s, r := newTestSched(t, slotConfig, 100<<30)
-		use(t, s, "qwen") // interactive
-		lastChat := time.Now()
+		use(t, s, "qwen")      // interactive
+		var lastChat time.Time // the person's last chat, below
 		done := make(chan time.Time, 1)
 		go func() {
 			l, err := s.AcquireAs(context.Background(), "r1", Batch)

@@ -83,14 +83,14 @@ func (s *Scheduler) residencyLocked(occ *entry, minResidency time.Duration, e *e
 		// Someone waits for this load (admitted, maybe not yet launched):
 		// let it finish, or it is wasted.
 		if occ.holds && occ.queued > 0 && (occ.state == status.Starting || occ.state == status.Stopped) {
-			s.waitLocked(bg, 0) //nolint:errcheck
+			s.waitLocked(bg, 0) //nolint:errcheck // bg: a wait that only ends by a change
 			continue
 		}
 		wait, ok := residencyLeft(occ.state == status.Ready, occ.inflight+occ.queued > 0, occ.readyAt, occ.lastUsed, time.Now(), minResidency)
 		if ok {
 			return true
 		}
-		s.waitLocked(bg, wait) //nolint:errcheck
+		s.waitLocked(bg, wait) //nolint:errcheck // bg: a wait that only ends by a change or its deadline
 	}
 }
 
@@ -130,7 +130,7 @@ func (s *Scheduler) drainLocked(occ *entry) {
 			s.logger.Warn("drain timed out; cutting in-flight requests", "model", occ.m.Name, "inflight", occ.inflight)
 			break
 		}
-		s.waitLocked(bg, left) //nolint:errcheck
+		s.waitLocked(bg, left) //nolint:errcheck // bg: a wait that only ends by a change or its deadline
 	}
 }
 

@@ -61,5 +61,5 @@ func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	io.WriteString(w, b.String()) //nolint:errcheck
+	io.WriteString(w, b.String()) //nolint:errcheck // the scraper went away
 }

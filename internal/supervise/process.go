@@ -396,7 +396,7 @@ func (p *Process) startRun(ctx context.Context, r *run, done chan struct{}, adop
 	if err != nil {
 		// Kill the group before reporting, so a failed start never leaves a
 		// half-loaded engine holding memory behind the caller's back.
-		p.terminate(context.Background(), r) //nolint:errcheck
+		p.terminate(context.Background(), r) //nolint:errcheck // the start's own error is what the caller hears
 	}
 	p.mu.Lock()
 	if p.cur != r { // stopped meanwhile; Stop reports the outcome
