@@ -113,6 +113,16 @@ func startTopFeed(ctx context.Context, c *client.Client) *topFeed {
 	return f
 }
 
+// streamEnd is what the end of the daemon's streams (err from the feed)
+// means for gantry top: nothing when top was stopped or the stream ended
+// cleanly, else the error.
+func streamEnd(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
 // topPlain prints a line per state change and per request until ctx ends.
 func topPlain(ctx context.Context, w io.Writer, f *topFeed) error {
 	for {
@@ -120,10 +130,7 @@ func topPlain(ctx context.Context, w io.Writer, f *topFeed) error {
 		case <-ctx.Done():
 			return nil
 		case err := <-f.errs:
-			if ctx.Err() != nil || err == nil {
-				return nil
-			}
-			return err
+			return streamEnd(ctx, err)
 		case ev := <-f.events:
 			fmt.Fprintln(w, eventLine(ev))
 		case r := <-f.records:
@@ -183,10 +190,10 @@ func topScreen(ctx context.Context, cancel func(), e *env, out *os.File, c *clie
 		case <-ctx.Done():
 			return nil
 		case err := <-f.errs:
-			if ctx.Err() != nil || err == nil {
-				return nil
+			if err = streamEnd(ctx, err); err != nil {
+				return fmt.Errorf("gantry top: the daemon's stream ended: %w", err)
 			}
-			return fmt.Errorf("gantry top: the daemon's stream ended: %w", err)
+			return nil
 		case r := <-f.records:
 			ts.add(r, time.Now())
 			refresh() // in-flight counts moved

@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -273,8 +272,7 @@ func (g *Runner) call(ctx context.Context, node, method, verb string, body []byt
 	if err != nil {
 		return ms, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	b, err := peers.ReadBody(resp, 1<<20)
 	if err != nil {
 		return ms, err
 	}

@@ -338,6 +338,13 @@ func (p *Peer) markDownLocked() {
 	p.tr.CloseIdleConnections()
 }
 
+// ReadBody reads a peer's answer, at most limit bytes of it, and closes
+// it.
+func ReadBody(resp *http.Response, limit int64) ([]byte, error) {
+	defer resp.Body.Close()
+	return io.ReadAll(io.LimitReader(resp.Body, limit))
+}
+
 // refused reports an error that leaves no doubt: nothing listens there.
 func refused(err error) bool {
 	var op *net.OpError
@@ -354,8 +361,7 @@ func (p *Peer) fetchModels(ctx context.Context) (map[string]status.PeerModel, er
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	body, err := ReadBody(resp, 8<<20)
 	if err != nil {
 		return nil, err
 	}
