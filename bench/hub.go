@@ -51,7 +51,11 @@ func hubBench(e *env) error {
 	if _, err := s.Push("bench/two-gib", big, cfg); err != nil {
 		return err
 	}
-	if _, err := s.PushFixtures(hubtest.Fixtures{Configs: hubtest.Configs(), Scratch: filepath.Join(e.dir, "hub-scratch")}); err != nil {
+	scratch := filepath.Join(e.dir, "hub-scratch")
+	if err := os.MkdirAll(scratch, 0o755); err != nil {
+		return err
+	}
+	if _, err := s.PushFixtures(hubtest.Fixtures{Configs: hubtest.Configs(), Scratch: scratch}); err != nil {
 		return err
 	}
 	total := big.Size() + cfg.Size()
