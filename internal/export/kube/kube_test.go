@@ -185,3 +185,33 @@ models:
 		}
 	}
 }
+
+// TestNotesNameWhatIsDropped: what the third round added to a model's
+// serving — named keys with their models, limits and priorities, a
+// model's max_concurrency, traces — is not in any exported object, so
+// the notes say so rather than dropping it silently.
+func TestNotesNameWhatIsDropped(t *testing.T) {
+	t.Setenv("GANTRY_TEST_ALICE_KEY", "sk-alice-value")
+	c, err := config.Parse("t.yaml", []byte(`auth:
+  keys:
+    alice: {key: "${env.GANTRY_TEST_ALICE_KEY}", models: [a], rpm: 60, priority: batch}
+telemetry: {otlp_endpoint: http://127.0.0.1:4318}
+models:
+  a: {engine: vllm, runtime: docker, path: m, port: 30500, memory: 1GiB, max_concurrency: 4}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := export(t, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := strings.Join(res.Notes, "\n")
+	for _, want := range []string{"auth.keys (alice)", "a: max_concurrency 4", "telemetry:"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("no note on %q:\n%s", want, notes)
+		}
+	}
+	if strings.Contains(notes, "sk-alice-value") {
+		t.Error("a key's value is in the notes")
+	}
+}

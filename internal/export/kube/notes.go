@@ -31,6 +31,9 @@ func notExpressed(c *config.Config, names []string) []string {
 		if own(c, n, "queue_limit") || own(c, n, "abandoned_loads") {
 			add("%s: queue_limit and abandoned_loads are gantry's request queue: the Gateway and the engine queue instead", n)
 		}
+		if m.MaxConcurrency > 0 {
+			add("%s: max_concurrency %d is gantry's cap in front of the engine: on the cluster the engine's own batch limits and the endpoint picker's queue apply", n, m.MaxConcurrency)
+		}
 		if m.LoadingMessage {
 			add("%s: loading_message is a gantry gateway feature", n)
 		}
@@ -60,6 +63,12 @@ func notExpressed(c *config.Config, names []string) []string {
 	}
 	if len(c.Auth.APIKeys) > 0 || len(c.Auth.AdminKeys) > 0 {
 		add("auth keys: gantry's gateway checks them; on the cluster the Gateway's own authentication applies")
+	}
+	if len(c.Auth.Keys) > 0 {
+		add("auth.keys (%s): each key's models, rpm, tpm, concurrency and priority are gantry's gateway; on the cluster the Gateway's own authentication and rate limits apply", strings.Join(sortedKeys(c.Auth.Keys), ", "))
+	}
+	if c.Telemetry != nil {
+		add("telemetry: gantry's traces of its requests; on the cluster the Gateway's and the engines' own tracing apply")
 	}
 	if len(c.Peers) > 0 {
 		add("peers (%s): other boxes' gantry; on the cluster every model is a pool of its own", strings.Join(c.PeerNames(), ", "))
