@@ -23,7 +23,7 @@ func runActivity(e *env, args []string) error {
 	follow := fs.Bool("f", false, "follow: print each new request as it finishes")
 	fs.BoolVar(follow, "follow", false, "same as -f")
 	model := fs.String("model", "", "only this model (as asked for or as served)")
-	since := fs.String("since", "24h", "from this long ago (90m, 24h), a date (2026-11-30) or an RFC 3339 time")
+	since := fs.String("since", "", "from this long ago (90m, 24h, 7d), a date (2026-11-30) or an RFC 3339 time (default 24h; with --by 7d, as GET /api/usage)")
 	n := fs.Int("n", 20, "number of newest records to show")
 	asJSON := fs.Bool("json", false, "print JSON: the records and totals, or with -f one record per line")
 	by := fs.String("by", "", "totals by key, model or day: requests, tokens in and out, engine-seconds held")
@@ -39,6 +39,13 @@ func runActivity(e *env, args []string) error {
 	}
 	if *n < 1 {
 		return usagef("-n must be at least 1")
+	}
+	switch {
+	case *since != "":
+	case *by != "":
+		*since = "7d" // GET /api/usage's default: usage is a week's question
+	default:
+		*since = "24h"
 	}
 	c, err := cf.client()
 	if err != nil {

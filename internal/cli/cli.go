@@ -86,7 +86,7 @@ func verbs() []verb {
 		{"events", "[--json]", "follow gantry's events: state changes, load progress, switches, evictions, failures", runEvents},
 		{"pull", "MODEL… | --all", "pull the container images of docker-runtime models, with progress", runPull},
 		{"top", "", "a live view: models, load progress, memory, in-flight, tokens/s, the last requests (q quits)", runTop},
-		{"activity", "[-f] [--model M] [--since S] [-n N] [--json]", "the activity log: each request's model, key, status, tokens, speed; totals", runActivity},
+		{"activity", "[-f] [--model M] [--since S] [-n N] [--by key|model|day] [--json]", "the activity log: each request's model, key, status, tokens, speed; totals; usage by key, model or day", runActivity},
 		{"chat", "MODEL PROMPT|-", "send one user message, stream the answer, print tokens/s", runChat},
 		{"check", "[--all] [--json]", "sanity checks: health and a one-token test per model, services", runCheck},
 		{"models", "[--json] [--root DIR]", "models on disk, configured and served, with size and estimate", runModels},
