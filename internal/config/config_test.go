@@ -274,6 +274,10 @@ func TestSchemaCoversEveryKey(t *testing.T) {
 		{"hub", reflect.TypeOf(Hub{}), props(sub("hub"))},
 		{"auth.keys", reflect.TypeOf(Key{}), props(addl(sub("auth")["properties"].(map[string]any)["keys"].(map[string]any)))},
 		{"telemetry", reflect.TypeOf(Telemetry{}), props(sub("telemetry"))},
+		{"peers", reflect.TypeOf(Peer{}), props(addl(sub("peers")))},
+		{"kubernetes", reflect.TypeOf(Kubernetes{}), props(sub("kubernetes"))},
+		{"kubernetes.models_volume", reflect.TypeOf(KubeVolume{}), props(sub("kubernetes")["properties"].(map[string]any)["models_volume"].(map[string]any))},
+		{"kubernetes.hf_cache", reflect.TypeOf(KubeVolume{}), props(sub("kubernetes")["properties"].(map[string]any)["hf_cache"].(map[string]any))},
 	}
 	for _, c := range cases {
 		var keys []string
