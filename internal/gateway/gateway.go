@@ -157,7 +157,7 @@ func (g *Gateway) modelList(r *http.Request) []modelEntry {
 	if g.relayable(r) {
 		data = append(data, g.peerModels(data)...)
 	}
-	return visible(auth.From(r.Context()), data)
+	return g.visible(auth.From(r.Context()), data)
 }
 
 func (g *Gateway) models(w http.ResponseWriter, r *http.Request) {

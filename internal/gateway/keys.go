@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,7 +31,8 @@ func priorityOf(r *http.Request) sched.Priority {
 
 // sees reports whether key may use name: a model, an alias, a preset or a
 // peer's model. A key sees a name its models match, and the aliases and
-// presets of a model they match.
+// presets of a model they match, here or on a peer. The one rule of what
+// a key sees: /v1/models and Ollama's lists ask it too.
 func (g *Gateway) sees(key *auth.Key, name string) bool {
 	if !key.Restricted() || key.Sees(name) {
 		return true
@@ -40,14 +42,24 @@ func (g *Gateway) sees(key *auth.Key, name string) bool {
 	if p := cfg.Presets[name]; p != nil && cfg.Resolve(name) == nil {
 		target = p.Model
 	}
-	m := cfg.Resolve(target)
-	return m != nil && key.Sees(m.Name)
+	if m := cfg.Resolve(target); m != nil {
+		return key.Sees(m.Name)
+	}
+	if g.peers.Empty() {
+		return false
+	}
+	for _, p := range g.peers.Holders(name) {
+		if a := p.AliasOf(name); a != "" && key.Sees(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // known reports whether name is served here or by a peer.
 func (g *Gateway) known(name string) bool {
 	cfg := g.sched.Config()
-	return cfg.Resolve(name) != nil || cfg.Presets[name] != nil || len(g.peers.Holders(name)) > 0
+	return cfg.Resolve(name) != nil || cfg.Presets[name] != nil || !g.peers.Empty() && len(g.peers.Holders(name)) > 0
 }
 
 // knownNames lists the names a request's key may use, for messages: a
@@ -228,16 +240,11 @@ type rateLimitDetail struct {
 	Code    string  `json:"code"`
 }
 
-// visible keeps the /v1/models entries a request's key sees.
-func visible(key *auth.Key, data []modelEntry) []modelEntry {
+// visible keeps the /v1/models entries a request's key sees (sees: an
+// alias's and a preset's model decide for them).
+func (g *Gateway) visible(key *auth.Key, data []modelEntry) []modelEntry {
 	if !key.Restricted() {
 		return data
 	}
-	out := data[:0]
-	for _, e := range data {
-		if key.Sees(e.ID) || e.Gantry.AliasOf != "" && key.Sees(e.Gantry.AliasOf) || e.Gantry.PresetOf != "" && key.Sees(e.Gantry.PresetOf) {
-			out = append(out, e)
-		}
-	}
-	return out
+	return slices.DeleteFunc(data, func(e modelEntry) bool { return !g.sees(key, e.ID) })
 }

@@ -122,7 +122,7 @@ func (g *Gateway) ollamaEntries(r *http.Request, only func(status.ModelStatus) b
 		}
 		f := g.ollamaFactsOf(cfg, m, ms)
 		for _, name := range append([]string{ms.Name}, ms.Aliases...) {
-			if !key.Sees(name) && !key.Sees(ms.Name) {
+			if !g.sees(key, name) {
 				continue // a restricted key lists only its models
 			}
 			e := map[string]any{"name": name, "model": name, "size": ms.MemoryBytes, "digest": f.digest,

@@ -233,6 +233,13 @@ func (p *Peer) ModelState(name string) (status.State, bool) {
 	return m.State, ok
 }
 
+// AliasOf is the model name stands for on the peer when the peer lists
+// it as an alias, "" otherwise.
+func (p *Peer) AliasOf(name string) string {
+	m, _ := p.model(name)
+	return m.AliasOf
+}
+
 func (p *Peer) model(name string) (status.PeerModel, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
