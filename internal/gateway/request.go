@@ -133,7 +133,7 @@ func (q *request) leased(l *sched.Lease) {
 		x.served, x.fallback, x.cold, x.waited = l.Model.Name, l.FallbackFor != "", l.Cold, l.Waited
 		x.leasedAt = time.Now()
 	}
-	if q.span != nil && l.Cold {
+	if q.span != nil && l.Waited > 0 {
 		now := time.Now()
 		q.span.Waited(l.Model.Name, now.Add(-l.Waited), now)
 	}

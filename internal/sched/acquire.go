@@ -25,14 +25,19 @@ type Lease struct {
 	BaseURL string
 	// FallbackFor names the model that was asked for when a fallback serves.
 	FallbackFor string
-	// Cold says the model was not ready when asked for (it loaded, or its
-	// slot switched, or it was stopping); Waited is how long that took.
+	// Waited is how long the request waited for its lease (0: the fast
+	// path): for a load, a slot's switch, a place under max_concurrency.
+	// Cold says the wait was for the model to become ready (it loaded, or
+	// its slot switched to it, or a fallback served): not a wait for a
+	// place on a model that was ready all along.
 	Cold   bool
 	Waited time.Duration
 
 	s *Scheduler
 	e *entry
 	p Priority
+	// readyAt is when the engine became ready, as the lease was taken.
+	readyAt time.Time
 }
 
 // Release ends the lease: the model's idle timer starts when its last
@@ -82,7 +87,8 @@ func (s *Scheduler) AcquireAs(ctx context.Context, name string, p Priority) (*Le
 	began := time.Now()
 	l, err := s.acquireSlow(ctx, e, "", 0, p)
 	if l != nil {
-		l.Cold, l.Waited = true, time.Since(began)
+		l.Waited = time.Since(began)
+		l.Cold = l.FallbackFor != "" || l.readyAt.After(began)
 	}
 	return l, err
 }
@@ -155,7 +161,7 @@ func (s *Scheduler) acquireSlow(ctx context.Context, e *entry, fallbackFor strin
 	}
 	if err == nil {
 		l := e.leaseLocked(s, p)
-		l.FallbackFor = fallbackFor
+		l.FallbackFor, l.readyAt = fallbackFor, e.readyAt
 		s.mu.Unlock()
 		return l, nil
 	}

@@ -230,3 +230,36 @@ func TestBatchDoesNotEvictInteractive(t *testing.T) {
 		r["index"].wantState(t, status.Stopped)
 	})
 }
+
+// TestWaitForAPlaceIsNotACold: a request that waited only for a
+// place under max_concurrency, on a model that was ready all along, has
+// waited (Waited) but is no cold start; one that waited for the load is.
+func TestWaitForAPlaceIsNotACold(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, _ := newTestSched(t, "models:\n  a: {engine: sim, memory: 1GiB, max_concurrency: 1}\n", 100<<30)
+		first, err := s.Acquire(context.Background(), "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !first.Cold {
+			t.Error("the request that started the model is no cold start")
+		}
+		time.Sleep(time.Second)
+		got := make(chan *Lease)
+		go func() {
+			l, err := s.Acquire(context.Background(), "a")
+			if err != nil {
+				t.Error(err)
+			}
+			got <- l
+		}()
+		synctest.Wait()
+		time.Sleep(time.Second)
+		first.Release()
+		second := <-got
+		if second.Cold || second.Waited != time.Second {
+			t.Errorf("a wait for a place: cold %v, waited %s; want no cold start, 1s waited", second.Cold, second.Waited)
+		}
+		second.Release()
+	})
+}
