@@ -348,7 +348,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 func (s *Server) eventStream(w http.ResponseWriter, r *http.Request) {
 	ch, stop := s.events.Subscribe()
 	defer stop()
-	follow(w, r, "gantry events", ch, func(ev Event) (string, bool) { return string(ev.Kind), true })
+	follow(w, r, "gantry events", ch, func(ev status.Event) (string, bool) { return string(ev.Kind), true })
 }
 
 // follow streams what ch carries as server-sent events — each JSON, named
@@ -410,21 +410,18 @@ func (s *sseWriter) comment(c string) {
 
 func (s *sseWriter) flush() { s.rc.Flush() } //nolint:errcheck // client gone: the request ctx ends
 
-// Event is one entry of /api/events.
-type Event = status.Event
-
 // Hub fans events out to subscribers; a slow subscriber loses events
 // rather than stalling gantry.
 type Hub struct {
 	mu   sync.Mutex
-	subs map[chan Event]struct{}
+	subs map[chan status.Event]struct{}
 }
 
 // NewHub returns an empty hub.
-func NewHub() *Hub { return &Hub{subs: map[chan Event]struct{}{}} }
+func NewHub() *Hub { return &Hub{subs: map[chan status.Event]struct{}{}} }
 
 // Publish sends ev to every subscriber that has room.
-func (h *Hub) Publish(ev Event) {
+func (h *Hub) Publish(ev status.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for ch := range h.subs {
@@ -443,8 +440,8 @@ func (h *Hub) Subscribers() int {
 }
 
 // Subscribe returns a channel of events and a function to unsubscribe.
-func (h *Hub) Subscribe() (<-chan Event, func()) {
-	ch := make(chan Event, 64)
+func (h *Hub) Subscribe() (<-chan status.Event, func()) {
+	ch := make(chan status.Event, 64)
 	h.mu.Lock()
 	h.subs[ch] = struct{}{}
 	h.mu.Unlock()

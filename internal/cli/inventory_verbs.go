@@ -19,12 +19,12 @@ import (
 // for it (at --context) with the rules that apply.
 type Inspection struct {
 	*inventory.Model
-	Engine    string         `json:"engine,omitempty"`
-	Context   int64          `json:"context"`
-	Estimate  int64          `json:"estimate_bytes"`
-	Source    string         `json:"estimate_source"`
-	Findings  []plan.Finding `json:"findings"`
-	AddedArgs []string       `json:"added_args,omitempty"`
+	Engine    string           `json:"engine,omitempty"`
+	Context   int64            `json:"context"`
+	Estimate  int64            `json:"estimate_bytes"`
+	Source    string           `json:"estimate_source"`
+	Findings  []status.Finding `json:"findings"`
+	AddedArgs []string         `json:"added_args,omitempty"`
 	// The engine's memory flags: fraction, vLLM's KV bytes, SGLang's
 	// token pool, and environment gantry adds.
 	MemoryFraction string   `json:"memory_fraction,omitempty"`
@@ -92,7 +92,7 @@ func runInspect(e *env, args []string) error {
 		Findings: p.Findings, AddedArgs: p.Args, MemoryFraction: p.Fraction, KVCacheBytes: p.KVCacheBytes,
 		MaxTotalTokens: p.MaxTotalTokens, AddedEnv: p.Env}
 	if out.Findings == nil {
-		out.Findings = []plan.Finding{}
+		out.Findings = []status.Finding{}
 	}
 	if *asJSON {
 		if err := writeJSON(e.stdout, out); err != nil {

@@ -34,10 +34,6 @@ const (
 	LevelFixed   = "fixed"   // gantry adds what is missing
 )
 
-// Finding is one rule that applies to a model (a type of the API's, in
-// package status).
-type Finding = status.Finding
-
 // Model is the plan for one model.
 type Model struct {
 	Name string `json:"name"`
@@ -52,7 +48,7 @@ type Model struct {
 	KV       int64            `json:"kv_bytes"`
 	Overhead int64            `json:"overhead_bytes"`
 	Info     *inventory.Model `json:"inventory,omitempty"`
-	Findings []Finding        `json:"findings,omitempty"`
+	Findings []status.Finding `json:"findings,omitempty"`
 	// Args are flags gantry adds to the engine's argv (e.g. SGLang's
 	// --quantization modelopt_fp4).
 	Args []string `json:"added_args,omitempty"`
@@ -69,7 +65,7 @@ type Model struct {
 }
 
 // Blocked returns the first error finding, or nil.
-func (m *Model) Blocked() *Finding {
+func (m *Model) Blocked() *status.Finding {
 	for i := range m.Findings {
 		if m.Findings[i].Level == LevelError {
 			return &m.Findings[i]
@@ -81,7 +77,7 @@ func (m *Model) Blocked() *Finding {
 // StartBlocker is the error finding that refuses every start of the model,
 // or nil. Not fitting the budget is not one: admission refuses that, with
 // the holders named, and it may fit once others stop.
-func (m *Model) StartBlocker() *Finding {
+func (m *Model) StartBlocker() *status.Finding {
 	for i := range m.Findings {
 		if m.Findings[i].Level == LevelError && m.Findings[i].Rule != "does-not-fit" {
 			return &m.Findings[i]
@@ -194,8 +190,8 @@ func descriptor(name string) *engine.Descriptor {
 
 // missing is the finding for a model whose files are not there: a path,
 // or a snapshot the Hugging Face cache does not hold.
-func missing(m *config.Model, path string) Finding {
-	f := Finding{Level: LevelError, Rule: "path-missing", Reason: fmt.Sprintf("%s does not exist", path),
+func missing(m *config.Model, path string) status.Finding {
+	f := status.Finding{Level: LevelError, Rule: "path-missing", Reason: fmt.Sprintf("%s does not exist", path),
 		Fix: "correct path: (relative to <root>/models, or absolute), or put the model there first; `gantry models` lists what is on disk"}
 	if r, err := hfcache.ParseRef(m.Path); err == nil {
 		f.Reason = fmt.Sprintf("%s is not in the Hugging Face cache (%s)", r, hfcache.Dir(os.Getenv))
@@ -226,7 +222,7 @@ func (p *Model) fraction(d *engine.Descriptor, m *config.Model, box Box) {
 		}
 	}
 	if mem.UnifiedCap > 0 && box.Facts.Unified && f > mem.UnifiedCap {
-		p.Findings = append(p.Findings, Finding{Level: LevelWarning, Rule: d.Name + "-unified-cap", Reason: fmt.Sprintf("the reservation is %.2f of unified memory; %s cannot get more than %.2f on a box whose OS shares that memory", f, d.Title, mem.UnifiedCap),
+		p.Findings = append(p.Findings, status.Finding{Level: LevelWarning, Rule: d.Name + "-unified-cap", Reason: fmt.Sprintf("the reservation is %.2f of unified memory; %s cannot get more than %.2f on a box whose OS shares that memory", f, d.Title, mem.UnifiedCap),
 			Fix: fmt.Sprintf("gantry passes %s %.2f; lower context or concurrency if %s runs short", flag, mem.UnifiedCap, d.Title)})
 		f = mem.UnifiedCap
 	}
@@ -234,7 +230,7 @@ func (p *Model) fraction(d *engine.Descriptor, m *config.Model, box Box) {
 	p.Fraction = strconv.FormatFloat(f, 'f', 2, 64)
 	if v := engine.FlagValue(m.Args, flag); v != "" {
 		if uf, err := strconv.ParseFloat(v, 64); err == nil && (uf-f > 0.02 || f-uf > 0.02) {
-			p.Findings = append(p.Findings, Finding{Level: LevelWarning, Rule: "memory-flag-contradicts", Reason: fmt.Sprintf("args set %s %s but the reservation is %s (%.2f of %s)", flag, v, config.FormatBytes(p.Bytes), f, config.FormatBytes(engineTotal)),
+			p.Findings = append(p.Findings, status.Finding{Level: LevelWarning, Rule: "memory-flag-contradicts", Reason: fmt.Sprintf("args set %s %s but the reservation is %s (%.2f of %s)", flag, v, config.FormatBytes(p.Bytes), f, config.FormatBytes(engineTotal)),
 				Fix: "your flag wins; set memory: to match it, or drop the flag and let gantry size it"})
 		}
 		p.Fraction = ""

@@ -11,6 +11,7 @@ import (
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/gpu"
 	"github.com/gantryhq/gantry/internal/inventory"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 func box(unified bool, cc string) Box {
@@ -37,7 +38,7 @@ func planOne(t *testing.T, yaml string, b Box, info *inventory.Model) *Model {
 var llama8B = &inventory.Model{Format: "safetensors", Kind: "generation", WeightBytes: 16060522496, MaxContext: 131072,
 	KV: inventory.KV{BytesPerToken: 131072}}
 
-func finding(p *Model, name string) *Finding {
+func finding(p *Model, name string) *status.Finding {
 	for i := range p.Findings {
 		if p.Findings[i].Rule == name {
 			return &p.Findings[i]

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/gantryhq/gantry/internal/inventory"
+	"github.com/gantryhq/gantry/internal/status"
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
@@ -15,7 +16,7 @@ import (
 // sections and from engine issue trackers.
 type rule struct {
 	name  string
-	check func(p *Model, d *engine.Descriptor, m *config.Model, box Box) *Finding
+	check func(p *Model, d *engine.Descriptor, m *config.Model, box Box) *status.Finding
 }
 
 // Rules lists the rule names, every engine's own included, for docs and
@@ -34,32 +35,32 @@ func Rules() []string {
 }
 
 var rules = []rule{
-	{"gguf-on-hf-engine", func(p *Model, d *engine.Descriptor, m *config.Model, box Box) *Finding {
+	{"gguf-on-hf-engine", func(p *Model, d *engine.Descriptor, m *config.Model, box Box) *status.Finding {
 		if p.Info == nil || p.Info.Format != "gguf" || d.Serves("gguf") {
 			return nil
 		}
-		return &Finding{Level: LevelError, Reason: fmt.Sprintf("%s serves Hugging Face checkpoints, not the GGUF file %s", m.Engine, p.Info.Path),
+		return &status.Finding{Level: LevelError, Reason: fmt.Sprintf("%s serves Hugging Face checkpoints, not the GGUF file %s", m.Engine, p.Info.Path),
 			Fix: "use engine: llamacpp or engine: ollama for a GGUF file, or point path: at a safetensors folder"}
 	}},
-	{"safetensors-on-gguf-engine", func(p *Model, d *engine.Descriptor, m *config.Model, box Box) *Finding {
+	{"safetensors-on-gguf-engine", func(p *Model, d *engine.Descriptor, m *config.Model, box Box) *status.Finding {
 		if p.Info == nil || p.Info.Format != "safetensors" || d.Serves("safetensors") {
 			return nil
 		}
-		return &Finding{Level: LevelError, Reason: fmt.Sprintf("%s needs a GGUF file, but %s is a safetensors folder", m.Engine, p.Info.Path),
+		return &status.Finding{Level: LevelError, Reason: fmt.Sprintf("%s needs a GGUF file, but %s is a safetensors folder", m.Engine, p.Info.Path),
 			Fix: "use engine: sglang or engine: vllm for this folder, or convert it to GGUF"}
 	}},
-	{"context-above-max", func(p *Model, d *engine.Descriptor, m *config.Model, box Box) *Finding {
+	{"context-above-max", func(p *Model, d *engine.Descriptor, m *config.Model, box Box) *status.Finding {
 		if p.Info == nil || p.Info.MaxContext <= 0 || p.Context <= p.Info.MaxContext {
 			return nil
 		}
-		return &Finding{Level: LevelError, Reason: fmt.Sprintf("context %d is above the model's maximum of %d (max_position_embeddings)", p.Context, p.Info.MaxContext),
+		return &status.Finding{Level: LevelError, Reason: fmt.Sprintf("context %d is above the model's maximum of %d (max_position_embeddings)", p.Context, p.Info.MaxContext),
 			Fix: fmt.Sprintf("set context: %d or less", p.Info.MaxContext)}
 	}},
-	{"does-not-fit", func(p *Model, d *engine.Descriptor, m *config.Model, box Box) *Finding {
+	{"does-not-fit", func(p *Model, d *engine.Descriptor, m *config.Model, box Box) *status.Finding {
 		if box.Budget <= 0 || p.Bytes <= box.Budget {
 			return nil
 		}
-		return &Finding{Level: LevelError, Reason: fmt.Sprintf("%s needs %s but the whole budget is %s", m.Name, config.FormatBytes(p.Bytes), config.FormatBytes(box.Budget)),
+		return &status.Finding{Level: LevelError, Reason: fmt.Sprintf("%s needs %s but the whole budget is %s", m.Name, config.FormatBytes(p.Bytes), config.FormatBytes(box.Budget)),
 			Fix: "use a smaller quantization or a shorter context:, or raise memory.total / lower memory.reserve"}
 	}},
 }
@@ -74,7 +75,7 @@ func (p *Model) rules(d *engine.Descriptor, m *config.Model, box Box) {
 		}
 		for _, r := range d.Rules {
 			if f := r.Check(m.Name, m.Args, ck, gpus); f != nil {
-				p.Findings = append(p.Findings, Finding{Level: f.Level, Rule: r.Name, Reason: f.Reason, Fix: f.Fix})
+				p.Findings = append(p.Findings, status.Finding{Level: f.Level, Rule: r.Name, Reason: f.Reason, Fix: f.Fix})
 				p.Args = append(p.Args, f.AddArgs...)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/gpu"
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // kvFlags sets the engine's explicit KV budget — its exact bytes
@@ -31,7 +32,7 @@ func (p *Model) kvFlags(d *engine.Descriptor, m *config.Model, cfg *config.Confi
 		}
 		if v := engine.FlagValue(m.Args, mem.KVBytes); v != "" {
 			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n != budget {
-				p.Findings = append(p.Findings, Finding{Level: LevelWarning, Rule: "kv-flag-differs",
+				p.Findings = append(p.Findings, status.Finding{Level: LevelWarning, Rule: "kv-flag-differs",
 					Reason: fmt.Sprintf("args set %s %s; gantry's budget from memory: is %s (%d)", mem.KVBytes, v, config.FormatBytes(budget), budget),
 					Fix:    "your flag wins; drop it to let gantry size the KV cache from memory:, context: and concurrency:"})
 			}
@@ -42,7 +43,7 @@ func (p *Model) kvFlags(d *engine.Descriptor, m *config.Model, cfg *config.Confi
 		}
 		if mem.KVBytesIn != nil {
 			if ok, why := mem.KVBytesIn(image(m, cfg)); !ok {
-				p.Findings = append(p.Findings, Finding{Level: LevelWarning, Rule: "kv-flag-unsupported", Reason: why,
+				p.Findings = append(p.Findings, status.Finding{Level: LevelWarning, Rule: "kv-flag-unsupported", Reason: why,
 					Fix: fmt.Sprintf("gantry sizes this %s by %s alone; a newer image takes the exact KV size", d.Title, mem.Fraction)})
 				return
 			}
@@ -55,7 +56,7 @@ func (p *Model) kvFlags(d *engine.Descriptor, m *config.Model, cfg *config.Confi
 		tokens := p.Context * int64(max(m.Concurrency, 1))
 		if v := engine.FlagValue(m.Args, mem.TokenPool); v != "" {
 			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n != tokens {
-				p.Findings = append(p.Findings, Finding{Level: LevelWarning, Rule: "kv-flag-differs",
+				p.Findings = append(p.Findings, status.Finding{Level: LevelWarning, Rule: "kv-flag-differs",
 					Reason: fmt.Sprintf("args set %s %s; gantry's plan is %d (context %d × concurrency %d)", mem.TokenPool, v, tokens, p.Context, max(m.Concurrency, 1)),
 					Fix:    "your flag wins; drop it to let gantry size the token pool from context: and concurrency:"})
 			}
@@ -113,7 +114,7 @@ func (p *Model) startCheck(d *engine.Descriptor, m *config.Model, box Box) {
 	if want <= most {
 		return
 	}
-	p.Findings = append(p.Findings, Finding{Level: LevelError, Rule: "fraction-above-unified",
+	p.Findings = append(p.Findings, status.Finding{Level: LevelError, Rule: "fraction-above-unified",
 		Reason: fmt.Sprintf("%s %s of %s = %s, but CUDA gets at most %s free on this unified-memory box (%.2f of it), so %s's start check fails",
 			mem.Fraction, v, config.FormatBytes(total), config.FormatBytes(want), config.FormatBytes(most), gpu.UnifiedCUDAShare, d.Title),
 		Fix: fmt.Sprintf("lower it to %.2f or less, or drop it from args and let gantry size the KV cache (%s)", gpu.UnifiedCUDAShare-0.02, mem.KVBytes)})
