@@ -129,7 +129,7 @@ func (s *Server) hubFile(w http.ResponseWriter, r *http.Request, repo, rev, p st
 		return
 	}
 	for _, f := range h.src.Files {
-		if f.Path != p {
+		if f.Path != p || !filepath.IsLocal(filepath.FromSlash(f.Path)) { // a record's path stays in its folder
 			continue
 		}
 		file, err := os.Open(filepath.Join(h.dir, filepath.FromSlash(f.Path)))
