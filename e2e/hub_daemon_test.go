@@ -81,12 +81,11 @@ models:
 		t.Fatal(err)
 	}
 	var seen []string
-	var seenMu sync.Mutex
+	read := make(chan struct{})
 	go func() {
+		defer close(read)
 		for _, e := range sseEvents(t, events.Body) {
-			seenMu.Lock()
 			seen = append(seen, e[0]+" "+e[1])
-			seenMu.Unlock()
 		}
 	}()
 	s.Throttle(2 << 20)
@@ -141,9 +140,8 @@ models:
 	}
 	step(t, d, ctx, chromedp.Poll[bool](`document.getElementById("pulls").innerText.includes("downloaded to")`, chromedp.WithPollingTimeout(20*time.Second)))
 	events.Body.Close()
-	seenMu.Lock()
+	<-read // the stream's events, to its end
 	all := strings.Join(seen, "\n")
-	seenMu.Unlock()
 	if !strings.Contains(all, `"kind":"download"`) || !strings.Contains(all, `"phase":"downloading"`) || !strings.Contains(all, `"phase":"downloaded"`) {
 		t.Errorf("events:\n%s", all)
 	}
