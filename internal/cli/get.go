@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -213,7 +214,7 @@ func newGetView(e *env, asJSON bool) *getView {
 // plan says what will happen, before the first byte.
 func (v *getView) plan(r *fit.Result) {
 	if v.json {
-		writeJSON(v.e.stdout, map[string]any{"type": "fit", "fit": r}) //nolint:errcheck // a closed stdout ends the verb with its own error
+		jsonLine(v.e.stdout, map[string]any{"type": "fit", "fit": r}) // a closed stdout ends the verb with its own error
 		return
 	}
 	w := v.e.stderr
@@ -241,7 +242,7 @@ func (v *getView) plan(r *fit.Result) {
 func (v *getView) event(ev fetch.Event) {
 	switch {
 	case v.json:
-		writeJSON(v.e.stdout, ev) //nolint:errcheck // a closed stdout ends the verb with its own error
+		jsonLine(v.e.stdout, ev) // a closed stdout ends the verb with its own error
 	case v.tty:
 		v.draw(ev)
 	default:
@@ -322,10 +323,16 @@ func (v *getView) finish() {
 	}
 }
 
+// jsonLine writes v as one line of JSON: get --json is a stream of
+// events, one per line.
+func jsonLine(w io.Writer, v any) {
+	json.NewEncoder(w).Encode(v) //nolint:errcheck // stdout gone: nothing to tell
+}
+
 func (v *getView) done(dl *fetch.Result, added string) error {
 	if v.json {
 		if added != "" {
-			return writeJSON(v.e.stdout, map[string]any{"type": "added", "message": added})
+			jsonLine(v.e.stdout, map[string]any{"type": "added", "message": added})
 		}
 		return nil
 	}
