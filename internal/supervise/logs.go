@@ -3,7 +3,6 @@ package supervise
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,10 +26,11 @@ const (
 // and is adopted by the next one — and gantry reads the file back (Poll)
 // into the last lines it keeps in memory for status, diagnosis and
 // followers, with secrets replaced and control characters made visible.
-// The file is rotated by size (copy, then truncate: the engine's
-// append-only handle stays valid). Log files are never opened through a
-// symbolic link: one planted in the logs folder cannot make gantry write
-// or truncate another file.
+// The file is rotated by size (logrotate.go): its older bytes are copied
+// out and then cut from its head, so the engine's append-only handle stays
+// valid and what it writes meanwhile stays in the file. Log files are
+// never opened through a symbolic link: one planted in the logs folder
+// cannot make gantry write or truncate another file.
 type Log struct {
 	path     string
 	maxBytes int64
@@ -53,6 +53,12 @@ type Log struct {
 	hooked int // bytes of partial already given to hook
 	// unwatch stops the wake-ups of the engine's writes (logwatch.go).
 	unwatch func()
+	// noCollapse: the file system cannot cut a file's head, so rotation
+	// copies and truncates (logrotate.go).
+	noCollapse bool
+	// beforeShorten, when set (tests), runs in a rotation between the
+	// copy and the cut: the moment an engine's write must not be lost in.
+	beforeShorten func()
 }
 
 // openFlags open a log file for appending, refusing a symbolic link.
@@ -139,15 +145,23 @@ func (l *Log) Writer() (*os.File, error) {
 func (l *Log) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	if l.f != nil {
-		if st, err := l.f.Stat(); err == nil && l.maxBytes > 0 && st.Size() > 0 && st.Size()+int64(len(p)) > l.maxBytes {
-			l.pollLocked()
-			l.rotate()
+		if l.wouldPass(len(p)) {
+			l.pollLocked() // rotates when the file is already past its size
+			if l.wouldPass(len(p)) {
+				l.rotate()
+			}
 		}
 		l.f.Write(p) //nolint:errcheck // a full disk must not stop gantry
 	}
 	l.mu.Unlock()
 	l.Poll()
 	return len(p), nil
+}
+
+// wouldPass reports whether n more bytes take the file past its size.
+func (l *Log) wouldPass(n int) bool {
+	st, err := l.f.Stat()
+	return err == nil && l.maxBytes > 0 && st.Size() > 0 && st.Size()+int64(n) > l.maxBytes
 }
 
 // Mark writes a line of gantry's own into the log, so that the file tells
@@ -171,47 +185,53 @@ func (l *Log) pollLocked() bool {
 		return false
 	}
 	size := st.Size()
-	if size < l.off { // truncated (rotated by us, or by hand)
+	if size < l.off { // truncated (by hand, or by another gantry's rotation)
 		l.off = 0
 	}
 	if size == l.off {
 		return false
-	}
-	if skip := size - l.off - MaxTail/2; skip > MaxTail/2 {
-		// More than memory keeps came at once: the newest lines are the
-		// ones status and diagnosis need (half of what memory keeps, so
-		// that the mark of the gap stays in it too).
-		l.partial, l.cut, l.hooked = l.partial[:0], 0, 0
-		l.addLine(fmt.Sprintf("[gantry] … %s of output skipped here: the engine wrote faster than gantry reads (the file has it until it is rotated)", sizeWords(skip)))
-		l.off += skip
-		l.dropToLineStart()
 	}
 	f, err := os.OpenFile(l.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	buf := make([]byte, min(size-l.off, 4<<20))
-	n, _ := f.ReadAt(buf, l.off)
-	if n <= 0 {
+	if !l.readTo(f, size) {
 		return false
 	}
-	l.off += int64(n)
-	l.feed(buf[:n])
 	if l.maxBytes > 0 && size > l.maxBytes {
 		l.rotate()
 	}
 	return true
 }
 
+// readTo reads f from where memory stopped up to end into memory. When
+// more than memory keeps came at once, the newest lines are the ones
+// status and diagnosis need: it skips to them (keeping half of what memory
+// holds, so that the mark of the gap stays in it too).
+func (l *Log) readTo(f *os.File, end int64) bool {
+	if skip := end - l.off - MaxTail/2; skip > MaxTail/2 {
+		l.partial, l.cut, l.hooked = l.partial[:0], 0, 0
+		l.addLine(fmt.Sprintf("[gantry] … %s of output skipped here: the engine wrote faster than gantry reads (the file has it until it is rotated)", sizeWords(skip)))
+		l.off += skip
+		l.dropToLineStart(f)
+	}
+	if end <= l.off {
+		return false
+	}
+	buf := make([]byte, min(end-l.off, 4<<20))
+	n, _ := f.ReadAt(buf, l.off)
+	if n <= 0 {
+		return false
+	}
+	l.off += int64(n)
+	l.feed(buf[:n])
+	return true
+}
+
 // dropToLineStart moves the read offset past the rest of the line it
 // landed in, so that memory does not start with half a line.
-func (l *Log) dropToLineStart() {
-	f, err := os.OpenFile(l.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return
-	}
-	defer f.Close()
+func (l *Log) dropToLineStart(f *os.File) {
 	buf := make([]byte, MaxLine)
 	n, _ := f.ReadAt(buf, l.off)
 	if i := bytes.IndexByte(buf[:n], '\n'); i >= 0 {
@@ -337,90 +357,6 @@ func (l *Log) dropOldest() {
 	l.lines[l.head] = ""
 	l.head = (l.head + 1) % len(l.lines)
 	l.n--
-}
-
-// rotate copies the file to path.1 (shifting older ones) and truncates it;
-// the engine keeps appending through its own handle. A copy holds at most
-// maxBytes: when the engine wrote more before gantry came round, the copy
-// keeps the newest output, after a mark of what was cut. Neither the copy
-// nor the truncation goes through a symbolic link.
-func (l *Log) rotate() {
-	for i := l.keep - 1; i >= 1; i-- {
-		os.Rename(fmt.Sprintf("%s.%d", l.path, i), fmt.Sprintf("%s.%d", l.path, i+1)) //nolint:errcheck // may not exist
-	}
-	f, err := os.OpenFile(l.path, os.O_RDWR|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	copied := int64(-1)
-	if l.keep > 0 {
-		if copied, err = copyTail(l.path, l.path+".1", l.maxBytes); err != nil {
-			return
-		}
-	}
-	// What the engine wrote meanwhile is read into memory and added to the
-	// copy: the bytes lost are only those of the moment before the
-	// truncation.
-	if st, err := f.Stat(); err == nil && st.Size() > l.off {
-		end := st.Size()
-		buf := make([]byte, min(end-l.off, 4<<20))
-		if n, _ := f.ReadAt(buf, l.off); n > 0 {
-			l.feed(buf[:n])
-		}
-		if copied >= 0 && end > copied {
-			appendRange(f, l.path+".1", copied, end)
-		}
-	}
-	if f.Truncate(0) == nil {
-		l.off = 0
-	}
-}
-
-// appendRange appends bytes [from, to) of src to the file at path.
-func appendRange(src *os.File, path string, from, to int64) {
-	dst, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return
-	}
-	defer dst.Close()
-	io.Copy(dst, io.NewSectionReader(src, from, to-from)) //nolint:errcheck // best effort: the copy is a courtesy
-}
-
-// copyTail copies from to to, whole when it fits in limit bytes (0: no
-// limit); else its last lines that do, after a line that says how much
-// was cut. copied is the offset in from up to which it copied.
-func copyTail(from, to string, limit int64) (copied int64, err error) {
-	src, err := os.OpenFile(from, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer src.Close()
-	st, err := src.Stat()
-	if err != nil {
-		return 0, err
-	}
-	os.Remove(to) //nolint:errcheck // a link or an old copy: replaced, never followed
-	dst, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, 0o644)
-	if err != nil {
-		return 0, err
-	}
-	size, start := st.Size(), int64(0)
-	if limit > 0 && size > limit {
-		const markRoom = 200
-		start = size - limit + markRoom
-		head := make([]byte, MaxLine)
-		n, _ := src.ReadAt(head, start)
-		if i := bytes.IndexByte(head[:n], '\n'); i >= 0 {
-			start += int64(i + 1)
-		}
-		fmt.Fprintf(dst, "[gantry] … %s cut here: the engine wrote faster than its log rotates (logs keep %s a file)\n", sizeWords(start), sizeWords(limit))
-	}
-	if _, err := io.Copy(dst, io.NewSectionReader(src, start, size-start)); err != nil {
-		dst.Close()
-		return 0, err
-	}
-	return size, dst.Close()
 }
 
 // catchUp polls until the file is read to its end (bounded: Poll reads
