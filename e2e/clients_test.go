@@ -31,12 +31,26 @@ func pythonClients(t *testing.T) string {
 // every assertion held.
 func runClient(t *testing.T, script string, env ...string) {
 	t.Helper()
-	cmd := exec.Command(pythonClients(t), filepath.Join("clients", script))
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
+	out, err := clientCmd(t, script, env...).CombinedOutput()
 	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(out)), "ok") {
 		t.Errorf("%s %v: %v\n%s", script, env, err, out)
 	}
+}
+
+// clientCmd prepares a client script's run: isolated (-I) from the
+// PYTHON* settings of the environment, which could switch its asserts off
+// (PYTHONOPTIMIZE), stop it at a prompt (PYTHONINSPECT) or load other code
+// (PYTHONPATH, PYTHONSTARTUP) — and without them in its environment either.
+func clientCmd(t *testing.T, script string, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(pythonClients(t), "-I", filepath.Join("clients", script))
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PYTHON") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	return cmd
 }
 
 const clientsConfig = `

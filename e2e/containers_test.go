@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -36,15 +37,30 @@ func containerDaemon(t *testing.T, models string, prepare ...func(models string)
 	t.Cleanup(func() {
 		d.stop()
 		// gantry's stop leaves no container of its own.
-		cmd := exec.Command("docker", "ps", "-a", "-q", "--filter", "label=gantry.root="+filepath.Join(d.home, "ai"))
-		cmd.Env = append(os.Environ(), "DOCKER_HOST="+host)
-		b, err := cmd.Output()
-		if out := strings.TrimSpace(string(b)); err == nil && out != "" {
-			t.Errorf("containers left after gantry stopped: %s", out)
-			docker(t, append([]string{"rm", "-f"}, strings.Fields(out)...)...)
+		left, err := containersOfRoot(host, filepath.Join(d.home, "ai"))
+		if err != nil {
+			t.Errorf("no check for containers left after gantry stopped: %v", err)
+		} else if left != "" {
+			t.Errorf("containers left after gantry stopped: %s", left)
+			docker(t, append([]string{"rm", "-f"}, strings.Fields(left)...)...)
 		}
 	})
 	return d
+}
+
+// containersOfRoot lists the IDs of the containers, running or not, that
+// the gantry of root made on the daemon at host; the docker CLI's failure
+// is an error, never "none".
+func containersOfRoot(host, root string) (string, error) {
+	cmd := exec.Command("docker", "ps", "-a", "-q", "--filter", "label=gantry.root="+root)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+host)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	b, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("docker ps at %s: %v: %s", host, err, strings.TrimSpace(stderr.String()))
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // TestContainerImageContracts: each image's launch contract — the

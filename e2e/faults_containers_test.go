@@ -25,10 +25,10 @@ func streamingContainer(t *testing.T, row string) (d *daemon, ta *tally, finish 
 	ta = newTally(row)
 	stop := make(chan struct{})
 	wg := ta.load(d.url, 6, true, func() string { return "vo" }, stop)
-	waitCompleted(ta, 20, 30*time.Second)
+	waitCompleted(t, ta, 20, 30*time.Second)
 	return d, ta, func() int64 {
 		before := ta.completed.Load()
-		waitCompletedAfter(ta, before+20, 30*time.Second)
+		waitCompleted(t, ta, before+20, 30*time.Second)
 		close(stop)
 		wg.Wait()
 		record(t, ta)
@@ -82,7 +82,7 @@ func TestFaultDockerdRestarted(t *testing.T) {
 	for deadline := time.Now().Add(30 * time.Second); alive(pid) && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 	}
-	waitRefused(ta, 10, 20*time.Second)
+	waitRefused(t, ta, 10, 20*time.Second)
 	if ms := d.status().Model("vo"); ms.State == "ready" {
 		t.Errorf("vo is ready with the daemon down: %+v", ms)
 	}
@@ -137,13 +137,13 @@ func TestFaultGantryKilledWithContainers(t *testing.T) {
 	<-d.done
 	d = d.again()
 	d.waitState("vo", "ready", 30*time.Second)
-	waitCompleted(ta, 20, 30*time.Second)
+	waitCompleted(t, ta, 20, 30*time.Second)
 	d.cmd.Process.Signal(syscall.SIGKILL) // while it streams
 	<-d.done
 	d = d.again()
 	d.waitState("vo", "ready", 30*time.Second)
 	before := ta.completed.Load()
-	waitCompletedAfter(ta, before+20, 30*time.Second)
+	waitCompleted(t, ta, before+20, 30*time.Second)
 	close(stop)
 	wg.Wait()
 	record(t, ta)

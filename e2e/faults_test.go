@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gantryhq/gantry/internal/status"
 )
 
 // The fault suite: real gantry, real sim engines, each fault injected
@@ -37,17 +39,80 @@ type tally struct {
 	sent, completed, refused, lost atomic.Int64
 	mu                             sync.Mutex
 	why                            map[string]int
+	words                          map[string]int  // what the refusals said: "code: message", counted
+	abort                          chan struct{}   // closed when the test gave up: the clients stop
+	abortOnce                      sync.Once
 	allowConnErrors                bool            // gantry itself is killed in this row
 	key                            string          // the gateway's key, when it has one
 	ttft                           []time.Duration // streams' times to the first event
 }
 
-func newTally(name string) *tally { return &tally{name: name, why: map[string]int{}} }
+func newTally(name string) *tally {
+	return &tally{name: name, why: map[string]int{}, words: map[string]int{}, abort: make(chan struct{})}
+}
+
+// waitFor waits until the count c of ta reaches n; when it does not within
+// the time, it stops ta's clients and fails the test (a row whose fault or
+// recovery did not happen proves nothing).
+func (ta *tally) waitFor(t *testing.T, what string, c *atomic.Int64, n int64, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for c.Load() < n {
+		if time.Now().After(deadline) {
+			ta.abortOnce.Do(func() { close(ta.abort) })
+			t.Fatalf("%s: %d requests %s within %s, want %d; outcomes %v; refusals said:\n%s", ta.name, c.Load(), what, within, n, ta.why, ta.wordsOf())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
 
 func (t *tally) note(kind, why string) {
 	t.mu.Lock()
 	t.why[kind+": "+why]++
 	t.mu.Unlock()
+}
+
+// refusedWith files a documented refusal and its words.
+func (t *tally) refusedWith(why, code, message string) {
+	t.refused.Add(1)
+	t.note("refused", why)
+	t.mu.Lock()
+	if k := code + ": " + message; t.words[k] > 0 || len(t.words) < 500 {
+		t.words[k]++
+	} else {
+		t.words[code+": (more messages)"]++
+	}
+	t.mu.Unlock()
+}
+
+// said counts the refusals whose code and message contain every one of
+// subs: a row proves its fault by what the refusals say.
+func (t *tally) said(subs ...string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+next:
+	for k, c := range t.words {
+		for _, s := range subs {
+			if !strings.Contains(k, s) {
+				continue next
+			}
+		}
+		n += c
+	}
+	return n
+}
+
+// wordsOf is what the refusals said, for failure messages.
+func (t *tally) wordsOf() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var ks []string
+	for k, n := range t.words {
+		ks = append(ks, fmt.Sprintf("%dx %.300s", n, k))
+	}
+	sort.Strings(ks)
+	return strings.Join(ks, "\n")
 }
 
 var faultClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, DisableCompression: true}}
@@ -78,12 +143,11 @@ func (t *tally) do(ctx context.Context, url, model string, stream bool) {
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
 		var e struct {
-			Error struct{ Code string }
+			Error struct{ Code, Message string }
 		}
 		b, _ := io.ReadAll(resp.Body)
 		if json.Unmarshal(b, &e) == nil && documented[e.Error.Code] {
-			t.refused.Add(1)
-			t.note("refused", fmt.Sprintf("%d %s", resp.StatusCode, e.Error.Code))
+			t.refusedWith(fmt.Sprintf("%d %s", resp.StatusCode, e.Error.Code), e.Error.Code, e.Error.Message)
 			return
 		}
 		t.lost.Add(1)
@@ -113,8 +177,11 @@ func (t *tally) do(ctx context.Context, url, model string, stream bool) {
 			return
 		}
 		if strings.HasPrefix(line, `data: {"error"`) {
-			t.refused.Add(1)
-			t.note("refused", "stream ended with an error event")
+			var e struct {
+				Error struct{ Code, Message string }
+			}
+			json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &e)
+			t.refusedWith("stream ended with an error event", e.Error.Code, e.Error.Message)
 			return
 		}
 	}
@@ -142,6 +209,8 @@ func (t *tally) load(url string, n int, stream bool, pick func() string, stop <-
 			for {
 				select {
 				case <-stop:
+					return
+				case <-t.abort:
 					return
 				default:
 				}
@@ -233,7 +302,7 @@ models:
   flaky: {engine: sim, memory: 2GiB, mode: always-on, health_interval: 200ms, health_failures: 2, args: [--itl, 5ms, --tokens, "8", --fail-health-after, "10", --model, e2e-fault-flaky]}
   crashy: {engine: sim, memory: 2GiB, args: [--itl, 5ms, --tokens, "32", --crash-after, "25", --model, e2e-fault-crashy]}
   loop: {engine: sim, memory: 1GiB, mode: always-on, args: [--crash-after, "1", --model, e2e-fault-loop]}
-  hang: {engine: sim, memory: 1GiB, start_timeout: 1s, args: [--hang-load, --spawn-child, --ignore-sigterm, --model, e2e-fault-hang]}
+  hang: {engine: sim, memory: 1GiB, start_timeout: 2s, env: {GANTRY_TEST_MARKER: HANGMARKER}, args: [--hang-load, --spawn-child, --ignore-sigterm, --model, e2e-fault-hang]}
   idle: {engine: sim, memory: 1GiB, idle_timeout: 300ms, args: [--load-time, 100ms, --model, e2e-fault-idle]}
   qa: {engine: sim, memory: 4GiB, slot: private, args: [--itl, 2ms, --tokens, "8", --load-time, 100ms]}
   qb: {engine: sim, memory: 4GiB, slot: private, args: [--itl, 2ms, --tokens, "8", --load-time, 100ms]}
@@ -242,7 +311,10 @@ models:
 `
 
 func TestFaultSuite(t *testing.T) {
-	d := startDaemon(t, faultConfig)
+	// The hung engine's child (`gantry sim --idle-child`) has no marker in
+	// its command line; it inherits its parent's environment.
+	hangMarker := fmt.Sprintf("e2e-fault-hang-%d", time.Now().UnixNano())
+	d := startDaemon(t, strings.ReplaceAll(faultConfig, "HANGMARKER", hangMarker))
 	d.waitState("steady", "ready", 20*time.Second)
 	d.waitState("flaky", "ready", 20*time.Second)
 
@@ -256,37 +328,64 @@ func TestFaultSuite(t *testing.T) {
 
 	t.Run("engine crashes mid-stream", func(t *testing.T) {
 		ta := newTally("engine crashes mid-stream (on-demand; the next request starts it again)")
-		ta.loadUntilStarts(d, "crashy", 3, 20*time.Second)
+		if n := ta.loadUntilStarts(d, "crashy", 3, 20*time.Second); n < 3 {
+			t.Errorf("crashy did not crash and start again twice (starts %d)", n)
+		}
+		if ta.said("stream ended with an error event") == 0 && ta.said("upstream_error") == 0 {
+			t.Errorf("no stream was cut by a crash: %v", ta.why)
+		}
 		record(t, ta)
 	})
 
 	t.Run("always-on crash loop backs off", func(t *testing.T) {
 		ta := newTally("always-on engine crash-loops (backs off, shows failed with the reason)")
+		// loop crashes at its first request: three restarts come after
+		// backoffs of 1s, 2s and 4s, so they take at least 7 s — a loop
+		// that spins restarts three times in a fraction of that.
+		s0 := d.starts("loop")
+		began := time.Now()
 		stop := make(chan struct{})
 		wg := ta.load(d.url, 2, false, func() string { return "loop" }, stop)
-		time.Sleep(6 * time.Second)
+		backoff := ""
+		for d.starts("loop") < s0+3 {
+			if time.Since(began) > time.Minute {
+				close(stop)
+				wg.Wait()
+				t.Fatalf("loop was restarted %d times in a minute, want 3: %+v", d.starts("loop")-s0, d.status().Model("loop"))
+			}
+			if m := d.status().Model("loop"); m.State == status.Failed && strings.Contains(m.Reason, "restarting in") {
+				backoff = m.Reason
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		took := time.Since(began)
 		close(stop)
 		wg.Wait()
-		n := d.starts("loop")
-		// With backoff 1s, 2s, 4s… six seconds hold at most a handful of starts.
-		if n > 6 {
-			t.Errorf("the crash loop spins: %d starts in 6 s", n)
+		if took < 7*time.Second {
+			t.Errorf("the crash loop spins: 3 restarts in %s, want at least 7 s of backoff", took)
 		}
-		st := d.statusJSON()
-		if !strings.Contains(st, "restarting in") {
-			t.Errorf("status does not say the backoff:\n%s", st)
+		if backoff == "" {
+			t.Errorf("status never showed failed with the backoff (restarting in …)")
 		}
+		t.Logf("3 restarts in %s; status said %q", took.Round(time.Millisecond), backoff)
 		record(t, ta)
 	})
 
 	t.Run("start exceeds start_timeout", func(t *testing.T) {
 		ta := newTally("start exceeds start_timeout (killed with its group, 503 with the reason)")
 		for i := 0; i < 3; i++ {
-			ta.do(context.Background(), d.url, "hang", false)
+			done := make(chan struct{})
+			go func() { defer close(done); ta.do(context.Background(), d.url, "hang", false) }()
+			// The fault: the engine and its SIGTERM-ignoring child run
+			// (seen while the start hangs), and none of them outlives it.
+			group := waitProcsWithEnv(t, "GANTRY_TEST_MARKER="+hangMarker, 2, 10*time.Second)
+			<-done
+			if err := noneLeft("GANTRY_TEST_MARKER="+hangMarker, group); err != nil {
+				t.Errorf("start %d of the hung engine: %v", i+1, err)
+			}
 		}
-		if left := simPIDs("e2e-fault-hang"); len(left) != 0 {
-			// the child ignores SIGTERM: it must have been SIGKILLed with the group
-			t.Errorf("processes of the hung engine left: %v", left)
+		if n := ta.said("model_unavailable", "start_timeout"); n != 3 {
+			t.Errorf("%d of 3 requests refused naming start_timeout; the refusals said:\n%s", n, ta.wordsOf())
 		}
 		record(t, ta)
 	})
@@ -325,9 +424,23 @@ func TestFaultSuite(t *testing.T) {
 			}
 			cancel()
 		}
+		before := ta.completed.Load()
 		ta.do(context.Background(), d.url, "slow", false) // the load finished for this one
-		if st := d.statusJSON(); strings.Count(st, `"queued": 0`) < 9 {
-			t.Errorf("waiters left behind:\n%s", st)
+		if ta.completed.Load() != before+1 {
+			t.Errorf("the request after the give-ups was not served: %v", ta.why)
+		}
+		if ta.why["refused: the client gave up (its own time-out)"] == 0 {
+			t.Errorf("no client gave up while slow loaded (the fault did not happen): %v", ta.why)
+		}
+		// The load went on (one start), and no waiter was left behind: not
+		// of slow, nor of any other model.
+		if m := d.status().Model("slow"); m.Starts != 1 || m.Queued != 0 || m.Inflight != 0 {
+			t.Errorf("slow after the give-ups: starts %d (want 1: the load went on), queued %d, in flight %d", m.Starts, m.Queued, m.Inflight)
+		}
+		for _, m := range d.status().Models {
+			if m.Queued != 0 {
+				t.Errorf("%s has %d waiters left behind", m.Name, m.Queued)
+			}
 		}
 		record(t, ta)
 	})
@@ -386,7 +499,7 @@ func TestFaultSuite(t *testing.T) {
 				t.Fatalf("%d refused of 10000 with a queue of 50 (want 9950): the cap does not hold", ta.refused.Load())
 			}
 		}
-		rss := gantryRSS(d)
+		rss := float64(rssOf(t, d.cmd.Process.Pid)) / (1 << 20)
 		t.Logf("gantry RSS with 10 000 requests in: %.0f MB", rss)
 		if rss > 300 {
 			t.Errorf("gantry RSS %.0f MB", rss)
@@ -455,6 +568,10 @@ func TestFaultSuite(t *testing.T) {
 		if ta.completed.Load() == 0 {
 			t.Error("nothing completed: deadlock?")
 		}
+		// The fault is the alternation: the slot switched between them.
+		if qa, qb := d.starts("qa"), d.starts("qb"); qa < 2 || qb < 2 {
+			t.Errorf("the slot did not alternate: qa started %d times, qb %d", qa, qb)
+		}
 		record(t, ta)
 	})
 
@@ -463,14 +580,42 @@ func TestFaultSuite(t *testing.T) {
 		stop := make(chan struct{})
 		models := []string{"steady", "qa", "crashy"}
 		wg := ta.load(d.url, 16, true, func() string { return models[rand.IntN(len(models))] }, stop)
+		// Each round kills a random model that runs now, and sees it die;
+		// then each killed model must start again (gantry saw the kill).
+		startsAt := map[string]int{} // a killed model's starts when it was last killed
 		for i := 0; i < 6; i++ {
 			time.Sleep(700 * time.Millisecond)
-			m := models[rand.IntN(len(models))]
-			if pid := d.pid(m); pid > 0 {
-				syscall.Kill(-pid, syscall.SIGKILL)
+			var pid int
+			var m string
+			for deadline := time.Now().Add(20 * time.Second); pid == 0; time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					close(stop)
+					wg.Wait()
+					t.Fatalf("round %d: none of %v runs to be killed: %+v", i+1, models, d.status().Models)
+				}
+				m = models[rand.IntN(len(models))]
+				pid = d.pid(m)
+			}
+			startsAt[m] = d.starts(m)
+			if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
+				t.Errorf("kill -9 of %s's group %d: %v", m, pid, err)
+			}
+			for deadline := time.Now().Add(10 * time.Second); alive(pid); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s (pid %d) still alive 10 s after kill -9", m, pid)
+				}
 			}
 		}
-		time.Sleep(2 * time.Second)
+		t.Logf("killed (starts before the last kill): %v", startsAt)
+		for m, n := range startsAt {
+			// an always-on model killed in a row waits out its backoff
+			for deadline := time.Now().Add(90 * time.Second); d.starts(m) <= n; time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Errorf("%s was not started again after its kill: %+v", m, d.status().Model(m))
+					break
+				}
+			}
+		}
 		close(stop)
 		wg.Wait()
 		record(t, ta)
@@ -510,21 +655,6 @@ func (d *daemon) starts(model string) int {
 	for _, m := range d.status().Models {
 		if m.Name == model {
 			return m.Starts
-		}
-	}
-	return 0
-}
-
-func gantryRSS(d *daemon) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			var kb float64
-			fmt.Sscan(strings.Fields(l)[1], &kb)
-			return kb / 1024
 		}
 	}
 	return 0

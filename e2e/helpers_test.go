@@ -218,6 +218,44 @@ func simPIDs(marker string) []int {
 	return pids
 }
 
+// waitProcsWithEnv waits until at least n live processes hold kv in their
+// environment (an engine's marker, which its children inherit) and returns
+// them; it fails the test when they do not appear within the time.
+func waitProcsWithEnv(t *testing.T, kv string, n int, within time.Duration) []int {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		pids := procsWithEnv(kv)
+		if len(pids) >= n {
+			return pids
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d processes with %s in their environment within %s, want %d: %s", len(pids), kv, within, n, cmdlines(pids))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// noneLeft says which processes outlived an engine that should be gone:
+// every live one with kv in its environment (zombies have none), children
+// without a marker in their command line included.
+func noneLeft(kv string, was []int) error {
+	if left := procsWithEnv(kv); len(left) > 0 {
+		return fmt.Errorf("processes left of %s: %s (the engine's group was %s)", kv, cmdlines(left), fmt.Sprint(was))
+	}
+	return nil
+}
+
+// cmdlines names each pid with its command line, for failure messages.
+func cmdlines(pids []int) string {
+	var s []string
+	for _, p := range pids {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+		s = append(s, fmt.Sprintf("%d %q", p, strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))))
+	}
+	return "[" + strings.Join(s, "; ") + "]"
+}
+
 // command prepares a CLI verb against the daemon without running it.
 func (d *daemon) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(testbin.Gantry(d.t), append(append([]string{}, args...), "--server", d.url)...)

@@ -35,11 +35,21 @@ type twoBoxes struct {
 	netns        bool
 }
 
-// makeTwoBoxes builds the namespaces, or — where they cannot be made (not
-// root, no `ip`) — falls back to 127.0.0.2 and 127.0.0.3, where a cut
-// link is a frozen peer (SIGSTOP: no answers and no resets either). The
-// boxes' port ranges differ: in the fallback their engines share one
-// loopback.
+// linkCut is how this run cuts the link between the boxes, for the rows'
+// names and RELIABILITY.md: set by makeTwoBoxes.
+var linkCut string
+
+const (
+	linkCutNetns   = "network namespaces; the link cut with ip link set down"
+	linkCutSIGSTOP = "loopback fallback (GANTRY_TEST_LINK_CUT=sigstop); no link cut: the peer frozen with SIGSTOP"
+)
+
+// makeTwoBoxes builds the namespaces, and fails the test where they cannot
+// be made (./test.sh runs as root). Only when GANTRY_TEST_LINK_CUT=sigstop
+// asks for it does it fall back to 127.0.0.2 and 127.0.0.3, where a "cut
+// link" is a frozen peer (SIGSTOP: no answers and no resets either) — a
+// weaker fault, named so in the rows. The boxes' port ranges differ: in the
+// fallback their engines share one loopback.
 func makeTwoBoxes(t *testing.T) *twoBoxes {
 	id := os.Getpid() % 100000
 	b := &twoBoxes{t: t, nsA: fmt.Sprintf("gantry-a%d", id), nsB: fmt.Sprintf("gantry-b%d", id)}
@@ -83,21 +93,25 @@ func makeTwoBoxes(t *testing.T) *twoBoxes {
 		{"-n", b.nsA, "addr", "add", "10.213.1.2/24", "dev", "cl"}, {"-n", b.nsA, "link", "set", "cl", "up"},
 		{"-n", b.nsB, "addr", "add", "10.213.2.2/24", "dev", "cl"}, {"-n", b.nsB, "link", "set", "cl", "up"},
 	}
-	for _, s := range steps {
-		err := ip(s...)
-		if os.Getenv("GANTRY_TEST_NO_NETNS") != "" { // to try the fallback where namespaces work
-			err = fmt.Errorf("GANTRY_TEST_NO_NETNS is set")
-		}
-		if err != nil {
-			cleanup()
-			t.Logf("network namespaces cannot be made here (%v): the boxes are 127.0.0.2 and 127.0.0.3 on this host's loopback, and a cut link is a frozen peer (SIGSTOP)", err)
-			b.clientA, b.clientB = "127.0.0.2", "127.0.0.3"
-			b.peerA, b.peerB = b.clientA, b.clientB
-			b.portA, b.portB, b.distPort = testbin.FreePort(t), testbin.FreePort(t), testbin.FreePort(t)
-			return b
-		}
+	switch mode := os.Getenv("GANTRY_TEST_LINK_CUT"); mode {
+	case "sigstop":
+		t.Logf("GANTRY_TEST_LINK_CUT=sigstop: the boxes are 127.0.0.2 and 127.0.0.3 on this host's loopback, and a cut link is a frozen peer (SIGSTOP)")
+		linkCut = linkCutSIGSTOP
+		b.clientA, b.clientB = "127.0.0.2", "127.0.0.3"
+		b.peerA, b.peerB = b.clientA, b.clientB
+		b.portA, b.portB, b.distPort = testbin.FreePort(t), testbin.FreePort(t), testbin.FreePort(t)
+		return b
+	case "", "netns":
+	default:
+		t.Fatalf("GANTRY_TEST_LINK_CUT=%q: want netns (the default) or sigstop", mode)
 	}
 	t.Cleanup(cleanup)
+	for _, s := range steps {
+		if err := ip(s...); err != nil {
+			t.Fatalf("the two boxes' network namespaces cannot be made: %v (run as root, as ./test.sh does; GANTRY_TEST_LINK_CUT=sigstop runs the weaker loopback fallback instead)", err)
+		}
+	}
+	linkCut = linkCutNetns
 	b.netns, b.link = true, fmt.Sprintf("gab%d", id)
 	b.clientA, b.clientB = "10.213.1.2", "10.213.2.2"
 	b.peerA, b.peerB = "10.213.0.1", "10.213.0.2"
@@ -138,25 +152,57 @@ func (b *twoBoxes) startBoth() (a, bb *daemon) {
 	return a, bb
 }
 
-// cut and heal the cable between the boxes.
+// cut and heal the cable between the boxes; each fails the test unless
+// the link is then cut (or whole) as seen from box A.
 func (b *twoBoxes) cut(peerB *daemon) {
+	b.t.Helper()
 	if b.netns {
 		if out, err := exec.Command("ip", "-n", b.nsA, "link", "set", b.link, "down").CombinedOutput(); err != nil {
 			b.t.Fatalf("cut: %v %s", err, out)
 		}
-		return
+	} else {
+		peerB.cmd.Process.Signal(syscall.SIGSTOP)
 	}
-	peerB.cmd.Process.Signal(syscall.SIGSTOP)
+	if err := b.linkIsCut(peerB); err != nil {
+		b.t.Fatalf("after the cut: %v", err)
+	}
 }
 
 func (b *twoBoxes) heal(peerB *daemon) {
+	b.t.Helper()
 	if b.netns {
 		if out, err := exec.Command("ip", "-n", b.nsA, "link", "set", b.link, "up").CombinedOutput(); err != nil {
 			b.t.Fatalf("heal: %v %s", err, out)
 		}
-		return
+	} else {
+		peerB.cmd.Process.Signal(syscall.SIGCONT)
 	}
-	peerB.cmd.Process.Signal(syscall.SIGCONT)
+	if err := b.linkIsCut(peerB); err == nil {
+		b.t.Fatalf("after the heal the link is still cut")
+	}
+}
+
+// linkIsCut says whether box A cannot reach B's gantry (an error says why
+// not): with namespaces, a TCP connect from A's namespace to B's address
+// across the cable must fail without an answer — a refusal is an answer,
+// so the link carries packets; in the fallback, B must be stopped.
+func (b *twoBoxes) linkIsCut(peerB *daemon) error {
+	if !b.netns {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", peerB.cmd.Process.Pid))
+		if i := strings.LastIndexByte(string(st), ')'); err == nil && i > 0 && len(st) > i+2 && st[i+2] == 'T' {
+			return nil
+		}
+		return fmt.Errorf("peer B (pid %d) is not stopped: %.80s %v", peerB.cmd.Process.Pid, st, err)
+	}
+	addr := fmt.Sprintf("%s/%d", b.peerB, b.portB)
+	out, err := exec.Command("ip", "netns", "exec", b.nsA, "timeout", "3", "bash", "-c", "exec 3<>/dev/tcp/"+addr).CombinedOutput()
+	switch {
+	case err == nil:
+		return fmt.Errorf("box A still connects to %s across the link", addr)
+	case strings.Contains(string(out), "refused"):
+		return fmt.Errorf("box A reaches %s across the link (refused: the packets flow): %s", addr, out)
+	}
+	return nil
 }
 
 const boxA = `listen: LISTEN
@@ -415,14 +461,17 @@ func TestFaultPeers(t *testing.T) {
 				i++
 				return models[i%2]
 			}, stop)
-			waitCompleted(ta, 20, 20*time.Second)
+			waitCompleted(t, ta, 20, 20*time.Second)
 			fault()
 			peerState(t, a, "sk-a", "b", status.PeerDown, 10*time.Second)
-			waitRefused(ta, 10, 10*time.Second)
+			waitRefused(t, ta, 10, 10*time.Second)
+			if ta.said("peer_down", "peer b") == 0 {
+				t.Errorf("%s: no refusal named the peer (peer_down, peer b); they said:\n%s", name, ta.wordsOf())
+			}
 			repair()
 			peerState(t, a, "sk-a", "b", status.PeerUp, 15*time.Second)
 			before := ta.completed.Load()
-			waitCompletedAfter(ta, before+20, 20*time.Second)
+			waitCompleted(t, ta, before+20, 20*time.Second)
 			close(stop)
 			wg.Wait()
 			record(t, ta)
@@ -430,26 +479,23 @@ func TestFaultPeers(t *testing.T) {
 		peerFault("peer gantry killed (kill -9) under load, then restarted; models on both boxes fail over",
 			func() { b.cmd.Process.Signal(syscall.SIGKILL); <-b.done },
 			func() { b = b.again() })
-		peerFault("link between the boxes cut under load, then healed",
+		peerFault("link between the boxes cut under load, then healed ("+linkCut+")",
 			func() { boxes.cut(b) }, func() { boxes.heal(b) })
 	})
 }
 
-// waitCompleted waits until n requests of ta completed.
-func waitCompleted(ta *tally, n int64, within time.Duration) { waitCompletedAfter(ta, n, within) }
-
-func waitCompletedAfter(ta *tally, n int64, within time.Duration) {
-	deadline := time.Now().Add(within)
-	for ta.completed.Load() < n && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+// waitCompleted waits until n requests of ta completed; it fails the test
+// when they did not within the time.
+func waitCompleted(t *testing.T, ta *tally, n int64, within time.Duration) {
+	t.Helper()
+	ta.waitFor(t, "completed", &ta.completed, n, within)
 }
 
-func waitRefused(ta *tally, n int64, within time.Duration) {
-	deadline := time.Now().Add(within)
-	for ta.refused.Load() < n && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+// waitRefused waits until n requests of ta were refused; it fails the test
+// when they were not within the time.
+func waitRefused(t *testing.T, ta *tally, n int64, within time.Duration) {
+	t.Helper()
+	ta.waitFor(t, "refused", &ta.refused, n, within)
 }
 
 // modelOf is one model's status on d, asked with key.
@@ -519,14 +565,14 @@ func duoTests(t *testing.T, boxes *twoBoxes, a, b *daemon) {
 		ta.key = "sk-a"
 		stop := make(chan struct{})
 		wg := ta.load(a.url, 4, true, func() string { return "duo" }, stop)
-		waitCompleted(ta, 10, 20*time.Second)
+		waitCompleted(t, ta, 10, 20*time.Second)
 		old0 := modelOf(t, a, "sk-a", "duo").PID
 		old1 := modelOf(t, b, "sk-b", "duo").PID
 		syscall.Kill(old1, syscall.SIGKILL)
 		waitModel(t, a, "sk-a", "duo", status.Ready, old0, 60*time.Second)
 		waitModel(t, b, "sk-b", "duo", status.Ready, old1, 20*time.Second)
 		before := ta.completed.Load()
-		waitCompletedAfter(ta, before+10, 20*time.Second)
+		waitCompleted(t, ta, before+10, 20*time.Second)
 		close(stop)
 		wg.Wait()
 		record(t, ta)

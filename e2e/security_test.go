@@ -123,7 +123,17 @@ async function attack() {
 		t.Errorf("a cross-origin page read a completion: %.200s", got)
 	}
 	step(t, d, ctx, chromedp.Evaluate[bool](`document.getElementById("f").submit(); true`))
-	step(t, d, ctx, chromedp.WaitReady(`body`))
+	// The form navigates the page to gantry's answer: once it shows, gantry
+	// has had the POST, and refused it in its own words.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		shown, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + " " + (document.body ? document.body.innerText : "")`))
+		if err == nil && strings.HasPrefix(shown, base+"/api/profile ") && strings.Contains(shown, "cross_site_request") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the form's POST did not come back refused as cross-site: the page shows %q (%v)", shown, err)
+		}
+	}
 	st := d.status()
 	if m := st.Model("m"); m.Starts != 0 || st.Profile != "" {
 		t.Errorf("the page drove gantry: m started %d times, profile %q", m.Starts, st.Profile)
@@ -158,6 +168,7 @@ while [ $i -lt 40 ]; do head -c 1048576 /dev/zero | tr '\0' x; printf '\r\n'; i=
 exec "$GANTRY" sim --port "$PORT" --model noisy
 `), 0o755)
 	port := testbin.FreePort(t)
+	pprof := fmt.Sprintf("127.0.0.1:%d", testbin.FreePort(t))
 	d := startDaemon(t, fmt.Sprintf(`
 listen: LISTEN
 root: ROOT
@@ -172,7 +183,7 @@ models:
     port: %d
     command: [%s]
     env: {GANTRY: %s, PORT: "%d"}
-`, port, noisy, testbin.Gantry(t), port))
+`, port, noisy, testbin.Gantry(t), port), "--pprof", pprof)
 	d.waitState("m", "ready", 20*time.Second)
 	d.waitState("noisy", "ready", 60*time.Second)
 	gantryPID := d.cmd.Process.Pid
@@ -189,6 +200,8 @@ models:
 		fmt.Fprintf(c, "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{\"model\":\"m", 32<<20-1)
 		conns = append(conns, c)
 	}
+	// gantry has read the 40 requests' headers and waits for their bodies.
+	waitBodyReaders(t, pprof, 40, 30*time.Second)
 	// The log tail of a megabyte-line engine, asked for whole.
 	resp, err := http.Get(d.url + "/api/logs/noisy?tail=500")
 	if err != nil {
@@ -260,22 +273,75 @@ models:
 	}
 }
 
-// rssOf is a process's resident set size.
+// waitBodyReaders waits until at least n of gantry's goroutines serve a
+// request and wait for its body (net/http's server reading a request
+// body, seen in its profiler at pprof); it fails the test when they do not.
+func waitBodyReaders(t *testing.T, pprof string, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got, err := bodyReaders(pprof)
+		if err == nil && got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of gantry's goroutines wait for a request body within %s, want %d (%v)", got, within, n, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func bodyReaders(pprof string) (int, error) {
+	resp, err := http.Get("http://" + pprof + "/debug/pprof/goroutine?debug=2")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		return 0, fmt.Errorf("the profiler: %d %v", resp.StatusCode, err)
+	}
+	n := 0
+	for _, g := range strings.Split(string(b), "\n\n") {
+		if strings.Contains(g, "net/http.(*conn).serve") && strings.Contains(g, "net/http.(*body).Read") {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// rssOf is a process's resident set size; a read or parse error fails the
+// test (an RSS of 0 would pass every bound).
 func rssOf(t *testing.T, pid int) int64 { return procBytes(t, pid, "VmRSS") }
 
-// procBytes is a size field of /proc/PID/status (VmRSS, VmHWM: the peak).
+// procBytes is a size field of /proc/PID/status (VmRSS, VmHWM: the peak);
+// a read or parse error fails the test.
 func procBytes(t *testing.T, pid int, field string) int64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	n, err := readProcBytes(pid, field)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return n
+}
+
+// readRSS is pid's resident set size, or why it cannot be read.
+func readRSS(pid int) (int64, error) { return readProcBytes(pid, "VmRSS") }
+
+func readProcBytes(pid int, field string) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, fmt.Errorf("%s of pid %d: %w", field, pid, err)
+	}
 	for _, l := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			kb, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-			return kb << 10
+			f := strings.Fields(v)
+			kb, err := strconv.ParseInt(f[0], 10, 64)
+			if err != nil || len(f) != 2 || f[1] != "kB" || kb <= 0 {
+				return 0, fmt.Errorf("%s of pid %d: %q", field, pid, l)
+			}
+			return kb << 10, nil
 		}
 	}
-	t.Fatalf("no %s", field)
-	return 0
+	return 0, fmt.Errorf("%s of pid %d: no such line (a zombie?)", field, pid)
 }

@@ -5,6 +5,15 @@ results, count_tokens, and errors in Anthropic's shape.
 Environment: GANTRY_URL, MODEL, TOOLS=1 when the engine answers a forced
 tool choice with a call, COUNT=1 when its engine can count tokens.
 """
+
+# Every check below is a bare assert: prove they are live first (python -O
+# or PYTHONOPTIMIZE strips asserts, and the script would still print ok).
+try:
+    assert False
+    raise SystemExit("asserts are stripped (python -O or PYTHONOPTIMIZE): this script's checks would prove nothing")
+except AssertionError:
+    pass
+
 import os
 
 import anthropic

@@ -2,6 +2,15 @@
 invoke, stream, batch and embeddings, as a RAG pipeline calls them.
 
 env: GANTRY_URL, MODEL (a chat model), EMBED (an embedding model), KEY."""
+
+# Every check below is a bare assert: prove they are live first (python -O
+# or PYTHONOPTIMIZE strips asserts, and the script would still print ok).
+try:
+    assert False
+    raise SystemExit("asserts are stripped (python -O or PYTHONOPTIMIZE): this script's checks would prove nothing")
+except AssertionError:
+    pass
+
 import os
 
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings

@@ -3,6 +3,15 @@ chat (streamed and not), generate, embed, and the refusal to pull.
 
 Environment: GANTRY_OLLAMA_URL, MODEL, EMBED (optional).
 """
+
+# Every check below is a bare assert: prove they are live first (python -O
+# or PYTHONOPTIMIZE strips asserts, and the script would still print ok).
+try:
+    assert False
+    raise SystemExit("asserts are stripped (python -O or PYTHONOPTIMIZE): this script's checks would prove nothing")
+except AssertionError:
+    pass
+
 import os
 
 import ollama

@@ -6,6 +6,15 @@ Environment: GANTRY_URL (the gateway, without /v1), MODEL (a chat model or
 alias), EMBED (an embedding model, optional), TOOLS=1 when the engine
 answers tool_choice "required" with a call.
 """
+
+# Every check below is a bare assert: prove they are live first (python -O
+# or PYTHONOPTIMIZE strips asserts, and the script would still print ok).
+try:
+    assert False
+    raise SystemExit("asserts are stripped (python -O or PYTHONOPTIMIZE): this script's checks would prove nothing")
+except AssertionError:
+    pass
+
 import asyncio
 import base64
 import os
