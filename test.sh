@@ -10,6 +10,15 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# --reliability: the run also rewrites RELIABILITY.md from the fault suite's
+# rows (e2e/reliability_test.go), each stamped PASS or FAIL.
+for arg in "$@"; do
+  case "$arg" in
+    --reliability) export GANTRY_RELIABILITY_OUT="$PWD/RELIABILITY.md" ;;
+    *) echo "usage: ./test.sh [--reliability]" >&2; exit 2 ;;
+  esac
+done
+
 log() { printf '==> %s\n' "$*"; }
 
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
@@ -272,10 +281,11 @@ if [ "$status" -ne 0 ]; then
 fi
 if [ -n "${GANTRY_TEST_PODMAN_HOST:-}" ]; then
   # The container tests again, on Podman's Docker-compatible API (with
-  # gpus: none: gantry refuses GPU containers there).
+  # gpus: none: gantry refuses GPU containers there). Its one fault row does
+  # not rewrite RELIABILITY.md.
   log "container tests on Podman"
   pout=$(mktemp)
-  GANTRY_TEST_DOCKER_HOST="$GANTRY_TEST_PODMAN_HOST" GANTRY_TEST_ON_PODMAN=1 go test -count=1 -v \
+  GANTRY_TEST_DOCKER_HOST="$GANTRY_TEST_PODMAN_HOST" GANTRY_TEST_ON_PODMAN=1 GANTRY_RELIABILITY_OUT= go test -count=1 -v \
     -run 'TestContainer(ImageContracts|AdoptedAfterKill9|StartFailures|KilledMidStream|AdoptedWhileLoading)$|TestRealOllamaInContainer$|TestFaultContainerKilled$' \
     ./e2e >"$pout" 2>&1 || { grep -E '^\s+[a-z_]+_test\.go:[0-9]+: |^\s*--- FAIL' "$pout" | head -100; echo "container tests on Podman failed"; exit 1; }
   podman_passed=$(grep -cE '^\s*--- PASS' "$pout" || true)

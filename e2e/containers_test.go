@@ -66,8 +66,9 @@ func containersOfRoot(host, root string) (string, error) {
 // TestContainerImageContracts: each image's launch contract — the
 // vllm/vllm-openai entrypoint (vllm serve), NGC's wrapper, SGLang's none,
 // llama.cpp's server entrypoint — gets the command that fits it, started
-// through the Engine API with a GPU device request, published on
-// 127.0.0.1, and serves a chat through gantry. The stand-in engines
+// through the Engine API with a GPU device request (its
+// HostConfig.DeviceRequests inspected), published on 127.0.0.1, and serves
+// a chat through gantry. The stand-in engines
 // refuse what the real ones refuse ("vllm serve vllm serve …").
 func TestContainerImageContracts(t *testing.T) {
 	for _, im := range []imageSpec{vllmOpenAI, ngcVLLM, sglangImage, llamaImage} {
@@ -88,6 +89,16 @@ func TestContainerImageContracts(t *testing.T) {
 		ps := docker(t, "ps", "--filter", "label=gantry.model="+m, "--format", "{{.Names}} {{.Ports}}")
 		if !strings.HasPrefix(ps, "gantry-"+m+" 127.0.0.1:") {
 			t.Errorf("%s's container: %q (want gantry-%s published on 127.0.0.1 only)", m, ps, m)
+		}
+		// gpus: all (the default) is Docker's --gpus all: one request for
+		// every device with the gpu capability. On Podman the models run
+		// with gpus: none, and the container has none.
+		want := `[{"Driver":"","Count":-1,"DeviceIDs":null,"Capabilities":[["gpu"]],"Options":null}]`
+		if os.Getenv("GANTRY_TEST_ON_PODMAN") == "1" {
+			want = "null"
+		}
+		if got := docker(t, "inspect", "--format", "{{json .HostConfig.DeviceRequests}}", "gantry-"+m); got != want {
+			t.Errorf("%s's container's HostConfig.DeviceRequests: %s, want %s", m, got, want)
 		}
 	}
 	logs := d.logs("vo")
@@ -157,7 +168,9 @@ func TestContainerAdoptedAfterKill9(t *testing.T) {
 
 // TestContainerStartFailures: each failure said plainly, before or after
 // the container runs: the image is not present (gantry pull), it is built
-// for another architecture, and the engine refuses a flag (its own words).
+// for another architecture, and the engine refuses a flag — here the
+// stand-in's imitation of vLLM's argparse line (TestRealVLLM has the real
+// vLLM's own words).
 func TestContainerStartFailures(t *testing.T) {
 	other := "arm64"
 	if runtime.GOARCH == "arm64" {

@@ -23,6 +23,7 @@ func streamingContainer(t *testing.T, row string) (d *daemon, ta *tally, finish 
 `)
 	d.waitState("vo", "ready", 30*time.Second)
 	ta = newTally(row)
+	t.Cleanup(ta.stopClients) // when the test fails before finish
 	stop := make(chan struct{})
 	wg := ta.load(d.url, 6, true, func() string { return "vo" }, stop)
 	waitCompleted(t, ta, 20, 30*time.Second)
@@ -41,15 +42,22 @@ func streamingContainer(t *testing.T, row string) (d *daemon, ta *tally, finish 
 // Engine API, in-flight streams end with an error event, and a new
 // container serves the next requests.
 func TestFaultContainerKilled(t *testing.T) {
-	d, _, finish := streamingContainer(t, "docker kill of an always-on engine's container under load (the exit seen on the Engine API, a new container started)")
+	d, ta, finish := streamingContainer(t, "docker kill of an always-on engine's container under load (the exit seen on the Engine API, a new container started)")
 	first := containerOf(t, "vo")
+	if n := d.status().Model("vo").Inflight; n == 0 {
+		t.Fatalf("no stream in flight to be cut by the kill")
+	}
 	docker(t, "kill", first)
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if id := containerOf(t, "vo"); id != "" && id != first && d.status().Model("vo").State == "ready" {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("no new container ready within 60 s of the kill: %+v", d.status().Model("vo"))
+		}
+	}
+	if n := ta.count("refused: stream ended with an error event"); n == 0 {
+		t.Errorf("no in-flight stream ended with an error event: %v", ta.why)
 	}
 	if served := finish(); served < 20 {
 		t.Errorf("the new container served %d requests, want 20: %+v", served, d.status().Model("vo"))
@@ -85,6 +93,12 @@ func TestFaultDockerdRestarted(t *testing.T) {
 	waitRefused(t, ta, 10, 20*time.Second)
 	if ms := d.status().Model("vo"); ms.State == "ready" {
 		t.Errorf("vo is ready with the daemon down: %+v", ms)
+	}
+	// Refused in words that name the daemon (503 model_unavailable).
+	for deadline := time.Now().Add(20 * time.Second); ta.said("model_unavailable", "the Docker daemon does not answer") == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no refusal named the Docker daemon within 20 s; they said:\n%s", ta.wordsOf())
+		}
 	}
 	startDockerd(t, start)
 	restarted = true
@@ -156,18 +170,23 @@ func TestFaultGantryKilledWithContainers(t *testing.T) {
 }
 
 // TestFaultContainerBadFlag: requests for a model whose container exits at
-// once (its engine refuses a flag) are refused with a documented 503, and
-// the reason is the engine's own line.
+// once (its engine refuses a flag: the stand-in imitates vLLM's argparse
+// line, "vllm: error: unrecognized arguments: …") are refused with a
+// documented 503 that quotes that line. TestRealVLLM sees the real vLLM
+// refuse a flag in its own words.
 func TestFaultContainerBadFlag(t *testing.T) {
 	loadImage(t, vllmOpenAI)
 	d := containerDaemon(t, `
   badflag: {engine: vllm, runtime: docker, image: "`+vllmOpenAI.tag+`", path: m, memory: 2GiB, args: [--no-such-flag]}
 `)
-	ta := newTally("a container started with a bad flag (503 with the engine's own error line)")
+	ta := newTally("a container started with a flag its engine refuses (the stand-in's imitation of vLLM's argparse error; 503 quoting that line)")
 	for i := 0; i < 5; i++ {
 		ta.do(context.Background(), d.url, "badflag", i%2 == 0)
 	}
 	record(t, ta)
+	if n := ta.said("model_unavailable", "unrecognized arguments: --no-such-flag"); n != 5 {
+		t.Errorf("%d of 5 refusals quote the engine's line; they said:\n%s", n, ta.wordsOf())
+	}
 	if st := d.status().Model("badflag"); !strings.Contains(st.Reason+st.Diagnosis+st.LastLogLine, "unrecognized arguments: --no-such-flag") {
 		t.Errorf("the failure does not quote the engine: %+v", st)
 	}

@@ -4,7 +4,10 @@ package e2e
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gantryhq/gantry/internal/client"
+	"github.com/gantryhq/gantry/internal/status"
 	"github.com/gantryhq/gantry/internal/testbin"
 )
 
@@ -254,6 +259,57 @@ func cmdlines(pids []int) string {
 		s = append(s, fmt.Sprintf("%d %q", p, strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))))
 	}
 	return "[" + strings.Join(s, "; ") + "]"
+}
+
+// events subscribes to d's /api/events (returning once subscribed) and
+// collects every event until the test ends; seen returns those so far.
+func events(t *testing.T, d *daemon) (seen func() []status.Event) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", d.url+"/api/events", nil)
+	resp, err := http.DefaultClient.Do(req) // the headers come once subscribed
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("/api/events: %s", resp.Status)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	var mu sync.Mutex
+	var evs []status.Event
+	go client.ReadSSE(resp.Body, func(kind, data string) {
+		var ev status.Event
+		if json.Unmarshal([]byte(data), &ev) == nil {
+			mu.Lock()
+			evs = append(evs, ev)
+			mu.Unlock()
+		}
+	})
+	return func() []status.Event {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]status.Event(nil), evs...)
+	}
+}
+
+// waitEvent waits until seen has an event that match accepts and returns
+// it; it fails the test when none came within the time.
+func waitEvent(t *testing.T, seen func() []status.Event, within time.Duration, match func(status.Event) bool) status.Event {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		evs := seen()
+		for _, e := range evs {
+			if match(e) {
+				return e
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no such event within %s; the events: %+v", within, evs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // command prepares a CLI verb against the daemon without running it.

@@ -7,10 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/pagecache"
 	"github.com/gantryhq/gantry/internal/status"
 	"github.com/gantryhq/gantry/internal/testbin"
@@ -19,7 +21,8 @@ import (
 // TestStartEvictsTheCheckpointOnUnifiedMemory: on a unified-memory box
 // (memory.unified: true here, as a GB10 is detected), a model folder read
 // into the page cache is no longer resident after gantry starts the model,
-// and the start says what it freed — in the model's log and as an event.
+// and the start says what it freed — in the model's log and as a memory
+// event on /api/events, whose figures match what was resident.
 func TestStartEvictsTheCheckpointOnUnifiedMemory(t *testing.T) {
 	var shard string
 	d := startDaemonWith(t, func(home string) string {
@@ -47,8 +50,22 @@ models:
 	if err != nil || before < 32<<20 {
 		t.Fatalf("resident before the start: %d bytes, %v", before, err)
 	}
+	seen := events(t, d)
 	if out, code := d.gantry("start", "q"); code != 0 {
 		t.Fatalf("start: %s", out)
+	}
+	ev := waitEvent(t, seen, 10*time.Second, func(e status.Event) bool {
+		return e.Kind == status.KindMemory && e.Model == "q" && strings.HasPrefix(e.Reason, "unified memory: freed ") && strings.Contains(e.Reason, "of q's checkpoint from the page cache (")
+	})
+	// "freed F of q's checkpoint from the page cache (C of it was cached, S stays)"
+	var freed, cached, stays string
+	if _, err := fmt.Sscanf(strings.TrimPrefix(ev.Reason, "unified memory: "), "freed %s of q's checkpoint from the page cache (%s of it was cached, %s stays)", &freed, &cached, &stays); err != nil {
+		t.Fatalf("the memory event: %q: %v", ev.Reason, err)
+	}
+	f, errF := config.ParseSize(freed)
+	c, errC := config.ParseSize(cached)
+	if errF != nil || errC != nil || int64(c) < before*7/8 || int64(f) < before*7/8 || f > c {
+		t.Errorf("the memory event says freed %s of %s cached; %s was resident before the start (%v %v)", freed, cached, config.FormatBytes(before), errF, errC)
 	}
 	after, err := pagecache.Resident([]string{shard})
 	if err != nil || after > before/8 {
@@ -61,18 +78,87 @@ models:
 }
 
 // TestDoctorOnUnifiedMemory: doctor shows what the kernel says and what
-// CUDA would, and the total gantry chose from them.
+// CUDA would, and the total gantry chose from them — exit 0, and its
+// figures are /proc/meminfo's (read around the run) and agree with each
+// other: the floor is MemTotal less what engines can get, which is the
+// memory total, within 0.84 of MemTotal; the budget is that total less the
+// reserve.
 func TestDoctorOnUnifiedMemory(t *testing.T) {
 	home := t.TempDir()
 	cfg := filepath.Join(home, "gantry.yaml")
 	os.WriteFile(cfg, []byte("root: "+filepath.Join(home, "ai")+"\nmemory: {unified: true, reserve: 1GiB, drop_caches: true}\nmodels:\n  m: {engine: sim, memory: 1GiB}\n"), 0o644)
-	out, _ := run(t, home, "doctor", "--config", cfg, "--server", "http://127.0.0.1:1")
+	before := readMeminfo(t)
+	out, code := run(t, home, "doctor", "--config", cfg, "--server", "http://127.0.0.1:1")
+	after := readMeminfo(t)
+	if code != 0 {
+		t.Errorf("doctor exit %d:\n%s", code, out)
+	}
 	for _, want := range []string{"MemTotal", "MemAvailable", "page cache", "CUDA would report", "engines can get", "the floor kept for the OS and driver",
 		"evicted before each start", "the watchdog stops the newest load below MemAvailable 4GiB"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor lacks %q:\n%s", want, out)
 		}
 	}
+	m := regexp.MustCompile(`(?m)^ok +memory +(\S+) total from unified memory: .*; budget (\S+) after reserve 1GiB$`).FindStringSubmatch(out)
+	u := regexp.MustCompile(`(?m)^ok +unified +MemTotal (\S+), MemAvailable (\S+), page cache (\S+); CUDA would report (\S+) free \(MemFree[^)]*\); engines can get (\S+), the floor kept for the OS and driver (\S+)$`).FindStringSubmatch(out)
+	if m == nil || u == nil {
+		t.Fatalf("doctor's memory lines are not as expected:\n%s", out)
+	}
+	size := func(s string) int64 {
+		v, err := config.ParseSize(s)
+		if err != nil {
+			t.Fatalf("doctor's figure %q: %v", s, err)
+		}
+		return int64(v)
+	}
+	total, budget := size(m[1]), size(m[2])
+	memTotal, avail, cached, free, canGet, floor := size(u[1]), size(u[2]), size(u[3]), size(u[4]), size(u[5]), size(u[6])
+	const round = 1 << 30 / 10 // a figure is printed to 0.1 of its unit
+	near := func(what string, got, want, tol int64) {
+		if got < want-tol || got > want+tol {
+			t.Errorf("%s: doctor says %s, want %s (±%s)", what, config.FormatBytes(got), config.FormatBytes(want), config.FormatBytes(tol))
+		}
+	}
+	// The kernel's figures, as /proc/meminfo said them around the run
+	// (others' work on this machine moves all but MemTotal a little).
+	if u[1] != config.FormatBytes(before["MemTotal"]) {
+		t.Errorf("MemTotal: doctor says %s, /proc/meminfo %s", u[1], config.FormatBytes(before["MemTotal"]))
+	}
+	between := func(what string, got int64, key string) {
+		lo, hi := min(before[key], after[key]), max(before[key], after[key])
+		near(what, got, (lo+hi)/2, (hi-lo)/2+512<<20)
+	}
+	between("MemAvailable", avail, "MemAvailable")
+	between("page cache", cached, "Cached")
+	between("CUDA's free (MemFree)", free, "MemFree")
+	// And with each other.
+	near("engines can get (the memory total)", canGet, total, round)
+	if canGet > memTotal*84/100+round || canGet > avail+round {
+		t.Errorf("engines can get %s: more than MemAvailable %s or 0.84 of MemTotal %s", u[5], u[2], u[1])
+	}
+	near("the floor (MemTotal less what engines can get)", floor, memTotal-canGet, 2*round)
+	near("the budget (the total less the 1GiB reserve)", budget, total-1<<30, 2*round)
+}
+
+// readMeminfo is /proc/meminfo in bytes.
+func readMeminfo(t *testing.T) map[string]int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]int64{}
+	for _, l := range strings.Split(string(b), "\n") {
+		var k string
+		var kb int64
+		if n, _ := fmt.Sscanf(l, "%s %d kB", &k, &kb); n == 2 {
+			m[strings.TrimSuffix(k, ":")] = kb << 10
+		}
+	}
+	if m["MemTotal"] == 0 {
+		t.Fatalf("no MemTotal in /proc/meminfo:\n%s", b)
+	}
+	return m
 }
 
 // waitAfterLoad waits until gantry has dropped a model's checkpoint pages

@@ -60,9 +60,12 @@ func TestFaultContainerOOMKilled(t *testing.T) {
 	if !strings.Contains(strings.ToLower(st.Diagnosis), "memory") {
 		t.Errorf("the diagnosis does not say out of memory: %q (reason %q)", st.Diagnosis, st.Reason)
 	}
-	ta := newTally("an OOM-killed container (the kernel kills it for memory; 503 with the out-of-memory diagnosis)")
+	ta := newTally("an OOM-killed container (the kernel kills it for memory; 503 saying OOM-killed, the out-of-memory diagnosis in its status)")
 	for i := 0; i < 3; i++ {
 		ta.do(context.Background(), d.url, "big", false)
 	}
 	record(t, ta)
+	if n := ta.said("model_unavailable", "OOM-killed"); n != 3 {
+		t.Errorf("%d of 3 refusals say OOM-killed; they said:\n%s", n, ta.wordsOf())
+	}
 }

@@ -18,10 +18,13 @@ import (
 // regexpPhases is a line of `gantry start` naming an engine's load phase.
 var regexpPhases = regexp.MustCompile(`starting p: (loading weights|weights loaded|compiling|allocating KV cache|capturing CUDA graphs)`)
 
-// TestLoadProgress: an engine printing vLLM's real load lines (shard bar,
-// weights loaded, compile, KV cache, CUDA graph bar) is seen loading phase
-// by phase — in events, in `gantry start`'s output, in the model's status —
-// and the next load, after a restart of gantry, is estimated from this one.
+// TestLoadProgress: the sim printing copies of vLLM's load lines (shard
+// bar, weights loaded, compile, KV cache, CUDA graph bar — re-typed from
+// the vLLM issues internal/sim/progress.go cites, not vLLM's output) is
+// seen loading phase by phase — in events, in `gantry start`'s output, in
+// the model's status — and the next load, after a restart of gantry, is
+// estimated from this one. TestRealVLLM sees the real vLLM's lines make a
+// "loading weights" step (a CPU vLLM has no CUDA graph or GPU KV lines).
 func TestLoadProgress(t *testing.T) {
 	d := startDaemon(t, `
 listen: LISTEN
