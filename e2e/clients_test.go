@@ -67,7 +67,11 @@ models:
 // and LangChain's ChatOpenAI / OpenAIEmbeddings,
 // unchanged, against gantry's gateway, Messages, Responses and Ollama APIs
 // on simulated engines (which answer tool choices and count tokens as
-// vLLM does).
+// vLLM does). Tools, token counting, base64 embeddings and media (audio,
+// images) run against the sim only: the suite's real engines serve a tiny
+// random model, which emits no tool call, and none of them serves audio or
+// images. TestOfficialClientsOnRealOllama runs the rest — embeddings and
+// LangChain included — against a real engine.
 func TestOfficialClients(t *testing.T) {
 	olisten := "127.0.0.1:" + itoa(int64(testbin.FreePort(t)))
 	d := startDaemon(t, strings.ReplaceAll(clientsConfig, "OLLAMA_LISTEN", olisten))
@@ -79,13 +83,17 @@ func TestOfficialClients(t *testing.T) {
 }
 
 // TestOfficialClientsOnRealOllama: the same libraries through gantry to a
-// real engine (Ollama serving the tiny GGUF): translation, not simulation.
+// real engine (Ollama serving the tiny GGUF): translation, not simulation —
+// chat, streams, the Responses and Messages APIs, embeddings (Ollama's own,
+// as floats: it ignores encoding_format, ollama/ollama#6934) and
+// LangChain's chat and embeddings.
 func TestOfficialClientsOnRealOllama(t *testing.T) {
 	olisten := "127.0.0.1:" + itoa(int64(testbin.FreePort(t)))
 	d := ollamaDaemon(t, "10m", `ollama_api: {listen: "`+olisten+`"}`+"\n")
-	env := []string{"GANTRY_URL=" + d.url, "GANTRY_OLLAMA_URL=http://" + olisten, "MODEL=tiny"}
-	runClient(t, "openai_client.py", env...)
+	env := []string{"GANTRY_URL=" + d.url, "GANTRY_OLLAMA_URL=http://" + olisten, "MODEL=tiny", "EMBED=tiny"}
+	runClient(t, "openai_client.py", append(env, "EMBED_B64=0")...)
 	runClient(t, "anthropic_client.py", env...)
 	runClient(t, "ollama_client.py", env...)
+	runClient(t, "langchain_client.py", env...)
 	d.waitState("tiny", "ready", 10*time.Second)
 }

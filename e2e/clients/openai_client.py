@@ -3,8 +3,10 @@ async, streamed with usage), embeddings (float and base64), the Responses
 API (streamed and not), and errors mapped to the SDK's exception types.
 
 Environment: GANTRY_URL (the gateway, without /v1), MODEL (a chat model or
-alias), EMBED (an embedding model, optional), TOOLS=1 when the engine
-answers tool_choice "required" with a call.
+alias), EMBED (an embedding model, optional), EMBED_B64=0 when the engine
+ignores encoding_format "base64" (Ollama answers floats: ollama/ollama#6934),
+TOOLS=1 when the engine answers tool_choice "required" with a call, MEDIA=1
+when it serves audio and images.
 """
 
 # Every check below is a bare assert: prove they are live first (python -O
@@ -58,7 +60,8 @@ asyncio.run(async_chat())
 emb = os.environ.get("EMBED")
 if emb:
     e = c.embeddings.create(model=emb, input=["a", "b"])
-    assert len(e.data) == 2 and len(e.data[0].embedding) > 0, e
+    assert len(e.data) == 2 and len(e.data[0].embedding) > 0 and isinstance(e.data[0].embedding[0], float), e
+if emb and os.environ.get("EMBED_B64", "1") == "1":
     raw = c.embeddings.create(model=emb, input="a", encoding_format="base64")
     packed = base64.b64decode(raw.data[0].embedding)  # asked for explicitly, the SDK hands base64 over as it came
     floats = struct.unpack("<%df" % (len(packed) // 4), packed)
