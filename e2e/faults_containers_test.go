@@ -145,6 +145,9 @@ func TestFaultGantryKilledWithContainers(t *testing.T) {
 	for deadline := time.Now().Add(20 * time.Second); first == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		first = containerOf(t, "vo")
 	}
+	if first == "" {
+		t.Fatal("no container of vo within 20 s of its start")
+	}
 	stop := make(chan struct{})
 	wg := ta.load(d.url, 6, true, func() string { return "vo" }, stop)
 	d.cmd.Process.Signal(syscall.SIGKILL) // while it loads

@@ -312,7 +312,7 @@ func TestFaultSuite(t *testing.T) {
 	d.waitState("flaky", "ready", 20*time.Second)
 
 	t.Run("engine stops answering health checks", func(t *testing.T) {
-		ta := newTally("engine stops answering health checks (restarted; in-flight requests get 502)")
+		ta := newTally("engine stops answering health checks (killed and restarted twice)")
 		if n := ta.loadUntilStarts(d, "flaky", 3, 20*time.Second); n < 3 {
 			t.Errorf("flaky was not restarted twice (starts %d)", n)
 		}
@@ -391,6 +391,9 @@ func TestFaultSuite(t *testing.T) {
 		}
 		if d.starts("idle") < 2 {
 			t.Errorf("idle never idled out (starts %d)", d.starts("idle"))
+		}
+		if ta.completed.Load() != ta.sent.Load() {
+			t.Errorf("%d of %d requests served: %v", ta.completed.Load(), ta.sent.Load(), ta.why)
 		}
 		record(t, ta)
 	})
@@ -546,7 +549,8 @@ func TestFaultSuite(t *testing.T) {
 	})
 
 	t.Run("slot alternation", func(t *testing.T) {
-		ta := newTally("200 clients alternating between two models on one slot for 30 s")
+		span := map[bool]time.Duration{true: 5 * time.Second, false: 30 * time.Second}[testing.Short()]
+		ta := newTally(fmt.Sprintf("200 clients alternating between two models on one slot for %s", span))
 		stop := make(chan struct{})
 		var k atomic.Int64
 		wg := ta.load(d.url, 200, true, func() string {
@@ -555,7 +559,7 @@ func TestFaultSuite(t *testing.T) {
 			}
 			return "qb"
 		}, stop)
-		time.Sleep(map[bool]time.Duration{true: 5 * time.Second, false: 30 * time.Second}[testing.Short()])
+		time.Sleep(span)
 		close(stop)
 		wg.Wait()
 		if ta.completed.Load() == 0 {
