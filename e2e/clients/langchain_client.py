@@ -1,7 +1,8 @@
 """LangChain's ChatOpenAI and OpenAIEmbeddings against gantry's gateway:
 invoke, stream, batch and embeddings, as a RAG pipeline calls them.
 
-env: GANTRY_URL, MODEL (a chat model), EMBED (an embedding model), KEY."""
+env: GANTRY_URL, MODEL (a chat model), EMBED (an embedding model), KEY,
+MAX_TOKENS_FIELD=max_tokens for an engine that ignores max_completion_tokens."""
 
 # Every check below is a bare assert: prove they are live first (python -O
 # or PYTHONOPTIMIZE strips asserts, and the script would still print ok).
@@ -19,9 +20,15 @@ url = os.environ["GANTRY_URL"] + "/v1"
 key = os.environ.get("KEY", "none")
 model, embed = os.environ["MODEL"], os.environ["EMBED"]
 
+# LangChain sends max_tokens as max_completion_tokens, which Ollama ignores
+# (ollama/ollama#7125: it generates to the end of the context and reports no
+# usage); MAX_TOKENS_FIELD=max_tokens sends the limit as Ollama reads it.
+limit = {"max_tokens": 8}
+if os.environ.get("MAX_TOKENS_FIELD") == "max_tokens":
+    limit = {"extra_body": {"max_tokens": 8}}
 # Greedy, and a prompt the suite's tiny random model answers with text (it may
 # end at once on another): the same answer each run, on a real engine too.
-chat = ChatOpenAI(base_url=url, api_key=key, model=model, max_tokens=8, temperature=0, max_retries=0)
+chat = ChatOpenAI(base_url=url, api_key=key, model=model, temperature=0, max_retries=0, **limit)
 msg = chat.invoke("Hallo")
 assert msg.content, msg
 assert msg.usage_metadata and msg.usage_metadata["output_tokens"] > 0, msg.usage_metadata
