@@ -146,7 +146,9 @@ func (b *twoBoxes) startBoth() (a, bb *daemon) {
 }
 
 // cut and heal the cable between the boxes; each fails the test unless
-// the link is then cut (or whole) as seen from box A.
+// the link is then cut (or whole) as seen from box A — within a few
+// seconds: a signal (the fallback's SIGSTOP, SIGCONT) arrives when the
+// kernel delivers it.
 func (b *twoBoxes) cut(peerB *daemon) {
 	b.t.Helper()
 	if b.netns {
@@ -156,8 +158,15 @@ func (b *twoBoxes) cut(peerB *daemon) {
 	} else {
 		peerB.cmd.Process.Signal(syscall.SIGSTOP)
 	}
-	if err := b.linkIsCut(peerB); err != nil {
-		b.t.Fatalf("after the cut: %v", err)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		err := b.linkIsCut(peerB)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.heal(peerB) // the rest of the test needs B
+			b.t.Fatalf("after the cut: %v", err)
+		}
 	}
 }
 
@@ -170,8 +179,10 @@ func (b *twoBoxes) heal(peerB *daemon) {
 	} else {
 		peerB.cmd.Process.Signal(syscall.SIGCONT)
 	}
-	if err := b.linkIsCut(peerB); err == nil {
-		b.t.Fatalf("after the heal the link is still cut")
+	for deadline := time.Now().Add(10 * time.Second); b.linkIsCut(peerB) == nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.t.Fatalf("10 s after the heal the link is still cut")
+		}
 	}
 }
 
