@@ -64,8 +64,8 @@ models:
 	}
 	f, errF := config.ParseSize(freed)
 	c, errC := config.ParseSize(cached)
-	if errF != nil || errC != nil || int64(c) < before*7/8 || int64(f) < before*7/8 || f > c {
-		t.Errorf("the memory event says freed %s of %s cached; %s was resident before the start (%v %v)", freed, cached, config.FormatBytes(before), errF, errC)
+	if errF != nil || errC != nil || int64(c) < before*7/8 || int64(f) < before*7/8 || f > c || ev.FreedBytes < before*7/8 {
+		t.Errorf("the memory event says freed %s (freed_bytes %d) of %s cached; %s was resident before the start (%v %v)", freed, ev.FreedBytes, cached, config.FormatBytes(before), errF, errC)
 	}
 	after, err := pagecache.Resident([]string{shard})
 	if err != nil || after > before/8 {
