@@ -26,12 +26,21 @@ func TestLeftoverCheckSeesTheChild(t *testing.T) {
 		"--port", fmt.Sprint(testbin.FreePort(t)))
 	cmd.Env = append(cleanEnv(), kv)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out := newSyncBuffer()
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	pgid := cmd.Process.Pid
 	t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) })
 	group := waitProcsWithEnv(t, kv, 2, 10*time.Second)
+	// The child says it waits once it ignores SIGTERM (as it long has when
+	// gantry's start_timeout comes).
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "sim child: pid"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the child never said it waits:\n%s", out.String())
+		}
+	}
 
 	// What a supervisor that forgets the group does: SIGTERM (ignored), and
 	// SIGKILL for the leader alone.
