@@ -101,7 +101,7 @@ func writeReliability(path string, rows []*tally, code int, cut string, at machi
 	case linkCutNetns:
 		b.WriteString("\nThe rows about two boxes ran two gantry instances, each in a network namespace of its own joined by a veth pair (`e2e/peers_test.go`), with clients on box A asking for a model only box B has (`beta`) and one both have (`both`, preferring B), or for `duo`, whose rank 0 runs on A and rank 1 on B. A cut link is `ip link set down` on A's end of the pair — no reset reaches either side, and A's checks of B take it for down — and the row checks that a TCP connect from A's namespace to B gets no answer.\n")
 	default:
-		fmt.Fprintf(&b, "\nThe rows about two boxes ran two gantry instances on this host's loopback (127.0.0.2 and .3): %s. That is not a link cut: a frozen peer's kernel still answers TCP.\n", cut)
+		fmt.Fprintf(&b, "\nThe rows about two boxes ran two gantry instances on this host's loopback (127.0.0.2 and .3; %s). A frozen peer is a weaker fault than a cut link: its kernel still answers TCP.\n", cut)
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }

@@ -33,8 +33,8 @@ type twoBoxes struct {
 var linkCut string
 
 const (
-	linkCutNetns   = "network namespaces; the link cut with ip link set down"
-	linkCutSIGSTOP = "loopback fallback (GANTRY_TEST_LINK_CUT=sigstop); no link cut: the peer frozen with SIGSTOP"
+	linkCutNetns   = "network namespaces, the link cut with ip link set down"
+	linkCutSIGSTOP = "loopback fallback, GANTRY_TEST_LINK_CUT=sigstop: not a link cut, the peer frozen with SIGSTOP"
 )
 
 // makeTwoBoxes builds the namespaces, and fails the test where they cannot
