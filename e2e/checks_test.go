@@ -26,8 +26,15 @@ func TestLeftoverCheckSeesTheChild(t *testing.T) {
 		"--port", fmt.Sprint(testbin.FreePort(t)))
 	cmd.Env = append(cleanEnv(), kv)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out := newSyncBuffer()
+	// A file, not a pipe: Wait would wait for the surviving child to
+	// close a pipe's end.
+	out, err := os.Create(filepath.Join(t.TempDir(), "sim.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
 	cmd.Stdout, cmd.Stderr = out, out
+	said := func() string { b, _ := os.ReadFile(out.Name()); return string(b) }
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -36,9 +43,9 @@ func TestLeftoverCheckSeesTheChild(t *testing.T) {
 	group := waitProcsWithEnv(t, kv, 2, 10*time.Second)
 	// The child says it waits once it ignores SIGTERM (as it long has when
 	// gantry's start_timeout comes).
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "sim child: pid"); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(said(), "sim child: pid"); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the child never said it waits:\n%s", out.String())
+			t.Fatalf("the child never said it waits:\n%s", said())
 		}
 	}
 
@@ -47,7 +54,7 @@ func TestLeftoverCheckSeesTheChild(t *testing.T) {
 	syscall.Kill(-pgid, syscall.SIGTERM)
 	cmd.Process.Kill()
 	cmd.Wait()
-	err := noneLeft(kv, group)
+	err = noneLeft(kv, group)
 	if err == nil {
 		t.Fatalf("the check missed the child that outlived its engine (group %v)", group)
 	}
