@@ -324,18 +324,24 @@ func TestFaultSuite(t *testing.T) {
 			time.Sleep(700 * time.Millisecond)
 			var pid int
 			var m string
-			for deadline := time.Now().Add(20 * time.Second); pid == 0; time.Sleep(50 * time.Millisecond) {
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 				if time.Now().After(deadline) {
 					close(stop)
 					wg.Wait()
 					t.Fatalf("round %d: none of %v runs to be killed: %+v", i+1, models, d.status().Models)
 				}
 				m = models[rand.IntN(len(models))]
-				pid = d.pid(m)
-			}
-			startsAt[m] = d.starts(m)
-			if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
-				t.Errorf("kill -9 of %s's group %d: %v", m, pid, err)
+				if pid = d.pid(m); pid == 0 {
+					continue
+				}
+				n := d.starts(m)
+				// ESRCH: it went meanwhile (crashy crashes on its own); pick again.
+				if err := syscall.Kill(-pid, syscall.SIGKILL); err == nil {
+					startsAt[m] = n
+					break
+				} else if err != syscall.ESRCH {
+					t.Fatalf("kill -9 of %s's group %d: %v", m, pid, err)
+				}
 			}
 			for deadline := time.Now().Add(10 * time.Second); alive(pid); time.Sleep(10 * time.Millisecond) {
 				if time.Now().After(deadline) {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -194,9 +193,7 @@ models:
   chat: {engine: sim, memory: 1GiB, mode: always-on, args: [--tokens, "4"]}
 `)
 	d.waitState("chat", "ready", 20*time.Second)
-	cmd := exec.Command(pythonClients(t), filepath.Join("clients", "ratelimit_client.py"))
-	cmd.Env = append(os.Environ(), "GANTRY_URL="+d.url, "KEY=sk-agent-e2e", "MODEL=chat", "N=8", "RPM=5")
-	out, err := cmd.CombinedOutput()
+	out, err := clientCmd(t, "ratelimit_client.py", "GANTRY_URL="+d.url, "KEY=sk-agent-e2e", "MODEL=chat", "N=8", "RPM=5").CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(out)), "ok") {
 		t.Errorf("ratelimit_client.py: %v", err)

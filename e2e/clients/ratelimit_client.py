@@ -7,6 +7,15 @@ wait and the headers of the last 429, then "ok".
 
 Environment: GANTRY_URL (without /v1), KEY, MODEL, N, RPM.
 """
+
+# Every check below is a bare assert: prove they are live first (python -O
+# or PYTHONOPTIMIZE strips asserts, and the script would still print ok).
+try:
+    assert False
+    raise SystemExit("asserts are stripped (python -O or PYTHONOPTIMIZE): this script's checks would prove nothing")
+except AssertionError:
+    pass
+
 import logging
 import os
 import re
