@@ -155,6 +155,11 @@ func TestVerdicts(t *testing.T) {
 	}
 	// gpt-oss is MXFP4: vLLM on SM121 gets the Marlin warning with its fix.
 	res = run(Request{Ref: hub.Ref{Repo: hubtest.OSSRepo, Revision: "main"}}, FromStatus("spark", gb10(112<<30, 0)))
+	// Its MXFP4 experts pack two values a byte: 20.9B parameters, as the
+	// model card says (internal/inventory/testdata's FACTS.md).
+	if res.Model.Params != 20_914_757_184 || res.Model.WeightBytes != 13_761_264_768 {
+		t.Errorf("gpt-oss-20b: %d parameters, %d weight bytes", res.Model.Params, res.Model.WeightBytes)
+	}
 	found := false
 	for _, v := range res.Boxes[0].Verdicts {
 		for _, f := range v.Findings {

@@ -166,7 +166,7 @@ func (m *Model) readShards(fs Files, ix index, shards []string) {
 		}
 		for _, t := range h.Tensors {
 			m.WeightBytes += t.Bytes
-			m.Params += t.Elements()
+			m.Params += paramsOf(t, m.Quant)
 			dtypes[t.DType] += t.Bytes
 			m.Tensors++
 		}
@@ -174,6 +174,23 @@ func (m *Model) readShards(fs Files, ix index, shards []string) {
 	if m.DType == "" && len(dtypes) > 0 {
 		m.DType = strings.ToLower(mostBytes(dtypes))
 	}
+}
+
+// paramsOf counts a tensor's parameters: FP4 checkpoints pack two values
+// in a byte (MXFP4's *_blocks, NVFP4's U8 weights), and their scales are
+// no parameters (gpt-oss-20b: 20.9B, as its model card says, not the
+// 12B its bytes would give).
+func paramsOf(t Tensor, q Quant) int64 {
+	if q.Algo != "NVFP4" && q.Algo != "MXFP4" || t.DType != "U8" {
+		return t.Elements()
+	}
+	switch {
+	case strings.Contains(t.Name, "scale"):
+		return 0
+	case strings.HasSuffix(t.Name, "_blocks"), strings.HasSuffix(t.Name, ".weight"), strings.HasSuffix(t.Name, ".weight_packed"):
+		return 2 * t.Elements()
+	}
+	return t.Elements()
 }
 
 func mostBytes(m map[string]int64) string {
