@@ -21,6 +21,36 @@ done
 
 log() { printf '==> %s\n' "$*"; }
 
+# failing_output FILE: what each failing test of a `go test -v` output wrote
+# under its name (its t.Log/t.Error lines and the output it dumps; not the
+# passing tests' logs), at most 150 lines a test (the first 100 and the last
+# 50) and 1500 in all, then the first 20 lines from each panic, compiler or
+# vet report ("# pkg") and build failure (at most 100 in all). One awk over
+# the file, no pipe into head: under pipefail a writer that head cuts off
+# ends the script with SIGPIPE (141), and a grep that finds nothing with 1,
+# before the summary is printed.
+failing_output() {
+  awk '
+    function show(name,   n, i) {
+      n = cnt[name]
+      for (i = 1; i <= n; i++) {
+        if (++total > 1500) { if (!cut) print "        … the output of the other failing tests left out (run them on their own)"; cut = 1; return }
+        if (n > 150 && i == 101) { printf "        … %d lines of %s left out …\n", n - 150, name; i = n - 50; continue }
+        print buf[name, i]
+      }
+    }
+    function forget(name,   i) { for (i = 1; i <= cnt[name]; i++) delete buf[name, i]; delete cnt[name] }
+    /^=== (RUN|CONT|NAME|PAUSE) / { cur = $3; next }
+    /^ *--- (PASS|SKIP): / { forget($3); next }
+    /^ *--- FAIL: / { show($3); forget($3); next }
+    /^(panic:|# |.*build failed|.*\[setup failed\])/ { after = 21 }
+    after > 0 && shown < 100 { crash[++shown] = $0; after-- }
+    /^(ok|FAIL|PASS)([ \t]|$)/ { cur = ""; next }
+    cur != "" { buf[cur, ++cnt[cur]] = $0 }
+    END { for (i = 1; i <= shown; i++) print crash[i] }
+  ' "$1"
+}
+
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 log "go $(go version | awk '{print $3}') on $(nproc) cores"
 
@@ -272,10 +302,9 @@ passed=$(grep -cE '^\s*--- PASS' "$out" || true)
 failed=$(grep -cE '^\s*--- FAIL' "$out" || true)
 if [ "$status" -ne 0 ]; then
   echo "---- failures ----"
-  # the failing tests' own output (t.Log/t.Error lines), then the verdicts
-  grep -E '^\s+[a-z_]+_test\.go:[0-9]+: ' "$out" | grep -v '^\s*time=' | head -200
-  grep -E -A20 '^panic:|build failed|\[setup failed\]' "$out" | head -100
-  grep -E '^\s*--- FAIL' "$out"
+  # the failing tests' own output, then the verdicts
+  failing_output "$out"
+  grep -E '^\s*--- FAIL' "$out" || true
   echo "$passed passed, $failed failed"
   exit "$status"
 fi
@@ -287,7 +316,7 @@ if [ -n "${GANTRY_TEST_PODMAN_HOST:-}" ]; then
   pout=$(mktemp)
   GANTRY_TEST_DOCKER_HOST="$GANTRY_TEST_PODMAN_HOST" GANTRY_TEST_ON_PODMAN=1 GANTRY_RELIABILITY_OUT= go test -count=1 -v \
     -run 'TestContainer(ImageContracts|AdoptedAfterKill9|StartFailures|KilledMidStream|AdoptedWhileLoading)$|TestRealOllamaInContainer$|TestFaultContainerKilled$' \
-    ./e2e >"$pout" 2>&1 || { grep -E '^\s+[a-z_]+_test\.go:[0-9]+: |^\s*--- FAIL' "$pout" | head -100; echo "container tests on Podman failed"; exit 1; }
+    ./e2e >"$pout" 2>&1 || { failing_output "$pout"; grep -E '^\s*--- FAIL' "$pout" || true; echo "container tests on Podman failed"; exit 1; }
   podman_passed=$(grep -cE '^\s*--- PASS' "$pout" || true)
   echo "ok   e2e containers on Podman ($podman_passed tests)"
   passed=$((passed + podman_passed))
