@@ -10,7 +10,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -118,7 +120,7 @@ func build(a config.Auth, old *keySet) *keySet {
 	for i, s := range a.AdminKeys {
 		add(s, &Key{Name: config.KeyName(i, true), Admin: true})
 	}
-	for _, name := range sortedNames(a.Keys) {
+	for _, name := range slices.Sorted(maps.Keys(a.Keys)) {
 		c := a.Keys[name]
 		if c == nil || c.Key == "" {
 			continue

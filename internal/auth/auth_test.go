@@ -5,11 +5,12 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/gantryhq/gantry/internal/config"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/gantryhq/gantry/internal/config"
 )
 
 // TestRemovedKeyEndsItsStream: an admin stream opened with a key that a

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"slices"
-	"sort"
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/limits"
@@ -40,12 +39,6 @@ type ctxKey struct{}
 func From(ctx context.Context) *Key {
 	k, _ := ctx.Value(ctxKey{}).(*Key)
 	return k
-}
-
-// WithKey returns ctx carrying key (tests, and requests gantry makes for a
-// key).
-func WithKey(ctx context.Context, key *Key) context.Context {
-	return context.WithValue(ctx, ctxKey{}, key)
 }
 
 // Restricted reports whether the key sees only some models.
@@ -90,15 +83,6 @@ func (k *Key) limitsOf() limits.Limits {
 		return limits.Limits{}
 	}
 	return limits.Limits{RPM: k.conf.RPM, TPM: k.conf.TPM, Concurrency: k.conf.Concurrency}
-}
-
-func sortedNames(m map[string]*config.Key) []string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // Visible filters names to those the key sees (all of them for a nil key).

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -98,7 +99,7 @@ func (v *validator) keys() {
 		note(k, []string{"auth", "api_keys", strconv.Itoa(i)})
 	}
 	for i, k := range c.Auth.AdminKeys {
-		if !contains(c.Auth.APIKeys, k) { // a key in both lists is one admin key
+		if !slices.Contains(c.Auth.APIKeys, k) { // a key in both lists is one admin key
 			note(k, []string{"auth", "admin_keys", strconv.Itoa(i)})
 		}
 	}
@@ -178,15 +179,6 @@ func (c *Config) ServableNames() []string {
 		out = append(out, c.Models[n].Aliases...)
 	}
 	return append(out, sortedKeys(c.Presets)...)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // envSafe turns a key name into a variable name's part for a hint.
