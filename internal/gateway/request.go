@@ -85,7 +85,7 @@ func (q *request) engineHeader(h http.Header, model, peer string) http.Header {
 	return h
 }
 
-// bigBody is what a request must have held for its end to start a GC.
+// bodyToCollect is what a request must have held for its end to start a GC.
 const bodyToCollect = 4 << 20
 
 // collect starts a garbage collection unless one it started still runs: a
