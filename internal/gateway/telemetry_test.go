@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -104,5 +105,68 @@ func TestTracedRequests(t *testing.T) {
 	defer mu.Unlock()
 	if len(got) != 1 || got[0] != "/v1/chat/completions "+client {
 		t.Errorf("tracing off: the engine got %v, want the client's traceparent as sent", got)
+	}
+}
+
+// TestQueueSpanForAPlace: a request that waits for a place under
+// max_concurrency, on a model that is ready all along, has its queue span
+// (README, Traces: "a load, a slot's switch, a place under
+// max_concurrency"); one that waits for nothing has none.
+func TestQueueSpanForAPlace(t *testing.T) {
+	started, release := make(chan struct{}, 2), make(chan struct{})
+	engine := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		started <- struct{}{}
+		<-release
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"choices":[]}`)
+	})
+	g, _ := newTestGateway(t, "models:\n  scout: {engine: sim, memory: 1GiB, max_concurrency: 1, port: ENGINE_scout}\n", map[string]http.Handler{"scout": engine}, nil)
+	exp := tracetest.NewInMemoryExporter()
+	tr, err := telemetry.New(&config.Telemetry{OTLPEndpoint: "http://127.0.0.1:1", Sample: 1}, "test", telemetry.Options{Exporter: exp, Sync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Shutdown(t.Context()) })
+	g.SetTracer(tr)
+	mux := http.NewServeMux()
+	g.Register(mux, Wraps{Gateway: func(h http.Handler) http.Handler { return h }})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	chat := `{"model":"scout","messages":[{"role":"user","content":"hi"}]}`
+	done := make(chan int, 2)
+	go func() { c, _, _ := post(t, srv.URL+"/v1/chat/completions", chat); done <- c }()
+	<-started // the first holds the one place (and loaded the model)
+	close(release)
+	<-done
+	queues := func() int {
+		n := 0
+		for _, s := range exp.GetSpans() {
+			if s.Name == "queue" {
+				n++
+			}
+		}
+		return n
+	}
+	exp.Reset()
+	release = make(chan struct{})
+	go func() { c, _, _ := post(t, srv.URL+"/v1/chat/completions", chat); done <- c }()
+	<-started
+	if n := queues(); n != 0 {
+		t.Errorf("a request on a ready model with a free place has %d queue spans", n)
+	}
+	go func() { c, _, _ := post(t, srv.URL+"/v1/chat/completions", chat); done <- c }()
+	for g.sched.Status().Model("scout").Queued == 0 {
+		runtime.Gosched() // the second waits for the place
+	}
+	close(release)
+	<-started
+	for range 2 {
+		if c := <-done; c != 200 {
+			t.Fatalf("a request answered %d", c)
+		}
+	}
+	if n := queues(); n != 1 {
+		t.Errorf("%d queue spans, want 1: the request that waited for a place", n)
 	}
 }
