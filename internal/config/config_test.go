@@ -373,3 +373,28 @@ models:
 		}
 	}
 }
+
+// TestKeyThatSeesNothing: `models: []` is a key that sees no model at all
+// (a missing models: sees every one); said as a warning, since no user
+// means a key for nothing.
+func TestKeyThatSeesNothing(t *testing.T) {
+	_, probs := ParseAll("k.yaml", []byte(`
+auth:
+  keys:
+    alice: {key: sk-alice-secret, models: []}
+    bob: {key: sk-bob-secret}
+models:
+  a: {engine: sim, memory: 1GiB}
+`))
+	var got []string
+	for _, p := range probs {
+		got = append(got, p.String())
+	}
+	all := strings.Join(got, "\n")
+	if !strings.Contains(all, "auth.keys.alice.models: an empty list: key alice sees no model") || strings.Contains(all, "auth.keys.bob") {
+		t.Errorf("problems:\n%s", all)
+	}
+	if probs.Errors() != 0 {
+		t.Errorf("a warning, not an error: %s", all)
+	}
+}

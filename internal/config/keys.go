@@ -21,7 +21,8 @@ const (
 type Key struct {
 	Key string `yaml:"key" json:"-"`
 	// Models are the names (models, aliases, presets, peers' models) the
-	// key sees, each a name or a glob ("qwen*"); none: every model.
+	// key sees, each a name or a glob ("qwen*"); absent (nil): every
+	// model; an empty list: none.
 	Models []string `yaml:"models" json:"models,omitempty"`
 	// Admin lets the key reach the admin API.
 	Admin bool `yaml:"admin" json:"admin,omitempty"`
@@ -133,6 +134,10 @@ func (v *validator) keys() {
 // keyModels checks a key's model patterns: valid globs, and each one
 // seeing something (a typo would hide a model without a word).
 func (v *validator) keyModels(name string, k *Key, at []string) {
+	if k.Models != nil && len(k.Models) == 0 {
+		v.warn(append(at, "models"), "an empty list: key %s sees no model; leave models: out for a key that sees every model, or list its models", name)
+		return
+	}
 	names := v.c.ServableNames()
 	for i, p := range k.Models {
 		pat := append(append([]string(nil), at...), "models", strconv.Itoa(i))
