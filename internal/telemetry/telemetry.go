@@ -24,7 +24,6 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -83,11 +82,11 @@ func New(t *config.Telemetry, version string, o Options) (*Tracer, error) {
 	}
 	exp := o.Exporter
 	if exp == nil {
-		var err error
-		exp, err = otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(TracesURL(t.OTLPEndpoint)))
-		if err != nil {
-			return nil, fmt.Errorf("telemetry.otlp_endpoint: %w", err)
+		u, err := url.Parse(TracesURL(t.OTLPEndpoint))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("telemetry.otlp_endpoint %q: not an http:// or https:// URL (e.g. http://127.0.0.1:4318)", t.OTLPEndpoint)
 		}
+		exp = newOTLP(u.String(), version)
 	}
 	if o.Logger != nil {
 		lg := o.Logger
