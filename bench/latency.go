@@ -18,7 +18,9 @@ func init() {
 			`the floor of what relaying bytes costs here); through the standard library's ` + "`httputil.ReverseProxy`" + ` as it comes ` +
 			`(default transport: it keeps two idle connections per engine, so it dials in every round, as in use); through gantry. ` +
 			`Each relay runs in a process of its own; its CPU time is read from ` + "`/proc`" + ` while its own rounds ran. ` +
-			`Added latency and ratios are against the direct way; "÷ raw" compares gantry's figure with the raw relay's.`})
+			`Added latency and ratios are against the direct way; "÷ raw" compares gantry's figure with the raw relay's. ` +
+			`RSS is read at the end of the streams and again after 12 s without a request, the load generator's ` +
+			`connections still open (idle keep-alive, as a client's pool keeps them).`})
 	register(phase{name: "one", section: "relay", order: 10, run: func(e *env) error { oneClient(e.fast, map[bool]int{true: 500, false: 3000}[*quick]); return nil }})
 	register(phase{name: "sixteen", section: "relay", order: 20, run: func(e *env) error {
 		sixteen(e.fast, map[bool]time.Duration{true: time.Second, false: 3 * time.Second}[*quick])

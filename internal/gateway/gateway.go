@@ -27,6 +27,7 @@ import (
 	"github.com/gantryhq/gantry/internal/sched"
 	"github.com/gantryhq/gantry/internal/telemetry"
 	"github.com/gantryhq/gantry/internal/translate"
+	"github.com/gantryhq/gantry/internal/trim"
 )
 
 // Observer records finished requests (the metrics package is one).
@@ -65,6 +66,9 @@ type Gateway struct {
 	peers *peers.Set
 	// tel traces requests (nil: tracing off, which costs a nil check).
 	tel *telemetry.Tracer
+	// quiet hears each request begin and end, to trim the heap once none
+	// is in flight (nil: off).
+	quiet *trim.Quiet
 	// started is when the gateway was made: the modified time of models
 	// without a file (the built-in demo) in Ollama's lists.
 	started time.Time
@@ -73,6 +77,10 @@ type Gateway struct {
 // SetTracer makes the gateway trace its requests (nil: off). Call before
 // serving.
 func (g *Gateway) SetTracer(t *telemetry.Tracer) { g.tel = t }
+
+// SetQuiet tells q when each request begins and ends, so that it trims
+// the heap once the gateway is quiet (nil: off). Call before serving.
+func (g *Gateway) SetQuiet(q *trim.Quiet) { g.quiet = q }
 
 // New returns the gateway of a scheduler; obs may be nil.
 func New(s *sched.Scheduler, logger *slog.Logger, obs Observer) *Gateway {

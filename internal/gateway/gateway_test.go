@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gantryhq/gantry/internal/trim"
 )
 
 // TestStreamHeadersBeforeFirstEvent: an engine that answers with its
@@ -81,5 +83,38 @@ func TestHopByHopAndBrowserHeadersStay(t *testing.T) {
 		if resp.Header.Get(k) != "" {
 			t.Errorf("the client got the engine's %s: %q", k, resp.Header.Get(k))
 		}
+	}
+}
+
+// TestQuietHearsEachRequest: the gateway tells its Quiet when each
+// request begins and ends — a stream, a plain answer, a refusal — so the
+// heap is trimmed once they are all done (an end without its begin would
+// leave the count below zero, and no trim would come).
+func TestQuietHearsEachRequest(t *testing.T) {
+	trimmed := make(chan struct{}, 1)
+	q := trim.NewFunc(time.Millisecond, 0, func() {
+		select {
+		case trimmed <- struct{}{}:
+		default:
+		}
+	})
+	defer q.Stop()
+	_, gw := behindGateway(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"choices\":[]}\n\ndata: [DONE]\n\n")
+	}), func(g *Gateway) { g.SetQuiet(q) })
+	for _, body := range []string{`{"model":"scout","stream":true}`, `{"model":"scout"}`, `{"model":"nobody"}`} {
+		resp, err := http.Post(gw+"/v1/chat/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	select {
+	case <-trimmed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no trim after the requests ended")
 	}
 }

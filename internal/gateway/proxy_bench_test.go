@@ -147,8 +147,8 @@ func rawRelay(b testing.TB, url string) string {
 
 // behindGateway serves engineHandler as the always-on model "scout" behind
 // a gateway and returns the engine's URL and the gateway's.
-func behindGateway(b testing.TB, engineHandler http.Handler) (direct, proxied string) {
-	direct, proxied, _ = behindGateways(b, engineHandler)
+func behindGateway(b testing.TB, engineHandler http.Handler, setup ...func(*Gateway)) (direct, proxied string) {
+	direct, proxied, _ = behindGateways(b, engineHandler, setup...)
 	return direct, proxied
 }
 
@@ -176,13 +176,16 @@ func readyScheduler(b testing.TB, addr string) *sched.Scheduler {
 
 // behindGateways is behindGateway with a second gateway in front of the
 // same engine that records every request in an activity log.
-func behindGateways(b testing.TB, engineHandler http.Handler) (direct, proxied, recorded string) {
+func behindGateways(b testing.TB, engineHandler http.Handler, setup ...func(*Gateway)) (direct, proxied, recorded string) {
 	up := httptest.NewServer(engineHandler)
 	b.Cleanup(up.Close)
 	s := readyScheduler(b, up.Listener.Addr().String())
 	serve := func(act *activity.Store) string {
 		g := New(s, nil, nil)
 		b.Cleanup(g.Close)
+		for _, f := range setup {
+			f(g)
+		}
 		if act != nil {
 			g.SetActivity(act, func(*http.Request) string { return "" })
 		}

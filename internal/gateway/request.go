@@ -42,6 +42,7 @@ type request struct {
 
 // begin starts the state of a request; finish reports it when done.
 func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) *request {
+	g.quiet.Begin()
 	q := &request{ResponseWriter: w, r: r, began: time.Now(), label: "-"}
 	q.ex.on = g.act != nil
 	if g.tel != nil {
@@ -52,6 +53,7 @@ func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) *request {
 
 // finish reports a finished request to the observer and the activity log.
 func (g *Gateway) finish(q *request) {
+	defer g.quiet.End()
 	g.bodies.Add(-q.held)
 	if q.held >= bodyToCollect {
 		g.collect()
