@@ -65,8 +65,8 @@ func writeJSONLine(w io.Writer, v any) error {
 // what only the files and the box can tell — estimates, paths that do not
 // exist, known-bad engine × checkpoint × GPU combinations, models that
 // cannot fit. Every problem is reported in one run: an unset ${env.X} or a
-// structural error elsewhere does not hide a model's missing path (only a
-// model with a problem of its own is not planned). c is nil when the file
+// structural error elsewhere does not hide a model's missing path, nor
+// does an error in the model's own other keys (planProblems). c is nil when the file
 // has errors of its own (err says why it could not be read at all).
 func validate(ctx context.Context, path string) (c *config.Config, probs config.Problems, err error) {
 	data, err := os.ReadFile(path)
@@ -79,17 +79,24 @@ func validate(ctx context.Context, path string) (c *config.Config, probs config.
 	return validateBytes(ctx, path, data)
 }
 
-// planProblems plans every model without a problem of its own and returns
-// what the planner finds (paths, files, rules, reservations).
+// planProblems runs every check of the planner that the config's problems
+// probs leave runnable (plan.Checkable) and returns what it finds: the
+// whole plan (paths, files, rules, reservations) of a model whose engine
+// and planned keys are sound, and at least the files of one whose path:
+// is — so a bad image: or engine: does not hide a missing path.
 func planProblems(ctx context.Context, c *config.Config, probs config.Problems) config.Problems {
 	box := localBox(ctx, c)
 	plans := map[string]*plan.Model{}
+	var filesOnly []string
 	for _, name := range c.ModelNames() {
-		if !probs.ModelProblems(name) {
+		switch files, whole := plan.Checkable(c, c.Models[name], probs); {
+		case whole:
 			plans[name] = plan.One(c, c.Models[name], box, nil)
+		case files:
+			filesOnly = append(filesOnly, name)
 		}
 	}
-	return plan.Problems(c, plans)
+	return append(plan.Problems(c, plans), plan.FileProblems(c, filesOnly, nil)...)
 }
 
 func runConfig(e *env, args []string) error {

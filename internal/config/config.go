@@ -381,8 +381,11 @@ func parseAll(name string, data []byte, keepUnset bool) (*Config, Problems) {
 
 // ModelProblems reports whether probs has an error under models.<name>
 // (the model's own keys, its ${env.X} values included).
-func (p Problems) ModelProblems(name string) bool {
-	key := "models." + name
+func (p Problems) ModelProblems(name string) bool { return p.Under("models." + name) }
+
+// Under reports whether probs has an error at the key path key (dotted,
+// as Problem.Path) or below it: a value that may be half decoded.
+func (p Problems) Under(key string) bool {
 	for _, q := range p {
 		if !q.Warning && (q.Path == key || strings.HasPrefix(q.Path, key+".")) {
 			return true
@@ -571,10 +574,17 @@ func (c *Config) ModelPath(m *Model) string {
 		return filepath.Join(host, inside)
 	}
 	p := ExpandHome(m.Path)
-	if filepath.IsAbs(p) {
+	if !PathUnderRoot(m.Path) {
 		return filepath.Clean(p)
 	}
 	return filepath.Join(c.Root, "models", p)
+}
+
+// PathUnderRoot reports whether a model's path: is relative to
+// <root>/models (not absolute, not under ~, not a Hugging Face cache
+// reference): only then does ModelPath depend on root:.
+func PathUnderRoot(path string) bool {
+	return path != "" && !hfcache.IsRef(path) && !filepath.IsAbs(ExpandHome(path))
 }
 
 // ModelMount is what a container of the model mounts (host) and where

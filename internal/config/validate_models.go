@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -12,14 +13,25 @@ import (
 
 // engineNeeds checks what a model of engine d must set: path:, or an
 // engine-side name in model: instead.
-func (v *validator) engineNeeds(d *engine.Descriptor, m *Model, p []string) {
+func (v *validator) engineNeeds(m *Model, p []string) {
+	if msg := m.NamesNoModel(); msg != "" {
+		v.add(p, "%s", msg)
+	}
+}
+
+// NamesNoModel says what m must set for its engine to find the model —
+// path:, or an engine-side name in model: instead —, "" when it names
+// one (or its engine is unknown or needs none).
+func (m *Model) NamesNoModel() string {
+	d, _ := engine.Lookup(m.Engine)
 	switch {
 	case d == nil:
 	case d.Files.NeedsPath && m.Path == "":
-		v.add(p, "engine %s needs path: (the model folder, relative to <root>/models, or absolute)", m.Engine)
+		return fmt.Sprintf("engine %s needs path: (the model folder, relative to <root>/models, or absolute)", m.Engine)
 	case d.Files.TagExample != "" && m.Path == "" && m.Model == "":
-		v.add(p, "engine %s needs model: (a tag such as %s) or path: (a .%s file)", m.Engine, d.Files.TagExample, strings.Join(d.Files.Formats, ", ."))
+		return fmt.Sprintf("engine %s needs model: (a tag such as %s) or path: (a .%s file)", m.Engine, d.Files.TagExample, strings.Join(d.Files.Formats, ", ."))
 	}
+	return ""
 }
 
 // engineList is the known engines, for messages.
@@ -143,7 +155,7 @@ func (v *validator) model(name string, m *Model, p []string) {
 	default:
 		v.add(at("runtime"), "%q is not a runtime (native or docker)", m.Runtime)
 	}
-	v.engineNeeds(d, m, p)
+	v.engineNeeds(m, p)
 	if hfcache.IsRef(m.Path) {
 		if _, err := hfcache.ParseRef(m.Path); err != nil {
 			v.add(at("path"), "%v", err)

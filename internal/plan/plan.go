@@ -131,20 +131,7 @@ func One(cfg *config.Config, m *config.Model, box Box, inspect Inspector) *Model
 		inspect = inventory.Inspect
 	}
 	p := &Model{Name: m.Name, Context: int64(m.Context)}
-	if path := cfg.ModelPath(m); path != "" {
-		info, err := inspect(path)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			p.Source = "no estimate: " + path + " does not exist"
-			p.Findings = append(p.Findings, missing(m, path))
-		case err != nil && m.Runtime == config.RuntimeDocker:
-			p.Source = "files not readable here: " + err.Error()
-		case err != nil:
-			p.Source = "no estimate: " + err.Error()
-		default:
-			p.Info = info
-		}
-	}
+	p.readFiles(cfg, m, inspect)
 	d := descriptor(m.Engine)
 	if p.Context == 0 && p.Info != nil && p.Info.MaxContext > 0 && d.Files.DefaultContext {
 		p.Context = min(p.Info.MaxContext, DefaultContext)
@@ -177,6 +164,28 @@ func One(cfg *config.Config, m *config.Model, box Box, inspect Inspector) *Model
 	p.startCheck(d, m, box)
 	p.rules(d, m, box)
 	return p
+}
+
+// readFiles reads the model's files, if it names any: their inventory,
+// or why there is none (and a path-missing finding when they are not
+// there).
+func (p *Model) readFiles(cfg *config.Config, m *config.Model, inspect Inspector) {
+	path := cfg.ModelPath(m)
+	if path == "" {
+		return
+	}
+	info, err := inspect(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		p.Source = "no estimate: " + path + " does not exist"
+		p.Findings = append(p.Findings, missing(m, path))
+	case err != nil && m.Runtime == config.RuntimeDocker:
+		p.Source = "files not readable here: " + err.Error()
+	case err != nil:
+		p.Source = "no estimate: " + err.Error()
+	default:
+		p.Info = info
+	}
 }
 
 // descriptor is the engine's descriptor; an unknown engine (which config
@@ -275,26 +284,91 @@ func Problems(cfg *config.Config, plans map[string]*Model) config.Problems {
 		if p == nil { // not planned (a model with problems of its own)
 			continue
 		}
-		at := func(key string) (string, int) { return keyLine(cfg, name, key) }
-		if p.Bytes <= 0 {
+		// A reservation needs the files to estimate from: while they are
+		// missing, that is the problem (path-missing), not memory:.
+		if p.Bytes <= 0 && !p.hasFinding("path-missing") {
 			out = append(out, unreserved(cfg, name, p))
 		}
-		for _, f := range p.Findings {
-			key := "engine"
-			switch {
-			case f.Rule == "does-not-fit", f.Rule == "memory-flag-contradicts", strings.HasSuffix(f.Rule, "-unified-cap"):
-				key = "memory"
-			case f.Rule == "context-above-max":
-				key = "context"
-			case f.Rule == "path-missing":
-				key = "path"
-			}
-			k, l := at(key)
-			// Not fitting this box is the box's matter, not the config's: the
-			// same file is right on a bigger machine (starts are refused).
-			warn := f.Level != LevelError || f.Rule == "does-not-fit"
-			out = append(out, config.Problem{File: cfg.File, Line: l, Path: k, Warning: warn, Msg: f.Reason + " — " + f.Fix})
+		out = append(out, findingProblems(cfg, name, p.Findings)...)
+	}
+	return out
+}
+
+// hasFinding reports whether the plan has a finding of the rule.
+func (p *Model) hasFinding(rule string) bool {
+	for _, f := range p.Findings {
+		if f.Rule == rule {
+			return true
 		}
+	}
+	return false
+}
+
+// findingProblems are a model's findings as config problems, each at the
+// key it is about.
+func findingProblems(cfg *config.Config, name string, findings []status.Finding) config.Problems {
+	var out config.Problems
+	for _, f := range findings {
+		key := "engine"
+		switch {
+		case f.Rule == "does-not-fit", f.Rule == "memory-flag-contradicts", strings.HasSuffix(f.Rule, "-unified-cap"):
+			key = "memory"
+		case f.Rule == "context-above-max":
+			key = "context"
+		case f.Rule == "path-missing":
+			key = "path"
+		}
+		k, l := keyLine(cfg, name, key)
+		// Not fitting this box is the box's matter, not the config's: the
+		// same file is right on a bigger machine (starts are refused).
+		warn := f.Level != LevelError || f.Rule == "does-not-fit"
+		out = append(out, config.Problem{File: cfg.File, Line: l, Path: k, Warning: warn, Msg: f.Reason + " — " + f.Fix})
+	}
+	return out
+}
+
+// planKeys are the model's keys the whole plan reads: with an error in
+// one (a value half decoded, an unset ${env.X}) its estimate, flags and
+// rules would be computed from a value the user did not mean.
+var planKeys = []string{"engine", "path", "memory", "context", "concurrency", "args", "env", "runtime"}
+
+// Checkable says which of a model's checks can run on a config with the
+// problems probs (config validation runs every one it can, so that each
+// problem shows in one run): files — whether its path: names files to look
+// for, which needs nothing but a path without errors (and root: without
+// errors when the path is relative to it), whatever the model's other
+// keys say; whole — whether the whole plan (memory, flags, rules) can run,
+// which needs a known engine, files it can read (files, and a model that
+// names its files at all) and no error in a key the plan reads.
+func Checkable(cfg *config.Config, m *config.Model, probs config.Problems) (files, whole bool) {
+	key := "models." + m.Name
+	files = !probs.Under(key+".path") && !(config.PathUnderRoot(m.Path) && probs.Under("root"))
+	if !files {
+		return false, false
+	}
+	if _, err := engine.Lookup(m.Engine); err != nil || m.NamesNoModel() != "" {
+		return true, false
+	}
+	for _, k := range planKeys {
+		if probs.Under(key + "." + k) {
+			return true, false
+		}
+	}
+	return true, true
+}
+
+// FileProblems checks only that the files of the named models are there
+// (a nil inspect is inventory.Inspect): the one check config validation
+// still runs for a model whose whole plan it cannot (Checkable).
+func FileProblems(cfg *config.Config, names []string, inspect Inspector) config.Problems {
+	if inspect == nil {
+		inspect = inventory.Inspect
+	}
+	var out config.Problems
+	for _, name := range names {
+		p := &Model{}
+		p.readFiles(cfg, cfg.Models[name], inspect)
+		out = append(out, findingProblems(cfg, name, p.Findings)...)
 	}
 	return out
 }
