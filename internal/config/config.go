@@ -9,12 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/lazyre"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/gantryhq/gantry/internal/hfcache"
@@ -430,7 +430,7 @@ func parse(name string, data []byte, keepUnset bool) (*Config, Problems) {
 	return c, probs
 }
 
-var lineRE = regexp.MustCompile(`line (\d+):?\s*`)
+var lineRE = lazyre.New(`line (\d+):?\s*`)
 
 func yamlErrLine(err error) int {
 	m := lineRE.FindStringSubmatch(err.Error())
@@ -448,7 +448,7 @@ func cleanYAMLErr(err error) string {
 	return strings.TrimSpace(s)
 }
 
-var envRE = regexp.MustCompile(`\$\$?\{env\.([^}]*)\}`)
+var envRE = lazyre.New(`\$\$?\{env\.([^}]*)\}`)
 
 // envCtx is what expandEnv reports to: the problems, the references by
 // key path, and whether an unset variable may stay as written.

@@ -2,11 +2,11 @@ package config
 
 import (
 	"os"
-	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/gantryhq/gantry/internal/hfcache"
+	"github.com/gantryhq/gantry/internal/lazyre"
 )
 
 // Kubernetes is what `gantry export kubernetes` needs to know about the
@@ -97,14 +97,14 @@ func (c *Config) Kube() Kubernetes {
 
 // dnsLabel is a Kubernetes object name of the strictest kind (RFC 1123
 // label): namespaces and Services.
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+var dnsLabel = lazyre.New(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
 // DNSLabel reports whether s may name a namespace or a Service.
 func DNSLabel(s string) bool { return len(s) <= 63 && dnsLabel.MatchString(s) }
 
 // dnsSubdomain is a Kubernetes object name (RFC 1123 subdomain): Secrets,
 // claims, Gateways.
-var dnsSubdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
+var dnsSubdomain = lazyre.New(`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`)
 
 // kubernetes checks the kubernetes: section.
 func (v *validator) kubernetes() {

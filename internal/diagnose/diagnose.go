@@ -6,10 +6,10 @@ package diagnose
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/gantryhq/gantry/internal/gpu"
+	"github.com/gantryhq/gantry/internal/lazyre"
 	"github.com/gantryhq/gantry/internal/progress"
 )
 
@@ -68,7 +68,7 @@ type Context struct {
 type Signature struct {
 	Name      string
 	Level     string
-	Line      *regexp.Regexp
+	Line      *lazyre.Regexp
 	Exception func(e *Exception) bool
 	Say       func(m Match, c Context) (cause, fix string)
 }
@@ -101,12 +101,12 @@ func inModule(parts ...string) func(e *Exception) bool {
 }
 
 var rules = []Signature{
-	{Name: "ptxas-sm121", Level: Error, Line: regexp.MustCompile(`ptxas fatal\s*:\s*Value '(sm_1[0-9]{2}a?)' is not defined for option 'gpu-name'`),
+	{Name: "ptxas-sm121", Level: Error, Line: lazyre.New(`ptxas fatal\s*:\s*Value '(sm_1[0-9]{2}a?)' is not defined for option 'gpu-name'`),
 		Say: func(f Match, c Context) (string, string) {
 			return fmt.Sprintf("the Triton/ptxas in this engine image cannot build kernels for %s (GB10 is sm_121a)", f.Groups[1]),
 				"set env: {TRITON_PTXAS_PATH: /usr/local/cuda/bin/ptxas} (the CUDA 13 ptxas), use a GB10-compatible image, or serve the model with SGLang"
 		}},
-	{Name: "cuda-oom", Level: Error, Line: regexp.MustCompile(`CUDA out of memory|OutOfMemoryError|CUDA error: out of memory|cudaErrorMemoryAllocation|ggml_backend_cuda_buffer_type_alloc_buffer: allocating .* failed|unable to allocate CUDA\d* buffer`),
+	{Name: "cuda-oom", Level: Error, Line: lazyre.New(`CUDA out of memory|OutOfMemoryError|CUDA error: out of memory|cudaErrorMemoryAllocation|ggml_backend_cuda_buffer_type_alloc_buffer: allocating .* failed|unable to allocate CUDA\d* buffer`),
 		Say: func(f Match, c Context) (string, string) {
 			if c.Unified && !c.weightsSeen {
 				// Before any weight was read: CUDA's own bookkeeping
@@ -117,7 +117,7 @@ var rules = []Signature{
 			return "the engine ran out of GPU memory",
 				"lower context: or concurrency:, raise memory: (the engine's fraction follows it), or stop other models"
 		}},
-	{Name: "compressed-tensors-scheme", Level: Error, Line: regexp.MustCompile(`No compressed-tensors compatible scheme was found|(?i)unsupported compressed.?tensors|compressed.?tensors.* is not supported`),
+	{Name: "compressed-tensors-scheme", Level: Error, Line: lazyre.New(`No compressed-tensors compatible scheme was found|(?i)unsupported compressed.?tensors|compressed.?tensors.* is not supported`),
 		Say: func(f Match, c Context) (string, string) {
 			return "this engine build cannot load the checkpoint's compressed-tensors scheme",
 				"use a newer engine image, or a checkpoint in another format (ModelOpt, fp8)"
@@ -152,54 +152,54 @@ var rules = []Signature{
 			return fmt.Sprintf("%s is not supported by this engine's code for this model (%s, in %s)", format, oneLine(f.What()), f.Exception.Module()),
 				"use a newer engine image, or a checkpoint of this model in another format (ModelOpt NVFP4 or fp8); the seed's advice: avoid compressed-tensors with SGLang"
 		}},
-	{Name: "nccl-init", Level: Error, Line: regexp.MustCompile(`NCCL error:? ?[^\n]*|ncclSystemError|ncclUnhandledCudaError|ncclInternalError|ncclCommInitRank failed`),
+	{Name: "nccl-init", Level: Error, Line: lazyre.New(`NCCL error:? ?[^\n]*|ncclSystemError|ncclUnhandledCudaError|ncclInternalError|ncclCommInitRank failed`),
 		Say: func(f Match, c Context) (string, string) {
 			return "NCCL, the GPUs' communication library, could not set up (" + oneLine(f.What()) + ")",
 				"in a container give it ipc: host (or a large shm); across two boxes set env: {NCCL_SOCKET_IFNAME: <the link's interface>}; env: {NCCL_DEBUG: INFO} says more"
 		}},
-	{Name: "cuda-init", Level: Error, Line: regexp.MustCompile(`Unexpected error from cudaGetDeviceCount|Error 803: system has unsupported display driver|CUDA driver version is insufficient|no CUDA-capable device is detected|no kernel image is available for execution on the device|Found no NVIDIA driver|ggml_cuda_init: failed to initialize CUDA`),
+	{Name: "cuda-init", Level: Error, Line: lazyre.New(`Unexpected error from cudaGetDeviceCount|Error 803: system has unsupported display driver|CUDA driver version is insufficient|no CUDA-capable device is detected|no kernel image is available for execution on the device|Found no NVIDIA driver|ggml_cuda_init: failed to initialize CUDA`),
 		Say: func(f Match, c Context) (string, string) {
 			return "CUDA could not start in the engine (" + oneLine(f.What()) + ")",
 				"the driver and the engine's CUDA do not match, or no GPU is visible: check nvidia-smi on the host, the NVIDIA Container Toolkit for containers, and use an image built for this driver"
 		}},
-	{Name: "chat-template", Level: Error, Line: regexp.MustCompile(`default chat template is no longer allowed|chat_template is not set|ChatTemplateResolutionError|failed to parse chat template|(?i)error.*chat template|jinja2\.exceptions\.\w+`),
+	{Name: "chat-template", Level: Error, Line: lazyre.New(`default chat template is no longer allowed|chat_template is not set|ChatTemplateResolutionError|failed to parse chat template|(?i)error.*chat template|jinja2\.exceptions\.\w+`),
 		Say: func(f Match, c Context) (string, string) {
 			return "the model has no usable chat template (" + oneLine(f.What()) + ")",
 				"add a template in args: (--chat-template FILE for vLLM and SGLang, --jinja --chat-template-file FILE for llama.cpp), or use the instruct checkpoint, whose tokenizer_config.json carries one"
 		}},
-	{Name: "tokenizer-load", Level: Error, Line: regexp.MustCompile(`data did not match any variant of untagged enum \w+|Can't load tokenizer for|Couldn't instantiate the backend tokenizer`),
+	{Name: "tokenizer-load", Level: Error, Line: lazyre.New(`data did not match any variant of untagged enum \w+|Can't load tokenizer for|Couldn't instantiate the backend tokenizer`),
 		Exception: inModule("tokenization", "tokenizers/"),
 		Say: func(f Match, c Context) (string, string) {
 			return "the tokenizer could not be loaded (" + oneLine(f.What()) + ")",
 				"'untagged enum' means tokenizer.json was written by a newer tokenizers library than the engine's: use a newer image; otherwise check that the tokenizer files are in the model folder"
 		}},
-	{Name: "disk-full", Level: Error, Line: regexp.MustCompile(`No space left on device|\[Errno 28\]|StorageFull|ENOSPC`),
+	{Name: "disk-full", Level: Error, Line: lazyre.New(`No space left on device|\[Errno 28\]|StorageFull|ENOSPC`),
 		Say: func(f Match, c Context) (string, string) {
 			return "the disk filled up while the engine loaded or compiled",
 				"free space where <root>/cache and the model live (compile caches of torch.compile, Triton and TensorRT grow), or move root:"
 		}},
-	{Name: "unknown-architecture", Level: Error, Line: regexp.MustCompile(`unknown model architecture: '([^']*)'|Model architectures \['([^']+)'\] (?:are|is) not supported|model of type (\S+) but Transformers does not recognize this architecture`),
+	{Name: "unknown-architecture", Level: Error, Line: lazyre.New(`unknown model architecture: '([^']*)'|Model architectures \['([^']+)'\] (?:are|is) not supported|model of type (\S+) but Transformers does not recognize this architecture`),
 		Say: func(f Match, c Context) (string, string) {
 			arch := f.Groups[1] + f.Groups[2] + f.Groups[3]
 			return fmt.Sprintf("this engine version does not know the model architecture %q", arch),
 				"use a newer engine version (or image) that supports it, or another engine"
 		}},
-	{Name: "address-in-use", Level: Error, Line: regexp.MustCompile(`(?i)address already in use|Errno 98|couldn't bind HTTP server socket`),
+	{Name: "address-in-use", Level: Error, Line: lazyre.New(`(?i)address already in use|Errno 98|couldn't bind HTTP server socket`),
 		Say: func(f Match, c Context) (string, string) {
 			return fmt.Sprintf("port %d is held by another process", c.Port),
 				"stop that process (gantry doctor names port holders) or give the model another port:"
 		}},
-	{Name: "gated-model", Level: Error, Line: regexp.MustCompile(`GatedRepoError|Cannot access gated repo|Access to model .* is restricted|401 Client Error|Unauthorized for url: https://huggingface\.co`),
+	{Name: "gated-model", Level: Error, Line: lazyre.New(`GatedRepoError|Cannot access gated repo|Access to model .* is restricted|401 Client Error|Unauthorized for url: https://huggingface\.co`),
 		Say: func(f Match, c Context) (string, string) {
 			return "downloading the model from Hugging Face was refused (a gated or private repository)",
 				"accept the license on huggingface.co and set env: {HF_TOKEN: \"${env.HF_TOKEN}\"}, or download the model into <root>/models first"
 		}},
-	{Name: "trust-remote-code", Level: Error, Line: regexp.MustCompile(`trust_remote_code=True|requires you to execute the configuration file in that repo|--trust-remote-code`),
+	{Name: "trust-remote-code", Level: Error, Line: lazyre.New(`trust_remote_code=True|requires you to execute the configuration file in that repo|--trust-remote-code`),
 		Say: func(f Match, c Context) (string, string) {
 			return "the checkpoint ships its own model code, which the engine will not run by default",
 				"add --trust-remote-code to args: if you trust the repository"
 		}},
-	{Name: "binary-missing", Level: Error, Line: regexp.MustCompile(`exec: "([^"]+)": executable file not found|fork/exec ([^:]+): no such file or directory`),
+	{Name: "binary-missing", Level: Error, Line: lazyre.New(`exec: "([^"]+)": executable file not found|fork/exec ([^:]+): no such file or directory`),
 		Say: func(f Match, c Context) (string, string) {
 			bin := f.Groups[1]
 			if bin == "" {
@@ -208,7 +208,7 @@ var rules = []Signature{
 			return fmt.Sprintf("the engine program %s is not installed here", bin),
 				fmt.Sprintf("install it, set engines.%s.binary, or use runtime: docker", c.Engine)
 		}},
-	{Name: "docker-daemon", Level: Error, Line: regexp.MustCompile(`Cannot connect to the Docker daemon|the Docker daemon does not answer|could not select device driver "[^"]*" with capabilities: \[\[gpu\]\]`),
+	{Name: "docker-daemon", Level: Error, Line: lazyre.New(`Cannot connect to the Docker daemon|the Docker daemon does not answer|could not select device driver "[^"]*" with capabilities: \[\[gpu\]\]`),
 		Say: func(f Match, c Context) (string, string) {
 			if strings.Contains(f.Groups[0], "device driver") {
 				return "docker cannot give the container a GPU (no NVIDIA runtime in the daemon)",
@@ -217,7 +217,7 @@ var rules = []Signature{
 			return "the Docker daemon does not answer", "start it (systemctl start docker), check DOCKER_HOST, or use runtime: native"
 		}},
 	// gantry's mark when the daemon reports OOMKilled for the container.
-	{Name: "container-oom", Level: Error, Line: regexp.MustCompile(`the container was OOM-killed`),
+	{Name: "container-oom", Level: Error, Line: lazyre.New(`the container was OOM-killed`),
 		Say: func(f Match, c Context) (string, string) {
 			if c.Unified {
 				return "the kernel killed the container for memory: on unified memory the engine, the page cache and the OS share it",
@@ -231,11 +231,11 @@ var rules = []Signature{
 // quantClass is a quantization scheme's own class, as an exception quotes
 // it: 'CompressedTensorsLinearMethod', 'Fp8MoEMethod', 'AWQConfig',
 // 'ModelOptFp4LinearMethod', 'AscendQuantConfig' …
-var quantClass = regexp.MustCompile(`'\w*(?:CompressedTensors|ModelOpt|Modelopt|Fp8|FP8|Fp4|FP4|AWQ|Awq|GPTQ|Gptq|Marlin|Mxfp4|MXFP4|NVFP4|Nvfp4|W8A8|W4A16|W4A4|WNA16|BitsAndBytes|Quant)\w*'`)
+var quantClass = lazyre.New(`'\w*(?:CompressedTensors|ModelOpt|Modelopt|Fp8|FP8|Fp4|FP4|AWQ|Awq|GPTQ|Gptq|Marlin|Mxfp4|MXFP4|NVFP4|Nvfp4|W8A8|W4A16|W4A4|WNA16|BitsAndBytes|Quant)\w*'`)
 
 // linearWithoutWeight is a linear layer read for a plain weight it does
 // not have: a quantized layer holds packed weights and scales instead.
-var linearWithoutWeight = regexp.MustCompile(`'\w*Linear\w*' object has no attribute 'weight'`)
+var linearWithoutWeight = lazyre.New(`'\w*Linear\w*' object has no attribute 'weight'`)
 
 // quantInModel: the exception is about the quantization scheme — it names
 // one of the scheme's classes, or a linear layer without a plain weight (a
@@ -319,7 +319,7 @@ func Scan(lines []string, c Context) []Diagnosis {
 }
 
 // died is how an engine's end reads when the kernel (or docker) killed it.
-var died = regexp.MustCompile(`signal: killed|exit status 137|\bKilled\b|oom-kill|Out of memory: Killed process`)
+var died = lazyre.New(`signal: killed|exit status 137|\bKilled\b|oom-kill|Out of memory: Killed process`)
 
 // loadDied is the failure of a load that stopped partway through the
 // weights with the process killed: on unified memory the page cache grew

@@ -2,9 +2,10 @@ package diagnose
 
 import (
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/gantryhq/gantry/internal/lazyre"
 )
 
 // Exception is the exception a Python traceback ends with, and the frame
@@ -57,12 +58,12 @@ var (
 	// logPrefix is what engines and launchers put before each line of a
 	// traceback: "(EngineCore_DP0 pid=93) ERROR 09-03 11:03:37 [core.py:712] ",
 	// "[rank0]: ", "(VllmWorkerProcess pid=235) ", "[vllm]: ", a timestamp.
-	logPrefix = regexp.MustCompile(`^(?:\s*(?:\([\w.-]+ pid=\d+\)|\[[\w .:-]+\]:?|\d{4}-\d\d-\d\dT[\d:.]+Z?|(?:ERROR|WARNING|INFO|DEBUG) \d\d-\d\d [\d:]+ \[[\w.]+:\d+\]))+\s?`)
-	frameRE   = regexp.MustCompile(`^\s*File "([^"]+)", line (\d+)(?:, in (.+))?$`)
+	logPrefix = lazyre.New(`^(?:\s*(?:\([\w.-]+ pid=\d+\)|\[[\w .:-]+\]:?|\d{4}-\d\d-\d\dT[\d:.]+Z?|(?:ERROR|WARNING|INFO|DEBUG) \d\d-\d\d [\d:]+ \[[\w.]+:\d+\]))+\s?`)
+	frameRE   = lazyre.New(`^\s*File "([^"]+)", line (\d+)(?:, in (.+))?$`)
 	// An exception line: a (dotted) class name, a colon and the message, or
 	// the class name alone. Builtin and library exceptions end in Error,
 	// Exception, Exit or Interrupt; Rust-backed libraries raise Exception.
-	excRE = regexp.MustCompile(`^([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*(?:Error|Exception|Exit|Interrupt|Warning))(?::\s*(.*))?$`)
+	excRE = lazyre.New(`^([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*(?:Error|Exception|Exit|Interrupt|Warning))(?::\s*(.*))?$`)
 )
 
 // stripPrefix removes an engine's log prefix from a line.
@@ -106,7 +107,7 @@ func LastException(lines []string) *Exception {
 
 // errorLine marks a line that reports a failure, for logs without a
 // traceback (llama.cpp, Ollama, Go and C++ programs).
-var errorLine = regexp.MustCompile(`(?i)\b(error|failed|fatal|panic|exception|terminated|cannot|could not|unable to)\b`)
+var errorLine = lazyre.New(`(?i)\b(error|failed|fatal|panic|exception|terminated|cannot|could not|unable to)\b`)
 
 // Headline is the most informative line of an engine's log tail: for a
 // Python traceback, its exception and the frame that raised it; else the

@@ -18,7 +18,6 @@ package engine
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"github.com/gantryhq/gantry/internal/diagnose"
+	"github.com/gantryhq/gantry/internal/lazyre"
 	"github.com/gantryhq/gantry/internal/progress"
 )
 
@@ -364,7 +364,7 @@ var Signatures = sync.OnceValue(func() []diagnose.Signature {
 
 // milestone is one of an engine's LoadLines.
 func milestone(pattern, phase string, fraction float64) progress.Milestone {
-	return progress.Milestone{Pattern: regexp.MustCompile(pattern), Phase: phase, Fraction: fraction}
+	return progress.Milestone{Pattern: lazyre.New(pattern), Phase: phase, Fraction: fraction}
 }
 
 // KeepsStore reports whether name is an engine that keeps its own model

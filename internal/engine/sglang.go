@@ -2,10 +2,10 @@ package engine
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 
 	"github.com/gantryhq/gantry/internal/diagnose"
+	"github.com/gantryhq/gantry/internal/lazyre"
 	"github.com/gantryhq/gantry/internal/progress"
 )
 
@@ -42,7 +42,7 @@ func init() {
 		// The KV cache SGLang could allocate cannot hold one sequence of
 		// the context it was told.
 		Signatures: []diagnose.Signature{{Name: "kv-cache-too-small", Level: diagnose.Error,
-			Line: regexp.MustCompile(`Not enough memory\. Please try to increase --mem-fraction-static|max_total_tokens=\d+ is larger than the profiled value -\d+`),
+			Line: lazyre.New(`Not enough memory\. Please try to increase --mem-fraction-static|max_total_tokens=\d+ is larger than the profiled value -\d+`),
 			Say: func(diagnose.Match, diagnose.Context) (string, string) {
 				return "the engine had no memory left for its KV cache after loading the weights",
 					"raise memory: (gantry turns it into the engine's memory fraction), or lower context: / concurrency:"

@@ -2,11 +2,11 @@ package engine
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/gantryhq/gantry/internal/diagnose"
+	"github.com/gantryhq/gantry/internal/lazyre"
 	"github.com/gantryhq/gantry/internal/progress"
 )
 
@@ -79,8 +79,8 @@ func init() {
 }
 
 var (
-	upstreamTag = regexp.MustCompile(`:v?(\d+)\.(\d+)(?:\.\d+)?`)
-	ngcTag      = regexp.MustCompile(`^nvcr\.io/nvidia/vllm:(\d{2})\.(\d{2})`)
+	upstreamTag = lazyre.New(`:v?(\d+)\.(\d+)(?:\.\d+)?`)
+	ngcTag      = lazyre.New(`^nvcr\.io/nvidia/vllm:(\d{2})\.(\d{2})`)
 )
 
 // vllmHasKVBytes tells from an image tag whether its vLLM takes
@@ -152,7 +152,7 @@ func vllmNodeFlags(m Model) []string {
 // vllmSignatures are the failures only vLLM words so; real lines in
 // internal/diagnose's tests and testdata/logs.
 var vllmSignatures = []diagnose.Signature{
-	{Name: "vllm-free-memory", Level: diagnose.Error, Line: regexp.MustCompile(`Free memory on device(?: \S+)? \(([\d.]+)/([\d.]+) GiB\) on startup is less than desired GPU memory utilization \(([\d.]+), ([\d.]+) GiB\)`),
+	{Name: "vllm-free-memory", Level: diagnose.Error, Line: lazyre.New(`Free memory on device(?: \S+)? \(([\d.]+)/([\d.]+) GiB\) on startup is less than desired GPU memory utilization \(([\d.]+), ([\d.]+) GiB\)`),
 		Say: func(f diagnose.Match, c diagnose.Context) (string, string) {
 			m := f.Groups
 			cause := fmt.Sprintf("vLLM wanted %s GiB (utilization %s) but only %s of %s GiB were free when it started", m[4], m[3], m[1], m[2])
@@ -179,7 +179,7 @@ var vllmSignatures = []diagnose.Signature{
 	// The KV cache vLLM could allocate cannot hold one sequence of the
 	// context it was told (the old and the V1 wording).
 	{Name: "kv-cache-too-small", Level: diagnose.Error,
-		Line: regexp.MustCompile(`max seq len \(?(\d+)\)? is larger than the maximum number of tokens that can be stored in KV cache \((\d+)\)|max seq len \((\d+)\), \(([\d.]+ GiB) KV cache is needed, which is larger than the available KV cache memory \(([\d.]+ GiB)\)`),
+		Line: lazyre.New(`max seq len \(?(\d+)\)? is larger than the maximum number of tokens that can be stored in KV cache \((\d+)\)|max seq len \((\d+)\), \(([\d.]+ GiB) KV cache is needed, which is larger than the available KV cache memory \(([\d.]+ GiB)\)`),
 		Say: func(f diagnose.Match, c diagnose.Context) (string, string) {
 			m := f.Groups
 			if m[1] != "" {
@@ -193,7 +193,7 @@ var vllmSignatures = []diagnose.Signature{
 	// nothing — on unified memory because it counted the page cache or the
 	// compiler's heap as the model's (eugr/spark-vllm-docker#286,
 	// NVIDIA/xr-ai#462).
-	{Name: "kv-cache-none", Level: diagnose.Error, Line: regexp.MustCompile(`Available KV cache memory: (-[\d.]+ GiB)|No available memory for the cache blocks`),
+	{Name: "kv-cache-none", Level: diagnose.Error, Line: lazyre.New(`Available KV cache memory: (-[\d.]+ GiB)|No available memory for the cache blocks`),
 		Say: func(f diagnose.Match, c diagnose.Context) (string, string) {
 			what := "nothing"
 			if f.Groups[1] != "" {
@@ -208,12 +208,12 @@ var vllmSignatures = []diagnose.Signature{
 		}},
 	// vLLM refuses a context longer than the model's own
 	// (vllm/config/model.py, ModelConfig's max_model_len check).
-	{Name: "context-too-long", Level: diagnose.Error, Line: regexp.MustCompile(`User-specified max_model_len \((\d+)\) is greater than the derived max_model_len \((\w+)=(\d+)`),
+	{Name: "context-too-long", Level: diagnose.Error, Line: lazyre.New(`User-specified max_model_len \((\d+)\) is greater than the derived max_model_len \((\w+)=(\d+)`),
 		Say: func(f diagnose.Match, c diagnose.Context) (string, string) {
 			return fmt.Sprintf("the context %s is longer than the model allows (%s %s)", f.Groups[1], f.Groups[2], f.Groups[3]),
 				fmt.Sprintf("lower context: to %s or less (and drop --max-model-len from args if you set it)", f.Groups[3])
 		}},
-	{Name: "marlin-fp4-fallback", Level: diagnose.Warning, Line: regexp.MustCompile(`Weight-only FP4 compression will be used leveraging the Marlin kernel`),
+	{Name: "marlin-fp4-fallback", Level: diagnose.Warning, Line: lazyre.New(`Weight-only FP4 compression will be used leveraging the Marlin kernel`),
 		Say: func(f diagnose.Match, c diagnose.Context) (string, string) {
 			return "vLLM runs the FP4 weights through the Marlin weight-only fallback: little or no gain over FP8",
 				"prefer an FP8 checkpoint with vLLM on this box, or serve the FP4 checkpoint with SGLang or TensorRT-LLM"

@@ -12,9 +12,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/gantryhq/gantry/internal/lazyre"
 )
 
 // Dir is the cache: $HF_HUB_CACHE (or the older $HUGGINGFACE_HUB_CACHE),
@@ -69,7 +70,7 @@ func (r Ref) String() string {
 	return s
 }
 
-var refPattern = regexp.MustCompile(`^([A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)(?:@([A-Za-z0-9._-]+))?(?:/(.+))?$`)
+var refPattern = lazyre.New(`^([A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)(?:@([A-Za-z0-9._-]+))?(?:/(.+))?$`)
 
 // IsRef says whether a config path names the cache.
 func IsRef(p string) bool { return strings.HasPrefix(p, Prefix) }
@@ -87,7 +88,7 @@ func ParseRef(p string) (Ref, error) {
 	return r, nil
 }
 
-var commitPattern = regexp.MustCompile(`^[0-9a-f]{40}$`)
+var commitPattern = lazyre.New(`^[0-9a-f]{40}$`)
 
 // Resolve finds ref's snapshot in cache (a revision that is not a commit
 // through refs/), with its file when it names one. When it is not there

@@ -8,10 +8,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gantryhq/gantry/internal/lazyre"
 )
 
 // Ref names a repository and a revision: "org/name" or "org/name@rev".
@@ -23,7 +24,7 @@ type Ref struct {
 // String is "org/name@rev".
 func (r Ref) String() string { return r.Repo + "@" + r.Revision }
 
-var repoID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$`)
+var repoID = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$`)
 
 // ParseRef reads "org/name[@rev]" (also a Hub address such as
 // https://huggingface.co/org/name).

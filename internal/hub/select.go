@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/gantryhq/gantry/internal/lazyre"
 )
 
 // Selection is what `gantry get` takes from a repository, and why the rest
@@ -199,9 +201,9 @@ func globRegexp(g string) *regexp.Regexp {
 
 // quantName finds the quantization in a GGUF file's name (llama.cpp's
 // type names, as GGUF repositories name their files).
-var quantName = regexp.MustCompile(`(?i)(?:^|[-_.])((?:I?Q[1-8]_(?:K_[SMLX]L?|K|[01]|NL|XXS|XS|S|M|L))|IQ[1-4]_(?:XXS|XS|S|M|NL)|TQ[12]_0|MXFP4(?:_MOE)?|BF16|F16|F32|FP16|FP32)(?:[-_.]|$)`)
+var quantName = lazyre.New(`(?i)(?:^|[-_.])((?:I?Q[1-8]_(?:K_[SMLX]L?|K|[01]|NL|XXS|XS|S|M|L))|IQ[1-4]_(?:XXS|XS|S|M|NL)|TQ[12]_0|MXFP4(?:_MOE)?|BF16|F16|F32|FP16|FP32)(?:[-_.]|$)`)
 
-var splitGGUF = regexp.MustCompile(`-(\d{5})-of-(\d{5})\.gguf$`)
+var splitGGUF = lazyre.New(`-(\d{5})-of-(\d{5})\.gguf$`)
 
 // GGUFQuants groups a repository's GGUF files by quantization (a split
 // file's shards together, in order); projector files (mmproj) aside.

@@ -8,9 +8,10 @@
 package progress
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/gantryhq/gantry/internal/lazyre"
 )
 
 // Phase names, shared by all engines.
@@ -41,13 +42,13 @@ type Step struct {
 
 // tqdm is a tqdm bar: "<desc>: 56% Completed | 5/9 [00:13<00:11, 2.87s/it]"
 // (vLLM's shard loader) or "<desc>:  61%|██████    | 41/67 [00:06<00:04]".
-var tqdm = regexp.MustCompile(`([A-Za-z][^:%]*?):\s+(\d{1,3})%(?: Completed)?\s*\|[^|]*?\|?\s*(\d+)/(\d+)`)
+var tqdm = lazyre.New(`([A-Za-z][^:%]*?):\s+(\d{1,3})%(?: Completed)?\s*\|[^|]*?\|?\s*(\d+)/(\d+)`)
 
 // Milestone is a line that marks a phase of an engine's load. Each
 // engine's descriptor (internal/engine) lists its own, from the lines the
 // engine really prints.
 type Milestone struct {
-	Pattern *regexp.Regexp
+	Pattern *lazyre.Regexp
 	Phase   string
 	// Fraction is the phase's fraction the line means (1: the phase is
 	// over), or -1; a group named "f" gives it (0 to 1) from the line.

@@ -6,13 +6,13 @@ package systemd
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/gantryhq/gantry/internal/config"
 	"github.com/gantryhq/gantry/internal/engine"
+	"github.com/gantryhq/gantry/internal/lazyre"
 )
 
 // Gantry is gantry.service for the binary at bin and the config at cfg,
@@ -60,7 +60,7 @@ func ValidUser(name string) bool {
 	return userRE.MatchString(name) && len(name) <= 32
 }
 
-var userRE = regexp.MustCompile(`^(?:[A-Za-z_][A-Za-z0-9_-]*|[0-9]+)$`)
+var userRE = lazyre.New(`^(?:[A-Za-z_][A-Za-z0-9_-]*|[0-9]+)$`)
 
 // Model is gantry-<model>.service: the engine under systemd's supervision,
 // as the seed's sglang.service and vllm.service were, run as user unless
