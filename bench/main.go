@@ -77,7 +77,7 @@ type env struct {
 	pid        int    // gantry's
 	// fast answers 16 tokens at once; stream streams 64 tokens 20 ms apart.
 	fast, stream ways
-	idleRSS      float64 // gantry's RSS once its engines were ready, MB
+	idleRSS      float64 // gantry's RSS a second after its engines were ready, MB
 }
 
 // rounds is what -rounds asks for, or 3 with -quick, or def.
@@ -214,6 +214,9 @@ models:
 	if err := waitReady(e.gw, 20*time.Second, "fast", "stream"); err != nil {
 		return fail(err)
 	}
+	// Idle is once the start's work is done: a model that turns ready has
+	// its log scanned for warnings just after.
+	time.Sleep(time.Second)
 	e.idleRSS = rss(e.pid)
 	fmt.Printf("gantry pid %d, idle RSS %.1f MB\n", e.pid, e.idleRSS)
 	e.fast.url[direct], e.stream.url[direct] = fmt.Sprintf("http://127.0.0.1:%d", fastPort), fmt.Sprintf("http://127.0.0.1:%d", streamPort)

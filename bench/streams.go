@@ -265,13 +265,13 @@ func rssAfter(e *env, label string) {
 	}
 	record("RSS at the end of the "+label+", raw relay / stdlib proxy / gantry", mb(end), "", nil)
 	record(fmt.Sprintf("RSS after the %s (%s quiet), raw relay / stdlib proxy / gantry", label, quietWait), mb(quiet), "", nil)
-	record(fmt.Sprintf("gantry's CPU in those %s quiet (its trim of the heap)", quietWait), fmt.Sprintf("%d ms", cpu.Milliseconds()), "", nil)
+	record(fmt.Sprintf("gantry's CPU in those %s quiet (the heap's trim, and its idle work: log tails, probes)", quietWait), fmt.Sprintf("%d ms", cpu.Milliseconds()), "", nil)
 	if label == "500 streams" {
 		on := map[bool]string{true: "off", false: "on"}[*noAct]
 		g := fmt.Sprintf("%.1f MB", quiet[gantry])
 		record("gantry's RSS after the 500 streams (activity log "+on+")", g, "≤ 40 MB", yes(quiet[gantry] <= 40))
 		record("gantry's RSS after the 500 streams, the earlier target", g, "≤ 60 MB", yes(quiet[gantry] <= 60))
-		record("gantry's RSS idle (its engines ready, before any request)", fmt.Sprintf("%.1f MB", e.idleRSS), "≤ 16 MB", yes(e.idleRSS <= 16))
+		record("gantry's RSS idle (a second after its engines were ready, before any request)", fmt.Sprintf("%.1f MB", e.idleRSS), "≤ 16 MB", yes(e.idleRSS <= 16))
 	}
 }
 
