@@ -17,10 +17,12 @@
 //   - routing by the body's model: an HTTPRoute matching the
 //     X-Gateway-Base-Model-Name header that the body-based router sets
 //     from the body's "model", looked up in ConfigMaps of base model and
-//     adapters (Inference Extension v1.5.0,
-//     site-src/guides/serving-multiple-inference-pools-latest.md and
-//     config/manifests/bbr/configmap.yaml; the router now lives in
-//     llm-d-inference-payload-processor,
+//     adapters. Documented last by Inference Extension v1.5.0, the last
+//     release that carries the router
+//     (site-src/guides/serving-multiple-inference-pools-latest.md and
+//     config/manifests/bbr/configmap.yaml); v1.6.0 removed it (#2959) and
+//     its README points to llm-d-inference-payload-processor, unreleased,
+//     which keeps the header (commit a3af1b069101,
 //     pkg/plugins/basemodelextractor);
 //   - HTTPRoute: gateway.networking.k8s.io/v1, Gateway API v1.6.3;
 //   - LeaderWorkerSet: leaderworkerset.x-k8s.io/v1, lws v0.9.0

@@ -3,6 +3,7 @@ package kube
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/inventory"
 	"github.com/gantryhq/gantry/internal/plan"
 )
@@ -88,6 +90,45 @@ func TestGoldenManifests(t *testing.T) {
 		})
 	}
 	golden(t, filepath.Join("testdata", "golden", "header.txt"), []byte(Header(res)))
+}
+
+// TestEveryEngineAndRuntime: each engine × runtime has its golden — the
+// manifest of testdata/engines.yaml's "<engine>-<runtime>" model (pinned
+// by TestGoldenManifests), or, for a pair gantry refuses to run at all
+// (an engine that runs natively only: its image is for the export alone,
+// as sim-native's and command-native's manifests show), the config's
+// refusal, pinned in testdata/golden/refused.txt. A new engine or runtime
+// without either fails here.
+func TestEveryEngineAndRuntime(t *testing.T) {
+	c := load(t, "testdata/engines.yaml")
+	var refused strings.Builder
+	for _, d := range engine.All() {
+		for _, rt := range []string{config.RuntimeNative, config.RuntimeDocker} {
+			name := d.Name + "-" + rt
+			one := fmt.Sprintf("engines: {%s: {image: \"example/%s:v1\"}}\nmodels: {%s: {engine: %s, runtime: %s, memory: 1GiB}}\n", d.Name, d.Name, name, d.Name, rt)
+			_, probs := config.ParseAll("t.yaml", []byte(one))
+			var why []string
+			for _, p := range probs {
+				if !p.Warning && p.Path == "models."+name+".runtime" {
+					why = append(why, p.Msg)
+				}
+			}
+			m := c.Models[name]
+			switch {
+			case len(why) > 0 && m != nil:
+				t.Errorf("%s: the config refuses it (%s), yet testdata/engines.yaml has it", name, strings.Join(why, "; "))
+			case len(why) > 0:
+				fmt.Fprintf(&refused, "%s × %s: %s\n", d.Name, rt, strings.Join(why, "; "))
+			case m == nil || m.Engine != d.Name || m.Runtime != rt:
+				t.Errorf("no model %s (engine %s, runtime %s) in testdata/engines.yaml: every engine × runtime the config takes needs a golden manifest", name, d.Name, rt)
+			default:
+				if _, err := os.Stat(filepath.Join("testdata", "golden", name+".yaml")); err != nil {
+					t.Errorf("%s: no golden manifest: %v (go test ./internal/export/kube -update writes it)", name, err)
+				}
+			}
+		}
+	}
+	golden(t, filepath.Join("testdata", "golden", "refused.txt"), []byte(refused.String()))
 }
 
 func golden(t *testing.T, path string, got []byte) {

@@ -17,10 +17,16 @@ const (
 )
 
 // baseModelHeader is the header the body-based router sets from the
-// body's "model" (Inference Extension v1.5.0,
-// site-src/guides/serving-multiple-inference-pools-latest.md; llm-d
-// inference payload processor, pkg/plugins/basemodelextractor:
-// BaseModelHeader).
+// body's "model". The last Inference Extension release that documents it
+// is v1.5.0, the last that carries the router
+// (site-src/guides/serving-multiple-inference-pools-latest.md, and
+// pkg/bbr/plugins/basemodelextractor/base_model_to_header.go:
+// BaseModelHeader). v1.6.0 — whose InferencePool API the objects use —
+// removed the router from the repository (#2959, "Cleanup BBR from
+// main"); its README names llm-d/llm-d-inference-payload-processor as the
+// router's new home, which has no release yet and sets the same header
+// (commit a3af1b069101, pkg/plugins/basemodelextractor/
+// base_model_to_header.go: BaseModelHeader).
 const baseModelHeader = "X-Gateway-Base-Model-Name"
 
 // selector picks the pods that serve the model's API: all of a
@@ -80,8 +86,11 @@ func names(m *config.Model) []string { return append([]string{m.Name}, m.Aliases
 func (x *exporter) modelNames(m *config.Model, pool string) []Object {
 	meta := x.meta(m, "-model-names")
 	labels := meta["labels"].(Object)
-	// GIE v1.5.0's router watches this label; the llm-d payload
-	// processor (configmap_reconciler.go, ippManagedLabel) the other.
+	// The Inference Extension v1.5.0 router watches this label
+	// (pkg/bbr/plugins/basemodelextractor/configmap_reconciler.go:
+	// bbrManagedLabel); the llm-d payload processor at a3af1b069101 the
+	// other (pkg/plugins/basemodelextractor/configmap_reconciler.go:
+	// ippManagedLabel).
 	labels["inference.networking.k8s.io/bbr-managed"] = "true"
 	labels["inference.llm-d.ai/ipp-managed"] = "true"
 	data := Object{"baseModel": m.Name}
