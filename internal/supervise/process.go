@@ -388,6 +388,11 @@ func (p *Process) startRun(ctx context.Context, r *run, done chan struct{}, adop
 		}
 	}
 	if err == nil && !adopted {
+		if err = p.portFree(ctx); err != nil {
+			close(r.exited) // nothing was launched
+		}
+	}
+	if err == nil && !adopted {
 		err = p.spawn(r)
 	}
 	if err == nil {
