@@ -120,6 +120,7 @@ type Process struct {
 	attempt   Attempts // the start under way, joined by every Start
 	retry     *time.Timer
 	closed    bool
+	detached  bool          // by Detach: the next gantry watches the engine
 	done      chan struct{} // closed by endTail: ends the tail
 	tailOnce  sync.Once
 	kick      chan struct{} // wakes the tail when a start begins
@@ -564,6 +565,9 @@ func (p *Process) watch(r *run) {
 			return
 		case <-tick:
 		}
+		if p.isDetached() {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), max(every, time.Second))
 		rd := engine.Probe(ctx, p.client, p.launch.BaseURL, p.health)
 		cancel()
@@ -600,6 +604,9 @@ func (p *Process) watch(r *run) {
 // GPU memory and sockets — and then the failure is reported, so a restart
 // finds the port and memory free.
 func (p *Process) exited(r *run) {
+	if p.isDetached() {
+		return
+	}
 	if r.ctr != "" {
 		// A container that ended is removed: the name is free for the next start.
 		p.opts.Docker.Remove(context.Background(), r.ctr) //nolint:errcheck // gone already, or the sweep takes it
@@ -614,6 +621,16 @@ func (p *Process) exited(r *run) {
 	ev := p.failLocked(fmt.Sprintf("exited (%s)%s", exitText(r.exitErr), p.lastLineSuffix()))
 	p.mu.Unlock()
 	p.emit(ev)
+}
+
+// isDetached reports whether Detach handed the engine on: the next gantry
+// watches it now, and a detached supervisor that went on watching would
+// kill what is left of its group and rewrite the engines' record under
+// the adopter (within one process, as the tests run two gantries).
+func (p *Process) isDetached() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.detached
 }
 
 // failLocked moves to failed and, with Restart, schedules the next start.

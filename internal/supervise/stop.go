@@ -155,7 +155,7 @@ func (p *Process) endTail() { p.tailOnce.Do(func() { close(p.done) }) }
 // and the next one adopts it) and prevents further starts.
 func (p *Process) Detach() {
 	p.mu.Lock()
-	p.closed = true
+	p.closed, p.detached = true, true
 	if p.retry != nil {
 		p.retry.Stop()
 	}
