@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,6 +35,8 @@ type daemon struct {
 	args   []string
 	// wrap runs gantry through another command (ip netns exec NS).
 	wrap []string
+	// portRange is the port_range fill gives the config ("" for its own).
+	portRange string
 }
 
 // syncBuffer collects a process's output while tests read it.
@@ -73,8 +76,11 @@ func startDaemonWith(t *testing.T, mkcfg func(home string) string, extraArgs ...
 	d := &daemon{t: t, url: "http://" + listen, home: home, out: newSyncBuffer()}
 	args := []string{"serve"}
 	if cfg != "" {
-		cfg = strings.ReplaceAll(cfg, "LISTEN", listen)
-		cfg = strings.ReplaceAll(cfg, "ROOT", filepath.Join(home, "ai"))
+		if ownRange.MatchString(cfg) && !strings.Contains(cfg, "port_range:") {
+			first, last := testbin.FreePortRange(t, 32)
+			d.portRange = fmt.Sprintf("%d-%d", first, last)
+		}
+		cfg = d.fill(cfg)
 		cfg = strings.ReplaceAll(cfg, "PORTSLOT", fmt.Sprint(testbin.FreePort(t)))
 		d.config = filepath.Join(home, "gantry.yaml")
 		if err := os.WriteFile(d.config, []byte(cfg), 0o644); err != nil {
@@ -88,6 +94,24 @@ func startDaemonWith(t *testing.T, mkcfg func(home string) string, extraArgs ...
 	d.args = args
 	d.launch()
 	return d
+}
+
+// ownRange: a config whose first line is a top-level key can take a
+// port_range line before it.
+var ownRange = regexp.MustCompile(`^\n*[a-z_]+:`)
+
+// fill replaces LISTEN and ROOT in a config and gives it the daemon's own
+// port_range (testbin.FreePortRange): the default range is every gantry's,
+// and a benchmark or a second suite running meanwhile started its own
+// engines on the ports of the same model names (gantry then refuses the
+// start: something else answers there).
+func (d *daemon) fill(cfg string) string {
+	cfg = strings.ReplaceAll(cfg, "LISTEN", strings.TrimPrefix(d.url, "http://"))
+	cfg = strings.ReplaceAll(cfg, "ROOT", filepath.Join(d.home, "ai"))
+	if d.portRange != "" {
+		cfg = "port_range: " + d.portRange + "\n" + cfg
+	}
+	return cfg
 }
 
 // launch starts the gantry process of d and waits until it answers.

@@ -119,7 +119,7 @@ models:
 	}
 	<-first
 	<-first
-	os.WriteFile(d.config, []byte(strings.NewReplacer("LISTEN", strings.TrimPrefix(d.url, "http://"), "ROOT", filepath.Join(d.home, "ai"), "KEYS", "sk-staying").Replace(cfg)), 0o644)
+	os.WriteFile(d.config, []byte(strings.ReplaceAll(d.fill(cfg), "KEYS", "sk-staying")), 0o644)
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	for i := 0; i < 2; i++ {
 		r := <-done

@@ -5,6 +5,7 @@ package testbin
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -57,6 +58,38 @@ func FreePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// FreePortRange returns n consecutive TCP ports, all free a moment ago on
+// 127.0.0.1, at a random place in 20000–29999, for a daemon's port_range:
+// its engines then get ports no other gantry on the machine is likely to
+// use (gantry's default range is the same for every gantry, so a benchmark
+// or another suite running meanwhile used the same ports for models of the
+// same names). Not in the kernel's ephemeral range (32768–60999): after a
+// load test its even ports are full of client sockets in TIME_WAIT, on
+// which a server cannot bind; and below Kubernetes' NodePorts (30000–).
+func FreePortRange(t testing.TB, n int) (first, last int) {
+	t.Helper()
+	const lo, hi = 20000, 30000
+	for try := 0; try < 100; try++ {
+		first = lo + rand.IntN(hi-lo-n)
+		var held []net.Listener
+		for p := first; p < first+n; p++ {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				break
+			}
+			held = append(held, ln)
+		}
+		for _, ln := range held {
+			ln.Close()
+		}
+		if len(held) == n {
+			return first, first + n - 1
+		}
+	}
+	t.Fatalf("no %d consecutive free ports in %d–%d", n, lo, hi-1)
+	return 0, 0
 }
 
 // WaitHTTP polls url until it answers 200 or the timeout passes.
