@@ -99,6 +99,28 @@ type Descriptor struct {
 	Memory Memory
 	// Rules are its own engine × checkpoint × box rules.
 	Rules []CheckpointRule
+	// Renames are top-level parameters of an OpenAI request that its
+	// OpenAI-compatible API ignores under their name but reads under
+	// another: the gateway renames each in the body on its way to the
+	// engine (Renamed). Empty for an engine that reads OpenAI's names: its
+	// requests keep the gateway's zero-copy path.
+	Renames []Rename
+}
+
+// Rename is a request parameter an engine reads under another name.
+type Rename struct {
+	// From is the name clients send (OpenAI's current one), To the one
+	// the engine reads.
+	From, To string
+}
+
+// Renamed is the Renames of the engine name (nil for one that has none,
+// or an unknown one): a map read, cheap enough for every request.
+func Renamed(name string) []Rename {
+	if d := registry[name]; d != nil {
+		return d.Renames
+	}
+	return nil
 }
 
 // Container is an engine's contract with its container images.

@@ -24,7 +24,14 @@ func init() {
 		Command:   ollamaCommand,
 		Health:    func(Model) Health { return healthAt("/api/version") },
 		Memory:    Memory{Overhead: 512 << 20},
-		Sim:       Imitation{Listen: ListenAtOnce, Version: "0.6.5-sim"},
+		// Its OpenAI layer reads max_tokens only (openai/openai.go:
+		// ChatCompletionRequest.MaxTokens `json:"max_tokens"` → num_predict,
+		// v0.6.5 and v0.17.4 alike, and still at v0.33.0-rc2): the
+		// max_completion_tokens that OpenAI's SDKs and LangChain send is
+		// ignored, and the answer runs to the end of the context
+		// (ollama/ollama#7125).
+		Renames: []Rename{{From: "max_completion_tokens", To: "max_tokens"}},
+		Sim:     Imitation{Listen: ListenAtOnce, Version: "0.6.5-sim"},
 		// Its server's own lines (the DEBUG line carries the fraction); real
 		// lines in progress_test.go (ollama/ollama#10517, #5123).
 		LoadLines: []progress.Milestone{

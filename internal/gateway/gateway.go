@@ -22,6 +22,7 @@ import (
 	"github.com/gantryhq/gantry/internal/apierr"
 	"github.com/gantryhq/gantry/internal/auth"
 	"github.com/gantryhq/gantry/internal/config"
+	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/guard"
 	"github.com/gantryhq/gantry/internal/peers"
 	"github.com/gantryhq/gantry/internal/sched"
@@ -289,6 +290,9 @@ func (g *Gateway) serve(q *request) {
 		if e, ok := usageEdit(body); ok { // before the model: the object's first member
 			edits = append([]edit{e}, edits...)
 		}
+	}
+	if rn := engine.Renamed(lease.Model.Engine); rn != nil { // an engine's quirk: nil for most
+		edits = renameEdits(edits, body, rn)
 	}
 	g.forward(q, lease, g.rewritten(q, body, edits))
 }
