@@ -268,14 +268,20 @@ func TestLoadingKeepsTheStreamAlive(t *testing.T) {
 	}
 }
 
-func TestPresetsSetAndStrip(t *testing.T) {
-	var got atomic.Value
-	engine := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// bodyEngine answers every request with an empty chat answer and keeps
+// the last request's body in got.
+func bodyEngine(got *atomic.Value) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		got.Store(string(b))
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"choices":[]}`)
 	})
+}
+
+func TestPresetsSetAndStrip(t *testing.T) {
+	var got atomic.Value
+	engine := bodyEngine(&got)
 	gw := testGateway(t, `models:
   qwen3: {engine: sim, memory: 1GiB, port: ENGINE_qwen3}
 presets:

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -20,12 +19,7 @@ import (
 // for an engine without renames go through byte for byte.
 func TestEngineRenames(t *testing.T) {
 	var got atomic.Value
-	eng := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		got.Store(string(b))
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"choices":[]}`)
-	})
+	eng := bodyEngine(&got)
 	var log pendings // the activity log on: gantry asks a stream for its usage
 	gw := testGatewayWith(t, `engines: {ollama: {port: ENGINE_o}}
 models:
