@@ -76,7 +76,10 @@ func watchLog(l *Log) (stop func()) {
 // merges a file's events while they wait, so a burst of writes costs one
 // look at the size.
 func (w *logWatcher) run() {
-	buf := make([]byte, 64<<10)
+	// Events name no file (the watches are on files): 16 bytes each, and
+	// a read returns as many as fit. 64 KiB here went on this goroutine's
+	// stack, which then held 128 KiB for gantry's life.
+	buf := make([]byte, 4<<10)
 	for {
 		n, err := w.f.Read(buf)
 		if err != nil {
