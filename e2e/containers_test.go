@@ -20,12 +20,19 @@ import (
 // and each prepare runs on the models folder before gantry starts.
 func containerDaemon(t *testing.T, models string, prepare ...func(models string)) *daemon {
 	t.Helper()
+	return containerDaemonAt(t, dockerHost(t), models, prepare...)
+}
+
+// containerDaemonAt is containerDaemon with gantry's DOCKER_HOST set to
+// host (a daemon that is down, for one); what it leaves behind is looked
+// for on the test daemon, which answers.
+func containerDaemonAt(t *testing.T, host, models string, prepare ...func(models string)) *daemon {
+	t.Helper()
 	if os.Getenv("GANTRY_TEST_ON_PODMAN") == "1" {
 		// Podman's API drops GPU requests, and gantry refuses them there
 		// (TestContainersOnPodman): the container tests run there without.
 		models = strings.ReplaceAll(models, "runtime: docker,", "runtime: docker, gpus: none,")
 	}
-	host := dockerHost(t)
 	t.Setenv("DOCKER_HOST", host) // gantry serve inherits the environment
 	d := startDaemonWith(t, func(home string) string {
 		os.MkdirAll(filepath.Join(home, "ai", "models", "m"), 0o755)
@@ -37,7 +44,7 @@ func containerDaemon(t *testing.T, models string, prepare ...func(models string)
 	t.Cleanup(func() {
 		d.stop()
 		// gantry's stop leaves no container of its own.
-		left, err := containersOfRoot(host, filepath.Join(d.home, "ai"))
+		left, err := containersOfRoot(dockerHost(t), filepath.Join(d.home, "ai"))
 		if err != nil {
 			t.Errorf("no check for containers left after gantry stopped: %v", err)
 		} else if left != "" {

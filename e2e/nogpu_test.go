@@ -87,8 +87,7 @@ func TestContainerWithoutGPURuntime(t *testing.T) {
 // container model is answered at once with the reason naming the daemon
 // (no hang), and ps says it too.
 func TestContainerDaemonDown(t *testing.T) {
-	t.Setenv("GANTRY_TEST_DOCKER_HOST", "unix:///run/gantry-test-no-such-docker.sock")
-	d := containerDaemon(t, `
+	d := containerDaemonAt(t, "unix:///run/gantry-test-no-such-docker.sock", `
   vo: {engine: vllm, runtime: docker, image: "`+vllmOpenAI.tag+`", path: m, memory: 2GiB}
 `)
 	began := time.Now()

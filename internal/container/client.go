@@ -292,8 +292,8 @@ func (c *Client) Stop(ctx context.Context, id string, grace time.Duration) error
 	} else {
 		err = nil
 	}
-	if _, rerr := c.c.ContainerRemove(context.WithoutCancel(ctx), id, client.ContainerRemoveOptions{Force: true}); rerr != nil && !cerrdefs.IsNotFound(rerr) {
-		err = errors.Join(err, Explain(rerr))
+	if rerr := c.remove(context.WithoutCancel(ctx), id); rerr != nil {
+		err = errors.Join(err, rerr)
 	}
 	return err
 }
@@ -326,11 +326,40 @@ func (c *Client) Ours(ctx context.Context, root string) ([]Found, error) {
 	return out, nil
 }
 
-// Remove removes a container, running or not.
+// Remove removes a container, running or not, and returns once it is
+// gone (or the removal failed).
 func (c *Client) Remove(ctx context.Context, id string) error {
+	return c.remove(ctx, id)
+}
+
+// removalWait bounds the wait for a removal someone else began.
+const removalWait = 30 * time.Second
+
+// remove removes the container and returns once it is gone. A removal
+// already under way is waited for, not reported: the exit watcher removes
+// a container that ended while a stop removes the same one, and moby
+// answers the second with 409 "removal of container … is already in
+// progress" (daemon/delete.go, errdefs.Conflict) before the first is done
+// — a stop that returned then left the container behind for a moment
+// after gantry exited.
+func (c *Client) remove(ctx context.Context, id string) error {
 	_, err := c.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
-	if err != nil && !cerrdefs.IsNotFound(err) {
+	switch {
+	case err == nil || cerrdefs.IsNotFound(err):
+		return nil
+	case !cerrdefs.IsConflict(err) || !strings.Contains(err.Error(), "already in progress"):
 		return Explain(err)
 	}
-	return nil
+	ctx, cancel := context.WithTimeout(ctx, removalWait)
+	defer cancel()
+	w := c.c.ContainerWait(ctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionRemoved})
+	select {
+	case <-w.Result:
+		return nil
+	case werr := <-w.Error:
+		if cerrdefs.IsNotFound(werr) {
+			return nil // gone before the wait began
+		}
+		return fmt.Errorf("container %s: its removal, already under way, did not finish: %w", id[:min(len(id), 12)], Explain(werr))
+	}
 }
