@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // for --pprof only: its handlers sit on the default mux, which gantry's API does not use
 	"os"
 	"runtime"
 	"time"
@@ -20,7 +21,7 @@ func runServe(e *env, args []string) error {
 	cfgFlag := fs.String("config", "", "config file (default $GANTRY_CONFIG, else ~/ai/configs/gantry/gantry.yaml)")
 	listen := fs.String("listen", "", "override listen: from the config")
 	verbose := fs.Bool("v", false, "log debug messages")
-	pprofAddr := fs.String("pprof", "", "serve Go's profiles (at net/http/pprof's paths) on this address, e.g. 127.0.0.1:6060")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -83,7 +84,7 @@ func servePprof(e *env, addr string) error {
 	if err != nil {
 		return fmt.Errorf("--pprof: %w", err)
 	}
-	h := guard.New(addr, nil, nil).Wrap(profiler(), func(string) bool { return false })
+	h := guard.New(addr, nil, nil).Wrap(http.DefaultServeMux, func(string) bool { return false })
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln) //nolint:errcheck // a debugging aid; it ends with the process
 	fmt.Fprintf(e.stderr, "gantry: profiler on http://%s/debug/pprof/\n", ln.Addr())

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/gantryhq/gantry/internal/activity"
 )
 
@@ -11,28 +13,28 @@ import (
 // the configured keys' names (and "-" for requests without a key): the
 // number of series is bounded by the config, never by what clients send.
 type keyMetrics struct {
-	requests   *counterVec
-	prompt     *counterVec
-	completion *counterVec
-	held       *counterVec
+	requests   *prometheus.CounterVec
+	prompt     *prometheus.CounterVec
+	completion *prometheus.CounterVec
+	held       *prometheus.CounterVec
 
 	mu    sync.Mutex
 	known map[string]bool
 }
 
-func newKeyMetrics() *keyMetrics {
-	return &keyMetrics{known: map[string]bool{"-": true},
-		requests:   newCounterVec("gantry_key_requests_total", "Gateway requests by key name and HTTP status (429: a limit of the key refused it).", "key", "code"),
-		prompt:     newCounterVec("gantry_key_prompt_tokens_total", "Prompt tokens of the key's answers, as the engines counted them.", "key"),
-		completion: newCounterVec("gantry_key_completion_tokens_total", "Completion tokens of the key's answers, as the engines counted them.", "key"),
-		held:       newCounterVec("gantry_key_engine_seconds_total", "Seconds the key's requests held an engine, from lease to end.", "key"),
+func newKeyMetrics(r *prometheus.Registry) *keyMetrics {
+	k := &keyMetrics{known: map[string]bool{"-": true},
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gantry_key_requests_total",
+			Help: "Gateway requests by key name and HTTP status (429: a limit of the key refused it)."}, []string{"key", "code"}),
+		prompt: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gantry_key_prompt_tokens_total",
+			Help: "Prompt tokens of the key's answers, as the engines counted them."}, []string{"key"}),
+		completion: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gantry_key_completion_tokens_total",
+			Help: "Completion tokens of the key's answers, as the engines counted them."}, []string{"key"}),
+		held: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gantry_key_engine_seconds_total",
+			Help: "Seconds the key's requests held an engine, from lease to end."}, []string{"key"}),
 	}
-}
-
-func (k *keyMetrics) write(w *expo) {
-	for _, c := range []*counterVec{k.requests, k.prompt, k.completion, k.held} {
-		c.write(w)
-	}
+	r.MustRegister(k.requests, k.prompt, k.completion, k.held)
+	return k
 }
 
 // SetKeys names the configured keys (at start and on every reload); their
@@ -44,9 +46,9 @@ func (m *Metrics) SetKeys(names []string) {
 	defer k.mu.Unlock()
 	for _, n := range names {
 		k.known[n] = true
-		k.prompt.add(0, n)
-		k.completion.add(0, n)
-		k.held.add(0, n)
+		k.prompt.WithLabelValues(n)
+		k.completion.WithLabelValues(n)
+		k.held.WithLabelValues(n)
 	}
 }
 
@@ -60,12 +62,12 @@ func (m *Metrics) KeyUsage(r activity.Record) {
 		name = "-"
 	}
 	k.mu.Unlock()
-	k.requests.add(1, name, strconv.Itoa(r.Status))
+	k.requests.WithLabelValues(name, strconv.Itoa(r.Status)).Inc()
 	if r.Tokens != nil {
-		k.prompt.add(float64(r.Tokens.Prompt), name)
-		k.completion.add(float64(r.Tokens.Completion), name)
+		k.prompt.WithLabelValues(name).Add(float64(r.Tokens.Prompt))
+		k.completion.WithLabelValues(name).Add(float64(r.Tokens.Completion))
 	}
 	if r.HeldMS > 0 {
-		k.held.add(r.HeldMS/1000, name)
+		k.held.WithLabelValues(name).Add(r.HeldMS / 1000)
 	}
 }

@@ -1,8 +1,6 @@
 // Package metrics is gantry's Prometheus endpoint: its own request,
 // scheduler and memory metrics, and, collected when scraped, the engines'
-// key gauges under one name each, the GPU telemetry, and Go's and the
-// process's families as client_golang named them (expo.go writes the
-// text format).
+// key gauges under one name each and the GPU telemetry.
 package metrics
 
 import (
@@ -16,75 +14,67 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/gantryhq/gantry/internal/engine"
 	"github.com/gantryhq/gantry/internal/gpu"
 	"github.com/gantryhq/gantry/internal/sched"
 	"github.com/gantryhq/gantry/internal/status"
 )
 
-// Metrics holds gantry's metrics and writes them when scraped.
+// Metrics holds gantry's collectors on its own registry.
 type Metrics struct {
-	version  string
-	requests *counterVec
-	duration *histogramVec
-	ttfb     *histogramVec
-	starts   *histogramVec
-	events   *counterVec
+	Registry *prometheus.Registry
+
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	ttfb     *prometheus.HistogramVec
+	starts   *prometheus.HistogramVec
+	events   *prometheus.CounterVec
 	keys     *keyMetrics
-	scrape   *scrape
 }
 
 // latencyBuckets span a cached answer (ms) to a long generation (minutes).
 var latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
 
-// New makes gantry's metrics; s is scraped for the live gauges, gpuFn
+// New registers gantry's metrics; s is scraped for the live gauges, gpuFn
 // (may be nil) for GPU telemetry.
 func New(version string, s *sched.Scheduler, gpuFn func() gpu.Facts) *Metrics {
-	return &Metrics{version: version,
-		requests: newCounterVec("gantry_requests_total", "Gateway requests by model, route and HTTP status.", "model", "route", "code"),
-		duration: newHistogramVec("gantry_request_duration_seconds", "Gateway request time from arrival to the last byte, loading included.",
-			latencyBuckets, "model", "route"),
-		ttfb: newHistogramVec("gantry_time_to_first_byte_seconds", "Gateway time from arrival to the first response byte (the first token of a stream).",
-			latencyBuckets, "model", "route"),
-		starts: newHistogramVec("gantry_model_start_duration_seconds", "Time from launching an engine to its readiness.",
-			[]float64{.1, .5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200}, "model"),
-		events: newCounterVec("gantry_scheduler_events_total", "Scheduler actions: evictions, slot switches, idle stops, fallbacks, failures.", "kind", "model"),
-		keys:   newKeyMetrics(),
-		scrape: &scrape{s: s, gpu: gpuFn, client: &http.Client{Timeout: 2 * time.Second}},
+	r := prometheus.NewRegistry()
+	m := &Metrics{Registry: r,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gantry_requests_total",
+			Help: "Gateway requests by model, route and HTTP status."}, []string{"model", "route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gantry_request_duration_seconds",
+			Help: "Gateway request time from arrival to the last byte, loading included.", Buckets: latencyBuckets}, []string{"model", "route"}),
+		ttfb: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gantry_time_to_first_byte_seconds",
+			Help: "Gateway time from arrival to the first response byte (the first token of a stream).", Buckets: latencyBuckets}, []string{"model", "route"}),
+		starts: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gantry_model_start_duration_seconds",
+			Help: "Time from launching an engine to its readiness.", Buckets: []float64{.1, .5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200}}, []string{"model"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gantry_scheduler_events_total",
+			Help: "Scheduler actions: evictions, slot switches, idle stops, fallbacks, failures."}, []string{"kind", "model"}),
 	}
+	m.keys = newKeyMetrics(r)
+	bi := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "gantry_build_info", Help: "gantry's version; always 1."}, []string{"version", "goversion"})
+	bi.WithLabelValues(version, runtime.Version()).Set(1)
+	r.MustRegister(m.requests, m.duration, m.ttfb, m.starts, m.events, bi,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&scrape{s: s, gpu: gpuFn, client: &http.Client{Timeout: 2 * time.Second}})
+	return m
 }
 
-// Handler serves /metrics: Prometheus's text format.
+// Handler serves /metrics.
 func (m *Metrics) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serveExposition(w, r, m.expose()) })
-}
-
-// expose writes every family: gantry's own, the live gauges, Go's and the
-// process's.
-func (m *Metrics) expose() []byte {
-	var w expo
-	m.requests.write(&w)
-	m.duration.write(&w)
-	m.ttfb.write(&w)
-	m.starts.write(&w)
-	m.events.write(&w)
-	w.family(desc{"gantry_build_info", "gantry's version; always 1.", "gauge", []string{"version", "goversion"}},
-		[]series{{labelKey{m.version, runtime.Version()}, 1}})
-	m.keys.write(&w)
-	if m.scrape.s != nil {
-		m.scrape.collect(&w)
-	}
-	writeGo(&w)
-	writeProcess(&w)
-	return w.bytes()
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
 }
 
 // Request records one finished gateway request.
 func (m *Metrics) Request(model, route string, code int, total, ttfb time.Duration, _ int) {
-	m.requests.add(1, model, route, strconv.Itoa(code))
-	m.duration.observe(total.Seconds(), model, route)
+	m.requests.WithLabelValues(model, route, strconv.Itoa(code)).Inc()
+	m.duration.WithLabelValues(model, route).Observe(total.Seconds())
 	if ttfb > 0 {
-		m.ttfb.observe(ttfb.Seconds(), model, route)
+		m.ttfb.WithLabelValues(model, route).Observe(ttfb.Seconds())
 	}
 }
 
@@ -93,16 +83,16 @@ func (m *Metrics) Event(ev status.Event) {
 	switch ev.Kind {
 	case "state":
 		if ev.To == "failed" {
-			m.events.add(1, "failure", ev.Model)
+			m.events.WithLabelValues("failure", ev.Model).Inc()
 		}
 	case "eviction", "switch", "idle", "fallback":
-		m.events.add(1, string(ev.Kind), ev.Model)
+		m.events.WithLabelValues(string(ev.Kind), ev.Model).Inc()
 	}
 }
 
 // Started records an engine's load time.
 func (m *Metrics) Started(model string, d time.Duration) {
-	m.starts.observe(d.Seconds(), model)
+	m.starts.WithLabelValues(model).Observe(d.Seconds())
 }
 
 // scrape collects the live gauges when Prometheus scrapes.
@@ -112,28 +102,24 @@ type scrape struct {
 	client *http.Client
 }
 
-func gaugeDesc(name, help string, labels ...string) *desc {
-	return &desc{name, help, "gauge", labels}
-}
-
 var (
-	dState    = gaugeDesc("gantry_model_state", "1 for the model's current state.", "model", "engine", "state")
-	dInflight = gaugeDesc("gantry_model_inflight_requests", "Requests the engine is serving through gantry.", "model")
-	dQueued   = gaugeDesc("gantry_model_queued_requests", "Requests waiting for the model to become ready.", "model")
-	dReserved = gaugeDesc("gantry_model_memory_reserved_bytes", "Memory the model reserves while it runs.", "model")
-	dStarts   = &desc{"gantry_model_starts_total", "Engine starts since gantry started.", "counter", []string{"model"}}
-	dBudget   = gaugeDesc("gantry_memory_budget_bytes", "Memory engines may reserve in all (total − reserve).")
-	dResAll   = gaugeDesc("gantry_memory_reserved_bytes", "Memory reserved by running models.")
-	dTotal    = gaugeDesc("gantry_memory_total_bytes", "Memory the budget is taken from.")
-	dRunning  = gaugeDesc("gantry_engine_requests_running", "Requests the engine reports running (vllm:num_requests_running, sglang:num_running_reqs, llamacpp:requests_processing).", "model", "engine")
-	dWaiting  = gaugeDesc("gantry_engine_requests_waiting", "Requests the engine reports queued (vllm:num_requests_waiting, sglang:num_queue_reqs, llamacpp:requests_deferred).", "model", "engine")
-	dKV       = gaugeDesc("gantry_engine_kv_cache_usage_ratio", "KV-cache use the engine reports, 0 to 1 (vllm:kv_cache_usage_perc, sglang:token_usage, llamacpp:kv_cache_usage_ratio).", "model", "engine")
-	dUp       = gaugeDesc("gantry_engine_metrics_up", "1 when the engine's own metrics could be read.", "model", "engine")
-	dGPUUsed  = gaugeDesc("gantry_gpu_memory_used_bytes", "GPU memory in use (absent when the GPU does not report it).", "gpu", "name")
-	dGPUTotal = gaugeDesc("gantry_gpu_memory_total_bytes", "GPU memory (absent on unified-memory GPUs).", "gpu", "name")
-	dGPUUtil  = gaugeDesc("gantry_gpu_utilization_ratio", "GPU utilization, 0 to 1.", "gpu", "name")
-	dGPUTemp  = gaugeDesc("gantry_gpu_temperature_celsius", "GPU temperature.", "gpu", "name")
-	dGPUPower = gaugeDesc("gantry_gpu_power_watts", "GPU power draw.", "gpu", "name")
+	dState    = prometheus.NewDesc("gantry_model_state", "1 for the model's current state.", []string{"model", "engine", "state"}, nil)
+	dInflight = prometheus.NewDesc("gantry_model_inflight_requests", "Requests the engine is serving through gantry.", []string{"model"}, nil)
+	dQueued   = prometheus.NewDesc("gantry_model_queued_requests", "Requests waiting for the model to become ready.", []string{"model"}, nil)
+	dReserved = prometheus.NewDesc("gantry_model_memory_reserved_bytes", "Memory the model reserves while it runs.", []string{"model"}, nil)
+	dStarts   = prometheus.NewDesc("gantry_model_starts_total", "Engine starts since gantry started.", []string{"model"}, nil)
+	dBudget   = prometheus.NewDesc("gantry_memory_budget_bytes", "Memory engines may reserve in all (total − reserve).", nil, nil)
+	dResAll   = prometheus.NewDesc("gantry_memory_reserved_bytes", "Memory reserved by running models.", nil, nil)
+	dTotal    = prometheus.NewDesc("gantry_memory_total_bytes", "Memory the budget is taken from.", nil, nil)
+	dRunning  = prometheus.NewDesc("gantry_engine_requests_running", "Requests the engine reports running (vllm:num_requests_running, sglang:num_running_reqs, llamacpp:requests_processing).", []string{"model", "engine"}, nil)
+	dWaiting  = prometheus.NewDesc("gantry_engine_requests_waiting", "Requests the engine reports queued (vllm:num_requests_waiting, sglang:num_queue_reqs, llamacpp:requests_deferred).", []string{"model", "engine"}, nil)
+	dKV       = prometheus.NewDesc("gantry_engine_kv_cache_usage_ratio", "KV-cache use the engine reports, 0 to 1 (vllm:kv_cache_usage_perc, sglang:token_usage, llamacpp:kv_cache_usage_ratio).", []string{"model", "engine"}, nil)
+	dUp       = prometheus.NewDesc("gantry_engine_metrics_up", "1 when the engine's own metrics could be read.", []string{"model", "engine"}, nil)
+	dGPUUsed  = prometheus.NewDesc("gantry_gpu_memory_used_bytes", "GPU memory in use (absent when the GPU does not report it).", []string{"gpu", "name"}, nil)
+	dGPUTotal = prometheus.NewDesc("gantry_gpu_memory_total_bytes", "GPU memory (absent on unified-memory GPUs).", []string{"gpu", "name"}, nil)
+	dGPUUtil  = prometheus.NewDesc("gantry_gpu_utilization_ratio", "GPU utilization, 0 to 1.", []string{"gpu", "name"}, nil)
+	dGPUTemp  = prometheus.NewDesc("gantry_gpu_temperature_celsius", "GPU temperature.", []string{"gpu", "name"}, nil)
+	dGPUPower = prometheus.NewDesc("gantry_gpu_power_watts", "GPU power draw.", []string{"gpu", "name"}, nil)
 )
 
 // engineMetrics maps the engines' metric names (each engine's
@@ -144,7 +130,7 @@ var (
 var engineMetrics = func() []engineMetric {
 	var out []engineMetric
 	for _, g := range []struct {
-		desc  *desc
+		desc  *prometheus.Desc
 		names func(engine.Metrics) []string
 	}{
 		{dRunning, func(m engine.Metrics) []string { return m.Running }},
@@ -163,7 +149,7 @@ var engineMetrics = func() []engineMetric {
 // engineMetric is one engine metric and gantry's gauge for it.
 type engineMetric struct {
 	name string
-	desc *desc
+	desc *prometheus.Desc
 }
 
 // engineNames is the set of names engineMetrics knows.
@@ -175,29 +161,21 @@ var engineNames = func() map[string]bool {
 	return m
 }()
 
-// gathered is what one scrape collected, by family; the engines' gauges
-// come in from a goroutine per engine.
-type gathered struct {
-	mu  sync.Mutex
-	fam map[*desc][]series
-}
-
-func (g *gathered) add(d *desc, v float64, lv ...string) {
-	g.mu.Lock()
-	g.fam[d] = append(g.fam[d], series{keyOf(lv), v})
-	g.mu.Unlock()
+func (c *scrape) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{dState, dInflight, dQueued, dReserved, dStarts, dBudget, dResAll, dTotal,
+		dRunning, dWaiting, dKV, dUp, dGPUUsed, dGPUTotal, dGPUUtil, dGPUTemp, dGPUPower} {
+		ch <- d
+	}
 }
 
 var states = []string{"stopped", "starting", "ready", "stopping", "failed"}
 
-// collect writes the live gauges: the scheduler's, each ready engine's own
-// (read now, every engine at once) and the GPUs'.
-func (c *scrape) collect(w *expo) {
-	g := &gathered{fam: map[*desc][]series{}}
+func (c *scrape) Collect(ch chan<- prometheus.Metric) {
 	st := c.s.Status()
-	g.add(dBudget, float64(st.Memory.BudgetBytes))
-	g.add(dResAll, float64(st.Memory.ReservedBytes))
-	g.add(dTotal, float64(st.Memory.TotalBytes))
+	g := prometheus.GaugeValue
+	ch <- prometheus.MustNewConstMetric(dBudget, g, float64(st.Memory.BudgetBytes))
+	ch <- prometheus.MustNewConstMetric(dResAll, g, float64(st.Memory.ReservedBytes))
+	ch <- prometheus.MustNewConstMetric(dTotal, g, float64(st.Memory.TotalBytes))
 	var wg sync.WaitGroup
 	for _, m := range st.Models {
 		for _, s := range states {
@@ -205,12 +183,12 @@ func (c *scrape) collect(w *expo) {
 			if string(m.State) == s {
 				v = 1
 			}
-			g.add(dState, v, m.Name, m.Engine, s)
+			ch <- prometheus.MustNewConstMetric(dState, g, v, m.Name, m.Engine, s)
 		}
-		g.add(dInflight, float64(m.Inflight), m.Name)
-		g.add(dQueued, float64(m.Queued), m.Name)
-		g.add(dReserved, float64(m.MemoryBytes), m.Name)
-		g.add(dStarts, float64(m.Starts), m.Name)
+		ch <- prometheus.MustNewConstMetric(dInflight, g, float64(m.Inflight), m.Name)
+		ch <- prometheus.MustNewConstMetric(dQueued, g, float64(m.Queued), m.Name)
+		ch <- prometheus.MustNewConstMetric(dReserved, g, float64(m.MemoryBytes), m.Name)
+		ch <- prometheus.MustNewConstMetric(dStarts, prometheus.CounterValue, float64(m.Starts), m.Name)
 		if m.State != "ready" {
 			continue
 		}
@@ -221,41 +199,39 @@ func (c *scrape) collect(w *expo) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.engine(g, m.Name, m.Engine, p.Launch().MetricsURL)
+			c.engine(ch, m.Name, m.Engine, p.Launch().MetricsURL)
 		}()
 	}
 	wg.Wait()
-	if c.gpu != nil {
-		for _, gp := range c.gpu().GPUs {
-			lbl := []string{strconv.Itoa(gp.Index), gp.Name}
-			if gp.MemoryUsed != nil {
-				g.add(dGPUUsed, float64(*gp.MemoryUsed), lbl...)
-			}
-			if gp.MemoryTotal != nil {
-				g.add(dGPUTotal, float64(*gp.MemoryTotal), lbl...)
-			}
-			if gp.Utilization != nil {
-				g.add(dGPUUtil, *gp.Utilization/100, lbl...)
-			}
-			if gp.Temperature != nil {
-				g.add(dGPUTemp, *gp.Temperature, lbl...)
-			}
-			if gp.Power != nil {
-				g.add(dGPUPower, *gp.Power, lbl...)
-			}
-		}
+	if c.gpu == nil {
+		return
 	}
-	for d, ss := range g.fam {
-		w.family(*d, ss)
+	for _, gp := range c.gpu().GPUs {
+		lbl := []string{strconv.Itoa(gp.Index), gp.Name}
+		if gp.MemoryUsed != nil {
+			ch <- prometheus.MustNewConstMetric(dGPUUsed, g, float64(*gp.MemoryUsed), lbl...)
+		}
+		if gp.MemoryTotal != nil {
+			ch <- prometheus.MustNewConstMetric(dGPUTotal, g, float64(*gp.MemoryTotal), lbl...)
+		}
+		if gp.Utilization != nil {
+			ch <- prometheus.MustNewConstMetric(dGPUUtil, g, *gp.Utilization/100, lbl...)
+		}
+		if gp.Temperature != nil {
+			ch <- prometheus.MustNewConstMetric(dGPUTemp, g, *gp.Temperature, lbl...)
+		}
+		if gp.Power != nil {
+			ch <- prometheus.MustNewConstMetric(dGPUPower, g, *gp.Power, lbl...)
+		}
 	}
 }
 
 // engine reads one engine's /metrics and reports its key gauges.
-func (c *scrape) engine(g *gathered, model, eng, url string) {
+func (c *scrape) engine(ch chan<- prometheus.Metric, model, eng, url string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	up := 0.0
-	defer func() { g.add(dUp, up, model, eng) }()
+	defer func() { ch <- prometheus.MustNewConstMetric(dUp, prometheus.GaugeValue, up, model, eng) }()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	resp, err := c.client.Do(req)
 	if err != nil {
@@ -268,12 +244,12 @@ func (c *scrape) engine(g *gathered, model, eng, url string) {
 	vals := ParseGauges(io.LimitReader(resp.Body, 8<<20), engineNames)
 	up = 1
 	for _, em := range Pick(vals) {
-		g.add(em.desc, em.value, model, eng)
+		ch <- prometheus.MustNewConstMetric(em.desc, prometheus.GaugeValue, em.value, model, eng)
 	}
 }
 
 type picked struct {
-	desc  *desc
+	desc  *prometheus.Desc
 	value float64
 }
 
@@ -281,7 +257,7 @@ type picked struct {
 // engine metric found first in engineMetrics' order.
 func Pick(vals map[string]float64) []picked {
 	var out []picked
-	seen := map[*desc]bool{}
+	seen := map[*prometheus.Desc]bool{}
 	for _, em := range engineMetrics {
 		v, ok := vals[em.name]
 		if !ok || seen[em.desc] {
