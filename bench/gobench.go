@@ -17,7 +17,7 @@ func init() {
 			"records every request in an activity log, as `gantry serve` does by default), client and engine in the same process: " +
 			"allocations count all three. A stream's op is one event's trip engine → client."})
 	register(phase{name: "gobench", section: "copypath", order: 75, run: func(*env) error {
-		if err := goBench("./internal/gateway", "^(BenchmarkProxyRequest|BenchmarkProxyStream|BenchmarkSSERelay|BenchmarkModelField.*|BenchmarkRequestPieces)$"); err != nil {
+		if err := goBench("./internal/gateway", "^(BenchmarkProxyRequest|BenchmarkProxyStream|BenchmarkSSERelay|BenchmarkModelField.*)$"); err != nil {
 			return err
 		}
 		return goBench("./internal/sched", "^BenchmarkAcquireReady$")

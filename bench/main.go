@@ -78,6 +78,8 @@ type env struct {
 	// fast answers 16 tokens at once; stream streams 64 tokens 20 ms apart.
 	fast, stream ways
 	idleRSS      float64 // gantry's RSS a second after its engines were ready, MB
+	idleFile     float64 // of which file-backed (the binary's pages), MB
+	idleAnon     float64 // of which anonymous (heap, stacks, the runtime's), MB
 }
 
 // rounds is what -rounds asks for, or 3 with -quick, or def.
@@ -218,6 +220,7 @@ models:
 	// its log scanned for warnings just after.
 	time.Sleep(time.Second)
 	e.idleRSS = rss(e.pid)
+	e.idleFile, e.idleAnon = procStatusMB(e.pid, "RssFile"), procStatusMB(e.pid, "RssAnon")
 	fmt.Printf("gantry pid %d, idle RSS %.1f MB\n", e.pid, e.idleRSS)
 	e.fast.url[direct], e.stream.url[direct] = fmt.Sprintf("http://127.0.0.1:%d", fastPort), fmt.Sprintf("http://127.0.0.1:%d", streamPort)
 	e.fast.url[gantry], e.stream.url[gantry] = e.gw, e.gw

@@ -14,13 +14,17 @@ import (
 )
 
 // rss is the process's resident set in MB (VmRSS).
-func rss(pid int) float64 {
+func rss(pid int) float64 { return procStatusMB(pid, "VmRSS") }
+
+// procStatusMB is a field of /proc/PID/status given in kB (VmRSS,
+// RssAnon, RssFile), in MB; 0 when it cannot be read.
+func procStatusMB(pid int, field string) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
+		if strings.HasPrefix(l, field+":") {
 			f := strings.Fields(l)
 			kb, _ := strconv.ParseFloat(f[1], 64)
 			return kb / 1024
