@@ -70,20 +70,18 @@ func TestFitIsInspect(t *testing.T) {
 	cfg := config.Demo()
 	for _, repo := range []string{hubtest.QwenRepo, hubtest.OSSRepo, hubtest.LlamaRepo, hubtest.GGUFRepo} {
 		s.ResetCounters()
-		began := time.Now()
 		res, err := Run(context.Background(), cfg, c, Request{Ref: hub.Ref{Repo: repo, Revision: "main"}},
 			[]Box{FromStatus("spark", gb10(112<<30, 0))}, nil)
-		took := time.Since(began)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if w := s.WeightsServed(); w != 0 {
 			t.Errorf("%s: fit served %d weight bytes", repo, w)
 		}
-		t.Logf("%s: %v, %d requests, %d bytes served", repo, took, s.Requests(), s.Served())
-		if took > time.Second {
-			t.Errorf("%s: fit took %v on loopback", repo, took)
-		}
+		// How long a fit takes is the bench's (BENCHMARKS.md, "Getting a
+		// model"): under the whole suite's load a bound here failed at 10 s
+		// for what takes 85 ms alone.
+		t.Logf("%s: %d requests, %d bytes served", repo, s.Requests(), s.Served())
 		dir := materialize(t, s, c, res)
 		var local *inventory.Model
 		if res.Format == "gguf" {
