@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/gantryhq/gantry/internal/hub/hubtest"
@@ -19,7 +18,7 @@ func init() {
 			"repository of one 2 GiB safetensors file and its config over loopback. `gantry get` and huggingface_hub's " +
 			"`snapshot_download` (the version ./test.sh pins, plain HTTP: the stand-in offers no Xet) fetch it in turns in the same " +
 			"run, each into an empty folder, each timed as a whole process (resolve, transfer, verification, placing); the " +
-			"figure is the median of the rounds. gantry's peak RSS is the kernel's (getrusage's ru_maxrss). `gantry fit` of " +
+			"figure is the median of the rounds. gantry's peak RSS is its own high-water mark (VmHWM in /proc), read while it runs. `gantry fit` of " +
 			"Qwen/Qwen3-8B (a 16 GB checkpoint of real headers in 4 shards) is timed the same way, its server warm."})
 }
 
@@ -115,13 +114,36 @@ func timed(cmd *exec.Cmd, env []string) (time.Duration, float64, error) {
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	began := time.Now()
-	if err := cmd.Run(); err != nil {
-		return 0, 0, fmt.Errorf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out.String())
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
 	}
+	// The peak is the child's own high-water mark (VmHWM), read while it
+	// runs. getrusage's ru_maxrss is not: Go starts a child with a
+	// CLONE_VM clone, and Linux carries the parent's high-water mark
+	// across the exec into the child's, so a bench that had grown to
+	// 286 MB in its stream phases reported that for a 19 MB get.
+	done := make(chan struct{})
+	peak := make(chan float64, 1)
+	go func() {
+		hwm := 0.0
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			hwm = max(hwm, procStatusMB(cmd.Process.Pid, "VmHWM"))
+			select {
+			case <-done:
+				peak <- hwm
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	err := cmd.Wait()
 	d := time.Since(began)
-	rss := 0.0
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = float64(ru.Maxrss) * 1024 / 1e6 // kilobytes on Linux
+	close(done)
+	rss := <-peak
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out.String())
 	}
 	return d, rss, nil
 }
