@@ -292,7 +292,7 @@ func (c *Client) Stop(ctx context.Context, id string, grace time.Duration) error
 	} else {
 		err = nil
 	}
-	if rerr := c.remove(context.WithoutCancel(ctx), id); rerr != nil {
+	if rerr := c.Remove(context.WithoutCancel(ctx), id); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
 	return err
@@ -326,23 +326,17 @@ func (c *Client) Ours(ctx context.Context, root string) ([]Found, error) {
 	return out, nil
 }
 
-// Remove removes a container, running or not, and returns once it is
-// gone (or the removal failed).
-func (c *Client) Remove(ctx context.Context, id string) error {
-	return c.remove(ctx, id)
-}
-
 // removalWait bounds the wait for a removal someone else began.
 const removalWait = 30 * time.Second
 
-// remove removes the container and returns once it is gone. A removal
-// already under way is waited for, not reported: the exit watcher removes
-// a container that ended while a stop removes the same one, and moby
-// answers the second with 409 "removal of container … is already in
-// progress" (daemon/delete.go, errdefs.Conflict) before the first is done
-// — a stop that returned then left the container behind for a moment
-// after gantry exited.
-func (c *Client) remove(ctx context.Context, id string) error {
+// Remove removes a container, running or not, and returns once it is
+// gone (or the removal failed). A removal already under way is waited
+// for, not reported: the exit watcher removes a container that ended
+// while a stop removes the same one, and moby answers the second with 409
+// "removal of container … is already in progress" (daemon/delete.go,
+// errdefs.Conflict) before the first is done — a stop that returned then
+// left the container behind for a moment after gantry exited.
+func (c *Client) Remove(ctx context.Context, id string) error {
 	_, err := c.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
 	switch {
 	case err == nil || cerrdefs.IsNotFound(err):
